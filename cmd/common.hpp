@@ -1,0 +1,57 @@
+#pragma once
+// Helpers shared by the subcommands: exit codes, errors, buffered stdout that turns EPIPE into a quiet
+// exit, and the registry each cmd/*.cpp adds itself to.
+#include <functional>
+#include <stdexcept>
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace sluice::cmd {
+
+// Exit statuses, as sluice(1) documents them.
+enum Exit : int {
+  kOk = 0,
+  kDifference = 1,  // filter matched nothing, diff/replay --check found a difference
+  kUsage = 2,       // bad arguments or unreadable / invalid input
+  kFailure = 3,     // the job itself failed: cannot listen, cannot write output
+};
+
+// Thrown inside cmd/ only; main() prints "sluice: MESSAGE" and exits with `code`.
+struct CommandError : std::runtime_error {
+  CommandError(int code, const std::string& message) : std::runtime_error(message), code(code) {}
+  int code;
+};
+// Thrown when stdout's reader went away: main() exits 0 silently (`sluice show | head -1`).
+struct BrokenPipe {};
+
+// Buffered writer for fd 1 (or another fd). Throws BrokenPipe on EPIPE, CommandError on other errors.
+class Output {
+ public:
+  explicit Output(int fd = 1) : fd_(fd) {}
+  ~Output();
+  void write(std::string_view s);
+  void line(std::string_view s) {
+    write(s);
+    write("\n");
+  }
+  void flush();
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+  std::string buf_;
+};
+
+bool is_terminal(int fd);
+
+// Each subcommand registers itself: `setup` adds the CLI11 subcommand and returns the function that
+// runs it after parsing.
+using CommandRunner = std::function<int()>;
+using CommandSetup = std::function<CommandRunner(CLI::App& app)>;
+void setup_proxy(CLI::App& app, CommandRunner& run);
+void setup_show(CLI::App& app, CommandRunner& run);
+
+}  // namespace sluice::cmd

@@ -1,0 +1,65 @@
+// sluice: intercept, record, transform and replay network traffic. main() only dispatches.
+#include <csignal>
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+
+#include "common.hpp"
+
+using namespace sluice::cmd;
+
+namespace {
+// Prints "SUBCOMMAND --flag" for every flag of every subcommand; the documentation test checks that
+// man pages and completions name them all.
+void dump_cli(const CLI::App& app) {
+  for (const auto* sub : app.get_subcommands({})) {
+    std::printf("%s\n", sub->get_name().c_str());
+    for (const auto* opt : sub->get_options()) {
+      for (const auto& l : opt->get_lnames()) std::printf("%s --%s\n", sub->get_name().c_str(), l.c_str());
+      for (const auto& s : opt->get_snames()) std::printf("%s -%s\n", sub->get_name().c_str(), s.c_str());
+    }
+  }
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Writes to a closed pipe fail with EPIPE (reported quietly) instead of killing us silently mid-record.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  CLI::App app{"sluice: intercept, record, transform and replay network traffic", "sluice"};
+  app.set_version_flag("--version", std::string("sluice ") + SLUICE_VERSION);
+  app.require_subcommand(1);
+  bool dump = false;
+  app.add_flag("--dump-cli", dump, "List every subcommand and flag (for tests)")->group("");
+  CommandRunner run;
+  setup_proxy(app, run);
+  setup_show(app, run);
+
+  try {
+    if (argc >= 2 && std::string_view(argv[1]) == "--dump-cli") {
+      dump_cli(app);
+      return kOk;
+    }
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "sluice: %s\nRun 'sluice --help' for usage.\n", e.what());
+    return kUsage;
+  }
+  try {
+    return run ? run() : kUsage;
+  } catch (const BrokenPipe&) {
+    return kOk;
+  } catch (const CommandError& e) {
+    std::fprintf(stderr, "sluice: %s\n", e.what());
+    return e.code;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sluice: %s\n", e.what());
+    return kFailure;
+  }
+}

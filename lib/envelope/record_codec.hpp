@@ -1,0 +1,21 @@
+#pragma once
+// Record <-> core::Value, the step shared by both stream encodings.
+#include "core/result.hpp"
+#include "envelope/record.hpp"
+
+namespace sluice::envelope {
+
+// Which encoding the Value is for. JSON has no byte strings: `raw` becomes a base64 string and
+// text-like byte fields (bodies, header fields, payloads) a string when they are valid UTF-8, else
+// {"base64": "..."}. CBOR keeps every byte field a byte string.
+enum class Target : uint8_t { json, cbor };
+
+core::Value to_value(const Record& r, Target target);
+core::Value to_value(const Envelope& e, Target target);  // without copying into a Record
+
+// Accepts either representation of every byte field. Unknown members land in the `extra` of the
+// object they appeared in; an unknown record "type" gives an UnknownRecord. A known member of the wrong
+// type gives an Error naming it.
+core::Result<Record> from_value(core::Value v);
+
+}  // namespace sluice::envelope

@@ -1,0 +1,137 @@
+#include "layer/layer.hpp"
+
+namespace sluice::layer {
+namespace {
+
+std::string preview(core::ByteView b) {
+  std::string s = std::to_string(b.size()) + " bytes \"";
+  for (unsigned char c : b.substr(0, 32)) {
+    if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
+      s.push_back(static_cast<char>(c));
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      s += "\\x";
+      s.push_back(kHex[c >> 4]);
+      s.push_back(kHex[c & 15]);
+    }
+  }
+  if (b.size() > 32) s += "...";
+  return s + "\"";
+}
+
+std::string envelope_brief(const envelope::Envelope& e) {
+  return std::string(envelope::to_string(e.direction)) + " " + std::string(envelope::to_string(e.protocol)) +
+         " seq=" + std::to_string(e.seq) + " " + preview(e.raw);
+}
+
+}  // namespace
+
+std::string describe(const Event& e) {
+  struct V {
+    std::string operator()(const Start&) const { return "Start()"; }
+    std::string operator()(const DataReceived& d) const {
+      return "DataReceived(conn=" + std::to_string(d.conn) + ", " + preview(d.data) + ")";
+    }
+    std::string operator()(const ConnectionClosed& c) const {
+      return "ConnectionClosed(conn=" + std::to_string(c.conn) + (c.reset ? ", reset: " + c.reason : "") + ")";
+    }
+    std::string operator()(const OpenCompleted& o) const {
+      return "OpenCompleted(#" + std::to_string(o.id) + ", conn=" + std::to_string(o.conn) +
+             (o.error_code.empty() ? ", ok " + o.peer : ", " + o.error_code + ": " + o.error) + ")";
+    }
+    std::string operator()(const PipelineVerdict& v) const {
+      static const char* kNames[] = {"forward", "drop", "kill"};
+      return "PipelineVerdict(#" + std::to_string(v.id) + ", " + kNames[static_cast<int>(v.verdict)] + ", " +
+             envelope_brief(v.envelope) + ")";
+    }
+    std::string operator()(const TimerFired& t) const { return "TimerFired(#" + std::to_string(t.id) + ")"; }
+  };
+  return std::visit(V{}, e);
+}
+
+std::string describe(const Command& c) {
+  struct V {
+    std::string operator()(const OpenConnection& o) const {
+      return "OpenConnection(#" + std::to_string(o.id) + ", conn=" + std::to_string(o.conn) + ", " + o.host + ":" +
+             std::to_string(o.port) + ")";
+    }
+    std::string operator()(const SendData& s) const {
+      return "SendData(conn=" + std::to_string(s.conn) + ", " + preview(s.data) + ")";
+    }
+    std::string operator()(const CloseConnection& c) const {
+      return "CloseConnection(conn=" + std::to_string(c.conn) + (c.half ? ", half" : "") + ")";
+    }
+    std::string operator()(const PauseReading& p) const {
+      return std::string(p.paused ? "PauseReading" : "ResumeReading") + "(conn=" + std::to_string(p.conn) + ")";
+    }
+    std::string operator()(const StartTimer& t) const {
+      return "StartTimer(#" + std::to_string(t.id) + ", " +
+             std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(t.after).count()) + "ms)";
+    }
+    std::string operator()(const CancelTimer& t) const { return "CancelTimer(#" + std::to_string(t.id) + ")"; }
+    std::string operator()(const RunPipeline& r) const {
+      return "RunPipeline(#" + std::to_string(r.id) + ", " + envelope_brief(r.envelope) + ")";
+    }
+    std::string operator()(const EmitRecord& e) const {
+      if (const auto* end = std::get_if<envelope::EndRecord>(&e.record))
+        return "EmitRecord(end " + end->scope + " " + end->stream_id + " " + end->reason + " sent=" +
+               std::to_string(end->bytes_sent) + " received=" + std::to_string(end->bytes_received) + ")";
+      if (const auto* err = std::get_if<envelope::ErrorRecord>(&e.record))
+        return "EmitRecord(error " + err->stream_id + " " + err->code + ": " + err->message + ")";
+      if (const auto* env = std::get_if<envelope::Envelope>(&e.record)) return "EmitRecord(" + envelope_brief(*env) + ")";
+      return "EmitRecord(other)";
+    }
+    std::string operator()(const Log& l) const { return "Log(" + l.message + ")"; }
+  };
+  return std::visit(V{}, c);
+}
+
+envelope::Context ConnectionContext::envelope_context(std::string server) const {
+  envelope::Context c;
+  c.conn_id = conn_id_;
+  c.client = client_;
+  c.server = std::move(server);
+  c.opened = opened_;
+  return c;
+}
+
+NextLayer::NextLayer(ConnectionContext& ctx, LayerDecider decider, bool decide_at_start)
+    : ctx_(ctx), decider_(std::move(decider)), decide_at_start_(decide_at_start) {}
+
+bool NextLayer::decide(bool at_eof, core::Timestamp now, Commands& out) {
+  constexpr size_t kMaxPeek = 64 * 1024;  // past this, the decider must choose with what it has
+  child_ = decider_(ctx_, buffered_, at_eof || buffered_.size() >= kMaxPeek);
+  if (!child_) return false;
+  child_->handle(Start{}, now, out);
+  if (!buffered_.empty()) {
+    core::Bytes first;
+    first.swap(buffered_);
+    child_->handle(DataReceived{kClientConn, first}, now, out);
+  }
+  return true;
+}
+
+void NextLayer::handle(const Event& event, core::Timestamp now, Commands& out) {
+  if (child_) {
+    child_->handle(event, now, out);
+    return;
+  }
+  if (std::holds_alternative<Start>(event)) {
+    if (decide_at_start_) decide(false, now, out);
+    return;
+  }
+  if (const auto* d = std::get_if<DataReceived>(&event); d && d->conn == kClientConn) {
+    buffered_.append(d->data);
+    decide(false, now, out);
+    return;
+  }
+  if (const auto* c = std::get_if<ConnectionClosed>(&event); c && c->conn == kClientConn) {
+    if (!c->reset && decide(true, now, out)) {
+      child_->handle(event, now, out);
+      return;
+    }
+    out.push_back(CloseConnection{kClientConn, false});
+  }
+}
+
+}  // namespace sluice::layer

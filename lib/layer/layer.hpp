@@ -1,0 +1,195 @@
+#pragma once
+// The sans-IO layer contract.
+//
+// A layer is a protocol state machine. It receives one Event at a time and appends Commands for the
+// runtime to execute; it never touches a socket, a clock or a thread. Time arrives with each event.
+//
+//   runtime --Event--> root layer --Event--> child layer ...
+//   runtime <--Commands-- root layer <--Commands-- child layer (a parent may rewrite them: TLS
+//                                                  encrypts a child's SendData, HTTP/2 frames it)
+//
+// Some commands expect a reply, matched by CommandId: OpenConnection -> OpenCompleted,
+// RunPipeline -> PipelineVerdict, StartTimer -> TimerFired. Waiting for a reply pauses only the stream
+// that issued the command: the layer keeps that stream's state and goes on handling events for its
+// other streams (an HTTP/2 layer keeps serving 50 streams while one waits on an intercept hold).
+// The runtime delivers exactly one reply per such command unless the connection closes first.
+//
+// Connections are named by ConnId: kClientConn is the connection the client opened to us; every other
+// id was allocated by a layer (ConnectionContext::new_conn) and named in an OpenConnection.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/bytes.hpp"
+#include "core/time.hpp"
+#include "envelope/record.hpp"
+#include "layer/mode_spec.hpp"
+
+namespace sluice::layer {
+
+using ConnId = uint32_t;
+using CommandId = uint64_t;
+inline constexpr ConnId kClientConn = 0;
+
+// ---- Events -------------------------------------------------------------------------------------
+
+// The client connection was accepted; the first event every root layer sees.
+struct Start {};
+// Bytes arrived on `conn`. `data` is borrowed: valid only during the handle() call.
+struct DataReceived {
+  ConnId conn;
+  core::ByteView data;
+};
+// The peer closed `conn` for reading (EOF, `reset` false) or it failed (`reset` true, with `reason`).
+struct ConnectionClosed {
+  ConnId conn;
+  bool reset = false;
+  std::string reason;
+};
+// Reply to OpenConnection: `error` empty on success.
+struct OpenCompleted {
+  CommandId id;
+  ConnId conn;
+  std::string error_code;  // "connect_refused", "dns_failure", "timeout", ...
+  std::string error;       // one line, for the client and the error record
+  std::string peer;        // "127.0.0.1:7000" as connected
+};
+enum class Verdict : uint8_t {
+  forward,  // send the (possibly modified) envelope on
+  drop,     // do not send it; the stream goes on
+  kill,     // close the stream
+};
+// Reply to RunPipeline. `envelope` is what to send: the original or the variant a step made.
+struct PipelineVerdict {
+  CommandId id;
+  Verdict verdict = Verdict::forward;
+  envelope::Envelope envelope;
+};
+struct TimerFired {
+  CommandId id;
+};
+
+using Event = std::variant<Start, DataReceived, ConnectionClosed, OpenCompleted, PipelineVerdict, TimerFired>;
+
+// ---- Commands -----------------------------------------------------------------------------------
+
+// Connect to host:port as `conn` (reply: OpenCompleted).
+struct OpenConnection {
+  CommandId id;
+  ConnId conn;
+  std::string host;
+  uint16_t port = 0;
+};
+struct SendData {
+  ConnId conn;
+  core::Bytes data;
+};
+// `half`: shut down our sending side only (the peer sees EOF, we may still read).
+struct CloseConnection {
+  ConnId conn;
+  bool half = false;
+};
+// Stop or resume reading from `conn` (bounded buffering while a stream waits).
+struct PauseReading {
+  ConnId conn;
+  bool paused = true;
+};
+struct StartTimer {
+  CommandId id;
+  std::chrono::nanoseconds after;
+};
+struct CancelTimer {
+  CommandId id;
+};
+// Run the pipeline steps on `envelope` (reply: PipelineVerdict). The pipeline records the envelope,
+// and any variant a step makes, into the stream.
+struct RunPipeline {
+  CommandId id;
+  envelope::Envelope envelope;
+};
+// Write a record straight into the stream (lifecycle records, overlays).
+struct EmitRecord {
+  envelope::Record record;
+};
+struct Log {
+  enum class Level : uint8_t { debug, info, warn } level = Level::info;
+  std::string message;
+};
+
+using Command = std::variant<OpenConnection, SendData, CloseConnection, PauseReading, StartTimer, CancelTimer,
+                             RunPipeline, EmitRecord, Log>;
+using Commands = std::vector<Command>;
+
+// One line per event or command, for logs and test diffs:
+//   SendData(conn=1, 5 bytes "hello")   RunPipeline(#2, send raw seq=0 "hello")
+std::string describe(const Event& e);
+std::string describe(const Command& c);
+
+// ---- Context ------------------------------------------------------------------------------------
+
+// State shared by the layers of one client connection: identity, addresses, id allocation.
+class ConnectionContext {
+ public:
+  ConnectionContext(std::string conn_id, std::string client, core::Timestamp opened, ModeSpec mode)
+      : conn_id_(std::move(conn_id)), client_(std::move(client)), opened_(opened), mode_(std::move(mode)) {}
+
+  ConnId new_conn() { return next_conn_++; }
+  CommandId new_command() { return next_command_++; }
+  // A fresh stream id for a sub-stream (an HTTP/2 stream, a tunnelled connection): "<conn_id>.<n>".
+  std::string new_stream_id() { return conn_id_ + "." + std::to_string(++next_stream_); }
+
+  const std::string& conn_id() const { return conn_id_; }
+  const std::string& client() const { return client_; }
+  core::Timestamp opened() const { return opened_; }
+  const ModeSpec& mode() const { return mode_; }
+  // The context every envelope of this connection carries; `server` as dialled.
+  envelope::Context envelope_context(std::string server) const;
+
+ private:
+  std::string conn_id_;
+  std::string client_;
+  core::Timestamp opened_;
+  ModeSpec mode_;
+  ConnId next_conn_ = kClientConn + 1;
+  CommandId next_command_ = 1;
+  uint64_t next_stream_ = 0;
+};
+
+// ---- Layer --------------------------------------------------------------------------------------
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  // Handles one event that happened at `now`; appends commands to `out`. Never throws, never blocks.
+  virtual void handle(const Event& event, core::Timestamp now, Commands& out) = 0;
+  // A short name for logs ("raw", "next", "http1").
+  virtual std::string_view name() const = 0;
+};
+
+// Picks the child layer once enough of the client's first bytes are known (mitmproxy's NextLayer).
+// A decider returns nullptr to ask for more bytes; `at_eof` says no more will come.
+using LayerDecider =
+    std::function<std::unique_ptr<Layer>(ConnectionContext& ctx, core::ByteView first_bytes, bool at_eof)>;
+
+class NextLayer final : public Layer {
+ public:
+  // `decide_at_start`: ask the decider on Start with no bytes (server-first protocols, forced modes).
+  NextLayer(ConnectionContext& ctx, LayerDecider decider, bool decide_at_start);
+  void handle(const Event& event, core::Timestamp now, Commands& out) override;
+  std::string_view name() const override { return "next"; }
+
+ private:
+  bool decide(bool at_eof, core::Timestamp now, Commands& out);
+
+  ConnectionContext& ctx_;
+  LayerDecider decider_;
+  bool decide_at_start_;
+  std::unique_ptr<Layer> child_;
+  core::Bytes buffered_;
+};
+
+}  // namespace sluice::layer

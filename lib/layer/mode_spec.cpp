@@ -1,0 +1,85 @@
+#include "layer/mode_spec.hpp"
+
+#include <charconv>
+
+namespace sluice::layer {
+namespace {
+core::Result<uint16_t> parse_port(std::string_view s, std::string_view what) {
+  unsigned v = 0;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size() || v > 65535)
+    return core::make_error("invalid " + std::string(what) + " port '" + std::string(s) + "'");
+  return static_cast<uint16_t>(v);
+}
+}  // namespace
+
+core::Result<std::pair<std::string, uint16_t>> parse_host_port(std::string_view s) {
+  std::string_view host;
+  std::string_view port;
+  if (s.starts_with('[')) {
+    auto close = s.find(']');
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':')
+      return core::make_error("expected [HOST]:PORT, got '" + std::string(s) + "'");
+    host = s.substr(1, close - 1);
+    port = s.substr(close + 2);
+  } else {
+    auto colon = s.rfind(':');
+    if (colon == std::string_view::npos) return core::make_error("expected HOST:PORT, got '" + std::string(s) + "'");
+    host = s.substr(0, colon);
+    port = s.substr(colon + 1);
+  }
+  if (host.empty()) return core::make_error("missing host in '" + std::string(s) + "'");
+  auto p = parse_port(port, "target");
+  if (!p) return p.error();
+  return std::pair<std::string, uint16_t>{std::string(host), *p};
+}
+
+core::Result<ModeSpec> parse_mode_spec(std::string_view spec) {
+  ModeSpec m;
+  m.text = std::string(spec);
+  std::string_view body = spec;
+  // The listen part follows the last '@' (DATA may not contain '@' except in userinfo of an URL,
+  // which a proxy target does not take).
+  if (auto at = spec.rfind('@'); at != std::string_view::npos) {
+    std::string_view listen = spec.substr(at + 1);
+    body = spec.substr(0, at);
+    if (listen.find(':') != std::string_view::npos) {
+      auto hp = parse_host_port(listen);
+      if (!hp) return core::make_error("mode '" + m.text + "': " + hp.error().message);
+      m.listen_host = hp->first;
+      m.listen_port = hp->second;
+    } else {
+      auto p = parse_port(listen, "listen");
+      if (!p) return core::make_error("mode '" + m.text + "': " + p.error().message);
+      m.listen_port = *p;
+    }
+  }
+  std::string_view name = body;
+  if (auto colon = body.find(':'); colon != std::string_view::npos) {
+    name = body.substr(0, colon);
+    m.data = std::string(body.substr(colon + 1));
+  }
+  if (name == "regular") {
+    m.kind = ModeSpec::Kind::regular;
+  } else if (name == "reverse") {
+    m.kind = ModeSpec::Kind::reverse;
+  } else if (name == "upstream") {
+    m.kind = ModeSpec::Kind::upstream;
+  } else if (name == "tcp" || name == "raw") {
+    m.kind = name == "tcp" ? ModeSpec::Kind::tcp : ModeSpec::Kind::raw;
+    auto hp = parse_host_port(m.data);
+    if (!hp) return core::make_error("mode '" + m.text + "': " + hp.error().message);
+    m.target_host = hp->first;
+    m.target_port = hp->second;
+  } else if (name == "socks5") {
+    m.kind = ModeSpec::Kind::socks5;
+  } else {
+    return core::make_error("unknown mode '" + std::string(name) +
+                            "' (expected regular, reverse, upstream, tcp, raw or socks5)");
+  }
+  if ((m.kind == ModeSpec::Kind::reverse || m.kind == ModeSpec::Kind::upstream) && m.data.empty())
+    return core::make_error("mode '" + m.text + "' needs a server URL: " + std::string(name) + ":http://HOST:PORT");
+  return m;
+}
+
+}  // namespace sluice::layer

@@ -1,0 +1,62 @@
+#include "pipeline/pipeline.hpp"
+
+namespace sluice::pipeline {
+
+void Pipeline::run(envelope::Envelope env, std::function<void(Result)> done) const {
+  if (steps_.empty()) {
+    finish(nullptr, std::move(env), Outcome::next, {}, done);
+    return;
+  }
+  // The original is kept only when a step could change the envelope.
+  auto original = std::make_shared<const envelope::Envelope>(env);
+  run_from(0, std::move(original), std::move(env), {}, std::move(done));
+}
+
+void Pipeline::run_from(size_t index, std::shared_ptr<const envelope::Envelope> original, envelope::Envelope env,
+                        std::string modified_by, std::function<void(Result)> done) const {
+  for (size_t i = index; i < steps_.size(); ++i) {
+    const auto& step = steps_[i];
+    std::string before_step = modified_by;
+    // A held step resumes the rest of the pipeline from the next step.
+    auto resume = [this, i, original, done, name = std::string(step->name()), before_step](Decision d) {
+      std::string by = before_step;
+      if (by.empty() && !(d.envelope == *original)) by = name;
+      if (d.outcome == Outcome::next) {
+        run_from(i + 1, original, std::move(d.envelope), std::move(by), done);
+      } else {
+        finish(original.get(), std::move(d.envelope), d.outcome == Outcome::held ? Outcome::next : d.outcome,
+               std::move(by), done);
+      }
+    };
+    Outcome o = step->process(env, resume);
+    if (o == Outcome::held) return;
+    if (modified_by.empty() && !(env == *original)) modified_by = std::string(step->name());
+    if (o != Outcome::next) {
+      finish(original.get(), std::move(env), o, std::move(modified_by), done);
+      return;
+    }
+  }
+  finish(original.get(), std::move(env), Outcome::next, std::move(modified_by), done);
+}
+
+void Pipeline::finish(const envelope::Envelope* original, envelope::Envelope env, Outcome outcome,
+                      std::string modified_by, const std::function<void(Result)>& done) const {
+  if (original && !modified_by.empty()) {
+    envelope::Envelope orig = *original;
+    if (outcome == Outcome::drop) orig.tags.emplace_back("verdict", "drop");
+    sink_(orig);
+    env.modified = true;
+    env.variant_of = original->seq;
+    env.modified_by = std::move(modified_by);
+    sink_(env);
+  } else if (outcome == Outcome::next) {
+    sink_(env);
+  } else {
+    envelope::Envelope recorded = env;
+    recorded.tags.emplace_back("verdict", outcome == Outcome::drop ? "drop" : "kill");
+    sink_(recorded);
+  }
+  done(Result{outcome, std::move(env)});
+}
+
+}  // namespace sluice::pipeline

@@ -1,0 +1,65 @@
+#pragma once
+// Pipeline: the ordered steps every envelope passes through before it is sent on (scope, safety,
+// intercept, transform, ... in later issues), ending in the record sink.
+//
+// A step sees the envelope, may change it, and answers with an outcome. A step that must wait (an
+// intercept hold, an external step process) answers `held` and later calls the Resume it was given,
+// exactly once, from any thread; only that envelope waits. Raw bytes stay the truth: when a step
+// changes the envelope, the sink receives the original unchanged and then the variant, marked
+// modified, linked to the original's seq and named after the step.
+//
+// The same Step objects run inside `sluice proxy` and, over a recorded stream, as their own commands.
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "envelope/record.hpp"
+
+namespace sluice::pipeline {
+
+enum class Outcome : uint8_t { next, drop, kill, held };
+
+struct Decision {
+  Outcome outcome = Outcome::next;
+  envelope::Envelope envelope;  // for a resumed hold: the envelope as the step left it
+};
+using Resume = std::function<void(Decision)>;
+
+class Step {
+ public:
+  virtual ~Step() = default;
+  virtual std::string_view name() const = 0;
+  // Inspect or change `env`. Return `held` only after arranging to call `resume` later.
+  virtual Outcome process(envelope::Envelope& env, const Resume& resume) = 0;
+};
+
+// What the pipeline finally says about one envelope.
+struct Result {
+  Outcome outcome = Outcome::next;  // next (forward), drop or kill; never held
+  envelope::Envelope envelope;      // what to send
+};
+
+class Pipeline {
+ public:
+  using RecordSink = std::function<void(const envelope::Envelope&)>;
+  explicit Pipeline(RecordSink sink) : sink_(std::move(sink)) {}
+
+  void add(std::shared_ptr<Step> step) { steps_.push_back(std::move(step)); }
+  bool empty() const { return steps_.empty(); }
+
+  // Runs every step on `env` and records it. `done` is called exactly once: before run() returns when
+  // no step held, otherwise from the thread that resumed the last hold.
+  void run(envelope::Envelope env, std::function<void(Result)> done) const;
+
+ private:
+  void run_from(size_t index, std::shared_ptr<const envelope::Envelope> original, envelope::Envelope env,
+                std::string modified_by, std::function<void(Result)> done) const;
+  void finish(const envelope::Envelope* original, envelope::Envelope env, Outcome outcome, std::string modified_by,
+              const std::function<void(Result)>& done) const;
+
+  RecordSink sink_;
+  std::vector<std::shared_ptr<Step>> steps_;
+};
+
+}  // namespace sluice::pipeline

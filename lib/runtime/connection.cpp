@@ -1,0 +1,248 @@
+#include "runtime/connection.hpp"
+
+#include <cstdio>
+
+#include "pipeline/pipeline.hpp"
+#include "runtime/endpoint.hpp"
+#include "runtime/recorder.hpp"
+
+namespace sluice::runtime {
+
+using namespace layer;
+
+Connection::Connection(tcp::socket client, std::unique_ptr<ConnectionContext> ctx, ConnectionDeps deps)
+    : strand_(asio::make_strand(client.get_executor())), ctx_(std::move(ctx)), deps_(deps) {
+  sockets_.emplace(kClientConn, std::make_unique<Socket>(std::move(client)));
+}
+
+void Connection::start(std::function<std::unique_ptr<Layer>(ConnectionContext&)> make_root) {
+  asio::dispatch(strand_, [self = shared_from_this(), make_root = std::move(make_root)] {
+    self->root_ = make_root(*self->ctx_);
+    self->post_event(Start{});
+    self->start_read(kClientConn);
+  });
+}
+
+void Connection::force_close() {
+  asio::post(strand_, [self = shared_from_this()] {
+    if (self->finished_) return;
+    self->post_event(ConnectionClosed{kClientConn, true, "shutdown"});
+    for (auto& [id, s] : self->sockets_) self->close_socket(id);
+    for (auto& [id, t] : self->timers_) t->cancel();
+    self->timers_.clear();
+    self->check_finished();
+  });
+}
+
+void Connection::post_event(Event ev) {
+  events_.push_back(std::move(ev));
+  drain();
+}
+
+void Connection::drain() {
+  if (draining_) return;
+  draining_ = true;
+  while (!events_.empty()) {
+    Event ev = std::move(events_.front());
+    events_.pop_front();
+    if (deps_.verbose) std::fprintf(stderr, "sluice: %s: event %s\n", ctx_->conn_id().c_str(), describe(ev).c_str());
+    scratch_.clear();
+    root_->handle(ev, core::now_wall(), scratch_);
+    Commands cmds;
+    cmds.swap(scratch_);
+    for (auto& cmd : cmds) execute(cmd);
+    // The read buffer behind a DataReceived is free again: read on.
+    if (const auto* d = std::get_if<DataReceived>(&ev)) start_read(d->conn);
+  }
+  draining_ = false;
+  check_finished();
+}
+
+void Connection::execute(Command& cmd) {
+  if (deps_.verbose) std::fprintf(stderr, "sluice: %s: command %s\n", ctx_->conn_id().c_str(), describe(cmd).c_str());
+  if (auto* o = std::get_if<OpenConnection>(&cmd)) {
+    open(std::move(*o));
+  } else if (auto* s = std::get_if<SendData>(&cmd)) {
+    auto it = sockets_.find(s->conn);
+    if (it == sockets_.end() || it->second->closed || s->data.empty()) return;
+    it->second->writes.push_back(std::move(s->data));
+    start_write(s->conn);
+  } else if (auto* c = std::get_if<CloseConnection>(&cmd)) {
+    auto it = sockets_.find(c->conn);
+    if (it == sockets_.end()) return;
+    (c->half ? it->second->shut_after_writes : it->second->close_after_writes) = true;
+    after_writes(c->conn);
+  } else if (auto* p = std::get_if<PauseReading>(&cmd)) {
+    auto it = sockets_.find(p->conn);
+    if (it == sockets_.end()) return;
+    it->second->paused = p->paused;
+    if (!p->paused) start_read(p->conn);
+  } else if (auto* t = std::get_if<StartTimer>(&cmd)) {
+    auto timer = std::make_unique<asio::steady_timer>(strand_, t->after);
+    timer->async_wait([self = shared_from_this(), id = t->id](boost::system::error_code ec) {
+      if (ec) return;
+      self->timers_.erase(id);
+      self->post_event(TimerFired{id});
+    });
+    timers_[t->id] = std::move(timer);
+  } else if (auto* ct = std::get_if<CancelTimer>(&cmd)) {
+    timers_.erase(ct->id);  // destroying the timer cancels its wait
+  } else if (auto* r = std::get_if<RunPipeline>(&cmd)) {
+    ++in_pipeline_;
+    deps_.pipeline.run(std::move(r->envelope), [self = shared_from_this(), id = r->id](pipeline::Result res) {
+      Verdict v = res.outcome == pipeline::Outcome::drop   ? Verdict::drop
+                  : res.outcome == pipeline::Outcome::kill ? Verdict::kill
+                                                           : Verdict::forward;
+      auto deliver = [self, ev = PipelineVerdict{id, v, std::move(res.envelope)}]() mutable {
+        --self->in_pipeline_;
+        self->post_event(std::move(ev));
+      };
+      if (self->strand_.running_in_this_thread())
+        deliver();
+      else
+        asio::post(self->strand_, std::move(deliver));
+    });
+  } else if (auto* e = std::get_if<EmitRecord>(&cmd)) {
+    deps_.recorder.record(e->record);
+  } else if (auto* l = std::get_if<Log>(&cmd)) {
+    if (deps_.verbose || l->level == Log::Level::warn)
+      std::fprintf(stderr, "sluice: %s: %s\n", ctx_->conn_id().c_str(), l->message.c_str());
+  }
+}
+
+void Connection::start_read(ConnId id) {
+  auto it = sockets_.find(id);
+  if (it == sockets_.end()) return;
+  Socket& s = *it->second;
+  if (s.reading || s.paused || s.read_eof || s.closed) return;
+  s.reading = true;
+  s.sock.async_read_some(
+      asio::buffer(s.buf), asio::bind_executor(strand_, [self = shared_from_this(), id](boost::system::error_code ec,
+                                                                                        size_t n) {
+        Socket& s = *self->sockets_.at(id);
+        s.reading = false;
+        if (s.closed || ec == asio::error::operation_aborted) return;
+        if (ec == asio::error::eof) {
+          s.read_eof = true;
+          self->post_event(ConnectionClosed{id, false, {}});
+        } else if (ec) {
+          s.read_eof = true;
+          self->post_event(ConnectionClosed{id, true, ec.message()});
+        } else {
+          self->post_event(DataReceived{id, core::ByteView(s.buf.data(), n)});
+        }
+      }));
+}
+
+void Connection::start_write(ConnId id) {
+  Socket& s = *sockets_.at(id);
+  if (s.writing || s.writes.empty() || s.closed) return;
+  s.writing = true;
+  asio::async_write(s.sock, asio::buffer(s.writes.front()),
+                    asio::bind_executor(strand_, [self = shared_from_this(), id](boost::system::error_code ec, size_t) {
+                      Socket& s = *self->sockets_.at(id);
+                      s.writing = false;
+                      if (s.closed) return;
+                      if (ec) {
+                        // The peer is gone: tell the layer once, then drop what was queued.
+                        s.writes.clear();
+                        bool report = !s.read_eof;
+                        s.read_eof = true;
+                        self->close_socket(id);
+                        if (report) self->post_event(ConnectionClosed{id, true, ec.message()});
+                        self->check_finished();
+                        return;
+                      }
+                      s.writes.pop_front();
+                      if (!s.writes.empty())
+                        self->start_write(id);
+                      else
+                        self->after_writes(id);
+                    }));
+}
+
+void Connection::after_writes(ConnId id) {
+  Socket& s = *sockets_.at(id);
+  if (s.writing || !s.writes.empty() || s.closed) return;
+  if (s.close_after_writes) {
+    close_socket(id);
+  } else if (s.shut_after_writes) {
+    boost::system::error_code ec;
+    s.sock.shutdown(tcp::socket::shutdown_send, ec);
+  }
+}
+
+void Connection::close_socket(ConnId id) {
+  Socket& s = *sockets_.at(id);
+  if (s.closed) return;
+  s.closed = true;
+  boost::system::error_code ec;
+  s.sock.shutdown(tcp::socket::shutdown_both, ec);
+  s.sock.close(ec);
+}
+
+void Connection::open(OpenConnection cmd) {
+  ++opening_;
+  auto resolver = std::make_shared<tcp::resolver>(strand_);
+  auto timer = std::make_shared<asio::steady_timer>(strand_, deps_.connect_timeout);
+  auto sock = std::make_shared<tcp::socket>(strand_);
+  auto timed_out = std::make_shared<bool>(false);
+  std::string target = format_host_port(cmd.host, cmd.port);
+  auto done = [self = shared_from_this(), cmd, sock, timer, target](std::string code, std::string message) {
+    timer->cancel();
+    --self->opening_;
+    OpenCompleted ev{cmd.id, cmd.conn, std::move(code), std::move(message), {}};
+    if (ev.error_code.empty()) {
+      boost::system::error_code ec;
+      ev.peer = format_endpoint(sock->remote_endpoint(ec));
+      self->sockets_.emplace(cmd.conn, std::make_unique<Socket>(std::move(*sock)));
+    }
+    bool ok = ev.error_code.empty();
+    self->post_event(std::move(ev));
+    if (ok) self->start_read(cmd.conn);
+  };
+  timer->async_wait([resolver, sock, timed_out](boost::system::error_code ec) {
+    if (ec) return;
+    *timed_out = true;
+    resolver->cancel();
+    boost::system::error_code ignored;
+    sock->close(ignored);
+  });
+  resolver->async_resolve(
+      cmd.host, std::to_string(cmd.port),
+      [resolver, sock, timed_out, done, target, timeout = deps_.connect_timeout](
+          boost::system::error_code ec, tcp::resolver::results_type results) {
+        if (*timed_out) {
+          done("connect_timeout", "no answer from " + target + " within " + std::to_string(timeout.count()) + " ms");
+          return;
+        }
+        if (ec) {
+          done("dns_failure", "cannot resolve " + target + ": " + ec.message());
+          return;
+        }
+        asio::async_connect(*sock, results, [sock, timed_out, done, target, timeout](boost::system::error_code ec,
+                                                                                    const tcp::endpoint&) {
+          if (*timed_out) {
+            done("connect_timeout", "no connection to " + target + " within " + std::to_string(timeout.count()) + " ms");
+          } else if (ec == asio::error::connection_refused) {
+            done("connect_refused", "connection refused by " + target);
+          } else if (ec == asio::error::network_unreachable || ec == asio::error::host_unreachable) {
+            done("unreachable", target + " is unreachable: " + ec.message());
+          } else if (ec) {
+            done("connect_failed", "cannot connect to " + target + ": " + ec.message());
+          } else {
+            done({}, {});
+          }
+        });
+      });
+}
+
+void Connection::check_finished() {
+  if (finished_ || draining_ || opening_ > 0 || in_pipeline_ > 0 || !events_.empty()) return;
+  for (const auto& [id, s] : sockets_)
+    if (!s->closed) return;
+  finished_ = true;
+  timers_.clear();
+}
+
+}  // namespace sluice::runtime

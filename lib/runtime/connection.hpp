@@ -1,0 +1,81 @@
+#pragma once
+// Connection: executes the commands of one client connection's layer stack on a strand.
+// Internal to lib/runtime (includes Asio).
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+
+#include <boost/asio.hpp>
+#include <deque>
+#include <map>
+#include <memory>
+
+#include "layer/layer.hpp"
+
+namespace sluice::pipeline {
+class Pipeline;
+}
+
+namespace sluice::runtime {
+
+class Recorder;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+struct ConnectionDeps {
+  Recorder& recorder;
+  const pipeline::Pipeline& pipeline;
+  std::chrono::milliseconds connect_timeout;
+  bool verbose;
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  using Strand = asio::strand<asio::any_io_executor>;
+  Connection(tcp::socket client, std::unique_ptr<layer::ConnectionContext> ctx, ConnectionDeps deps);
+
+  // `make_root` builds the root layer from the context (called on the strand).
+  void start(std::function<std::unique_ptr<layer::Layer>(layer::ConnectionContext&)> make_root);
+  // Ends the connection now: the layer sees the client reset with reason "shutdown". Any thread.
+  void force_close();
+  bool finished() const { return finished_.load(); }
+
+ private:
+  struct Socket {
+    explicit Socket(tcp::socket s) : sock(std::move(s)) {}
+    tcp::socket sock;
+    std::array<char, 64 * 1024> buf;
+    std::deque<core::Bytes> writes;
+    bool writing = false;
+    bool reading = false;
+    bool paused = false;
+    bool read_eof = false;   // no more reads (EOF, error or closed)
+    bool shut_after_writes = false;
+    bool close_after_writes = false;
+    bool closed = false;
+  };
+
+  void post_event(layer::Event ev);
+  void drain();
+  void execute(layer::Command& cmd);
+  void start_read(layer::ConnId id);
+  void start_write(layer::ConnId id);
+  void after_writes(layer::ConnId id);
+  void close_socket(layer::ConnId id);
+  void open(layer::OpenConnection cmd);
+  void check_finished();
+
+  Strand strand_;
+  std::unique_ptr<layer::ConnectionContext> ctx_;
+  ConnectionDeps deps_;
+  std::unique_ptr<layer::Layer> root_;
+  std::map<layer::ConnId, std::unique_ptr<Socket>> sockets_;
+  std::map<layer::CommandId, std::unique_ptr<asio::steady_timer>> timers_;
+  std::deque<layer::Event> events_;
+  std::deque<std::pair<layer::ConnId, std::unique_ptr<Socket>>> pending_opens_;
+  int opening_ = 0;
+  int in_pipeline_ = 0;
+  bool draining_ = false;
+  std::atomic<bool> finished_{false};
+  layer::Commands scratch_;
+};
+
+}  // namespace sluice::runtime

@@ -1,0 +1,132 @@
+#include "runtime/recorder.hpp"
+
+#include "stream/fd_io.hpp"
+#include "view/summary.hpp"
+
+namespace sluice::runtime {
+
+namespace {
+constexpr size_t kMaxQueued = 64u << 20;
+}
+
+Recorder::Recorder(int fd, Mode mode, stream::WriterOptions options, std::function<void()> on_broken_pipe,
+                   int summary_fd)
+    : fd_(fd), mode_(mode), summary_fd_(mode == Mode::summary ? fd : summary_fd), options_(options),
+      on_broken_pipe_(std::move(on_broken_pipe)) {
+  thread_ = std::thread([this] { run(); });
+}
+
+Recorder::~Recorder() { (void)close(); }
+
+void Recorder::record(const envelope::Envelope& e) {
+  if (mode_ == Mode::summary) {
+    push({}, std::make_unique<envelope::Record>(e));
+    return;
+  }
+  std::string encoded;
+  stream::encode_envelope(e, options_.encoding, encoded);
+  push(std::move(encoded), summary_fd_ >= 0 ? std::make_unique<envelope::Record>(e) : nullptr);
+}
+
+void Recorder::record(const envelope::Record& r) {
+  if (mode_ == Mode::summary) {
+    push({}, std::make_unique<envelope::Record>(r));
+    return;
+  }
+  std::string encoded;
+  stream::encode_record(r, options_.encoding, encoded);
+  push(std::move(encoded), summary_fd_ >= 0 ? std::make_unique<envelope::Record>(r) : nullptr);
+}
+
+void Recorder::push(std::string encoded, std::unique_ptr<envelope::Record> record) {
+  std::unique_lock lock(mu_);
+  space_.wait(lock, [&] { return queued_bytes_ < kMaxQueued || dead_ || closing_; });
+  if (dead_) return;
+  queued_bytes_ += encoded.size();
+  queue_.push_back(Item{std::move(encoded), std::move(record)});
+  ready_.notify_one();
+}
+
+void Recorder::run() {
+  stream::StreamWriter writer(fd_, options_);
+  std::string out;
+  view::FlowSummarizer summary([&](const std::string& line) {
+    out += line;
+    out += '\n';
+  });
+  auto fail = [&](const std::string& message, bool broken_pipe) {
+    std::lock_guard lock(mu_);
+    dead_ = true;
+    error_ = message;
+    queue_.clear();
+    queued_bytes_ = 0;
+    space_.notify_all();
+    return broken_pipe;
+  };
+  while (true) {
+    std::deque<Item> batch;
+    {
+      std::unique_lock lock(mu_);
+      ready_.wait(lock, [&] { return !queue_.empty() || closing_; });
+      if (queue_.empty() && closing_) break;
+      batch.swap(queue_);
+      queued_bytes_ = 0;
+      space_.notify_all();
+    }
+    bool broken = false;
+    bool failed = false;
+    for (auto& item : batch) {
+      if (item.record) summary.add(*item.record);
+      if (mode_ == Mode::summary) continue;
+      if (auto r = writer.write_encoded(item.encoded); !r) {
+        broken = fail(r.error().message, writer.broken_pipe());
+        failed = true;
+        break;
+      }
+    }
+    if (!failed) {
+      // Idle now: flush so the consumer sees what we have.
+      bool more;
+      {
+        std::lock_guard lock(mu_);
+        more = !queue_.empty();
+      }
+      if (!more) {
+        if (!out.empty()) {
+          auto r = stream::write_all(summary_fd_, out);
+          out.clear();
+          if (!r && mode_ == Mode::summary) broken = fail(r.error().message, stream::last_error_was_broken_pipe()), failed = true;
+        }
+        if (mode_ == Mode::summary) {
+        } else if (auto r = writer.flush(); !r) {
+          broken = fail(r.error().message, writer.broken_pipe());
+          failed = true;
+        }
+      }
+    }
+    if (failed) {
+      if (broken && on_broken_pipe_) on_broken_pipe_();
+      break;
+    }
+  }
+  if (summary_fd_ >= 0 && !dead_) {
+    summary.finish();
+    (void)stream::write_all(summary_fd_, out);
+  }
+  if (mode_ == Mode::stream) (void)writer.flush();
+}
+
+core::Result<void> Recorder::close() {
+  {
+    std::lock_guard lock(mu_);
+    closing_ = true;
+    ready_.notify_all();
+    space_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard lock(mu_);
+  if (dead_) return core::make_error(error_);
+  return {};
+}
+
+}  // namespace sluice::runtime

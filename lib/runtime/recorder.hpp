@@ -1,0 +1,62 @@
+#pragma once
+// Recorder: the stream sink of `sluice proxy`. Any thread hands it records; they are encoded on the
+// calling thread (so encoding scales with the I/O threads) and written, in arrival order, by one writer
+// thread that flushes whenever it runs out of work, so a reader at the other end of a pipe sees each
+// record within milliseconds. On a terminal it prints one summary line per flow instead.
+//
+// Records are never dropped: when the output is slower than the traffic, producers block once 64 MiB
+// waits (the proxy slows down rather than lose records).
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "envelope/record.hpp"
+#include "stream/writer.hpp"
+
+namespace sluice::view {
+class FlowSummarizer;
+}
+
+namespace sluice::runtime {
+
+class Recorder {
+ public:
+  enum class Mode : uint8_t { stream, summary };
+  // `fd` is borrowed. `on_broken_pipe` runs once, on the writer thread, when the reader went away.
+  // In stream mode, `summary_fd` >= 0 also gets the summary lines (a terminal beside `-w FILE`).
+  Recorder(int fd, Mode mode, stream::WriterOptions options, std::function<void()> on_broken_pipe = {},
+           int summary_fd = -1);
+  ~Recorder();
+
+  void record(const envelope::Envelope& e);
+  void record(const envelope::Record& r);
+  // Writes everything queued, flushes and stops the writer thread. Idempotent.
+  core::Result<void> close();
+
+ private:
+  void push(std::string encoded, std::unique_ptr<envelope::Record> record);
+  void run();
+
+  int fd_;
+  Mode mode_;
+  int summary_fd_;
+  stream::WriterOptions options_;
+  std::function<void()> on_broken_pipe_;
+  std::mutex mu_;
+  std::condition_variable ready_, space_;
+  struct Item {
+    std::string encoded;                      // stream mode
+    std::unique_ptr<envelope::Record> record;  // summary mode
+  };
+  std::deque<Item> queue_;
+  size_t queued_bytes_ = 0;
+  bool closing_ = false;
+  bool dead_ = false;  // output failed: records are discarded from now on, and the error is kept
+  std::string error_;
+  std::thread thread_;
+};
+
+}  // namespace sluice::runtime

@@ -1,0 +1,158 @@
+#include "runtime/server.hpp"
+
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "layer/root_layer.hpp"
+#include "runtime/connection.hpp"
+#include "runtime/endpoint.hpp"
+
+namespace sluice::runtime {
+
+struct Server::Impl {
+  ServerOptions options;
+  Recorder& recorder;
+  const pipeline::Pipeline& pipeline;
+  asio::io_context ioc;
+  asio::signal_set signals{ioc, SIGINT, SIGTERM};
+  std::vector<std::pair<layer::ModeSpec, std::unique_ptr<tcp::acceptor>>> listeners;
+  std::mutex mu;
+  std::vector<std::weak_ptr<Connection>> connections;
+  std::string run_id;
+  std::atomic<uint64_t> next_conn{0};
+  std::atomic<bool> stopping{false};
+  asio::steady_timer grace_timer{ioc};
+  asio::steady_timer poll_timer{ioc};
+
+  Impl(ServerOptions o, Recorder& r, const pipeline::Pipeline& p) : options(std::move(o)), recorder(r), pipeline(p) {
+    std::random_device rd;
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%06x", rd() & 0xFFFFFF);
+    run_id = buf;
+  }
+
+  void accept(size_t index) {
+    auto& [mode, acceptor] = listeners[index];
+    acceptor->async_accept(asio::make_strand(ioc), [this, index](boost::system::error_code ec, tcp::socket sock) {
+      if (ec == asio::error::operation_aborted || stopping) return;
+      if (!ec) on_accept(listeners[index].first, std::move(sock));
+      accept(index);  // transient errors (EMFILE) must not end the listener
+    });
+  }
+
+  void on_accept(const layer::ModeSpec& mode, tcp::socket sock) {
+    boost::system::error_code ec;
+    sock.set_option(tcp::no_delay(true), ec);
+    auto peer = sock.remote_endpoint(ec);
+    std::string conn_id = run_id + "-" + std::to_string(++next_conn);
+    auto ctx = std::make_unique<layer::ConnectionContext>(conn_id, ec ? std::string("?") : format_endpoint(peer),
+                                                          core::now_wall(), mode);
+    auto conn = std::make_shared<Connection>(
+        std::move(sock), std::move(ctx),
+        ConnectionDeps{recorder, pipeline, options.connect_timeout, options.verbose});
+    {
+      std::lock_guard lock(mu);
+      std::erase_if(connections, [](const auto& w) {
+        auto c = w.lock();
+        return !c || c->finished();
+      });
+      connections.push_back(conn);
+    }
+    conn->start([](layer::ConnectionContext& c) { return layer::make_root_layer(c); });
+  }
+
+  std::vector<std::shared_ptr<Connection>> live() {
+    std::lock_guard lock(mu);
+    std::vector<std::shared_ptr<Connection>> out;
+    for (auto& w : connections)
+      if (auto c = w.lock(); c && !c->finished()) out.push_back(std::move(c));
+    return out;
+  }
+
+  void begin_stop() {
+    if (stopping) {  // a second signal: no more waiting
+      force_all();
+      return;
+    }
+    stopping = true;
+    for (auto& [mode, acceptor] : listeners) {
+      boost::system::error_code ec;
+      acceptor->close(ec);
+    }
+    signals.async_wait([this](boost::system::error_code ec, int) {
+      if (!ec) begin_stop();
+    });
+    grace_timer.expires_after(options.grace);
+    grace_timer.async_wait([this](boost::system::error_code ec) {
+      if (!ec) force_all();
+    });
+    poll();
+  }
+
+  // Ends the shutdown as soon as every connection has finished by itself.
+  void poll() {
+    if (live().empty()) {
+      grace_timer.cancel();
+      signals.cancel();
+      return;
+    }
+    poll_timer.expires_after(std::chrono::milliseconds(20));
+    poll_timer.async_wait([this](boost::system::error_code ec) {
+      if (!ec) poll();
+    });
+  }
+
+  void force_all() {
+    for (auto& c : live()) c->force_close();
+  }
+};
+
+Server::Server(ServerOptions options, Recorder& recorder, const pipeline::Pipeline& pipeline)
+    : impl_(std::make_unique<Impl>(std::move(options), recorder, pipeline)) {}
+
+Server::~Server() = default;
+
+core::Result<std::vector<BoundListener>> Server::bind() {
+  std::vector<BoundListener> bound;
+  for (const auto& mode : impl_->options.modes) {
+    std::string where = format_host_port(mode.listen_host, mode.listen_port);
+    boost::system::error_code ec;
+    tcp::resolver resolver(impl_->ioc);
+    auto results = resolver.resolve(mode.listen_host, std::to_string(mode.listen_port),
+                                    tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+    if (ec || results.empty())
+      return core::make_error("cannot listen on " + where + ": cannot resolve " + mode.listen_host);
+    tcp::endpoint ep = results.begin()->endpoint();
+    auto acceptor = std::make_unique<tcp::acceptor>(impl_->ioc);
+    acceptor->open(ep.protocol(), ec);
+    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor->bind(ep, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return core::make_error("cannot listen on " + where + ": " + ec.message());
+    bound.push_back(BoundListener{mode.text, format_endpoint(acceptor->local_endpoint(ec))});
+    impl_->listeners.emplace_back(mode, std::move(acceptor));
+  }
+  return bound;
+}
+
+void Server::run() {
+  auto& impl = *impl_;
+  for (size_t i = 0; i < impl.listeners.size(); ++i) impl.accept(i);
+  impl.signals.async_wait([&impl](boost::system::error_code ec, int) {
+    if (!ec) impl.begin_stop();
+  });
+  unsigned n = impl.options.threads ? impl.options.threads : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < n; ++i) threads.emplace_back([&impl] { impl.ioc.run(); });
+  impl.ioc.run();
+  for (auto& t : threads) t.join();
+}
+
+void Server::stop() {
+  asio::post(impl_->ioc, [impl = impl_.get()] { impl->begin_stop(); });
+}
+
+}  // namespace sluice::runtime

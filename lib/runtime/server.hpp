@@ -1,0 +1,56 @@
+#pragma once
+// Server: the Boost.Asio runtime of `sluice proxy`. Binds one listener per mode, accepts client
+// connections, gives each a root layer and a Connection that executes the layer's commands, and runs
+// the io_context on `threads` threads. SIGINT/SIGTERM stop accepting, let open connections finish for
+// up to `grace`, then close the rest; the caller closes the Recorder afterwards.
+//
+// This header is Asio-free so that cmd/ stays light; the implementation holds the io_context.
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+#include "layer/mode_spec.hpp"
+
+namespace sluice::pipeline {
+class Pipeline;
+}
+
+namespace sluice::runtime {
+
+class Recorder;
+
+struct ServerOptions {
+  std::vector<layer::ModeSpec> modes;
+  unsigned threads = 0;  // 0: one per core
+  std::chrono::milliseconds grace{5000};
+  std::chrono::milliseconds connect_timeout{10000};
+  bool verbose = false;
+};
+
+struct BoundListener {
+  std::string mode;     // the spec as given
+  std::string address;  // "127.0.0.1:43567", the port the system chose for port 0
+};
+
+class Server {
+ public:
+  // `recorder` and `pipeline` must outlive the server.
+  Server(ServerOptions options, Recorder& recorder, const pipeline::Pipeline& pipeline);
+  ~Server();
+
+  // Binds every listener; on success the bound addresses are known.
+  core::Result<std::vector<BoundListener>> bind();
+  // Serves until a signal (or stop()) and the shutdown that follows complete.
+  void run();
+  // Starts a graceful shutdown; safe from any thread.
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sluice::runtime

@@ -1,0 +1,77 @@
+#pragma once
+// RecordDecoder: the sans-IO core of every stream reader. Feed it bytes as they arrive, in any
+// chunking; it detects compression (zstd or none) and encoding (JSONL or binary) from the first bytes,
+// and yields each complete record. It never throws and never crashes on corrupt input: damaged regions
+// are skipped, with a warning naming where and how much was lost, and decoding resumes at the next
+// record (JSONL: next line; binary: next frame magic; zstd: next frame).
+//
+// Compressed frames up to 4 MiB of decoded data are held until their checksum verifies, so that a
+// corrupt frame loses its records rather than yielding garbage.
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/bytes.hpp"
+#include "envelope/record.hpp"
+#include "stream/format.hpp"
+
+namespace sluice::stream {
+
+class RecordDecoder {
+ public:
+  // `on_warning` receives one line per problem (no prefix, no newline).
+  explicit RecordDecoder(std::function<void(const std::string&)> on_warning = {});
+  ~RecordDecoder();
+  RecordDecoder(const RecordDecoder&) = delete;
+  RecordDecoder& operator=(const RecordDecoder&) = delete;
+
+  // `data` is borrowed for the call only.
+  void feed(core::ByteView data);
+  // End of input: anything incomplete is reported as lost.
+  void finish();
+  // The next decoded record, in stream order, or nullopt when more input is needed.
+  std::optional<envelope::Record> next();
+
+  // Set when the input is not a sluice stream at all (nothing more will be decoded).
+  const std::optional<std::string>& fatal() const { return fatal_; }
+  std::optional<Encoding> encoding() const { return encoding_; }
+  std::optional<Compression> compression() const { return compression_; }
+  uint64_t records() const { return records_; }
+  uint64_t warnings() const { return warnings_; }
+
+ private:
+  void warn(std::string message);
+  void feed_zstd(core::ByteView data);
+  void release_frame();
+  void feed_plain(core::ByteView data);
+  void split_records(bool at_end);
+  bool split_jsonl(bool at_end);
+  bool split_cbor(bool at_end);
+  void emit(core::ByteView payload, bool cbor, const std::string& where);
+  void compact();
+
+  std::function<void(const std::string&)> on_warning_;
+  std::optional<Compression> compression_;
+  std::optional<Encoding> encoding_;
+  std::optional<std::string> fatal_;
+  std::string head_;  // first bytes, until compression is known
+
+  struct Zstd;
+  std::unique_ptr<Zstd> z_;
+
+  std::string text_;       // decoded bytes not yet split into records
+  size_t tpos_ = 0;        // first unconsumed byte of text_
+  uint64_t text_base_ = 0; // offset of text_[0] in the decoded stream
+  uint64_t line_ = 0;      // JSONL line number of the next line
+  uint64_t skipping_ = 0;  // binary: bytes skipped while looking for a frame magic
+  uint64_t skip_start_ = 0;
+
+  std::deque<envelope::Record> out_;
+  uint64_t records_ = 0;
+  uint64_t warnings_ = 0;
+};
+
+}  // namespace sluice::stream

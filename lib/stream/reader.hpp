@@ -1,0 +1,42 @@
+#pragma once
+// StreamReader: reads records from a file descriptor through a RecordDecoder.
+#include <memory>
+#include <string>
+
+#include "core/result.hpp"
+#include "stream/decoder.hpp"
+
+namespace sluice::stream {
+
+class StreamReader {
+ public:
+  // `fd` is borrowed. `name` appears in warnings ("capture.zst", "<stdin>"). Warnings go to
+  // `on_warning`; by default to stderr as "sluice: NAME: WARNING".
+  StreamReader(int fd, std::string name, std::function<void(const std::string&)> on_warning = {});
+
+  // Opens PATH ("-" = stdin).
+  static core::Result<std::unique_ptr<StreamReader>> open(const std::string& path,
+                                                          std::function<void(const std::string&)> on_warning = {});
+  ~StreamReader();
+
+  // The next record; nullopt at end of input, or an Error for a read failure or an input that is not
+  // a stream at all. Damaged records are skipped with a warning, never returned.
+  core::Result<std::optional<envelope::Record>> next();
+
+  // Called just before each blocking read, so a consumer can flush its own output first.
+  void set_before_read(std::function<void()> f) { before_read_ = std::move(f); }
+
+  const RecordDecoder& decoder() const { return decoder_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  int fd_;
+  bool owns_fd_ = false;
+  bool eof_ = false;
+  std::string name_;
+  RecordDecoder decoder_;
+  std::string buf_;
+  std::function<void()> before_read_;
+};
+
+}  // namespace sluice::stream

@@ -1,0 +1,82 @@
+#include "layer/layer.hpp"
+
+#include <gtest/gtest.h>
+
+#include "layer/raw_layer.hpp"
+#include "support/playbook.hpp"
+
+using namespace sluice;
+using namespace sluice::layer;
+using test_support::data;
+using test_support::Playbook;
+
+TEST(ModeSpec, ParsesMitmproxySyntax) {
+  auto m = parse_mode_spec("tcp:example.com:6379@7000");
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(m->kind, ModeSpec::Kind::tcp);
+  EXPECT_EQ(m->target_host, "example.com");
+  EXPECT_EQ(m->target_port, 6379);
+  EXPECT_EQ(m->listen_host, "127.0.0.1");  // loopback unless a host is given
+  EXPECT_EQ(m->listen_port, 7000);
+
+  m = parse_mode_spec("raw:[::1]:80@[::1]:0");
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(m->target_host, "::1");
+  EXPECT_EQ(m->listen_host, "::1");
+  EXPECT_EQ(m->listen_port, 0);
+
+  m = parse_mode_spec("regular");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->listen_port, 8080);
+  m = parse_mode_spec("reverse:http://127.0.0.1:3000@0.0.0.0:9000");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->data, "http://127.0.0.1:3000");
+  EXPECT_EQ(m->listen_host, "0.0.0.0");
+
+  for (const char* bad : {"bogus", "tcp:nohostport@1", "tcp:h:99999@1", "raw:h:1@x", "reverse"}) {
+    auto r = parse_mode_spec(bad);
+    EXPECT_FALSE(r) << bad;
+  }
+}
+
+// NextLayer buffers the first bytes until the decider chooses, then replays them to the child.
+TEST(NextLayer, BuffersUntilDecidedThenReplays) {
+  auto mode = parse_mode_spec("tcp:127.0.0.1:7000@0");
+  ConnectionContext ctx("c1", "127.0.0.1:1", core::Timestamp{0}, *mode);
+  int asked = 0;
+  auto decider = [&](ConnectionContext& c, core::ByteView first, bool) -> std::unique_ptr<Layer> {
+    ++asked;
+    if (first.size() < 4) return nullptr;  // wants four bytes
+    return std::make_unique<RawLayer>(c, "127.0.0.1", 7000, "s1");
+  };
+  Playbook p(std::make_unique<NextLayer>(ctx, decider, false));
+  p >> Start{};
+  p >> data(kClientConn, "ab");
+  p.nothing();
+  p >> data(kClientConn, "cdef") << "OpenConnection(#1, conn=1, 127.0.0.1:7000)";
+  p >> OpenCompleted{1, 1, {}, {}, "127.0.0.1:7000"} << "RunPipeline(#2, send raw seq=0 6 bytes \"abcdef\")";
+  EXPECT_TRUE(p.check());
+  EXPECT_EQ(asked, 2);
+}
+
+TEST(NextLayer, ClientLeavingBeforeADecisionIsClosed) {
+  auto mode = parse_mode_spec("tcp:127.0.0.1:7000@0");
+  ConnectionContext ctx("c1", "127.0.0.1:1", core::Timestamp{0}, *mode);
+  auto never = [](ConnectionContext&, core::ByteView, bool) -> std::unique_ptr<Layer> { return nullptr; };
+  Playbook p(std::make_unique<NextLayer>(ctx, never, false));
+  p >> Start{};
+  p >> ConnectionClosed{kClientConn, false, {}} << "CloseConnection(conn=0)";
+  EXPECT_TRUE(p.check());
+}
+
+TEST(Playbook, ReportsAReadableDiff) {
+  auto mode = parse_mode_spec("raw:127.0.0.1:7000@0");
+  ConnectionContext ctx("c1", "127.0.0.1:1", core::Timestamp{0}, *mode);
+  Playbook p(std::make_unique<RawLayer>(ctx, "127.0.0.1", 7000, "s"));
+  p >> Start{} << "OpenConnection(#1, conn=1, 127.0.0.1:9999)";
+  auto r = p.check();
+  ASSERT_FALSE(r);
+  std::string msg = r.message();
+  EXPECT_NE(msg.find("!! expected"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("OpenConnection(#1, conn=1, 127.0.0.1:7000)    !! got"), std::string::npos) << msg;
+}
