@@ -55,7 +55,7 @@ void RawLayer::handle(const Event& event, core::Timestamp now, Commands& out) {
     pump(*side, out);
   } else if (const auto* c = std::get_if<ConnectionClosed>(&event)) {
     if (c->reset) {
-      finish("reset", now, out);
+      finish(c->reason == "shutdown" ? "shutdown" : "reset", now, out);
       return;
     }
     Side& side = c->conn == kClientConn ? send_ : receive_;

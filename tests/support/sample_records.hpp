@@ -71,10 +71,16 @@ inline std::vector<envelope::Record> sample_records() {
   rm.body_omitted = 10;
   resp.raw = std::string("HTTP/1.1 200 OK\r\n\r\n\x00\x01\xFE\xFF", 23);
   resp.message = rm;
-  resp.modified = true;
-  resp.variant_of = 1;
-  resp.modified_by = "transform";
   out.push_back(resp);
+
+  // A step's edit: a modified variant beside the original response.
+  Envelope variant = resp;
+  variant.seq = 2;
+  variant.modified = true;
+  variant.variant_of = 1;
+  variant.modified_by = "transform";
+  std::get<HttpMessage>(variant.message).status = 503;
+  out.push_back(variant);
 
   Envelope ws = http_request(2, "");
   ws.protocol = Protocol::ws;

@@ -33,7 +33,10 @@ TEST(RecordCodec, JsonShapeIsWhatTheSpecSays) {
   EXPECT_TRUE(hdrs[2].as_array()[1].is_object());
   auto resp = to_value(recs[2], Target::json);
   EXPECT_TRUE(resp.find("message")->find("body")->is_object());
-  EXPECT_EQ(resp.find("variant")->as_string(), "modified");
+  EXPECT_EQ(resp.find("variant")->as_string(), "original");
+  auto variant = to_value(recs[3], Target::json);
+  EXPECT_EQ(variant.find("variant")->as_string(), "modified");
+  EXPECT_EQ(variant.find("variant_of")->as_int(), 1);
 }
 
 TEST(RecordCodec, WrongTypeIsANamedError) {

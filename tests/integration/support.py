@@ -1,0 +1,118 @@
+"""Helpers for integration tests: run sluice, loopback peers, read streams. Loopback only."""
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+SLUICE = os.environ.get("SLUICE", "build/sluice")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class EchoServer:
+    """Echoes every byte back; optionally greets first (a server-first protocol)."""
+
+    def __init__(self, greeting=b""):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.greeting = greeting
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn):
+        with conn:
+            if self.greeting:
+                conn.sendall(self.greeting)
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                conn.sendall(data)
+
+    def close(self):
+        self.sock.close()
+
+
+def closed_port():
+    """A loopback port with no listener (bound then closed)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Proxy:
+    """`sluice proxy` with its stdout as a pipe; the listening address is read from stderr."""
+
+    def __init__(self, *args, stdout=subprocess.PIPE):
+        self.proc = subprocess.Popen([SLUICE, "proxy", *args], stdout=stdout, stderr=subprocess.PIPE)
+        self.addresses = []
+        self.stderr_lines = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline().decode()
+            if not line:
+                break
+            self.stderr_lines.append(line)
+            m = re.match(r"sluice: listening on (\S+):(\d+) ", line)
+            if m:
+                self.addresses.append((m.group(1).strip("[]"), int(m.group(2))))
+                break
+        if not self.addresses:
+            self.proc.kill()
+            raise AssertionError("proxy did not report a listening address: %r" % self.stderr_lines)
+        self.port = self.addresses[0][1]
+
+    def __del__(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self, sig=signal.SIGINT, timeout=15):
+        self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=timeout)
+        self.stderr_lines.append(err.decode())
+        return self.proc.returncode, out
+
+
+def run(*args, input=None, check=True, timeout=60):
+    p = subprocess.run([SLUICE, *args], input=input, capture_output=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError("sluice %s exited %d: %s" % (" ".join(args), p.returncode, p.stderr.decode()))
+    return p
+
+
+def records(stream_bytes):
+    """Decodes any stream form through `sluice show --jsonl` and parses every record."""
+    out = run("show", "--jsonl", "-", input=stream_bytes).stdout.decode()
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def connect(port, host="127.0.0.1"):
+    return socket.create_connection((host, port), timeout=10)
+
+
+def recv_exactly(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    return buf

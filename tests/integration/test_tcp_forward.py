@@ -1,0 +1,176 @@
+"""`sluice proxy --mode tcp:/raw:` between real loopback peers: bytes unchanged, stream faithful."""
+import base64
+import os
+import random
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from support import SLUICE, EchoServer, Proxy, closed_port, connect, records, recv_exactly  # noqa: E402
+
+
+def reassemble(recs, direction):
+    return b"".join(base64.b64decode(r["raw"]) for r in recs
+                    if r["type"] == "envelope" and r["direction"] == direction and r["protocol"] == "raw")
+
+
+class TcpForward(unittest.TestCase):
+    def setUp(self):
+        self.echo = EchoServer()
+
+    def tearDown(self):
+        self.echo.close()
+
+    def test_bytes_arrive_unchanged_and_envelopes_reassemble(self):
+        for mode in ("tcp", "raw"):
+            for fmt in (["--format", "jsonl"], ["--format", "cbor"], ["--format", "cbor", "--no-compress"]):
+                with self.subTest(mode=mode, fmt=fmt):
+                    proxy = Proxy("--mode", "%s:127.0.0.1:%d@0" % (mode, self.echo.port), *fmt)
+                    rng = random.Random(5)
+                    sent = b""
+                    got = b""
+                    with connect(proxy.port) as c:
+                        for size in (1, 7, 1000, 65536, 300000):
+                            chunk = bytes(rng.getrandbits(8) for _ in range(size)) if size < 5000 else os.urandom(size)
+                            c.sendall(chunk)
+                            sent += chunk
+                            got += recv_exactly(c, len(chunk))
+                        c.shutdown(socket.SHUT_WR)
+                        got += c.recv(10)  # EOF after the echo server closes
+                    self.assertEqual(got, sent)
+                    time.sleep(0.2)
+                    code, out = proxy.stop()
+                    self.assertEqual(code, 0, proxy.stderr_lines)
+                    recs = records(out)
+                    self.assertEqual(recs[0]["type"], "header")
+                    self.assertEqual(recs[0]["listeners"][0]["address"], "127.0.0.1:%d" % proxy.port)
+                    self.assertEqual(reassemble(recs, "send"), sent)
+                    self.assertEqual(reassemble(recs, "receive"), sent)
+                    ends = [r for r in recs if r["type"] == "end"]
+                    self.assertEqual(len(ends), 1)
+                    self.assertEqual(ends[0]["reason"], "closed")
+                    self.assertEqual(ends[0]["bytes_sent"], len(sent))
+                    seqs = [r["seq"] for r in recs if r["type"] == "envelope"]
+                    self.assertEqual(seqs, list(range(len(seqs))))
+
+    def test_many_concurrent_connections(self):
+        proxy = Proxy("--mode", "tcp:127.0.0.1:%d@0" % self.echo.port, "--threads", "2")
+        socks = [connect(proxy.port) for _ in range(40)]
+        for i, s in enumerate(socks):
+            s.sendall(b"conn %d\n" % i)
+        for i, s in enumerate(socks):
+            self.assertEqual(recv_exactly(s, len(b"conn %d\n" % i)), b"conn %d\n" % i)
+            s.close()
+        time.sleep(0.3)
+        code, out = proxy.stop()
+        self.assertEqual(code, 0)
+        recs = records(out)
+        self.assertEqual(len({r["stream_id"] for r in recs if r["type"] == "envelope"}), 40)
+        self.assertEqual(len([r for r in recs if r["type"] == "end"]), 40)
+
+    def test_server_first_protocol(self):
+        greeter = EchoServer(greeting=b"220 loopback ESMTP ready\r\n")
+        try:
+            proxy = Proxy("--mode", "tcp:127.0.0.1:%d@0" % greeter.port)
+            with connect(proxy.port) as c:
+                # The client says nothing and still gets the banner.
+                self.assertEqual(recv_exactly(c, 26), b"220 loopback ESMTP ready\r\n")
+                c.sendall(b"QUIT\r\n")
+                self.assertEqual(recv_exactly(c, 6), b"QUIT\r\n")
+            time.sleep(0.2)
+            code, out = proxy.stop()
+            self.assertEqual(code, 0)
+            recs = [r for r in records(out) if r["type"] == "envelope"]
+            self.assertEqual(recs[0]["direction"], "receive")
+            self.assertEqual(base64.b64decode(recs[0]["raw"]), b"220 loopback ESMTP ready\r\n")
+        finally:
+            greeter.close()
+
+    def test_refused_server_gives_an_error_record(self):
+        port = closed_port()
+        proxy = Proxy("--mode", "tcp:127.0.0.1:%d@0" % port)
+        with connect(proxy.port) as c:
+            c.settimeout(10)
+            self.assertEqual(c.recv(10), b"")  # closed, not hung
+        time.sleep(0.2)
+        code, out = proxy.stop()
+        self.assertEqual(code, 0)
+        errors = [r for r in records(out) if r["type"] == "error"]
+        self.assertEqual(len(errors), 1)
+        self.assertEqual(errors[0]["code"], "connect_refused")
+        self.assertIn("127.0.0.1:%d" % port, errors[0]["message"])
+
+    def test_sigterm_closes_idle_connections_after_the_grace_period(self):
+        proxy = Proxy("--mode", "tcp:127.0.0.1:%d@0" % self.echo.port, "--grace", "0.5")
+        c = connect(proxy.port)
+        c.sendall(b"ping")
+        self.assertEqual(recv_exactly(c, 4), b"ping")
+        start = time.monotonic()
+        code, out = proxy.stop(signal.SIGTERM)
+        elapsed = time.monotonic() - start
+        self.assertEqual(code, 0)
+        self.assertLess(elapsed, 5)
+        c.close()
+        recs = records(out)
+        ends = [r for r in recs if r["type"] == "end"]
+        self.assertEqual([e["reason"] for e in ends], ["shutdown"])
+        self.assertEqual(reassemble(recs, "send"), b"ping")
+
+    def test_records_reach_a_pipe_reader_promptly(self):
+        """Each record is readable at the other end of a pipe well within 100 ms of the traffic."""
+        proxy = Proxy("--mode", "tcp:127.0.0.1:%d@0" % self.echo.port)
+        reader = subprocess.Popen([SLUICE, "show", "--jsonl"], stdin=proxy.proc.stdout, stdout=subprocess.PIPE)
+        proxy.proc.stdout.close()
+        self.addCleanup(reader.kill)
+        fd = reader.stdout.fileno()
+        pending = b""
+
+        def wait_lines(n):
+            nonlocal pending
+            deadline = time.monotonic() + 5
+            while pending.count(b"\n") < n:
+                ready, _, _ = select.select([fd], [], [], max(0, deadline - time.monotonic()))
+                self.assertTrue(ready, "no record within 5 s")
+                pending += os.read(fd, 65536)
+            pending = pending.split(b"\n", n)[-1]
+
+        wait_lines(1)  # header
+        delays = []
+        with connect(proxy.port) as c:
+            for i in range(5):
+                t0 = time.monotonic()
+                c.sendall(b"tick %d" % i)
+                recv_exactly(c, len(b"tick %d" % i))
+                wait_lines(2)  # the send and the receive envelope
+                delays.append(time.monotonic() - t0)
+                time.sleep(0.05)
+        proxy.stop()
+        reader.wait(timeout=10)
+        delays.sort()
+        print("record latency through a pipe: median %.1f ms, max %.1f ms" %
+              (delays[2] * 1000, delays[-1] * 1000), file=sys.stderr)
+        self.assertLess(delays[2], 0.1)
+
+    def test_listen_failure_is_a_clear_error(self):
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        port = blocker.getsockname()[1]
+        p = subprocess.run([SLUICE, "proxy", "--mode", "tcp:127.0.0.1:1@%d" % port], capture_output=True, timeout=10)
+        blocker.close()
+        self.assertEqual(p.returncode, 3)
+        self.assertIn(b"cannot listen on 127.0.0.1:%d" % port, p.stderr)
+
+    def test_unknown_mode_is_a_usage_error(self):
+        p = subprocess.run([SLUICE, "proxy", "--mode", "bogus"], capture_output=True, timeout=10)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(b"unknown mode 'bogus'", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
