@@ -1,0 +1,43 @@
+# bash completion for sluice                                   -*- shell-script -*-
+_sluice() {
+    local cur prev words cword
+    _init_completion || return
+
+    local commands="proxy show"
+    local cmd="" i
+    for ((i = 1; i < cword; i++)); do
+        case "${words[i]}" in
+            proxy|show) cmd=${words[i]}; break ;;
+        esac
+    done
+
+    if [[ -z $cmd ]]; then
+        COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
+        return
+    fi
+
+    case $cmd in
+        proxy)
+            case $prev in
+                --format) COMPREPLY=($(compgen -W "jsonl cbor" -- "$cur")); return ;;
+                -w|--write) _filedir; return ;;
+                -m|--mode) COMPREPLY=($(compgen -W "regular tcp: raw: reverse: upstream: socks5" -- "$cur")); compopt -o nospace; return ;;
+                --threads|--grace|--connect-timeout) return ;;
+            esac
+            COMPREPLY=($(compgen -W "-m --mode -w --write --format --no-compress --threads --grace --connect-timeout -v --verbose --help" -- "$cur"))
+            ;;
+        show)
+            case $prev in
+                --format) COMPREPLY=($(compgen -W "jsonl cbor" -- "$cur")); return ;;
+                --detail) COMPREPLY=($(compgen -W "0 1 2 3" -- "$cur")); return ;;
+                -w|--write) _filedir; return ;;
+            esac
+            if [[ $cur == -* ]]; then
+                COMPREPLY=($(compgen -W "--detail --jsonl --format --compress --no-compress -w --write --help" -- "$cur"))
+            else
+                _filedir
+            fi
+            ;;
+    esac
+} &&
+    complete -F _sluice sluice

@@ -1,0 +1,26 @@
+# fish completion for sluice
+set -l commands proxy show
+complete -c sluice -f
+complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a proxy -d 'Listen, forward and record every connection'
+complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a show -d 'Print or convert a stream'
+complete -c sluice -n "not __fish_seen_subcommand_from $commands" -l help -d 'Show help'
+complete -c sluice -n "not __fish_seen_subcommand_from $commands" -l version -d 'Print the version'
+
+# proxy
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -s m -l mode -x -a 'regular tcp: raw: reverse: upstream: socks5' -d 'Listener MODE[:DATA][@[HOST:]PORT]'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -s w -l write -r -F -d 'Write the stream to PATH'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l format -x -a 'jsonl cbor' -d 'Stream encoding'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l no-compress -d 'Write without zstd'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l threads -x -d 'I/O threads'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l grace -x -d 'Seconds to finish on shutdown'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l connect-timeout -x -d 'Seconds to connect to a server'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -s v -l verbose -d 'Log every event and command'
+
+# show
+complete -c sluice -n "__fish_seen_subcommand_from show" -F
+complete -c sluice -n "__fish_seen_subcommand_from show" -l detail -x -a '0 1 2 3' -d 'Detail level'
+complete -c sluice -n "__fish_seen_subcommand_from show" -l jsonl -d 'Write plain uncompressed JSONL'
+complete -c sluice -n "__fish_seen_subcommand_from show" -l format -x -a 'jsonl cbor' -d 'Write the stream in this encoding'
+complete -c sluice -n "__fish_seen_subcommand_from show" -l compress -d 'zstd-compress the written stream'
+complete -c sluice -n "__fish_seen_subcommand_from show" -l no-compress -d 'Write the stream uncompressed'
+complete -c sluice -n "__fish_seen_subcommand_from show" -s w -l write -r -F -d 'Write to PATH'
