@@ -17,6 +17,7 @@ while (d := c.recv(65536)):
 until [[ -s $work/echo.port ]]; do sleep 0.05; done
 
 # The proxy on a free port; it reports the address it bound on stderr.
+: >"$work/proxy.err"
 "$SLUICE" proxy --mode "tcp:127.0.0.1:$(cat "$work/echo.port")@0" -w "$work/capture.zst" 2>"$work/proxy.err" &
 proxy=$!
 until grep -q 'listening on' "$work/proxy.err"; do sleep 0.05; done
