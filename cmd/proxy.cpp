@@ -36,7 +36,7 @@ int run_proxy(const ProxyConfig& cfg) {
     if (!m) throw CommandError(kUsage, "proxy: " + m.error().message);
     if (!layer::mode_available(m->kind))
       throw CommandError(kUsage, "proxy: mode '" + spec + "' is not available in this build yet; " +
-                                     "it serves tcp:HOST:PORT and raw:HOST:PORT forwards");
+                                     "it serves regular (CONNECT tunnels), tcp:HOST:PORT and raw:HOST:PORT");
     opts.modes.push_back(*m);
   }
   opts.threads = cfg.threads;
@@ -97,7 +97,7 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
   auto cfg = std::make_shared<ProxyConfig>();
   auto* sub = app.add_subcommand("proxy", "Intercept traffic and write it as a stream of envelopes");
   sub->add_option("-m,--mode", cfg->modes,
-                  "MODE[:DATA][@[HOST:]PORT], repeatable: tcp:HOST:PORT@PORT, raw:HOST:PORT@PORT (default regular)");
+                  "MODE[:DATA][@[HOST:]PORT], repeatable: regular, tcp:HOST:PORT@PORT, raw:HOST:PORT@PORT (default regular@127.0.0.1:8080)");
   sub->add_option("-w,--write", cfg->write, "Write the stream to PATH ('-': standard output)");
   sub->add_option("--format", cfg->format, "Stream encoding")->check(CLI::IsMember({"jsonl", "cbor"}));
   sub->add_flag("--no-compress", cfg->no_compress, "Write the stream without zstd compression");

@@ -1,6 +1,7 @@
 #include "core/time.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 
 namespace sluice::core {
@@ -94,6 +95,9 @@ std::optional<Timestamp> parse_rfc3339(std::string_view s) {
   if (pos != s.size()) return std::nullopt;
   int64_t days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
   int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - offset;
+  // Nanoseconds since 1970 in int64 span the years 1677 to 2262; anything outside is not a time we keep.
+  constexpr int64_t kMaxSecs = INT64_MAX / 1'000'000'000 - 1;
+  if (secs > kMaxSecs || secs < -kMaxSecs) return std::nullopt;
   return Timestamp{secs * 1'000'000'000 + frac_ns};
 }
 

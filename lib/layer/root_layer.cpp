@@ -1,10 +1,13 @@
 #include "layer/root_layer.hpp"
 
 #include "layer/raw_layer.hpp"
+#include "layer/regular_layer.hpp"
 
 namespace sluice::layer {
 
-bool mode_available(ModeSpec::Kind kind) { return kind == ModeSpec::Kind::tcp || kind == ModeSpec::Kind::raw; }
+bool mode_available(ModeSpec::Kind kind) {
+  return kind == ModeSpec::Kind::tcp || kind == ModeSpec::Kind::raw || kind == ModeSpec::Kind::regular;
+}
 
 std::unique_ptr<Layer> make_root_layer(ConnectionContext& ctx) {
   const ModeSpec& mode = ctx.mode();
@@ -20,6 +23,7 @@ std::unique_ptr<Layer> make_root_layer(ConnectionContext& ctx) {
             return std::make_unique<RawLayer>(c, c.mode().target_host, c.mode().target_port, c.conn_id());
           },
           true);
+    case ModeSpec::Kind::regular: return std::make_unique<RegularLayer>(ctx);
     default: return nullptr;
   }
 }

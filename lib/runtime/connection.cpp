@@ -26,6 +26,7 @@ void Connection::start(std::function<std::unique_ptr<Layer>(ConnectionContext&)>
 void Connection::force_close() {
   asio::post(strand_, [self = shared_from_this()] {
     if (self->finished_) return;
+    self->force_closed_ = true;
     self->post_event(ConnectionClosed{kClientConn, true, "shutdown"});
     for (auto& [id, s] : self->sockets_) self->close_socket(id);
     for (auto& [id, t] : self->timers_) t->cancel();
@@ -192,6 +193,12 @@ void Connection::open(OpenConnection cmd) {
     timer->cancel();
     --self->opening_;
     OpenCompleted ev{cmd.id, cmd.conn, std::move(code), std::move(message), {}};
+    if (ev.error_code.empty() && self->force_closed_) {
+      boost::system::error_code ignored;
+      sock->close(ignored);
+      ev.error_code = "shutdown";
+      ev.error = "the proxy is shutting down";
+    }
     if (ev.error_code.empty()) {
       boost::system::error_code ec;
       ev.peer = format_endpoint(sock->remote_endpoint(ec));

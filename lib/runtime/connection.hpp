@@ -74,6 +74,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int opening_ = 0;
   int in_pipeline_ = 0;
   bool draining_ = false;
+  bool force_closed_ = false;  // shutting down: late server connections are closed at once
   std::atomic<bool> finished_{false};
   layer::Commands scratch_;
 };

@@ -36,6 +36,24 @@ void encode_envelope(const envelope::Envelope& e, Encoding encoding, std::string
   }
 }
 
+void append_framed(core::ByteView payload, Encoding encoding, std::string& out) {
+  if (encoding == Encoding::jsonl) {
+    out.append(payload);
+    out.push_back('\n');
+    return;
+  }
+  auto len = static_cast<uint32_t>(payload.size());
+  uint32_t crc = core::crc32c(payload);
+  char head[kFrameHeaderSize];
+  std::memcpy(head, kFrameMagic.data(), 4);
+  for (int i = 0; i < 4; ++i) {
+    head[4 + i] = static_cast<char>(len >> (24 - 8 * i));
+    head[8 + i] = static_cast<char>(crc >> (24 - 8 * i));
+  }
+  out.append(head, sizeof head);
+  out.append(payload);
+}
+
 struct StreamWriter::Zstd {
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
   ~Zstd() { ZSTD_freeCCtx(cctx); }
@@ -59,21 +77,7 @@ core::Result<void> StreamWriter::write(const envelope::Record& record) {
 
 core::Result<void> StreamWriter::write_encoded(core::ByteView payload) {
   if (failed_) return core::make_error("stream writer is closed after an earlier error");
-  if (options_.encoding == Encoding::jsonl) {
-    pending_.append(payload);
-    pending_.push_back('\n');
-  } else {
-    auto len = static_cast<uint32_t>(payload.size());
-    uint32_t crc = core::crc32c(payload);
-    char head[kFrameHeaderSize];
-    std::memcpy(head, kFrameMagic.data(), 4);
-    for (int i = 0; i < 4; ++i) {
-      head[4 + i] = static_cast<char>(len >> (24 - 8 * i));
-      head[8 + i] = static_cast<char>(crc >> (24 - 8 * i));
-    }
-    pending_.append(head, sizeof head);
-    pending_.append(payload);
-  }
+  append_framed(payload, options_.encoding, pending_);
   ++records_;
   if (pending_.size() >= options_.buffer_bytes) return drain(false);
   return {};

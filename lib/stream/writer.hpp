@@ -17,7 +17,7 @@ namespace sluice::stream {
 struct WriterOptions {
   Encoding encoding = Encoding::jsonl;
   Compression compression = Compression::zstd;
-  int zstd_level = 3;
+  int zstd_level = 1;  // live capture: speed first; recompress with zstd -19 for archives
   size_t frame_bytes = 1u << 20;  // end a zstd frame after this much uncompressed data
   size_t buffer_bytes = 1u << 16; // write to the fd once this much is pending, even without flush()
 };
@@ -54,6 +54,10 @@ class StreamWriter {
   bool broken_pipe_ = false;
   bool failed_ = false;
 };
+
+// Appends `payload` as it appears in a stream of `encoding`: a JSONL line with its newline, or a binary
+// record frame (magic, length, CRC-32C, payload).
+void append_framed(core::ByteView payload, Encoding encoding, std::string& out);
 
 // Encodes one record as the payload write_encoded() takes (no newline, no frame header).
 void encode_record(const envelope::Record& record, Encoding encoding, std::string& out);

@@ -1,0 +1,111 @@
+"""`sluice proxy` in regular mode with curl: CONNECT tunnels recorded as raw chunks, clear errors."""
+import base64
+import http.server
+import os
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from support import Proxy, closed_port, records  # noqa: E402
+
+
+class Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"hello from %s\n" % self.path.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(tls_dir=None):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    if tls_dir:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(tls_dir, "cert.pem"), os.path.join(tls_dir, "key.pem"))
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def curl(*args):
+    return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True, timeout=30)
+
+
+class Regular(unittest.TestCase):
+    def test_connect_tunnel_to_http(self):
+        origin = serve()
+        proxy = Proxy("--mode", "regular@0")
+        url = "http://127.0.0.1:%d/tunnelled" % origin.server_address[1]
+        p = curl("-p", "-x", "http://127.0.0.1:%d" % proxy.port, url)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, b"hello from /tunnelled\n")
+        time.sleep(0.2)
+        code, out = proxy.stop()
+        self.assertEqual(code, 0)
+        recs = records(out)
+        http = [r for r in recs if r["type"] == "envelope" and r["protocol"] == "http"]
+        self.assertEqual(http[0]["message"]["method"], "CONNECT")
+        self.assertEqual(http[0]["message"]["authority"], "127.0.0.1:%d" % origin.server_address[1])
+        self.assertEqual(http[1]["message"]["status"], 200)
+        raw_sent = b"".join(base64.b64decode(r["raw"]) for r in recs
+                            if r["type"] == "envelope" and r["protocol"] == "raw" and r["direction"] == "send")
+        self.assertTrue(raw_sent.startswith(b"GET /tunnelled HTTP/1.1\r\n"), raw_sent)
+        raw_received = b"".join(base64.b64decode(r["raw"]) for r in recs
+                                if r["type"] == "envelope" and r["protocol"] == "raw" and r["direction"] == "receive")
+        self.assertTrue(raw_received.endswith(b"hello from /tunnelled\n"))
+        origin.shutdown()
+
+    def test_connect_tunnel_to_https_is_recorded_raw(self):
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-keyout", os.path.join(d, "key.pem"), "-out", os.path.join(d, "cert.pem"),
+                            "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                           check=True, capture_output=True)
+            origin = serve(d)
+            proxy = Proxy("--mode", "regular@0")
+            p = curl("--cacert", os.path.join(d, "cert.pem"), "-x", "http://127.0.0.1:%d" % proxy.port,
+                     "https://127.0.0.1:%d/secret" % origin.server_address[1])
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout, b"hello from /secret\n")
+            time.sleep(0.2)
+            code, out = proxy.stop()
+            origin.shutdown()
+        recs = records(out)
+        raw = [r for r in recs if r["type"] == "envelope" and r["protocol"] == "raw"]
+        first = base64.b64decode(raw[0]["raw"])
+        self.assertEqual(first[:2], b"\x16\x03")  # a TLS ClientHello, passed through untouched
+        self.assertNotIn(b"/secret", b"".join(base64.b64decode(r["raw"]) for r in raw))
+
+    def test_refused_server_is_502_naming_the_cause(self):
+        port = closed_port()
+        proxy = Proxy("--mode", "regular@0")
+        p = curl("-p", "-x", "http://127.0.0.1:%d" % proxy.port, "http://127.0.0.1:%d/" % port)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b"502", p.stderr)
+        time.sleep(0.2)
+        code, out = proxy.stop()
+        recs = records(out)
+        resp = [r for r in recs if r["type"] == "envelope" and r["direction"] == "receive"][0]
+        self.assertEqual(resp["message"]["status"], 502)
+        self.assertIn("connection refused by 127.0.0.1:%d" % port, resp["message"]["body"])
+        self.assertEqual([r["code"] for r in recs if r["type"] == "error"], ["connect_refused"])
+
+    def test_absolute_form_is_501_for_now(self):
+        proxy = Proxy("--mode", "regular@0")
+        p = curl("-w", "%{http_code}", "-x", "http://127.0.0.1:%d" % proxy.port, "http://127.0.0.1:9/x")
+        self.assertTrue(p.stdout.endswith(b"501"), p.stdout)
+        self.assertIn(b"CONNECT requests only", p.stdout)
+        proxy.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
