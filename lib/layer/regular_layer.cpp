@@ -3,6 +3,12 @@
 namespace sluice::layer {
 
 namespace {
+envelope::Headers plain_text_headers(const std::string& text) {
+  return {{"Content-Type", "text/plain; charset=utf-8"},
+          {"Content-Length", std::to_string(text.size())},
+          {"Connection", "close"}};
+}
+
 core::Bytes response_bytes(int status, std::string_view reason, const envelope::Headers& headers,
                            const core::Bytes& body) {
   core::Bytes out = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) + "\r\n";
@@ -15,15 +21,21 @@ core::Bytes response_bytes(int status, std::string_view reason, const envelope::
 
 RegularLayer::RegularLayer(ConnectionContext& ctx) : ctx_(ctx) {}
 
-envelope::Envelope RegularLayer::request_envelope(core::Timestamp now) const {
-  const RequestHead& h = parser_.head();
+envelope::Envelope RegularLayer::flow_envelope(uint64_t seq, core::Timestamp time) const {
   envelope::Envelope e;
   e.stream_id = ctx_.conn_id();
   e.flow_id = ctx_.conn_id() + "-0";
-  e.seq = 0;
-  e.direction = envelope::Direction::send;
+  e.seq = seq;
+  e.direction = seq == 0 ? envelope::Direction::send : envelope::Direction::receive;
   e.protocol = envelope::Protocol::http;
-  e.time = have_head_time_ ? head_time_ : now;
+  e.time = time;
+  e.context = ctx_.envelope_context(target_);
+  return e;
+}
+
+envelope::Envelope RegularLayer::request_envelope(core::Timestamp now) const {
+  const RequestHead& h = parser_.head();
+  envelope::Envelope e = flow_envelope(0, have_head_time_ ? head_time_ : now);
   envelope::HttpMessage m;
   m.method = h.method;
   m.path = h.target;
@@ -40,20 +52,13 @@ envelope::Envelope RegularLayer::request_envelope(core::Timestamp now) const {
   }
   e.message = std::move(m);
   e.raw = h.raw;
-  e.context = ctx_.envelope_context(target_);
   return e;
 }
 
 void RegularLayer::record_response(int status, std::string_view reason, const core::Bytes& raw,
                                    const envelope::Headers& headers, const core::Bytes& body, core::Timestamp now,
                                    Commands& out) {
-  envelope::Envelope e;
-  e.stream_id = ctx_.conn_id();
-  e.flow_id = ctx_.conn_id() + "-0";
-  e.seq = 1;
-  e.direction = envelope::Direction::receive;
-  e.protocol = envelope::Protocol::http;
-  e.time = now;
+  envelope::Envelope e = flow_envelope(1, now);
   envelope::HttpMessage m;
   m.kind = envelope::HttpMessage::Kind::response;
   m.status = status;
@@ -63,16 +68,13 @@ void RegularLayer::record_response(int status, std::string_view reason, const co
   m.body = body;
   e.message = std::move(m);
   e.raw = raw;
-  e.context = ctx_.envelope_context(target_);
   e.tags.emplace_back("synthesized", "sluice");
   out.push_back(EmitRecord{std::move(e)});
 }
 
 void RegularLayer::refuse(int status, std::string_view reason, const std::string& text, core::Timestamp now,
                           Commands& out) {
-  envelope::Headers headers = {{"Content-Type", "text/plain; charset=utf-8"},
-                               {"Content-Length", std::to_string(text.size())},
-                               {"Connection", "close"}};
+  envelope::Headers headers = plain_text_headers(text);
   core::Bytes raw = response_bytes(status, reason, headers, text);
   out.push_back(SendData{kClientConn, raw});
   record_response(status, reason, raw, headers, text, now, out);
@@ -132,9 +134,7 @@ void RegularLayer::handle(const Event& event, core::Timestamp now, Commands& out
         record_response(200, "Connection established", raw, {}, {}, now, out);
       } else {
         std::string text = "sluice: cannot connect to " + target_ + ": " + o->error + "\n";
-        envelope::Headers headers = {{"Content-Type", "text/plain; charset=utf-8"},
-                                     {"Content-Length", std::to_string(text.size())},
-                                     {"Connection", "close"}};
+        envelope::Headers headers = plain_text_headers(text);
         core::Bytes raw = response_bytes(502, "Bad Gateway", headers, text);
         out.push_back(SendData{kClientConn, raw});
         record_response(502, "Bad Gateway", raw, headers, text, now, out);

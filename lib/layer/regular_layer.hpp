@@ -24,6 +24,8 @@ class RegularLayer final : public Layer {
   void on_head(core::ByteView rest, core::Timestamp now, Commands& out);
   // Sends a plain-text response, records it, closes the client and ends the stream.
   void refuse(int status, std::string_view reason, const std::string& text, core::Timestamp now, Commands& out);
+  // The CONNECT flow's envelopes: seq 0 the request (send), seq 1 our answer (receive).
+  envelope::Envelope flow_envelope(uint64_t seq, core::Timestamp time) const;
   envelope::Envelope request_envelope(core::Timestamp now) const;
   void record_response(int status, std::string_view reason, const core::Bytes& raw, const envelope::Headers& headers,
                        const core::Bytes& body, core::Timestamp now, Commands& out);

@@ -18,23 +18,18 @@ Recorder::Recorder(int fd, Mode mode, stream::WriterOptions options, std::functi
 
 Recorder::~Recorder() { (void)close(); }
 
-void Recorder::record(const envelope::Envelope& e) {
-  if (mode_ == Mode::summary) {
-    push({}, std::make_unique<envelope::Record>(e));
-    return;
-  }
-  std::string encoded;
-  stream::encode_envelope(e, options_.encoding, encoded);
-  push(std::move(encoded), summary_fd_ >= 0 ? std::make_unique<envelope::Record>(e) : nullptr);
-}
+void Recorder::record(const envelope::Envelope& e) { record_any(e); }
+void Recorder::record(const envelope::Record& r) { record_any(r); }
 
-void Recorder::record(const envelope::Record& r) {
-  if (mode_ == Mode::summary) {
-    push({}, std::make_unique<envelope::Record>(r));
-    return;
-  }
+template <typename R>
+void Recorder::record_any(const R& r) {
   std::string encoded;
-  stream::encode_record(r, options_.encoding, encoded);
+  if (mode_ == Mode::stream) {
+    if constexpr (std::is_same_v<R, envelope::Envelope>)
+      stream::encode_envelope(r, options_.encoding, encoded);
+    else
+      stream::encode_record(r, options_.encoding, encoded);
+  }
   push(std::move(encoded), summary_fd_ >= 0 ? std::make_unique<envelope::Record>(r) : nullptr);
 }
 

@@ -37,6 +37,8 @@ class Recorder {
   core::Result<void> close();
 
  private:
+  template <typename R>
+  void record_any(const R& r);  // encodes on the calling thread
   void push(std::string encoded, std::unique_ptr<envelope::Record> record);
   void run();
 
