@@ -66,7 +66,9 @@ void Connection::execute(Command& cmd) {
   } else if (auto* s = std::get_if<SendData>(&cmd)) {
     auto it = sockets_.find(s->conn);
     if (it == sockets_.end() || it->second->closed || s->data.empty()) return;
+    it->second->queued += s->data.size();
     it->second->writes.push_back(std::move(s->data));
+    note_queued(s->conn);
     start_write(s->conn);
   } else if (auto* c = std::get_if<CloseConnection>(&cmd)) {
     auto it = sockets_.find(c->conn);
@@ -115,7 +117,7 @@ void Connection::start_read(ConnId id) {
   auto it = sockets_.find(id);
   if (it == sockets_.end()) return;
   Socket& s = *it->second;
-  if (s.reading || s.paused || s.read_eof || s.closed) return;
+  if (s.reading || s.paused || s.read_eof || s.closed || blocked_by_backlog(id)) return;
   s.reading = true;
   s.sock.async_read_some(
       asio::buffer(s.buf), asio::bind_executor(strand_, [self = shared_from_this(), id](boost::system::error_code ec,
@@ -147,6 +149,7 @@ void Connection::start_write(ConnId id) {
                       if (ec) {
                         // The peer is gone: tell the layer once, then drop what was queued.
                         s.writes.clear();
+                        s.queued = 0;
                         bool report = !s.read_eof;
                         s.read_eof = true;
                         self->close_socket(id);
@@ -154,12 +157,30 @@ void Connection::start_write(ConnId id) {
                         self->check_finished();
                         return;
                       }
+                      s.queued -= s.writes.front().size();
                       s.writes.pop_front();
+                      self->note_queued(id);
                       if (!s.writes.empty())
                         self->start_write(id);
                       else
                         self->after_writes(id);
                     }));
+}
+
+bool Connection::blocked_by_backlog(ConnId id) const {
+  for (const auto& [other, s] : sockets_)
+    if (other != id && s->backed_up && !s->closed) return true;
+  return false;
+}
+
+void Connection::note_queued(ConnId id) {
+  Socket& s = *sockets_.at(id);
+  if (!s.backed_up && s.queued > kWriteHighWater) {
+    s.backed_up = true;
+  } else if (s.backed_up && s.queued < kWriteLowWater) {
+    s.backed_up = false;
+    for (auto& [other, sock] : sockets_) start_read(other);
+  }
 }
 
 void Connection::after_writes(ConnId id) {
@@ -180,6 +201,10 @@ void Connection::close_socket(ConnId id) {
   boost::system::error_code ec;
   s.sock.shutdown(tcp::socket::shutdown_both, ec);
   s.sock.close(ec);
+  if (s.backed_up) {  // nothing will drain it now: let the others read again
+    s.backed_up = false;
+    for (auto& [other, sock] : sockets_) start_read(other);
+  }
 }
 
 void Connection::open(OpenConnection cmd) {

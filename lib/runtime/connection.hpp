@@ -46,7 +46,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::deque<core::Bytes> writes;
     bool writing = false;
     bool reading = false;
-    bool paused = false;
+    bool paused = false;     // by the layer (PauseReading)
+    size_t queued = 0;       // bytes waiting in `writes`
+    bool backed_up = false;  // queued passed the high-water mark and has not drained to the low one
     bool read_eof = false;   // no more reads (EOF, error or closed)
     bool shut_after_writes = false;
     bool close_after_writes = false;
@@ -57,6 +59,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void drain();
   void execute(layer::Command& cmd);
   void start_read(layer::ConnId id);
+  // Backpressure: while one socket's writes are backed up, the others are not read, so a fast
+  // server cannot fill memory faster than a slow client drains it.
+  bool blocked_by_backlog(layer::ConnId id) const;
+  void note_queued(layer::ConnId id);
+  static constexpr size_t kWriteHighWater = 1u << 20;
+  static constexpr size_t kWriteLowWater = 256u << 10;
   void start_write(layer::ConnId id);
   void after_writes(layer::ConnId id);
   void close_socket(layer::ConnId id);

@@ -4,7 +4,7 @@
 // thread that flushes whenever it runs out of work, so a reader at the other end of a pipe sees each
 // record within milliseconds. On a terminal it prints one summary line per flow instead.
 //
-// Records are never dropped: when the output is slower than the traffic, producers block once 64 MiB
+// Records are never dropped: when the output is slower than the traffic, producers block once 16 MiB
 // waits (the proxy slows down rather than lose records).
 #include <condition_variable>
 #include <deque>

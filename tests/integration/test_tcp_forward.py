@@ -2,6 +2,7 @@
 import base64
 import os
 import random
+import re
 import select
 import signal
 import socket
@@ -155,6 +156,38 @@ class TcpForward(unittest.TestCase):
         print("record latency through a pipe: median %.1f ms, max %.1f ms" %
               (delays[2] * 1000, delays[-1] * 1000), file=sys.stderr)
         self.assertLess(delays[2], 0.1)
+
+    def test_fast_server_slow_client_keeps_memory_bounded(self):
+        """128 MiB from a fast server to a client that reads slowly: the proxy's peak RSS stays small."""
+        total = 128 << 20
+        blob = os.urandom(1 << 20)
+
+        class Firehose(EchoServer):
+            def _handle(self, conn):
+                with conn:
+                    for _ in range(total // len(blob)):
+                        conn.sendall(blob)
+
+        server = Firehose()
+        proxy = Proxy("--mode", "raw:127.0.0.1:%d@0" % server.port, "-w", "/dev/null", "--format", "cbor")
+        got = 0
+        with connect(proxy.port) as c:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+            time.sleep(1.0)  # let the server run ahead while the client reads nothing
+            while got < total:
+                chunk = c.recv(1 << 16)
+                if not chunk:
+                    break
+                got += len(chunk)
+        self.assertEqual(got, total)
+        with open("/proc/%d/status" % proxy.proc.pid) as f:
+            peak_kib = int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1))
+        code, _ = proxy.stop()
+        server.close()
+        self.assertEqual(code, 0)
+        print("peak RSS forwarding 128 MiB to a slow client: %.1f MiB" % (peak_kib / 1024), file=sys.stderr)
+        limit = 64 if "asan" not in os.path.basename(os.path.dirname(os.path.abspath(SLUICE))) else 256
+        self.assertLess(peak_kib / 1024, limit)
 
     def test_listen_failure_is_a_clear_error(self):
         blocker = socket.socket()
