@@ -34,7 +34,7 @@ envelope::Envelope RegularLayer::flow_envelope(uint64_t seq, core::Timestamp tim
 }
 
 envelope::Envelope RegularLayer::request_envelope(core::Timestamp now) const {
-  const RequestHead& h = parser_.head();
+  const Http1Head& h = parser_.head();
   envelope::Envelope e = flow_envelope(0, have_head_time_ ? head_time_ : now);
   envelope::HttpMessage m;
   m.method = h.method;
@@ -97,7 +97,7 @@ void RegularLayer::relay(Commands& child_out, Commands& out) {
 }
 
 void RegularLayer::on_head(core::ByteView rest, core::Timestamp now, Commands& out) {
-  const RequestHead& h = parser_.head();
+  const Http1Head& h = parser_.head();
   if (h.method != "CONNECT") {
     out.push_back(EmitRecord{request_envelope(now)});
     refuse(501, "Not Implemented",
@@ -154,9 +154,11 @@ void RegularLayer::handle(const Event& event, core::Timestamp now, Commands& out
     received_.append(d->data);
     size_t consumed = 0;
     switch (parser_.feed(d->data, consumed)) {
-      case RequestHeadParser::Status::need_more: return;
-      case RequestHeadParser::Status::done: on_head(d->data.substr(consumed), now, out); return;
-      case RequestHeadParser::Status::error: {
+      case Http1Parser::Status::need_more: return;
+      case Http1Parser::Status::head:
+      case Http1Parser::Status::complete:
+      case Http1Parser::Status::upgrade: on_head(d->data.substr(consumed), now, out); return;
+      case Http1Parser::Status::error: {
         envelope::Envelope req = request_envelope(now);
         req.raw = received_;
         req.anomalies.push_back({parser_.error_name(), parser_.error()});

@@ -8,7 +8,7 @@
 //
 // The CONNECT request and our answer are recorded as an HTTP request/response flow; the tunnel is a
 // sub-stream ("<conn>.1") of raw chunks, as the CONNECT tunnel is until TLS interception lands.
-#include "layer/http1_head.hpp"
+#include "layer/http1_parser.hpp"
 #include "layer/raw_layer.hpp"
 
 namespace sluice::layer {
@@ -34,7 +34,7 @@ class RegularLayer final : public Layer {
 
   ConnectionContext& ctx_;
   State state_ = State::head;
-  RequestHeadParser parser_;
+  Http1Parser parser_{Http1Parser::Type::request};
   core::Bytes received_;  // head bytes so far, for the anomaly record of a malformed request
   core::Timestamp head_time_;
   bool have_head_time_ = false;
