@@ -31,6 +31,7 @@ int run_show(const ShowConfig& cfg) {
   if (cfg.compress && cfg.no_compress) throw CommandError(kUsage, "show: --compress and --no-compress conflict");
   if ((cfg.compress || cfg.no_compress) && !convert)
     throw CommandError(kUsage, "show: --compress/--no-compress need --format or --jsonl");
+  if (cfg.detail > 0 && convert) throw CommandError(kUsage, "show: --detail prints text; it conflicts with --jsonl/--format");
   if (cfg.jsonl && !cfg.format.empty() && cfg.format != "jsonl")
     throw CommandError(kUsage, "show: --jsonl conflicts with --format " + cfg.format);
 

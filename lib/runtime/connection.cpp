@@ -53,7 +53,10 @@ void Connection::drain() {
     cmds.swap(scratch_);
     for (auto& cmd : cmds) execute(cmd);
     // The read buffer behind a DataReceived is free again: read on.
-    if (const auto* d = std::get_if<DataReceived>(&ev)) start_read(d->conn);
+    if (const auto* d = std::get_if<DataReceived>(&ev)) {
+      sockets_.at(d->conn)->undelivered = false;
+      start_read(d->conn);
+    }
   }
   draining_ = false;
   check_finished();
@@ -117,7 +120,8 @@ void Connection::start_read(ConnId id) {
   auto it = sockets_.find(id);
   if (it == sockets_.end()) return;
   Socket& s = *it->second;
-  if (s.reading || s.paused || s.read_eof || s.closed || blocked_by_backlog(id)) return;
+  // Never read into `buf` while an event still points into it (Asio may read speculatively at once).
+  if (s.reading || s.undelivered || s.paused || s.read_eof || s.closed || blocked_by_backlog(id)) return;
   s.reading = true;
   s.sock.async_read_some(
       asio::buffer(s.buf), asio::bind_executor(strand_, [self = shared_from_this(), id](boost::system::error_code ec,
@@ -132,6 +136,7 @@ void Connection::start_read(ConnId id) {
           s.read_eof = true;
           self->post_event(ConnectionClosed{id, true, ec.message()});
         } else {
+          s.undelivered = true;
           self->post_event(DataReceived{id, core::ByteView(s.buf.data(), n)});
         }
       }));

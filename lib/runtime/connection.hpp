@@ -46,6 +46,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::deque<core::Bytes> writes;
     bool writing = false;
     bool reading = false;
+    bool undelivered = false;  // a DataReceived pointing into `buf` waits in the event queue
     bool paused = false;     // by the layer (PauseReading)
     size_t queued = 0;       // bytes waiting in `writes`
     bool backed_up = false;  // queued passed the high-water mark and has not drained to the low one

@@ -114,7 +114,7 @@ class Show(unittest.TestCase):
 
     def test_usage_errors_are_exit_2(self):
         for args in (["show", "--format", "xml"], ["show", "--compress"], ["show", "--jsonl", "--format", "cbor"],
-                     ["show", "--detail", "9"], ["nosuchcommand"]):
+                     ["show", "--detail", "9"], ["show", "--detail", "1", "--jsonl"], ["nosuchcommand"]):
             p = run(*args, input=b"", check=False)
             self.assertEqual(p.returncode, 2, args)
             self.assertTrue(p.stderr.startswith(b"sluice: "), (args, p.stderr))
