@@ -60,8 +60,8 @@ def closed_port():
 class Proxy:
     """`sluice proxy` with its stdout as a pipe; the listening address is read from stderr."""
 
-    def __init__(self, *args, stdout=subprocess.PIPE):
-        self.proc = subprocess.Popen([SLUICE, "proxy", *args], stdout=stdout, stderr=subprocess.PIPE)
+    def __init__(self, *args, stdout=subprocess.PIPE, env=None):
+        self.proc = subprocess.Popen([SLUICE, "proxy", *args], stdout=stdout, stderr=subprocess.PIPE, env=env)
         self.addresses = []
         self.stderr_lines = []
         deadline = time.monotonic() + 10
