@@ -47,10 +47,9 @@ class Output {
 
 bool is_terminal(int fd);
 
-// Each subcommand registers itself: `setup` adds the CLI11 subcommand and returns the function that
-// runs it after parsing.
+// Each subcommand registers itself: setup_X adds the CLI11 subcommand and, when it is chosen, sets
+// `run` to the function that runs it after parsing.
 using CommandRunner = std::function<int()>;
-using CommandSetup = std::function<CommandRunner(CLI::App& app)>;
 void setup_proxy(CLI::App& app, CommandRunner& run);
 void setup_show(CLI::App& app, CommandRunner& run);
 

@@ -79,7 +79,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::map<layer::ConnId, std::unique_ptr<Socket>> sockets_;
   std::map<layer::CommandId, std::unique_ptr<asio::steady_timer>> timers_;
   std::deque<layer::Event> events_;
-  std::deque<std::pair<layer::ConnId, std::unique_ptr<Socket>>> pending_opens_;
   int opening_ = 0;
   int in_pipeline_ = 0;
   bool draining_ = false;

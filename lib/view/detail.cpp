@@ -125,6 +125,9 @@ std::string detail(const Record& record, int level) {
     }
     return out;
   }
+  if (const auto* err = std::get_if<ErrorRecord>(&record)) {  // errors show at every level
+    return clock_time(err->time) + " error " + err->stream_id + " " + err->code + ": " + err->message + "\n";
+  }
   if (level < 3) return {};
   if (const auto* h = std::get_if<StreamHeader>(&record)) {
     return clock_time(h->time) + " header " + h->format + " v" + std::to_string(h->version) + " from " + h->producer + "\n";
@@ -133,9 +136,6 @@ std::string detail(const Record& record, int level) {
     return clock_time(end->time) + " end " + end->scope + " " + end->stream_id +
            (end->flow_id.empty() ? "" : "/" + end->flow_id) + " " + end->reason + " sent " +
            human_size(end->bytes_sent) + " received " + human_size(end->bytes_received) + "\n";
-  }
-  if (const auto* err = std::get_if<ErrorRecord>(&record)) {
-    return clock_time(err->time) + " error " + err->stream_id + " " + err->code + ": " + err->message + "\n";
   }
   return "(record of an unknown type)\n";
 }

@@ -125,6 +125,7 @@ class Show(unittest.TestCase):
         self.assertIn("content-TYPE: application/json", d1)  # header case preserved
         self.assertIn("! obs_fold: header line 3 is folded", d1)
         self.assertNotIn('{"a":1}', d1)
+        self.assertIn("error s9 connect_refused", d1)
         d2 = run("show", "--detail", "2", path).stdout.decode()
         self.assertIn('{"a":1}', d2)
         d3 = run("show", "--detail", "3", path).stdout.decode()
