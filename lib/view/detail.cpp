@@ -49,7 +49,7 @@ void hexdump(std::string& out, std::string_view b) {
   static constexpr char kHex[] = "0123456789abcdef";
   size_t shown = std::min<size_t>(b.size(), 4096);
   for (size_t off = 0; off < shown; off += 16) {
-    char pos[16];
+    char pos[32];
     std::snprintf(pos, sizeof pos, "    %06zx  ", off);
     out += pos;
     std::string ascii;
