@@ -2,7 +2,7 @@
 
 #include <llhttp.h>
 
-#include <cstring>
+#include "core/ascii.hpp"
 
 namespace sluice::layer {
 
@@ -12,13 +12,6 @@ bool is_tchar(unsigned char c) {
   if (c >= '0' && c <= '9') return true;
   if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
   return std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if ((a[i] | 0x20) != (b[i] | 0x20)) return false;
-  return true;
 }
 
 enum class Pause : uint8_t { none, head, chunk, message };
@@ -77,13 +70,12 @@ struct Http1Callbacks {
       // §6.3); llhttp would read one after a 304 with Content-Length. A 2xx to CONNECT starts a tunnel.
       int code = p->status_code;
       if (s.request_method_ == "HEAD" || (code / 100 == 1 && code != 101) || code == 204 || code == 304) return 1;
-      if (s.request_method_ == "CONNECT" && p->status_code / 100 == 2) return 2;
+      if (s.request_method_ == "CONNECT" && code / 100 == 2) return 2;
     }
     return HPE_PAUSED;
   }
   static int on_body(llhttp_t* p, const char* at, size_t n) {
     self(p).body_.append(at, n);
-    self(p).body_total_ += n;
     return 0;
   }
   static int on_chunk_complete(llhttp_t* p) {
@@ -141,7 +133,6 @@ void Http1Parser::start_message() {
   head_ = Http1Head{};
   head_.is_request = type_ == Type::request;
   body_.clear();
-  body_total_ = 0;
   chunks_.clear();
   chunk_raw_.clear();
   trailers_.clear();
@@ -171,7 +162,7 @@ Http1Parser::Status Http1Parser::check_head() {
                     "whitespace between header name '" + h.name.substr(0, h.name.find_first_of(" \t")) + "' and the colon");
       return fail("invalid_header_name", "invalid character in a header name");
     }
-    if (iequals(h.name, "host")) ++hosts;
+    if (core::iequals(h.name, "host")) ++hosts;
   }
   if (type_ == Type::request && hosts > 1) return fail("duplicate_host", "more than one Host header");
   if (type_ == Type::request && hosts == 0 && head_.version == "HTTP/1.1" && head_.method != "CONNECT")

@@ -70,7 +70,6 @@ class Http1Parser {
   // last take.
   std::vector<core::Bytes> take_chunks();
   const envelope::Headers& trailers() const { return trailers_; }
-  uint64_t body_bytes() const { return body_total_; }  // decoded bytes of this message so far
 
   const std::string& error_name() const { return error_name_; }
   const std::string& error() const { return error_; }
@@ -89,7 +88,6 @@ class Http1Parser {
   enum class Phase : uint8_t { head, body, done, upgraded, failed } phase_ = Phase::head;
   Http1Head head_;
   core::Bytes body_;
-  uint64_t body_total_ = 0;
   std::vector<core::Bytes> chunks_;
   core::Bytes chunk_raw_;  // wire bytes of the chunk in progress
   envelope::Headers trailers_;

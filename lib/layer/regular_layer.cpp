@@ -1,5 +1,7 @@
 #include "layer/regular_layer.hpp"
 
+#include "core/ascii.hpp"
+
 namespace sluice::layer {
 
 namespace {
@@ -45,9 +47,7 @@ envelope::Envelope RegularLayer::request_envelope(core::Timestamp now) const {
     m.authority = h.target;
   } else {
     for (const auto& hd : h.headers)
-      if (hd.name.size() == 4 && (hd.name[0] | 0x20) == 'h' && (hd.name[1] | 0x20) == 'o' &&
-          (hd.name[2] | 0x20) == 's' && (hd.name[3] | 0x20) == 't')
-        m.authority = hd.value;
+      if (core::iequals(hd.name, "host")) m.authority = hd.value;
     m.scheme = h.target.starts_with("https://") ? "https" : "http";
   }
   e.message = std::move(m);

@@ -41,7 +41,6 @@ class RegularLayer final : public Layer {
   std::string target_;
   std::unique_ptr<RawLayer> tunnel_;
   CommandId open_id_ = 0;
-  envelope::Anomaly anomaly_;
 };
 
 }  // namespace sluice::layer

@@ -172,6 +172,10 @@ void Connection::start_write(ConnId id) {
                     }));
 }
 
+void Connection::resume_reads() {
+  for (auto& [id, s] : sockets_) start_read(id);
+}
+
 bool Connection::blocked_by_backlog(ConnId id) const {
   for (const auto& [other, s] : sockets_)
     if (other != id && s->backed_up && !s->closed) return true;
@@ -184,7 +188,7 @@ void Connection::note_queued(ConnId id) {
     s.backed_up = true;
   } else if (s.backed_up && s.queued < kWriteLowWater) {
     s.backed_up = false;
-    for (auto& [other, sock] : sockets_) start_read(other);
+    resume_reads();
   }
 }
 
@@ -208,7 +212,7 @@ void Connection::close_socket(ConnId id) {
   s.sock.close(ec);
   if (s.backed_up) {  // nothing will drain it now: let the others read again
     s.backed_up = false;
-    for (auto& [other, sock] : sockets_) start_read(other);
+    resume_reads();
   }
 }
 

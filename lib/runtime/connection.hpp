@@ -64,6 +64,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // server cannot fill memory faster than a slow client drains it.
   bool blocked_by_backlog(layer::ConnId id) const;
   void note_queued(layer::ConnId id);
+  void resume_reads();  // start_read on every socket that may read now
   static constexpr size_t kWriteHighWater = 1u << 20;
   static constexpr size_t kWriteLowWater = 256u << 10;
   void start_write(layer::ConnId id);

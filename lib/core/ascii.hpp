@@ -1,0 +1,19 @@
+#pragma once
+// ASCII helpers for protocol tokens (header names, methods): no locale, bytes outside ASCII compare as is.
+#include <string_view>
+
+namespace sluice::core {
+
+// Case-insensitive equality of two ASCII tokens ("Host" == "host").
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
+
+}  // namespace sluice::core
