@@ -26,8 +26,38 @@ struct ProxyConfig {
   unsigned threads = 0;
   double grace = 5;
   double connect_timeout = 10;
+  double header_timeout = 30;
+  double first_byte_timeout = 60;
+  double idle_timeout = 75;
+  std::string record_body_limit = "16MiB";
+  bool keep_host_header = false;
+  std::string proxy_auth, upstream_auth;
   bool verbose = false;
 };
+
+// "16MiB", "512k", "0", "1G": a byte count with an optional binary suffix.
+uint64_t parse_size(const std::string& text, const std::string& flag) {
+  size_t end = 0;
+  uint64_t n = 0;
+  while (end < text.size() && text[end] >= '0' && text[end] <= '9') {
+    if (n > (UINT64_MAX - 9) / 10) throw CommandError(kUsage, "proxy: " + flag + ": number too large: " + text);
+    n = n * 10 + static_cast<uint64_t>(text[end++] - '0');
+  }
+  std::string unit = text.substr(end);
+  for (auto& c : unit) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  uint64_t mul = 0;
+  if (unit.empty() || unit == "b") mul = 1;
+  else if (unit == "k" || unit == "kb" || unit == "kib") mul = 1ull << 10;
+  else if (unit == "m" || unit == "mb" || unit == "mib") mul = 1ull << 20;
+  else if (unit == "g" || unit == "gb" || unit == "gib") mul = 1ull << 30;
+  if (end == 0 || mul == 0)
+    throw CommandError(kUsage, "proxy: " + flag + ": expected a size like 16MiB, 512k or 0, got '" + text + "'");
+  return n * mul;
+}
+
+std::chrono::milliseconds millis(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
 
 int run_proxy(const ProxyConfig& cfg) {
   runtime::ServerOptions opts;
@@ -36,12 +66,24 @@ int run_proxy(const ProxyConfig& cfg) {
     if (!m) throw CommandError(kUsage, "proxy: " + m.error().message);
     if (!layer::mode_available(m->kind))
       throw CommandError(kUsage, "proxy: mode '" + spec + "' is not available in this build yet; " +
-                                     "it serves regular (CONNECT tunnels), tcp:HOST:PORT and raw:HOST:PORT");
+                                     "it serves regular, reverse:http://, upstream:http://, tcp: and raw:");
+    if (m->target_scheme == "https")
+      throw CommandError(kUsage, "proxy: mode '" + spec + "': https:// targets need TLS, which this build lacks");
     opts.modes.push_back(*m);
   }
   opts.threads = cfg.threads;
-  opts.grace = std::chrono::milliseconds(static_cast<int64_t>(cfg.grace * 1000));
-  opts.connect_timeout = std::chrono::milliseconds(static_cast<int64_t>(cfg.connect_timeout * 1000));
+  opts.grace = millis(cfg.grace);
+  opts.connect_timeout = millis(cfg.connect_timeout);
+  opts.layer.header_timeout = millis(cfg.header_timeout);
+  opts.layer.first_byte_timeout = millis(cfg.first_byte_timeout);
+  opts.layer.idle_timeout = millis(cfg.idle_timeout);
+  opts.layer.record_body_limit = parse_size(cfg.record_body_limit, "--record-body-limit");
+  opts.layer.keep_host_header = cfg.keep_host_header;
+  for (const auto* cred : {&cfg.proxy_auth, &cfg.upstream_auth})
+    if (!cred->empty() && cred->find(':') == std::string::npos)
+      throw CommandError(kUsage, "proxy: credentials must be USER:PASS");
+  opts.layer.proxy_auth = cfg.proxy_auth;
+  opts.layer.upstream_auth = cfg.upstream_auth;
   opts.verbose = cfg.verbose;
 
   // Where the stream goes: -w PATH, or stdout unless it is a terminal (then one line per flow).
@@ -97,7 +139,8 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
   auto cfg = std::make_shared<ProxyConfig>();
   auto* sub = app.add_subcommand("proxy", "Intercept traffic and write it as a stream of envelopes");
   sub->add_option("-m,--mode", cfg->modes,
-                  "MODE[:DATA][@[HOST:]PORT], repeatable: regular, tcp:HOST:PORT@PORT, raw:HOST:PORT@PORT (default regular@127.0.0.1:8080)");
+                  "MODE[:DATA][@[HOST:]PORT], repeatable: regular, reverse:http://HOST[:PORT], "
+                  "upstream:http://HOST:PORT, tcp:HOST:PORT@PORT, raw:HOST:PORT@PORT (default regular@127.0.0.1:8080)");
   sub->add_option("-w,--write", cfg->write, "Write the stream to PATH ('-': standard output)");
   sub->add_option("--format", cfg->format, "Stream encoding")->check(CLI::IsMember({"jsonl", "cbor"}));
   sub->add_flag("--no-compress", cfg->no_compress, "Write the stream without zstd compression");
@@ -106,6 +149,20 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
       ->check(CLI::Range(0.0, 3600.0));
   sub->add_option("--connect-timeout", cfg->connect_timeout, "Seconds to connect to a server (default 10)")
       ->check(CLI::Range(0.1, 3600.0));
+  sub->add_option("--header-timeout", cfg->header_timeout,
+                  "Seconds a client gets to send a request head, then 408 (default 30)")
+      ->check(CLI::Range(0.1, 86400.0));
+  sub->add_option("--first-byte-timeout", cfg->first_byte_timeout,
+                  "Seconds a server gets to start its answer, then 504 (default 60)")
+      ->check(CLI::Range(0.1, 86400.0));
+  sub->add_option("--idle-timeout", cfg->idle_timeout,
+                  "Seconds without a byte before a connection is closed (default 75)")
+      ->check(CLI::Range(0.1, 86400.0));
+  sub->add_option("--record-body-limit", cfg->record_body_limit,
+                  "Body bytes recorded per message, e.g. 16MiB, 512k; 0 records everything (default 16MiB)");
+  sub->add_flag("--keep-host-header", cfg->keep_host_header, "Reverse mode: send the client's Host header unchanged");
+  sub->add_option("--proxy-auth", cfg->proxy_auth, "USER:PASS clients must present (407 otherwise)");
+  sub->add_option("--upstream-auth", cfg->upstream_auth, "USER:PASS to present to the upstream proxy");
   sub->add_flag("-v,--verbose", cfg->verbose, "Log every event and command on stderr");
   sub->callback([&run, cfg] { run = [cfg] { return run_proxy(*cfg); }; });
 }

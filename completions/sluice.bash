@@ -22,9 +22,10 @@ _sluice() {
                 --format) COMPREPLY=($(compgen -W "jsonl cbor" -- "$cur")); return ;;
                 -w|--write) _filedir; return ;;
                 -m|--mode) COMPREPLY=($(compgen -W "regular tcp: raw: reverse: upstream: socks5" -- "$cur")); compopt -o nospace; return ;;
-                --threads|--grace|--connect-timeout) return ;;
+                --threads|--grace|--connect-timeout|--header-timeout|--first-byte-timeout|--idle-timeout) return ;;
+                --record-body-limit|--proxy-auth|--upstream-auth) return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --mode -w --write --format --no-compress --threads --grace --connect-timeout -v --verbose --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "-m --mode -w --write --format --no-compress --threads --grace --connect-timeout --header-timeout --first-byte-timeout --idle-timeout --record-body-limit --keep-host-header --proxy-auth --upstream-auth -v --verbose --help" -- "$cur"))
             ;;
         show)
             case $prev in

@@ -14,6 +14,13 @@ complete -c sluice -n "__fish_seen_subcommand_from proxy" -l no-compress -d 'Wri
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l threads -x -d 'I/O threads'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l grace -x -d 'Seconds to finish on shutdown'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l connect-timeout -x -d 'Seconds to connect to a server'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l header-timeout -x -d 'Seconds for a request head (then 408)'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l first-byte-timeout -x -d 'Seconds for a server to answer (then 504)'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l idle-timeout -x -d 'Seconds without a byte before closing'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l record-body-limit -x -d 'Body bytes recorded per message (16MiB)'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l keep-host-header -d 'Reverse mode: keep the client Host header'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l proxy-auth -x -d 'USER:PASS clients must present'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l upstream-auth -x -d 'USER:PASS for the upstream proxy'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -s v -l verbose -d 'Log every event and command'
 
 # show

@@ -104,6 +104,7 @@ Http1Parser::Http1Parser(Type type) : p_(std::make_unique<Llhttp>()), type_(type
   llhttp_init(&p_->parser, type == Type::request ? HTTP_REQUEST : HTTP_RESPONSE, &p_->settings);
   p_->parser.data = p_.get();
   p_->owner = this;
+  head_.is_request = type == Type::request;
 }
 
 Http1Parser::~Http1Parser() = default;
@@ -200,7 +201,8 @@ Http1Parser::Status Http1Parser::map_error(int errno_value, core::ByteView data)
     case HPE_UNEXPECTED_SPACE: return fail("unexpected_whitespace", why);
     case HPE_INVALID_METHOD: return fail("bad_method", why);
     case HPE_INVALID_URL: return fail("bad_target", why);
-    case HPE_INVALID_VERSION: return fail("bad_version", why);
+    case HPE_INVALID_VERSION:
+    case HPE_INVALID_CONSTANT: return fail("bad_version", why);  // "Expected HTTP/"
     case HPE_INVALID_STATUS: return fail("bad_status", why);
     default: return fail(in_body ? "bad_body" : "malformed_message", why);
   }
@@ -233,7 +235,7 @@ Http1Parser::Status Http1Parser::feed(core::ByteView data, size_t& consumed) {
       head_.raw.append(took);
       if (head_.raw.size() > kMaxHeadBytes)
         return fail("header_too_large", "message head is larger than " + std::to_string(kMaxHeadBytes / 1024) + " KiB");
-    } else {
+    } else if (head_.chunked) {
       chunk_raw_.append(took);
     }
     switch (p_->paused) {
@@ -248,6 +250,9 @@ Http1Parser::Status Http1Parser::feed(core::ByteView data, size_t& consumed) {
         return check_head();
       }
       case Pause::chunk:
+        // llhttp 8.1 takes any two bytes after chunk data as its CRLF: a smuggling vector.
+        if (!chunk_raw_.ends_with("\r\n"))
+          return fail("bad_chunked", "chunk data is not followed by CRLF");
         chunks_.push_back(std::move(chunk_raw_));
         chunk_raw_.clear();
         continue;

@@ -28,6 +28,7 @@
 #include "core/time.hpp"
 #include "envelope/record.hpp"
 #include "layer/mode_spec.hpp"
+#include "layer/options.hpp"
 
 namespace sluice::layer {
 
@@ -134,8 +135,11 @@ std::string describe(const Command& c);
 // State shared by the layers of one client connection: identity, addresses, id allocation.
 class ConnectionContext {
  public:
-  ConnectionContext(std::string conn_id, std::string client, core::Timestamp opened, ModeSpec mode)
-      : conn_id_(std::move(conn_id)), client_(std::move(client)), opened_(opened), mode_(std::move(mode)) {}
+  // `options` must outlive the context; nullptr: the defaults.
+  ConnectionContext(std::string conn_id, std::string client, core::Timestamp opened, ModeSpec mode,
+                    const ProxyOptions* options = nullptr)
+      : conn_id_(std::move(conn_id)), client_(std::move(client)), opened_(opened), mode_(std::move(mode)),
+        options_(options ? options : &kDefaultOptions) {}
 
   ConnId new_conn() { return next_conn_++; }
   CommandId new_command() { return next_command_++; }
@@ -146,6 +150,7 @@ class ConnectionContext {
   const std::string& client() const { return client_; }
   core::Timestamp opened() const { return opened_; }
   const ModeSpec& mode() const { return mode_; }
+  const ProxyOptions& options() const { return *options_; }
   // The context every envelope of this connection carries; `server` as dialled.
   envelope::Context envelope_context(std::string server) const;
 
@@ -154,6 +159,8 @@ class ConnectionContext {
   std::string client_;
   core::Timestamp opened_;
   ModeSpec mode_;
+  const ProxyOptions* options_;
+  static inline const ProxyOptions kDefaultOptions{};
   ConnId next_conn_ = kClientConn + 1;
   CommandId next_command_ = 1;
   uint64_t next_stream_ = 0;

@@ -34,6 +34,40 @@ core::Result<std::pair<std::string, uint16_t>> parse_host_port(std::string_view 
   return std::pair<std::string, uint16_t>{std::string(host), *p};
 }
 
+core::Result<Url> parse_absolute_url(std::string_view url) {
+  Url u;
+  auto sep = url.find("://");
+  if (sep == std::string_view::npos || sep == 0) return core::make_error("not an absolute URL: '" + std::string(url) + "'");
+  for (char c : url.substr(0, sep)) u.scheme.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c));
+  if (u.scheme != "http" && u.scheme != "https")
+    return core::make_error("unsupported scheme '" + u.scheme + "' in '" + std::string(url) + "'");
+  std::string_view rest = url.substr(sep + 3);
+  auto path = rest.find_first_of("/?#");
+  std::string_view authority = rest.substr(0, path);
+  if (authority.find('@') != std::string_view::npos)
+    return core::make_error("user information in the URL '" + std::string(url) + "' is not allowed");
+  u.authority = std::string(authority);
+  uint16_t default_port = u.scheme == "https" ? 443 : 80;
+  bool has_port = authority.starts_with('[') ? authority.find("]:") != std::string_view::npos
+                                             : authority.find(':') != std::string_view::npos;
+  if (has_port) {
+    auto hp = parse_host_port(authority);
+    if (!hp) return hp.error();
+    u.host = hp->first;
+    u.port = hp->second;
+  } else {
+    std::string_view host = authority;
+    if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);
+    u.host = std::string(host);
+    u.port = default_port;
+  }
+  if (u.host.empty()) return core::make_error("missing host in '" + std::string(url) + "'");
+  std::string_view tail = path == std::string_view::npos ? std::string_view() : rest.substr(path);
+  if (auto hash = tail.find('#'); hash != std::string_view::npos) tail = tail.substr(0, hash);
+  u.origin_form = tail.empty() || tail[0] != '/' ? "/" + std::string(tail) : std::string(tail);
+  return u;
+}
+
 core::Result<ModeSpec> parse_mode_spec(std::string_view spec) {
   ModeSpec m;
   m.text = std::string(spec);
@@ -77,8 +111,17 @@ core::Result<ModeSpec> parse_mode_spec(std::string_view spec) {
     return core::make_error("unknown mode '" + std::string(name) +
                             "' (expected regular, reverse, upstream, tcp, raw or socks5)");
   }
-  if ((m.kind == ModeSpec::Kind::reverse || m.kind == ModeSpec::Kind::upstream) && m.data.empty())
-    return core::make_error("mode '" + m.text + "' needs a server URL: " + std::string(name) + ":http://HOST:PORT");
+  if (m.kind == ModeSpec::Kind::reverse || m.kind == ModeSpec::Kind::upstream) {
+    if (m.data.empty())
+      return core::make_error("mode '" + m.text + "' needs a server URL: " + std::string(name) + ":http://HOST:PORT");
+    auto u = parse_absolute_url(m.data);
+    if (!u) return core::make_error("mode '" + m.text + "': " + u.error().message);
+    if (u->origin_form != "/")
+      return core::make_error("mode '" + m.text + "': the URL takes no path ('" + u->origin_form + "')");
+    m.target_scheme = u->scheme;
+    m.target_host = u->host;
+    m.target_port = u->port;
+  }
   return m;
 }
 

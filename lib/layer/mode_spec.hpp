@@ -3,6 +3,8 @@
 //   regular                      listen 127.0.0.1:8080, absolute-form requests and CONNECT
 //   tcp:HOST:PORT@LISTEN          TCP forward to HOST:PORT, protocol detected from the first bytes
 //   raw:HOST:PORT@LISTEN          TCP forward, bytes recorded as raw chunks, no detection
+//   reverse:http://HOST[:PORT]    every request goes to that server
+//   upstream:http://HOST:PORT     requests and CONNECT go on through that proxy
 // Listeners bind to loopback unless the spec names a host; port 0 asks the system for a free port.
 #include <cstdint>
 #include <string>
@@ -15,7 +17,8 @@ struct ModeSpec {
   enum class Kind : uint8_t { regular, reverse, upstream, tcp, raw, socks5 };
   Kind kind = Kind::regular;
   std::string data;                 // text after "MODE:" (an URL or HOST:PORT)
-  std::string target_host;          // tcp/raw: where to connect
+  std::string target_scheme;        // reverse/upstream: "http" or "https"
+  std::string target_host;          // tcp/raw/reverse/upstream: where to connect
   uint16_t target_port = 0;
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 8080;
@@ -25,5 +28,15 @@ struct ModeSpec {
 core::Result<ModeSpec> parse_mode_spec(std::string_view spec);
 // Splits "host:port", "[v6]:port"; the host keeps no brackets.
 core::Result<std::pair<std::string, uint16_t>> parse_host_port(std::string_view s);
+
+// An absolute URL's parts as a proxy needs them: "http://h:1/p?q" -> http, h, 1, "/p?q".
+struct Url {
+  std::string scheme;  // lower case
+  std::string host;    // without brackets
+  uint16_t port = 0;   // the scheme's default when absent
+  std::string authority;  // as written ("h:1", "[::1]:8080")
+  std::string origin_form;  // path and query, "/" when empty
+};
+core::Result<Url> parse_absolute_url(std::string_view url);
 
 }  // namespace sluice::layer

@@ -10,6 +10,15 @@ RawLayer::RawLayer(ConnectionContext& ctx, std::string host, uint16_t port, std:
   context_ = ctx_.envelope_context(server + ":" + std::to_string(port_));
 }
 
+RawLayer::RawLayer(ConnectionContext& ctx, ConnId server, const std::string& server_name, std::string stream_id)
+    : ctx_(ctx), port_(0), stream_id_(std::move(stream_id)), state_(State::open), server_(server) {
+  send_.direction = envelope::Direction::send;
+  receive_.direction = envelope::Direction::receive;
+  send_.from = kClientConn, send_.to = server_;
+  receive_.from = server_, receive_.to = kClientConn;
+  context_ = ctx_.envelope_context(server_name);
+}
+
 RawLayer::Side* RawLayer::side_for_reply(CommandId id) {
   if (send_.in_pipeline == id) return &send_;
   if (receive_.in_pipeline == id) return &receive_;

@@ -16,6 +16,9 @@ class RawLayer final : public Layer {
  public:
   // `ctx` must outlive the layer. `stream_id` names this byte stream in its envelopes.
   RawLayer(ConnectionContext& ctx, std::string host, uint16_t port, std::string stream_id);
+  // Adopts `server`, already open to `server_name` ("host:port"), as after a CONNECT or a 101 answer:
+  // no Start, no OpenConnection; bytes flow from the first DataReceived on.
+  RawLayer(ConnectionContext& ctx, ConnId server, const std::string& server_name, std::string stream_id);
   void handle(const Event& event, core::Timestamp now, Commands& out) override;
   std::string_view name() const override { return "raw"; }
 

@@ -1,12 +1,13 @@
 #include "layer/root_layer.hpp"
 
 #include "layer/raw_layer.hpp"
-#include "layer/regular_layer.hpp"
+#include "layer/http1_layer.hpp"
 
 namespace sluice::layer {
 
 bool mode_available(ModeSpec::Kind kind) {
-  return kind == ModeSpec::Kind::tcp || kind == ModeSpec::Kind::raw || kind == ModeSpec::Kind::regular;
+  return kind == ModeSpec::Kind::tcp || kind == ModeSpec::Kind::raw || kind == ModeSpec::Kind::regular ||
+         kind == ModeSpec::Kind::reverse || kind == ModeSpec::Kind::upstream;
 }
 
 std::unique_ptr<Layer> make_root_layer(ConnectionContext& ctx) {
@@ -23,7 +24,9 @@ std::unique_ptr<Layer> make_root_layer(ConnectionContext& ctx) {
             return std::make_unique<RawLayer>(c, c.mode().target_host, c.mode().target_port, c.conn_id());
           },
           true);
-    case ModeSpec::Kind::regular: return std::make_unique<RegularLayer>(ctx);
+    case ModeSpec::Kind::regular:
+    case ModeSpec::Kind::reverse:
+    case ModeSpec::Kind::upstream: return std::make_unique<Http1Layer>(ctx);
     default: return nullptr;
   }
 }

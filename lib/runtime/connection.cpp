@@ -235,6 +235,7 @@ void Connection::open(OpenConnection cmd) {
     }
     if (ev.error_code.empty()) {
       boost::system::error_code ec;
+      sock->set_option(tcp::no_delay(true), ec);
       ev.peer = format_endpoint(sock->remote_endpoint(ec));
       self->sockets_.emplace(cmd.conn, std::make_unique<Socket>(std::move(*sock)));
     }

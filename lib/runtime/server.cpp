@@ -49,7 +49,7 @@ struct Server::Impl {
     auto peer = sock.remote_endpoint(ec);
     std::string conn_id = run_id + "-" + std::to_string(++next_conn);
     auto ctx = std::make_unique<layer::ConnectionContext>(conn_id, ec ? std::string("?") : format_endpoint(peer),
-                                                          core::now_wall(), mode);
+                                                          core::now_wall(), mode, &options.layer);
     auto conn = std::make_shared<Connection>(
         std::move(sock), std::move(ctx),
         ConnectionDeps{recorder, pipeline, options.connect_timeout, options.verbose});

@@ -13,6 +13,7 @@
 
 #include "core/result.hpp"
 #include "layer/mode_spec.hpp"
+#include "layer/options.hpp"
 
 namespace sluice::pipeline {
 class Pipeline;
@@ -28,6 +29,7 @@ struct ServerOptions {
   std::chrono::milliseconds grace{5000};
   std::chrono::milliseconds connect_timeout{10000};
   bool verbose = false;
+  layer::ProxyOptions layer;  // what the protocol layers need (body limit, auth, timeouts)
 };
 
 struct BoundListener {

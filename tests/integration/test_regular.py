@@ -1,4 +1,6 @@
-"""`sluice proxy` in regular mode with curl: CONNECT tunnels recorded as raw chunks, clear errors."""
+"""`sluice proxy` in regular mode with curl: CONNECT tunnels recorded as raw chunks, clear errors.
+
+Absolute-form HTTP/1 proxying is tested in test_http1.py."""
 import base64
 import http.server
 import os
@@ -98,13 +100,6 @@ class Regular(unittest.TestCase):
         self.assertEqual(resp["message"]["status"], 502)
         self.assertIn("connection refused by 127.0.0.1:%d" % port, resp["message"]["body"])
         self.assertEqual([r["code"] for r in recs if r["type"] == "error"], ["connect_refused"])
-
-    def test_absolute_form_is_501_for_now(self):
-        proxy = Proxy("--mode", "regular@0")
-        p = curl("-w", "%{http_code}", "-x", "http://127.0.0.1:%d" % proxy.port, "http://127.0.0.1:9/x")
-        self.assertTrue(p.stdout.endswith(b"501"), p.stdout)
-        self.assertIn(b"CONNECT requests only", p.stdout)
-        proxy.stop()
 
 
 if __name__ == "__main__":

@@ -201,7 +201,7 @@ TEST(Http1Parser, SmugglingTable) {
       {"no Host in 1.1", "GET / HTTP/1.1\r\nX: 1\r\n\r\n", "missing_host"},
       {"bad method", "G(T / HTTP/1.1\r\nHost: h\r\n\r\n", "bad_method"},
       {"bad version", "GET / HTTP/1.7\r\nHost: h\r\n\r\n", "bad_version"},
-      {"space in target", "GET /a b HTTP/1.1\r\nHost: h\r\n\r\n", "malformed_message"},
+      {"space in target", "GET /a b HTTP/1.1\r\nHost: h\r\n\r\n", "bad_version"},
       {"control char in target", "GET /\x01 HTTP/1.1\r\nHost: h\r\n\r\n", "bad_target"},
       {"invalid header name char", "GET / HTTP/1.1\r\nHost: h\r\nX(y): 1\r\n\r\n", "invalid_header"},
       {"LF only line ends", "GET / HTTP/1.1\nHost: h\n\n", "bare_lf"},

@@ -1,0 +1,957 @@
+#include "layer/http1_layer.hpp"
+
+#include "core/ascii.hpp"
+#include "core/base64.hpp"
+
+namespace sluice::layer {
+
+namespace {
+using envelope::Direction;
+using Ms = std::chrono::milliseconds;
+
+core::Timestamp plus(core::Timestamp t, Ms d) { return core::Timestamp{t.ns + std::chrono::nanoseconds(d).count()}; }
+
+std::string seconds(Ms d) {
+  auto ms = d.count();
+  return ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms";
+}
+
+std::string authority_of(const std::string& host, uint16_t port, uint16_t default_port) {
+  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return port == default_port ? h : h + ":" + std::to_string(port);
+}
+
+bool has_token(std::string_view value, std::string_view token) {
+  size_t pos = 0;
+  while (pos <= value.size()) {
+    size_t comma = value.find(',', pos);
+    if (comma == std::string_view::npos) comma = value.size();
+    std::string_view item = value.substr(pos, comma - pos);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (core::iequals(item, token)) return true;
+    pos = comma + 1;
+  }
+  return false;
+}
+}  // namespace
+
+struct Http1Layer::Exchange {
+  uint64_t number = 0;
+  std::string flow_id;
+  Message req, resp;
+  std::string host;  // where to connect
+  uint16_t port = 0;
+  std::string key;  // host:port, the pool key
+  envelope::Context context;
+  HeadEdit edit;
+  bool local_connect = false;  // CONNECT answered by us once the server is up (regular mode)
+  ConnId server = 0;
+  bool server_ready = false;
+  bool reused = false;
+  bool retried = false;
+  CommandId open_id = 0;
+  CommandId req_pipeline = 0, resp_pipeline = 0;
+  core::Bytes to_server;     // waiting for the connection
+  core::Bytes sent_request;  // a buffered request as sent, for one retry on a stale pooled connection
+  bool request_sent = false;
+  core::Timestamp request_sent_at;
+  bool response_begun = false;  // bytes of the final response went to the client
+  bool server_extra = false;    // the server sent bytes after its response: do not reuse
+};
+
+Http1Layer::Http1Layer(ConnectionContext& ctx)
+    : ctx_(ctx), req_parser_(std::make_unique<Http1Parser>(Http1Parser::Type::request)) {}
+
+Http1Layer::~Http1Layer() = default;
+
+uint64_t Http1Layer::record_limit() const { return ctx_.options().record_body_limit; }
+uint64_t Http1Layer::buffer_limit() const { return record_limit() ? record_limit() : kUnlimitedBuffer; }
+
+// ---- events ----------------------------------------------------------------------------------------
+
+void Http1Layer::handle(const Event& event, core::Timestamp now, Commands& out) {
+  if (state_ == State::closed) return;
+  if (state_ == State::tunnel) {
+    // Only the tunnel's connections and its replies concern the child.
+    if (const auto* d = std::get_if<DataReceived>(&event); d && d->conn != kClientConn && d->conn != tunnel_server_)
+      return;
+    if (const auto* c = std::get_if<ConnectionClosed>(&event); c && c->conn != kClientConn && c->conn != tunnel_server_)
+      return;
+    if (std::holds_alternative<TimerFired>(event)) return;
+    tunnel_->handle(event, now, out);
+    return;
+  }
+  if (std::holds_alternative<Start>(event)) {
+    last_client_ = now;
+  } else if (const auto* d = std::get_if<DataReceived>(&event)) {
+    if (d->conn == kClientConn) {
+      on_client_data(d->data, now, out);
+    } else if (ex_ && d->conn == ex_->server) {
+      on_server_data(d->data, now, out);
+    } else if (auto it = servers_.find(d->conn); it != servers_.end()) {
+      // An idle pooled connection spoke unasked: it cannot be trusted with the next request.
+      out.push_back(CloseConnection{d->conn, false});
+      servers_.erase(it);
+    }
+  } else if (const auto* c = std::get_if<ConnectionClosed>(&event)) {
+    if (c->conn == kClientConn) {
+      on_client_closed(*c, now, out);
+    } else if (ex_ && c->conn == ex_->server) {
+      on_server_closed(*c, now, out);
+    } else if (auto it = servers_.find(c->conn); it != servers_.end()) {
+      out.push_back(CloseConnection{c->conn, false});
+      servers_.erase(it);
+    }
+  } else if (const auto* o = std::get_if<OpenCompleted>(&event)) {
+    on_open(*o, now, out);
+  } else if (const auto* v = std::get_if<PipelineVerdict>(&event)) {
+    on_verdict(*v, now, out);
+  } else if (const auto* t = std::get_if<TimerFired>(&event)) {
+    if (t->id != timer_) return;
+    timer_ = 0;
+    if (deadline_kind_ != Deadline::none && now >= deadline_) {
+      on_timeout(now, out);
+      return;
+    }
+  }
+  if (state_ == State::http) update_timer(now, out);
+}
+
+// ---- client side -----------------------------------------------------------------------------------
+
+void Http1Layer::on_client_data(core::ByteView data, core::Timestamp now, Commands& out) {
+  bytes_from_client_ += data.size();
+  last_client_ = now;
+  if (client_pos_ == client_in_.size()) {
+    client_in_.clear();
+    client_pos_ = 0;
+  }
+  client_in_.append(data);
+  pump_client(now, out);
+}
+
+void Http1Layer::pump_client(core::Timestamp now, Commands& out) {
+  bool after_head = false;  // a body-less message completes on the next feed, even of nothing
+  while (state_ == State::http && (after_head || client_pos_ < client_in_.size())) {
+    after_head = false;
+    if (ex_ && ex_->req.complete) break;  // a pipelined request waits for the response before it
+    if (!ex_) {
+      ex_ = std::make_unique<Exchange>();
+      ex_->number = exchanges_++;
+      ex_->flow_id = ctx_.conn_id() + "-" + std::to_string(ex_->number);
+      ex_->req.direction = Direction::send;
+      ex_->req.time = now;
+      ex_->resp.direction = Direction::receive;
+    }
+    core::ByteView view = core::ByteView(client_in_).substr(client_pos_);
+    size_t consumed = 0;
+    auto st = req_parser_->feed(view, consumed);
+    core::ByteView took = view.substr(0, consumed);
+    client_pos_ += consumed;
+    Message& req = ex_->req;
+    switch (st) {
+      case Http1Parser::Status::need_more:
+        if (req.have_head) on_body(req, *req_parser_, took, now, out);
+        break;
+      case Http1Parser::Status::head:
+        req.head = req_parser_->head();
+        req.have_head = true;
+        on_request_head(now, out);
+        after_head = true;
+        continue;
+      case Http1Parser::Status::complete:  // a request always stops at its head first
+        on_body(req, *req_parser_, took, now, out);
+        on_request_complete(now, out);
+        continue;
+      case Http1Parser::Status::upgrade: return;  // the rest belongs to the tunnel, if the server agrees
+      case Http1Parser::Status::error: on_request_error(now, out); return;
+    }
+    break;
+  }
+  // Bytes the exchange cannot take yet: stop reading the client while too many wait.
+  size_t waiting = client_in_.size() - client_pos_ + (ex_ ? ex_->to_server.size() : 0);
+  if (state_ == State::http && !client_paused_ && waiting > kHighWater) {
+    client_paused_ = true;
+    out.push_back(PauseReading{kClientConn, true});
+  } else if (client_paused_ && waiting <= kHighWater / 2) {
+    client_paused_ = false;
+    out.push_back(PauseReading{kClientConn, false});
+  }
+}
+
+bool Http1Layer::authorized(const Http1Head& head) const {
+  const std::string& cred = ctx_.options().proxy_auth;
+  if (cred.empty()) return true;
+  bool reverse = ctx_.mode().kind == ModeSpec::Kind::reverse;
+  auto value = find_header(head.headers, reverse ? "authorization" : "proxy-authorization");
+  if (!value) return false;
+  std::string_view v = *value;
+  if (v.size() < 6 || !core::iequals(v.substr(0, 6), "basic ")) return false;
+  v.remove_prefix(6);
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  auto decoded = core::base64_decode(v);
+  return decoded && *decoded == cred;
+}
+
+bool Http1Layer::route(core::Timestamp now, Commands& out) {
+  Exchange& x = *ex_;
+  const Http1Head& h = x.req.head;
+  const ModeSpec& mode = ctx_.mode();
+  const ProxyOptions& opts = ctx_.options();
+  bool connect = h.method == "CONNECT";
+  if (!opts.proxy_auth.empty() && mode.kind != ModeSpec::Kind::reverse) x.edit.remove.push_back("Proxy-Authorization");
+  switch (mode.kind) {
+    case ModeSpec::Kind::reverse: {
+      if (connect) {
+        answer(405, "Method Not Allowed", "sluice: CONNECT is not served in reverse mode\n", now, out);
+        return false;
+      }
+      x.host = mode.target_host;
+      x.port = mode.target_port;
+      if (!h.target.starts_with('/') && h.target != "*") {
+        auto url = parse_absolute_url(h.target);
+        if (url) x.edit.target = url->origin_form;
+      }
+      if (!opts.keep_host_header) {
+        std::string authority = authority_of(mode.target_host, mode.target_port, 80);
+        if (find_header(h.headers, "host") != std::optional<std::string_view>(authority)) x.edit.host = authority;
+      }
+      break;
+    }
+    case ModeSpec::Kind::upstream:
+    case ModeSpec::Kind::regular: {
+      bool upstream = mode.kind == ModeSpec::Kind::upstream;
+      if (connect) {
+        auto hp = parse_host_port(h.target);
+        if (!hp) {
+          x.req.anomalies.push_back({"bad_connect_target", hp.error().message});
+          answer(400, "Bad Request", "sluice: bad CONNECT target: " + hp.error().message + "\n", now, out);
+          return false;
+        }
+        x.host = hp->first;
+        x.port = hp->second;
+        x.local_connect = !upstream;
+      } else {
+        if (h.target.starts_with('/') || h.target == "*") {
+          answer(400, "Bad Request",
+                 "sluice: this is a proxy; send absolute-form requests (GET http://host/path) or CONNECT, or run "
+                 "sluice with --mode reverse:URL\n",
+                 now, out);
+          return false;
+        }
+        auto url = parse_absolute_url(h.target);
+        if (!url) {
+          x.req.anomalies.push_back({"bad_target", url.error().message});
+          answer(400, "Bad Request", "sluice: " + url.error().message + "\n", now, out);
+          return false;
+        }
+        if (url->scheme != "http" && !upstream) {
+          answer(501, "Not Implemented",
+                 "sluice: " + url->scheme + ":// in absolute-form needs TLS to the server, which this build lacks\n",
+                 now, out);
+          return false;
+        }
+        x.host = url->host;
+        x.port = url->port;
+        if (!upstream) {
+          // RFC 9112 §3.2.2: the target's authority replaces Host; origin servers get the origin form.
+          x.edit.target = url->origin_form;
+          std::string authority = authority_of(url->host, url->port, 80);
+          if (find_header(h.headers, "host") != std::optional<std::string_view>(authority)) x.edit.host = authority;
+        }
+      }
+      if (upstream) {
+        x.host = mode.target_host;
+        x.port = mode.target_port;
+        if (!opts.upstream_auth.empty())
+          x.edit.add.push_back({"Proxy-Authorization", "Basic " + core::base64_encode(opts.upstream_auth)});
+      }
+      break;
+    }
+    default: answer(501, "Not Implemented", "sluice: this mode does not serve HTTP\n", now, out); return false;
+  }
+  x.key = authority_of(x.host, x.port, 0);
+  x.context = ctx_.envelope_context(x.key);
+  return true;
+}
+
+void Http1Layer::on_request_head(core::Timestamp now, Commands& out) {
+  Exchange& x = *ex_;
+  if (!authorized(x.req.head)) {
+    bool reverse = ctx_.mode().kind == ModeSpec::Kind::reverse;
+    answer(reverse ? 401 : 407, reverse ? "Unauthorized" : "Proxy Authentication Required",
+           "sluice: authentication required\n", now, out,
+           {{reverse ? "WWW-Authenticate" : "Proxy-Authenticate", "Basic realm=\"sluice\""}});
+    return;
+  }
+  if (!route(now, out)) return;
+  if (x.req.head.method == "CONNECT" && x.local_connect) {
+    // Connect while the pipeline looks at the request; answered once both are done.
+    acquire_server(out);
+    return;
+  }
+  acquire_server(out);
+  // A client that waits for 100 Continue sends its body only when the server asks: send the head now.
+  auto expect = find_header(x.req.head.headers, "expect");
+  bool has_body = x.req.head.chunked || x.req.head.content_length.value_or(0) > 0;
+  if (expect && has_body && core::iequals(*expect, "100-continue")) start_streaming(x.req, out);
+}
+
+void Http1Layer::on_body(Message& m, Http1Parser& parser, core::ByteView wire, core::Timestamp now, Commands& out) {
+  core::Bytes decoded = parser.take_body();
+  auto chunks = parser.take_chunks();
+  // Over the buffer limit: what was buffered goes out, and the rest follows as it arrives.
+  if (!m.streaming && m.wire_total + wire.size() > buffer_limit()) start_streaming(m, out);
+  m.wire_total += wire.size();
+  uint64_t limit = record_limit();
+  if (limit == 0 && m.streaming) {
+    if (!wire.empty()) {  // unlimited recording: the rest of the body as h1-body overlays
+      envelope::Envelope e = overlay(m, "h1-body", now);
+      e.raw = core::Bytes(wire);
+      out.push_back(EmitRecord{std::move(e)});
+    }
+  } else {
+    auto room = [limit](size_t have) -> size_t { return !limit ? SIZE_MAX : have < limit ? limit - have : 0; };
+    m.body.append(decoded, 0, std::min(room(m.body.size()), decoded.size()));
+    if (m.head.chunked) m.wire.append(wire.substr(0, std::min(room(m.wire.size()), wire.size())));
+    for (auto& c : chunks) {
+      if (limit && m.chunk_bytes + c.size() > limit) break;
+      m.chunk_bytes += c.size();
+      m.chunks.push_back(std::move(c));
+    }
+  }
+  m.body_total += decoded.size();
+  if (m.streaming && !wire.empty()) {
+    if (m.direction == Direction::send)
+      send_to_server(core::Bytes(wire), out);
+    else
+      send_to_client(core::Bytes(wire), out);
+  }
+}
+
+void Http1Layer::start_streaming(Message& m, Commands& out) {
+  if (m.streaming) return;
+  m.streaming = true;
+  core::Bytes first = m.direction == Direction::send ? edit_head(m.head.raw, ex_->edit) : m.head.raw;
+  first += m.head.chunked ? m.wire : m.body;
+  if (m.direction == Direction::send) {
+    send_to_server(std::move(first), out);
+  } else {
+    ex_->response_begun = true;
+    send_to_client(std::move(first), out);
+  }
+  // Unlimited recording: what was buffered is the canonical envelope; the rest follows as overlays.
+  if (record_limit() == 0) record_message(m, m.time, out);
+}
+
+void Http1Layer::on_request_complete(core::Timestamp now, Commands& out) {
+  Exchange& x = *ex_;
+  x.req.complete = true;
+  if (x.req.streaming) {
+    record_message(x.req, now, out);
+    x.request_sent = true;
+    x.request_sent_at = now;
+    return;
+  }
+  envelope::Envelope e = make_envelope(x.req, x.req.time);
+  x.req.recorded = true;
+  x.req_pipeline = ctx_.new_command();
+  out.push_back(RunPipeline{x.req_pipeline, std::move(e)});
+}
+
+void Http1Layer::capture_partial_request() {
+  // The bytes of this message the client sent, as far as they were read: the record of a refusal.
+  Message& m = ex_->req;
+  core::ByteView rest = core::ByteView(client_in_).substr(client_pos_);
+  if (!m.have_head) {
+    m.head = req_parser_->head();
+    m.head.raw.append(rest);
+    m.have_head = true;
+  } else if (m.head.chunked) {
+    m.wire.append(rest);
+  }
+}
+
+void Http1Layer::on_request_error(core::Timestamp now, Commands& out) {
+  capture_partial_request();
+  ex_->req.anomalies.push_back({req_parser_->error_name(), req_parser_->error()});
+  bool too_large = req_parser_->error_name() == "header_too_large";
+  answer(too_large ? 431 : 400, too_large ? "Request Header Fields Too Large" : "Bad Request",
+         "sluice: " + req_parser_->error() + "\n", now, out);
+}
+
+void Http1Layer::send_request(const envelope::Envelope& env, core::Timestamp now, Commands& out) {
+  Exchange& x = *ex_;
+  size_t head_end = env.raw.find("\r\n\r\n");
+  head_end = head_end == core::Bytes::npos ? env.raw.size() : head_end + 4;
+  core::Bytes bytes = edit_head(core::ByteView(env.raw).substr(0, head_end), x.edit);
+  bytes.append(env.raw, head_end);
+  if (bytes != env.raw) {
+    envelope::Envelope variant = env;
+    variant.raw = bytes;
+    if (auto* m = std::get_if<envelope::HttpMessage>(&variant.message)) edit_message(*m, x.edit);
+    variant.modified = true;
+    variant.variant_of = env.seq;
+    variant.modified_by = "sluice";
+    variant.time = now;
+    out.push_back(EmitRecord{std::move(variant)});
+  }
+  record_overlays(x.req, now, out);
+  if (x.reused) x.sent_request = bytes;
+  send_to_server(std::move(bytes), out);
+  x.request_sent = true;
+  x.request_sent_at = now;
+}
+
+void Http1Layer::on_client_closed(const ConnectionClosed& c, core::Timestamp now, Commands& out) {
+  client_eof_ = true;
+  bool mid_request = ex_ && !ex_->req.complete && (ex_->req.have_head || client_pos_ < client_in_.size());
+  if (!c.reset && ex_ && ex_->req.complete) return;  // half-closed after its request: answer, then close
+  if (!c.reset && !ex_ && client_pos_ == client_in_.size()) {
+    close_all("closed", now, out);
+    return;
+  }
+  if (ex_ && (mid_request || c.reset)) {
+    // The client went away inside an exchange: record what came and mark the flow aborted.
+    if (ex_->req.have_head && !ex_->req.recorded) record_message(ex_->req, now, out);
+    if (ex_->resp.have_head && !ex_->resp.recorded) record_message(ex_->resp, now, out);
+    envelope::EndRecord end;
+    end.scope = "flow";
+    end.stream_id = ctx_.conn_id();
+    end.flow_id = ex_->flow_id;
+    end.time = now;
+    end.reason = "aborted";
+    out.push_back(EmitRecord{std::move(end)});
+  }
+  close_all(c.reset ? (c.reason == "shutdown" ? "shutdown" : "reset") : "aborted", now, out);
+}
+
+// ---- server side -----------------------------------------------------------------------------------
+
+void Http1Layer::acquire_server(Commands& out) {
+  Exchange& x = *ex_;
+  if (!x.local_connect) {
+    for (auto& [id, s] : servers_) {
+      if (s.idle && s.key == x.key) {
+        s.idle = false;
+        x.server = id;
+        x.server_ready = true;
+        x.reused = true;
+        return;
+      }
+    }
+  }
+  x.server = ctx_.new_conn();
+  x.open_id = ctx_.new_command();
+  servers_[x.server] = ServerConn{x.key, false};
+  out.push_back(OpenConnection{x.open_id, x.server, x.host, x.port});
+}
+
+void Http1Layer::on_open(const OpenCompleted& o, core::Timestamp now, Commands& out) {
+  if (!ex_ || o.id != ex_->open_id) {
+    servers_.erase(o.conn);
+    if (o.error_code.empty()) out.push_back(CloseConnection{o.conn, false});
+    return;
+  }
+  Exchange& x = *ex_;
+  x.open_id = 0;
+  if (!o.error_code.empty()) {
+    servers_.erase(o.conn);
+    x.server = 0;
+    fail(502, "Bad Gateway", o.error_code, o.error, now, out);
+    return;
+  }
+  x.server_ready = true;
+  last_server_ = now;
+  if (x.local_connect) {
+    if (x.req_pipeline == 0 && x.req.complete) start_tunnel({}, now, out);
+    return;
+  }
+  if (!x.to_server.empty()) {
+    core::Bytes b;
+    b.swap(x.to_server);
+    out.push_back(SendData{x.server, std::move(b)});
+  }
+  pump_client(now, out);
+}
+
+void Http1Layer::send_to_server(core::Bytes bytes, Commands& out) {
+  Exchange& x = *ex_;
+  if (x.server_ready)
+    out.push_back(SendData{x.server, std::move(bytes)});
+  else
+    x.to_server.append(bytes);
+}
+
+void Http1Layer::send_to_client(core::Bytes bytes, Commands& out) {
+  out.push_back(SendData{kClientConn, std::move(bytes)});
+}
+
+void Http1Layer::on_server_data(core::ByteView data, core::Timestamp now, Commands& out) {
+  bytes_from_server_ += data.size();
+  last_server_ = now;
+  Exchange& x = *ex_;
+  if (x.resp.complete || x.resp_pipeline) {  // more than the response: the connection is not reusable
+    x.server_extra = true;
+    return;
+  }
+  if (!resp_parser_) {
+    resp_parser_ = std::make_unique<Http1Parser>(Http1Parser::Type::response);
+    resp_parser_->set_request_method(x.req.head.method);
+  }
+  size_t pos = 0;
+  while (state_ == State::http && ex_) {
+    Message& resp = ex_->resp;
+    if (!resp.time.ns && pos < data.size()) resp.time = now;
+    core::ByteView view = data.substr(pos);
+    size_t consumed = 0;
+    auto st = resp_parser_->feed(view, consumed);
+    core::ByteView took = view.substr(0, consumed);
+    pos += consumed;
+    switch (st) {
+      case Http1Parser::Status::need_more:
+        if (resp.have_head) on_body(resp, *resp_parser_, took, now, out);
+        return;
+      case Http1Parser::Status::head:
+        resp.head = resp_parser_->head();
+        resp.have_head = true;
+        on_response_head(now, out);
+        continue;
+      case Http1Parser::Status::complete:
+      case Http1Parser::Status::upgrade: {
+        if (!resp.have_head) {
+          resp.head = resp_parser_->head();
+          resp.have_head = true;
+          on_response_head(now, out);
+          if (state_ != State::http) return;
+        }
+        if (st == Http1Parser::Status::complete) on_body(resp, *resp_parser_, took, now, out);
+        bool interim = resp.head.status / 100 == 1 && resp.head.status != 101;
+        on_response_complete(data.substr(pos), now, out);
+        if (interim && pos < data.size()) continue;
+        return;
+      }
+      case Http1Parser::Status::error: {
+        x.resp.anomalies.push_back({resp_parser_->error_name(), resp_parser_->error()});
+        if (!x.resp.have_head) {
+          x.resp.head = resp_parser_->head();
+          x.resp.head.raw.append(data.substr(pos));
+          x.resp.have_head = true;
+        }
+        if (!x.resp.recorded) record_message(x.resp, now, out);
+        fail(502, "Bad Gateway", "bad_response",
+             "the server's response is malformed (" + resp_parser_->error_name() + "): " + resp_parser_->error(), now,
+             out);
+        return;
+      }
+    }
+  }
+}
+
+void Http1Layer::on_response_head(core::Timestamp now, Commands& out) {
+  Exchange& x = *ex_;
+  Message& resp = x.resp;
+  int status = resp.head.status;
+  if (status / 100 == 1 && status != 101) return;  // interim: forwarded whole when it completes
+  if (status == 101 && !x.req.head.upgrade) {
+    resp.anomalies.push_back({"unexpected_upgrade", "101 Switching Protocols to a request that asked for none"});
+    return;
+  }
+  (void)now;
+  auto type = find_header(resp.head.headers, "content-type");
+  // Event streams go to the client as they arrive, whatever the body limit.
+  if (type && type->substr(0, 17) == "text/event-stream") start_streaming(resp, out);
+}
+
+void Http1Layer::on_response_complete(core::ByteView rest, core::Timestamp now, Commands& out) {
+  Exchange& x = *ex_;
+  Message& resp = x.resp;
+  resp.complete = true;
+  int status = resp.head.status;
+  if (status / 100 == 1 && status != 101) {
+    // Interim (100 Continue, 103 Early Hints): straight to the client, then the next response.
+    send_to_client(resp.head.raw, out);
+    record_message(resp, now, out);
+    resp = Message{};
+    resp.direction = Direction::receive;
+    return;
+  }
+  if (!rest.empty()) x.server_extra = true;
+  if (status == 101 && !resp.anomalies.empty()) {
+    record_message(resp, now, out);
+    fail(502, "Bad Gateway", "bad_response", "the server switched protocols unasked", now, out);
+    return;
+  }
+  if (status == 101 || (x.req.head.method == "CONNECT" && status / 100 == 2)) {
+    send_to_client(resp.head.raw, out);
+    x.response_begun = true;
+    record_message(resp, now, out);
+    start_tunnel(rest, now, out);
+    return;
+  }
+  if (resp.streaming) {
+    record_message(resp, now, out);
+    finish_exchange(now, out);
+    return;
+  }
+  envelope::Envelope e = make_envelope(resp, resp.time);
+  resp.recorded = true;
+  x.resp_pipeline = ctx_.new_command();
+  out.push_back(RunPipeline{x.resp_pipeline, std::move(e)});
+}
+
+void Http1Layer::on_server_closed(const ConnectionClosed& c, core::Timestamp now, Commands& out) {
+  Exchange& x = *ex_;
+  servers_.erase(x.server);
+  if (x.resp.complete || x.resp_pipeline) {
+    x.server_extra = true;  // closes after the response: nothing to reuse
+    return;
+  }
+  if (!c.reset && resp_parser_) {
+    if (resp_parser_->finish() == Http1Parser::Status::complete) {  // a body delimited by the close
+      if (!x.resp.have_head) {
+        x.resp.head = resp_parser_->head();
+        x.resp.have_head = true;
+      }
+      on_body(x.resp, *resp_parser_, {}, now, out);
+      x.server_extra = true;
+      on_response_complete({}, now, out);
+      return;
+    }
+  }
+  bool nothing_back = !x.resp.have_head && (!resp_parser_ || x.resp.time.ns == 0);
+  if (nothing_back && x.reused && !x.retried && !x.sent_request.empty()) {
+    // A pooled connection the server had already closed: try once more on a fresh one.
+    x.retried = true;
+    x.reused = false;
+    x.server_ready = false;
+    x.to_server = std::move(x.sent_request);
+    x.sent_request.clear();
+    resp_parser_.reset();
+    x.server = ctx_.new_conn();
+    x.open_id = ctx_.new_command();
+    servers_[x.server] = ServerConn{x.key, false};
+    out.push_back(OpenConnection{x.open_id, x.server, x.host, x.port});
+    return;
+  }
+  x.server = 0;
+  std::string what = c.reset ? "the server reset the connection" : "the server closed the connection";
+  if (nothing_back) {
+    fail(502, "Bad Gateway", c.reset ? "server_reset" : "server_closed", what + " without answering", now, out);
+  } else {
+    x.resp.anomalies.push_back({"truncated_message", what + " inside the response"});
+    if (x.resp.have_head && !x.resp.recorded) record_message(x.resp, now, out);
+    fail(502, "Bad Gateway", c.reset ? "server_reset" : "server_closed", what + " inside the response", now, out);
+  }
+}
+
+// ---- both ------------------------------------------------------------------------------------------
+
+envelope::Envelope Http1Layer::make_envelope(const Message& m, core::Timestamp time) {
+  envelope::Envelope e;
+  e.stream_id = ctx_.conn_id();
+  e.flow_id = ex_->flow_id;
+  e.seq = seq_++;
+  e.direction = m.direction;
+  e.protocol = envelope::Protocol::http;
+  e.time = time;
+  e.context = ex_->context;
+  envelope::HttpMessage msg;
+  const Http1Head& h = m.head;
+  if (h.is_request) {
+    msg.kind = envelope::HttpMessage::Kind::request;
+    msg.method = h.method;
+    msg.path = h.target;
+    if (h.method == "CONNECT") {
+      msg.authority = h.target;
+    } else {
+      if (auto host = find_header(h.headers, "host")) msg.authority = std::string(*host);
+      msg.scheme = h.target.starts_with("https://") ? "https" : "http";
+    }
+  } else {
+    msg.kind = envelope::HttpMessage::Kind::response;
+    msg.status = h.status;
+    msg.reason = h.reason;
+  }
+  msg.version = h.version;
+  msg.headers = h.headers;
+  if (m.complete) {
+    if (m.direction == Direction::send && req_parser_) msg.trailers = req_parser_->trailers();
+    if (m.direction == Direction::receive && resp_parser_) msg.trailers = resp_parser_->trailers();
+  }
+  msg.body = m.body;
+  msg.body_omitted = m.body_total > m.body.size() ? m.body_total - m.body.size() : 0;
+  e.message = std::move(msg);
+  e.raw = h.raw;
+  e.raw += h.chunked ? m.wire : m.body;
+  e.anomalies = m.anomalies;
+  if (m.streaming) e.tags.emplace_back("streamed", "true");
+  if (!m.complete && m.have_head && !m.anomalies.size()) e.tags.emplace_back("incomplete", "true");
+  return e;
+}
+
+void Http1Layer::record_message(Message& m, core::Timestamp now, Commands& out) {
+  if (m.recorded) return;
+  m.recorded = true;
+  (void)now;
+  envelope::Envelope e = make_envelope(m, m.time.ns ? m.time : now);
+  m.body = core::Bytes();  // recorded for good: do not hold a second copy of up to the body limit
+  m.wire = core::Bytes();
+  out.push_back(EmitRecord{std::move(e)});
+  if (m.complete) record_overlays(m, now, out);
+}
+
+envelope::Envelope Http1Layer::overlay(const Message& m, std::string_view kind, core::Timestamp now) {
+  envelope::Envelope e;
+  e.stream_id = ctx_.conn_id();
+  e.flow_id = ex_->flow_id;
+  e.seq = seq_++;
+  e.direction = m.direction;
+  e.protocol = envelope::Protocol::http;
+  e.time = now;
+  e.overlay = std::string(kind);
+  e.context = ex_->context;
+  return e;
+}
+
+void Http1Layer::record_overlays(const Message& m, core::Timestamp now, Commands& out) {
+  for (const auto& c : m.chunks) {
+    envelope::Envelope e = overlay(m, "h1-chunk", now);
+    e.raw = c;
+    out.push_back(EmitRecord{std::move(e)});
+  }
+}
+
+void Http1Layer::on_verdict(const PipelineVerdict& v, core::Timestamp now, Commands& out) {
+  if (!ex_) return;
+  Exchange& x = *ex_;
+  if (v.id != x.req_pipeline && v.id != x.resp_pipeline) return;
+  if (v.verdict != Verdict::forward) {
+    // HTTP has no way to skip a message without leaving the peer waiting: drop and kill both close.
+    close_all("killed", now, out);
+    return;
+  }
+  if (v.id == x.req_pipeline) {
+    x.req_pipeline = 0;
+    if (x.local_connect) {
+      record_overlays(x.req, now, out);
+      if (x.server_ready) start_tunnel({}, now, out);
+      return;
+    }
+    send_request(v.envelope, now, out);
+    return;
+  }
+  x.resp_pipeline = 0;
+  send_to_client(v.envelope.raw, out);
+  x.response_begun = true;
+  record_overlays(x.resp, now, out);
+  finish_exchange(now, out);
+}
+
+void Http1Layer::finish_exchange(core::Timestamp now, Commands& out) {
+  Exchange& x = *ex_;
+  const Http1Head& rq = x.req.head;
+  const Http1Head& rs = x.resp.head;
+  bool close_delimited = !rs.chunked && !rs.content_length && x.req.head.method != "HEAD" && rs.status != 204 &&
+                         rs.status != 304 && rs.status / 100 != 1;
+  bool server_reusable = rs.keep_alive && rq.keep_alive && !x.server_extra && !close_delimited && x.req.complete &&
+                         servers_.count(x.server);
+  if (server_reusable) {
+    servers_[x.server].idle = true;
+  } else if (x.server) {
+    out.push_back(CloseConnection{x.server, false});
+    servers_.erase(x.server);
+  }
+  bool client_keep = rq.keep_alive && rs.keep_alive && !close_delimited && x.req.complete && !client_eof_;
+  if (auto conn = find_header(rs.headers, "connection"); conn && has_token(*conn, "close")) client_keep = false;
+  bool refused_upgrade = rq.upgrade;
+  ex_.reset();
+  resp_parser_.reset();
+  if (!client_keep) {
+    close_all("closed", now, out);
+    return;
+  }
+  // The client asked to upgrade and the server said no: its parser must start over.
+  if (refused_upgrade) req_parser_ = std::make_unique<Http1Parser>(Http1Parser::Type::request);
+  last_client_ = now;
+  pump_client(now, out);
+}
+
+void Http1Layer::start_tunnel(core::ByteView server_rest, core::Timestamp now, Commands& out) {
+  Exchange& x = *ex_;
+  if (x.local_connect) {
+    core::Bytes raw = "HTTP/1.1 200 Connection established\r\n\r\n";
+    send_to_client(raw, out);
+    Message ok;
+    ok.direction = Direction::receive;
+    ok.head.is_request = false;
+    ok.head.status = 200;
+    ok.head.reason = "Connection established";
+    ok.head.version = "HTTP/1.1";
+    ok.head.raw = raw;
+    ok.have_head = true;
+    ok.complete = true;
+    ok.time = now;
+    envelope::Envelope e = make_envelope(ok, now);
+    e.tags.emplace_back("synthesized", "sluice");
+    out.push_back(EmitRecord{std::move(e)});
+  }
+  // Idle pooled connections have no use in a tunnel.
+  for (auto& [id, s] : servers_)
+    if (id != x.server) out.push_back(CloseConnection{id, false});
+  servers_.clear();
+  if (timer_) {
+    out.push_back(CancelTimer{timer_});
+    timer_ = 0;
+  }
+  state_ = State::tunnel;
+  tunnel_server_ = x.server;
+  tunnel_ = std::make_unique<RawLayer>(ctx_, x.server, x.key, ctx_.new_stream_id());
+  ex_.reset();
+  resp_parser_.reset();
+  if (!server_rest.empty()) tunnel_->handle(DataReceived{tunnel_server_, server_rest}, now, out);
+  if (client_pos_ < client_in_.size()) {
+    core::Bytes rest = client_in_.substr(client_pos_);
+    client_in_.clear();
+    client_pos_ = 0;
+    tunnel_->handle(DataReceived{kClientConn, rest}, now, out);
+  }
+  if (client_paused_) {
+    client_paused_ = false;
+    out.push_back(PauseReading{kClientConn, false});
+  }
+  if (client_eof_) tunnel_->handle(ConnectionClosed{kClientConn, false, {}}, now, out);
+}
+
+void Http1Layer::answer(int status, std::string_view reason, const std::string& text, core::Timestamp now,
+                        Commands& out, envelope::Headers extra) {
+  Exchange& x = *ex_;
+  if (x.context.conn_id.empty()) x.context = ctx_.envelope_context(x.key);
+  if (x.req.have_head && !x.req.recorded) record_message(x.req, now, out);
+  envelope::Headers headers = plain_text_headers(text, true);
+  for (auto& h : extra) headers.push_back(std::move(h));
+  core::Bytes raw = response_bytes(status, reason, headers, text);
+  send_to_client(raw, out);
+  Message m;
+  m.direction = Direction::receive;
+  m.head.is_request = false;
+  m.head.status = status;
+  m.head.reason = std::string(reason);
+  m.head.version = "HTTP/1.1";
+  m.head.headers = headers;
+  m.head.raw = raw.substr(0, raw.size() - text.size());
+  m.body = text;
+  m.body_total = text.size();
+  m.have_head = true;
+  m.complete = true;
+  m.time = now;
+  envelope::Envelope e = make_envelope(m, now);
+  e.tags.emplace_back("synthesized", "sluice");
+  out.push_back(EmitRecord{std::move(e)});
+  close_all(status >= 500 ? "error" : "closed", now, out);
+}
+
+void Http1Layer::fail(int status, std::string_view reason, std::string code, const std::string& message,
+                      core::Timestamp now, Commands& out) {
+  Exchange& x = *ex_;
+  envelope::ErrorRecord err;
+  err.stream_id = ctx_.conn_id();
+  err.flow_id = x.flow_id;
+  err.time = now;
+  err.code = std::move(code);
+  err.message = message;
+  if (x.server && servers_.count(x.server)) {
+    out.push_back(CloseConnection{x.server, false});
+    servers_.erase(x.server);
+  }
+  if (x.response_begun) {  // the client already has part of a response: all we can do is close
+    if (x.resp.have_head && !x.resp.recorded) record_message(x.resp, now, out);
+    out.push_back(EmitRecord{std::move(err)});
+    close_all("error", now, out);
+    return;
+  }
+  if (x.req.have_head && !x.req.recorded) record_message(x.req, now, out);
+  out.push_back(EmitRecord{std::move(err)});
+  std::string target = x.key.empty() ? "the server" : x.key;
+  answer(status, reason, "sluice: " + target + ": " + message + "\n", now, out);
+}
+
+void Http1Layer::close_all(std::string reason, core::Timestamp now, Commands& out) {
+  if (state_ == State::closed) return;
+  state_ = State::closed;
+  for (const auto& [id, s] : servers_) out.emplace_back(std::in_place_type<CloseConnection>, id, false);
+  servers_.clear();
+  out.push_back(CloseConnection{kClientConn, false});
+  if (timer_) out.push_back(CancelTimer{timer_});
+  timer_ = 0;
+  envelope::EndRecord end;
+  end.scope = "stream";
+  end.stream_id = ctx_.conn_id();
+  end.time = now;
+  end.reason = std::move(reason);
+  end.bytes_sent = bytes_from_client_;
+  end.bytes_received = bytes_from_server_;
+  out.push_back(EmitRecord{std::move(end)});
+  ex_.reset();
+}
+
+// ---- timeouts --------------------------------------------------------------------------------------
+
+void Http1Layer::update_timer(core::Timestamp now, Commands& out) {
+  const ProxyOptions& o = ctx_.options();
+  Deadline kind = Deadline::none;
+  core::Timestamp at;
+  if (!ex_) {
+    kind = Deadline::client_idle;
+    at = plus(last_client_, o.idle_timeout);
+  } else if (!ex_->req.have_head) {
+    kind = Deadline::header;  // counted from the first byte, never extended: slow headers are cut off
+    at = plus(ex_->req.time, o.header_timeout);
+  } else if (ex_->req_pipeline || ex_->resp_pipeline || ex_->open_id) {
+    kind = Deadline::none;  // a step or the connect timeout decides
+  } else if (!ex_->req.complete) {
+    kind = Deadline::body_idle;
+    at = plus(last_client_, o.idle_timeout);
+  } else if (!ex_->resp.time.ns && ex_->request_sent) {
+    kind = Deadline::first_byte;
+    at = plus(ex_->request_sent_at, o.first_byte_timeout);
+  } else if (ex_->request_sent) {
+    kind = Deadline::body_idle;
+    at = plus(std::max(last_server_, ex_->request_sent_at), o.idle_timeout);
+  }
+  deadline_kind_ = kind;
+  deadline_ = at;
+  if (kind == Deadline::none) return;
+  if (timer_ && timer_at_ <= at) return;  // fires first; it will re-arm for the rest
+  // Armed no later than the shortest timeout from now, so that the deadlines of the next exchange
+  // (which start later) rarely need a new timer: one timer per connection, re-armed when it fires.
+  Ms shortest = std::min({o.header_timeout, o.first_byte_timeout, o.idle_timeout});
+  core::Timestamp fire = std::min(at, plus(now, shortest));
+  if (timer_) out.push_back(CancelTimer{timer_});
+  timer_ = ctx_.new_command();
+  timer_at_ = fire;
+  out.push_back(StartTimer{timer_, std::chrono::nanoseconds(std::max<int64_t>(fire.ns - now.ns, 0))});
+}
+
+void Http1Layer::on_timeout(core::Timestamp now, Commands& out) {
+  const ProxyOptions& o = ctx_.options();
+  switch (deadline_kind_) {
+    case Deadline::none: return;
+    case Deadline::client_idle: close_all("timeout", now, out); return;
+    case Deadline::header:
+      ex_->req.anomalies.push_back({"header_timeout", "the request head did not arrive within " + seconds(o.header_timeout)});
+      capture_partial_request();
+      answer(408, "Request Timeout",
+             "sluice: the request head did not arrive within " + seconds(o.header_timeout) + "\n", now, out);
+      return;
+    case Deadline::first_byte:
+      fail(504, "Gateway Timeout", "first_byte_timeout", "no response within " + seconds(o.first_byte_timeout), now, out);
+      return;
+    case Deadline::body_idle:
+      fail(504, "Gateway Timeout", "idle_timeout", "no data for " + seconds(o.idle_timeout), now, out);
+      return;
+  }
+}
+
+}  // namespace sluice::layer

@@ -1,0 +1,108 @@
+#include "layer/http1_wire.hpp"
+
+#include <algorithm>
+
+#include "core/ascii.hpp"
+
+namespace sluice::layer {
+
+namespace {
+bool removed(std::string_view name, const HeadEdit& edit) {
+  return std::any_of(edit.remove.begin(), edit.remove.end(), [&](const std::string& r) { return core::iequals(r, name); });
+}
+}  // namespace
+
+core::Bytes edit_head(core::ByteView head, const HeadEdit& edit) {
+  if (edit.empty()) return core::Bytes(head);
+  core::Bytes out;
+  out.reserve(head.size() + 64);
+  size_t line_end = head.find("\r\n");
+  if (line_end == core::ByteView::npos) return core::Bytes(head);
+  core::ByteView request_line = head.substr(0, line_end);
+  if (edit.target) {
+    size_t sp1 = request_line.find(' ');
+    size_t sp2 = request_line.rfind(' ');
+    if (sp1 != core::ByteView::npos && sp2 > sp1) {
+      out.append(request_line.substr(0, sp1 + 1));
+      out.append(*edit.target);
+      out.append(request_line.substr(sp2));
+    } else {
+      out.append(request_line);
+    }
+  } else {
+    out.append(request_line);
+  }
+  out.append("\r\n");
+  bool host_done = !edit.host;
+  size_t pos = line_end + 2;
+  // Field lines up to the empty line that ends the head.
+  while (pos < head.size()) {
+    size_t end = head.find("\r\n", pos);
+    if (end == core::ByteView::npos) end = head.size();
+    core::ByteView line = head.substr(pos, end - pos);
+    pos = end + 2;
+    if (line.empty()) break;
+    size_t colon = line.find(':');
+    core::ByteView name = line.substr(0, colon);
+    if (removed(name, edit)) continue;
+    if (!host_done && core::iequals(name, "host")) {
+      size_t value = colon + 1;
+      while (value < line.size() && (line[value] == ' ' || line[value] == '\t')) ++value;
+      size_t value_end = line.size();
+      while (value_end > value && (line[value_end - 1] == ' ' || line[value_end - 1] == '\t')) --value_end;
+      out.append(line.substr(0, value));
+      out.append(*edit.host);
+      out.append(line.substr(value_end));
+      out.append("\r\n");
+      host_done = true;
+      continue;
+    }
+    out.append(line);
+    out.append("\r\n");
+  }
+  if (!host_done) {  // no Host field: add one right after the request line
+    size_t first = out.find("\r\n") + 2;
+    out.insert(first, "Host: " + *edit.host + "\r\n");
+  }
+  for (const auto& h : edit.add) out += h.name + ": " + h.value + "\r\n";
+  out.append("\r\n");
+  return out;
+}
+
+void edit_message(envelope::HttpMessage& m, const HeadEdit& edit) {
+  if (edit.target) m.path = *edit.target;
+  std::erase_if(m.headers, [&](const envelope::Header& h) { return removed(h.name, edit); });
+  if (edit.host) {
+    auto it = std::find_if(m.headers.begin(), m.headers.end(),
+                           [](const envelope::Header& h) { return core::iequals(h.name, "host"); });
+    if (it != m.headers.end())
+      it->value = *edit.host;
+    else
+      m.headers.insert(m.headers.begin(), {"Host", *edit.host});
+    m.authority = *edit.host;
+  }
+  for (const auto& h : edit.add) m.headers.push_back(h);
+}
+
+std::optional<std::string_view> find_header(const envelope::Headers& headers, std::string_view name) {
+  for (const auto& h : headers)
+    if (core::iequals(h.name, name)) return std::string_view(h.value);
+  return std::nullopt;
+}
+
+core::Bytes response_bytes(int status, std::string_view reason, const envelope::Headers& headers,
+                           core::ByteView body) {
+  core::Bytes out = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) + "\r\n";
+  for (const auto& h : headers) out += h.name + ": " + h.value + "\r\n";
+  out += "\r\n";
+  out.append(body);
+  return out;
+}
+
+envelope::Headers plain_text_headers(const std::string& text, bool close) {
+  envelope::Headers h{{"Content-Type", "text/plain; charset=utf-8"}, {"Content-Length", std::to_string(text.size())}};
+  if (close) h.push_back({"Connection", "close"});
+  return h;
+}
+
+}  // namespace sluice::layer

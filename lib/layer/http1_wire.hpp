@@ -1,0 +1,36 @@
+#pragma once
+// Byte-level helpers for HTTP/1 messages a proxy forwards or answers itself. Edits work on the exact
+// head bytes, so everything not edited (order, case, spacing of the other fields) goes out as it came.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/bytes.hpp"
+#include "envelope/record.hpp"
+
+namespace sluice::layer {
+
+// How a request head is changed on its way to the server.
+struct HeadEdit {
+  std::optional<std::string> target;  // a new request-target
+  std::optional<std::string> host;    // a new Host value (in place; added after the request line if absent)
+  std::vector<std::string> remove;    // field names to drop, case-insensitive
+  envelope::Headers add;              // fields appended after the others
+  bool empty() const { return !target && !host && remove.empty() && add.empty(); }
+};
+
+// Applies `edit` to a request head (the exact bytes through the empty line).
+core::Bytes edit_head(core::ByteView head, const HeadEdit& edit);
+// The same edit on the structured view, so a recorded variant's overlay matches its bytes.
+void edit_message(envelope::HttpMessage& m, const HeadEdit& edit);
+
+// The first value of field `name` (case-insensitive), if present.
+std::optional<std::string_view> find_header(const envelope::Headers& headers, std::string_view name);
+
+// A response the proxy makes itself: "HTTP/1.1 STATUS REASON", the fields, the body.
+core::Bytes response_bytes(int status, std::string_view reason, const envelope::Headers& headers,
+                           core::ByteView body);
+// Content-Type text/plain, Content-Length and (when `close`) Connection: close.
+envelope::Headers plain_text_headers(const std::string& text, bool close);
+
+}  // namespace sluice::layer

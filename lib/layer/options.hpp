@@ -1,0 +1,21 @@
+#pragma once
+// Settings the protocol layers share, from `sluice proxy`'s flags. One const instance per proxy run.
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace sluice::layer {
+
+struct ProxyOptions {
+  // Body bytes recorded per message; more are forwarded and counted in `body_omitted`. 0: record all,
+  // in chunks (formats/STREAM.md §3.1).
+  uint64_t record_body_limit = 16u << 20;
+  bool keep_host_header = false;  // reverse mode: send the client's Host as is
+  std::string proxy_auth;         // "USER:PASS" clients must present; empty: none
+  std::string upstream_auth;      // "USER:PASS" we present to an upstream proxy
+  std::chrono::milliseconds header_timeout{30'000};      // a request head must arrive within this
+  std::chrono::milliseconds first_byte_timeout{60'000};  // the server's answer must begin within this
+  std::chrono::milliseconds idle_timeout{75'000};        // no byte either way for this long: close
+};
+
+}  // namespace sluice::layer

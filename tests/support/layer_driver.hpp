@@ -1,0 +1,126 @@
+#pragma once
+// LayerDriver: runs a layer the way the runtime would, answering its commands at once, and collects
+// what it sent and recorded. For tests that feed whole conversations at many split points, where a
+// Playbook transcript would be too long to write by hand.
+//
+//   LayerDriver d(std::make_unique<Http1Layer>(ctx));
+//   d.client("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n");   // OpenConnection -> ok, RunPipeline -> forward
+//   d.server("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");  // to the last connection opened
+//   EXPECT_EQ(d.sent[1], "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "layer/layer.hpp"
+
+namespace sluice::test_support {
+
+class LayerDriver {
+ public:
+  explicit LayerDriver(std::unique_ptr<layer::Layer> layer) : layer_(std::move(layer)) { feed(layer::Start{}); }
+
+  // Refuse the next connections with this code instead of connecting ("" connects).
+  std::string refuse_with;
+  // Hold pipeline verdicts instead of answering them at once (answer with release()).
+  bool hold_pipeline = false;
+
+  void feed(const layer::Event& e) {
+    layer::Commands out;
+    layer_->handle(e, now, out);
+    for (auto& c : out) pending_.push_back(std::move(c));
+    run();
+  }
+  void client(const std::string& bytes) { data(layer::kClientConn, bytes); }
+  void server(const std::string& bytes) { data(last_opened, bytes); }
+  void data(layer::ConnId conn, const std::string& bytes) {
+    owned_.push_back(bytes);
+    feed(layer::DataReceived{conn, owned_.back()});
+  }
+  void close(layer::ConnId conn, bool reset = false) {
+    feed(layer::ConnectionClosed{conn, reset, reset ? "connection reset by peer" : ""});
+  }
+  void release() {
+    auto held = std::move(held_);
+    held_.clear();
+    for (auto& r : held) feed(layer::PipelineVerdict{r.id, layer::Verdict::forward, std::move(r.envelope)});
+  }
+  void advance(std::chrono::milliseconds ms) { now.ns += std::chrono::nanoseconds(ms).count(); }
+  // Fires every timer due by `now`.
+  void fire_timers() {
+    auto timers = timers_;
+    for (const auto& [id, at] : timers) {
+      if (at.ns > now.ns || !timers_.count(id)) continue;
+      timers_.erase(id);
+      feed(layer::TimerFired{id});
+    }
+  }
+
+  // Envelopes recorded (pipeline or EmitRecord), in order.
+  std::vector<envelope::Envelope> envelopes() const {
+    std::vector<envelope::Envelope> out;
+    for (const auto& r : records)
+      if (const auto* e = std::get_if<envelope::Envelope>(&r)) out.push_back(*e);
+    return out;
+  }
+  template <typename T>
+  std::vector<T> records_of() const {
+    std::vector<T> out;
+    for (const auto& r : records)
+      if (const auto* e = std::get_if<T>(&r)) out.push_back(*e);
+    return out;
+  }
+  std::string sent_to_servers() const {
+    std::string all;
+    for (const auto& [conn, bytes] : sent)
+      if (conn != layer::kClientConn) all += bytes;
+    return all;
+  }
+
+  core::Timestamp now{1'763'700'000'000'000'000};
+  std::map<layer::ConnId, std::string> sent;   // bytes sent per connection
+  std::vector<layer::OpenConnection> opened;
+  std::vector<layer::CloseConnection> closed;
+  std::vector<envelope::Record> records;
+  std::vector<std::string> log;  // describe() of every command
+  layer::ConnId last_opened = 0;
+
+ private:
+  void run() {
+    while (!pending_.empty()) {
+      layer::Command c = std::move(pending_.front());
+      pending_.erase(pending_.begin());
+      log.push_back(layer::describe(c));
+      if (auto* o = std::get_if<layer::OpenConnection>(&c)) {
+        opened.push_back(*o);
+        last_opened = o->conn;
+        std::string code = refuse_with;
+        feed(layer::OpenCompleted{o->id, o->conn, code, code.empty() ? "" : code + " (test)", code.empty() ? "peer" : ""});
+      } else if (auto* s = std::get_if<layer::SendData>(&c)) {
+        sent[s->conn] += s->data;
+      } else if (auto* cl = std::get_if<layer::CloseConnection>(&c)) {
+        closed.push_back(*cl);
+      } else if (auto* r = std::get_if<layer::RunPipeline>(&c)) {
+        records.push_back(r->envelope);
+        if (hold_pipeline)
+          held_.push_back(std::move(*r));
+        else
+          feed(layer::PipelineVerdict{r->id, layer::Verdict::forward, std::move(r->envelope)});
+      } else if (auto* e = std::get_if<layer::EmitRecord>(&c)) {
+        records.push_back(std::move(e->record));
+      } else if (auto* t = std::get_if<layer::StartTimer>(&c)) {
+        timers_[t->id] = core::Timestamp{now.ns + t->after.count()};
+      } else if (auto* ct = std::get_if<layer::CancelTimer>(&c)) {
+        timers_.erase(ct->id);
+      }
+    }
+  }
+
+  std::unique_ptr<layer::Layer> layer_;
+  std::vector<layer::Command> pending_;
+  std::vector<std::string> owned_;
+  std::vector<layer::RunPipeline> held_;
+  std::map<layer::CommandId, core::Timestamp> timers_;
+};
+
+}  // namespace sluice::test_support
