@@ -7,6 +7,7 @@
 //   d.client("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n");   // OpenConnection -> ok, RunPipeline -> forward
 //   d.server("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");  // to the last connection opened
 //   EXPECT_EQ(d.sent[1], "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -25,17 +26,28 @@ class LayerDriver {
   // Hold pipeline verdicts instead of answering them at once (answer with release()).
   bool hold_pipeline = false;
 
+  // Events the driver makes (replies) queue behind the one being handled, as in the runtime: no
+  // recursion, however long the conversation.
   void feed(const layer::Event& e) {
-    layer::Commands out;
-    layer_->handle(e, now, out);
-    for (auto& c : out) pending_.push_back(std::move(c));
-    run();
+    events_.push_back(e);
+    if (running_) return;
+    running_ = true;
+    while (!events_.empty()) {
+      layer::Event ev = std::move(events_.front());
+      events_.pop_front();
+      layer::Commands out;
+      layer_->handle(ev, now, out);
+      for (auto& c : out) pending_.push_back(std::move(c));
+      run();
+    }
+    running_ = false;
   }
   void client(const std::string& bytes) { data(layer::kClientConn, bytes); }
   void server(const std::string& bytes) { data(last_opened, bytes); }
   void data(layer::ConnId conn, const std::string& bytes) {
     owned_.push_back(bytes);
     feed(layer::DataReceived{conn, owned_.back()});
+    owned_.clear();  // handled: the view is not used again
   }
   void close(layer::ConnId conn, bool reset = false) {
     feed(layer::ConnectionClosed{conn, reset, reset ? "connection reset by peer" : ""});
@@ -89,7 +101,7 @@ class LayerDriver {
   void run() {
     while (!pending_.empty()) {
       layer::Command c = std::move(pending_.front());
-      pending_.erase(pending_.begin());
+      pending_.pop_front();
       log.push_back(layer::describe(c));
       if (auto* o = std::get_if<layer::OpenConnection>(&c)) {
         opened.push_back(*o);
@@ -117,8 +129,10 @@ class LayerDriver {
   }
 
   std::unique_ptr<layer::Layer> layer_;
-  std::vector<layer::Command> pending_;
-  std::vector<std::string> owned_;
+  std::deque<layer::Command> pending_;
+  std::deque<layer::Event> events_;
+  bool running_ = false;
+  std::deque<std::string> owned_;  // a deque: growing it never moves the bytes a queued view points at
   std::vector<layer::RunPipeline> held_;
   std::map<layer::CommandId, core::Timestamp> timers_;
 };

@@ -412,7 +412,7 @@ std::vector<Malformed> malformed_requests() {
       {"space_before_colon", h + "Content-Length : 3\r\n\r\nabc", "space_before_colon"},
       {"tab_before_colon", h + "Transfer-Encoding\t: chunked\r\n\r\n0\r\n\r\n", "space_before_colon"},
       {"bare_cr_in_value", h + "X-A: 1\r2\r\n\r\n", "bare_cr"},
-      {"nul_in_value", h + std::string("X-A: 1\0002\r\n\r\n", 14), "nul_in_header"},
+      {"nul_in_value", h + std::string("X-A: 1\0002\r\n\r\n", 12), "nul_in_header"},
       {"nul_in_name", h + std::string("X\000A: 1\r\n\r\n", 11), "nul_in_header"},
       {"bare_lf_line_end", "GET / HTTP/1.1\r\nHost: o\nX: 1\r\n\r\n", "bare_lf"},
       {"duplicate_host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "duplicate_host"},

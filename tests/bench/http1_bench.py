@@ -1,0 +1,208 @@
+#!/usr/bin/python3
+"""HTTP/1.1 proxy benchmark: sluice against its anchors, side by side in one run.
+
+    tests/bench/http1_bench.py [--sluice build/sluice] [--duration 10] [--connections 16]
+
+With wrk (keep-alive, 1 thread, N connections) against a loopback nginx origin serving 1 KiB and
+100 KiB bodies, it measures:
+  nginx direct | nginx as a reverse proxy (keepalive upstream) | mitmdump reverse | sluice reverse,
+  recording every flow to a zstd file
+and prints requests/s, p50/p99 latency and peak RSS for each, and sluice's ratios. Then it opens 1,000
+idle keep-alive client connections to sluice and reports what they cost in RSS.
+
+Needs nginx and mitmdump (Debian: apt-get install nginx-light mitmproxy) and wrk. Not a test: it
+asserts nothing and prints numbers for tests/bench/RESULTS.md.
+"""
+import argparse
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nothing listens on %d" % port)
+
+
+def tree_pids(pid):
+    pids = [pid]
+    for child in open("/proc/%d/task/%d/children" % (pid, pid)).read().split():
+        pids += tree_pids(int(child))
+    return pids
+
+
+def peak_rss_mib(pid):
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            with open("/proc/%d/status" % p) as f:
+                total += int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1))
+        except (OSError, AttributeError):
+            pass
+    return total / 1024
+
+
+def rss_mib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1)) / 1024
+
+
+def nginx_conf(workdir, name, body):
+    path = os.path.join(workdir, name + ".conf")
+    with open(path, "w") as f:
+        f.write("""daemon off; master_process on; worker_processes %s; user root;
+pid %s/%s.pid; error_log %s/%s.err warn; worker_rlimit_nofile 8192;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path %s; proxy_temp_path %s; keepalive_requests 1000000;
+%s }
+""" % (body[0], workdir, name, workdir, name, workdir, workdir, body[1]))
+    return path
+
+
+def start_nginx(workdir, name, workers, http_body, port):
+    conf = nginx_conf(workdir, name, (workers, http_body))
+    proc = subprocess.Popen(["nginx", "-p", workdir, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_port(port)
+    return proc
+
+
+def wrk(url, duration, connections):
+    out = subprocess.run(["wrk", "-t1", "-c%d" % connections, "-d%ds" % duration, "--latency", url],
+                         capture_output=True, text=True, timeout=duration + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def ms(label):
+        m = re.search(r"\s%s%%\s+([\d.]+)(us|ms|s)\b" % label, out)
+        v = float(m.group(1))
+        return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "errors": int(errors.group(1)) if errors else 0}
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sluice", default=os.path.join(os.path.dirname(__file__), "..", "..", "build", "sluice"))
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--idle", type=int, default=1000)
+    ap.add_argument("--skip-mitmdump", action="store_true")
+    args = ap.parse_args()
+    for tool in ("nginx", "wrk") + (() if args.skip_mitmdump else ("mitmdump",)):
+        if not shutil.which(tool):
+            sys.exit("http1_bench: %s is missing (apt-get install nginx-light mitmproxy wrk)" % tool)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+
+    work = tempfile.mkdtemp(prefix="sluice-bench-")
+    with open(os.path.join(work, "1k"), "wb") as f:
+        f.write(b"x" * 1024)
+    with open(os.path.join(work, "100k"), "wb") as f:
+        f.write(b"y" * 102400)
+    origin_port, nginx_proxy_port = free_port(), free_port()
+    origin = start_nginx(work, "origin", 1, "server { listen 127.0.0.1:%d; location / { root %s; } }"
+                         % (origin_port, work), origin_port)
+    nginx_proxy = start_nginx(work, "proxy", 1, """upstream origin { server 127.0.0.1:%d; keepalive 64; }
+server { listen 127.0.0.1:%d; location / { proxy_pass http://origin; proxy_http_version 1.1;
+  proxy_set_header Connection ""; proxy_buffering on; } }""" % (origin_port, nginx_proxy_port), nginx_proxy_port)
+
+    peers = [("nginx direct", None, origin_port), ("nginx reverse proxy", nginx_proxy, nginx_proxy_port)]
+    if not args.skip_mitmdump:
+        mitm_port = free_port()
+        mitm = subprocess.Popen(["mitmdump", "-q", "-p", str(mitm_port), "--mode",
+                                 "reverse:http://127.0.0.1:%d" % origin_port],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(mitm_port, 60)
+        peers.append(("mitmdump 8.1 reverse", mitm, mitm_port))
+    capture = os.path.join(work, "capture.zst")
+    sluice = subprocess.Popen([args.sluice, "proxy", "--mode", "reverse:http://127.0.0.1:%d@0" % origin_port,
+                               "-w", capture], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    line = sluice.stderr.readline().decode()
+    sluice_port = int(re.search(r"listening on [\d.]+:(\d+)", line).group(1))
+    peers.append(("sluice reverse, recording", sluice, sluice_port))
+
+    results = {}
+    for size in ("1k", "100k"):
+        for name, proc, port in peers:
+            r = wrk("http://127.0.0.1:%d/%s" % (port, size), args.duration, args.connections)
+            results[(name, size)] = r
+    rss = {name: peak_rss_mib(proc.pid if proc else origin.pid) for name, proc, _ in peers}
+
+    # 1,000 idle keep-alive connections to sluice: one request each, then silence.
+    before = rss_mib(sluice.pid)
+    conns = []
+    for _ in range(args.idle):
+        c = socket.create_connection(("127.0.0.1", sluice_port))
+        c.sendall(b"GET /1k HTTP/1.1\r\nHost: x\r\n\r\n")
+        conns.append(c)
+    for c in conns:
+        got = b""
+        while len(got) < 1024 or b"\r\n\r\n" not in got:
+            got += c.recv(65536)
+    time.sleep(1)
+    after = rss_mib(sluice.pid)
+    for c in conns:
+        c.close()
+
+    stop(sluice)
+    for _, proc, _ in peers:
+        if proc and proc is not sluice:
+            stop(proc)
+    stop(origin)
+    capture_mib = os.path.getsize(capture) / (1 << 20)
+    shutil.rmtree(work, ignore_errors=True)
+
+    print("wrk -t1 -c%d -d%ds, keep-alive, loopback nginx origin; %d cores" %
+          (args.connections, args.duration, os.cpu_count()))
+    print("| configuration | body | req/s | p50 ms | p99 ms | peak RSS MiB |")
+    print("|---|---|---|---|---|---|")
+    for size in ("1k", "100k"):
+        for name, _, _ in peers:
+            r = results[(name, size)]
+            err = " (%d errors)" % r["errors"] if r["errors"] else ""
+            print("| %s | %s | %.0f%s | %.2f | %.2f | %.1f |" % (name, size, r["rps"], err, r["p50"], r["p99"], rss[name]))
+    print()
+    s = "sluice reverse, recording"
+    for size in ("1k", "100k"):
+        sr = results[(s, size)]
+        ratios = ["%.2fx nginx reverse proxy" % (sr["rps"] / results[("nginx reverse proxy", size)]["rps"])]
+        if not args.skip_mitmdump:
+            ratios.append("%.1fx mitmdump" % (sr["rps"] / results[("mitmdump 8.1 reverse", size)]["rps"]))
+        ratios.append("p99 %.2fx nginx reverse proxy" % (sr["p99"] / results[("nginx reverse proxy", size)]["p99"]))
+        print("%s: sluice throughput %s" % (size, ", ".join(ratios)))
+    print("sluice capture written: %.1f MiB" % capture_mib)
+    print("%d idle keep-alive client connections: sluice RSS %.1f -> %.1f MiB (+%.1f MiB)" %
+          (args.idle, before, after, after - before))
+
+
+if __name__ == "__main__":
+    main()
