@@ -53,11 +53,26 @@ std::string format_rfc3339(Timestamp t) {
   unsigned m;
   unsigned d;
   civil_from_days(days, y, m, d);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02d.%06lldZ", static_cast<long long>(y), m, d,
-                static_cast<int>(sod / 3600), static_cast<int>(sod / 60 % 60), static_cast<int>(sod % 60),
-                static_cast<long long>(sub_ns / 1000));
-  return buf;
+  if (y < 0 || y > 9999) {  // outside RFC 3339's four-digit years: printf keeps whatever it is
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02d.%06lldZ", static_cast<long long>(y), m, d,
+                  static_cast<int>(sod / 3600), static_cast<int>(sod / 60 % 60), static_cast<int>(sod % 60),
+                  static_cast<long long>(sub_ns / 1000));
+    return buf;
+  }
+  // The common case by hand: this runs for every record the proxy writes.
+  char buf[28] = "0000-00-00T00:00:00.000000Z";
+  auto put = [&buf](int at, int64_t v, int digits) {
+    for (int i = at + digits - 1; i >= at; --i, v /= 10) buf[i] = static_cast<char>('0' + v % 10);
+  };
+  put(0, y, 4);
+  put(5, m, 2);
+  put(8, d, 2);
+  put(11, sod / 3600, 2);
+  put(14, sod / 60 % 60, 2);
+  put(17, sod % 60, 2);
+  put(20, sub_ns / 1000, 6);
+  return std::string(buf, 27);
 }
 
 std::optional<Timestamp> parse_rfc3339(std::string_view s) {

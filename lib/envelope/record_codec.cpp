@@ -1,5 +1,10 @@
 #include "envelope/record_codec.hpp"
 
+#include <charconv>
+#include <climits>
+
+#include "core/json.hpp"
+
 #include "core/base64.hpp"
 #include "core/utf8.hpp"
 
@@ -10,6 +15,10 @@ using core::Value;
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
+//
+// Each record is described once, as calls on an emitter: ValueEmitter builds a core::Value (for CBOR
+// and for callers that want a tree), JsonEmitter writes JSON text straight into the output (the hot
+// path of `sluice proxy`: no tree, and bodies are escaped or base64-encoded once, in place).
 
 Value text_or_bytes(const Bytes& b, Target t) {
   if (t == Target::cbor) return Value::bytes(b);
@@ -19,219 +28,357 @@ Value text_or_bytes(const Bytes& b, Target t) {
   return o;
 }
 
-Value raw_bytes(const Bytes& b, Target t) {
-  if (t == Target::cbor) return Value::bytes(b);
-  return Value(core::base64_encode(b));
-}
+class ValueEmitter {
+ public:
+  explicit ValueEmitter(Target t) : t_(t) {}
+  void obj_begin() { open(Value::object()); }
+  void arr_begin() { open(Value::array()); }
+  void obj_end() { close(); }
+  void arr_end() { close(); }
+  void key(std::string_view k) { keys_.back() = std::string(k); }
+  void str(std::string_view s) { put(Value(s)); }
+  void text_bytes(const Bytes& b) { put(text_or_bytes(b, t_)); }
+  void raw_bytes(const Bytes& b) { put(t_ == Target::cbor ? Value::bytes(b) : Value(core::base64_encode(b))); }
+  void num(int64_t n) { put(Value(n)); }
+  void unum(uint64_t n) { put(Value(n)); }
+  void boolean(bool b) { put(Value(b)); }
+  void value(const Value& v) { put(v); }
+  Value take() { return std::move(result_); }
 
-Value headers_value(const Headers& hs, Target t) {
-  Value::Array a;
-  a.reserve(hs.size());
-  for (const auto& h : hs) a.push_back(Value(Value::Array{text_or_bytes(h.name, t), text_or_bytes(h.value, t)}));
-  return Value(std::move(a));
-}
-
-Value strings_value(const std::vector<std::string>& v) {
-  Value::Array a;
-  for (const auto& s : v) a.emplace_back(s);
-  return Value(std::move(a));
-}
-
-void append_extra(Value& o, const Extra& extra) {
-  for (const auto& m : extra) o.as_object().push_back(m);
-}
-
-Value time_value(Timestamp t) { return Value(core::format_rfc3339(t)); }
-
-struct MessageEncoder {
-  Target t;
-  Value o = Value::object();
-
-  Value operator()(const HttpMessage& m) {
-    o.add("kind", Value(message_kind(Message{m})));
-    if (m.kind == HttpMessage::Kind::request) {
-      o.add("method", text_or_bytes(m.method, t));
-      o.add("scheme", text_or_bytes(m.scheme, t));
-      o.add("authority", text_or_bytes(m.authority, t));
-      o.add("path", text_or_bytes(m.path, t));
+ private:
+  void open(Value v) {
+    stack_.push_back(std::move(v));
+    keys_.emplace_back();
+  }
+  void close() {
+    Value v = std::move(stack_.back());
+    stack_.pop_back();
+    keys_.pop_back();
+    put(std::move(v));
+  }
+  void put(Value v) {
+    if (stack_.empty()) {
+      result_ = std::move(v);
+    } else if (stack_.back().is_object()) {
+      stack_.back().add(keys_.back(), std::move(v));
     } else {
-      o.add("status", Value(m.status));
-      o.add("reason", text_or_bytes(m.reason, t));
+      stack_.back().as_array().push_back(std::move(v));
     }
-    o.add("version", Value(m.version));
-    o.add("headers", headers_value(m.headers, t));
-    if (!m.trailers.empty()) o.add("trailers", headers_value(m.trailers, t));
-    o.add("body", text_or_bytes(m.body, t));
-    if (m.body_omitted) o.add("body_omitted", Value(m.body_omitted));
-    return finish(m.extra);
   }
-  Value operator()(const WsMessage& m) {
-    o.add("kind", Value("frame"));
-    o.add("opcode", Value(m.opcode));
-    o.add("fin", Value(m.fin));
-    if (m.rsv1) o.add("rsv1", Value(true));
-    if (m.rsv2) o.add("rsv2", Value(true));
-    if (m.rsv3) o.add("rsv3", Value(true));
-    o.add("masked", Value(m.masked));
-    if (m.compressed) o.add("compressed", Value(true));
-    o.add("payload", text_or_bytes(m.payload, t));
-    if (m.close_code) {
-      o.add("close_code", Value(*m.close_code));
-      o.add("close_reason", text_or_bytes(m.close_reason, t));
-    }
-    return finish(m.extra);
-  }
-  Value operator()(const GrpcStartMessage& m) {
-    o.add("kind", Value("start"));
-    o.add("service", Value(m.service));
-    o.add("method", Value(m.method));
-    o.add("metadata", headers_value(m.metadata, t));
-    if (!m.timeout.empty()) o.add("timeout", Value(m.timeout));
-    return finish(m.extra);
-  }
-  Value operator()(const GrpcDataMessage& m) {
-    o.add("kind", Value("data"));
-    o.add("compressed", Value(m.compressed));
-    o.add("payload", text_or_bytes(m.payload, t));
-    return finish(m.extra);
-  }
-  Value operator()(const GrpcEndMessage& m) {
-    o.add("kind", Value("end"));
-    o.add("status", Value(m.status));
-    o.add("message", text_or_bytes(m.message, t));
-    o.add("trailers", headers_value(m.trailers, t));
-    return finish(m.extra);
-  }
-  Value operator()(const SseMessage& m) {
-    o.add("kind", Value("event"));
-    o.add("id", text_or_bytes(m.id, t));
-    o.add("event", text_or_bytes(m.event, t));
-    o.add("data", text_or_bytes(m.data, t));
-    if (m.retry) o.add("retry", Value(*m.retry));
-    return finish(m.extra);
-  }
-  Value operator()(const RawMessage& m) {
-    o.add("kind", Value("chunk"));
-    return finish(m.extra);
-  }
-  Value operator()(const TlsHandshakeMessage& m) {
-    o.add("kind", Value("handshake"));
-    o.add("side", Value(m.side));
-    o.add("sni", Value(m.sni));
-    o.add("alpn_offered", strings_value(m.alpn_offered));
-    o.add("alpn", Value(m.alpn));
-    o.add("version", Value(m.version));
-    o.add("cipher", Value(m.cipher));
-    if (!m.ja3.empty()) o.add("ja3", Value(m.ja3));
-    if (!m.ja3_hash.empty()) o.add("ja3_hash", Value(m.ja3_hash));
-    if (!m.ja4.empty()) o.add("ja4", Value(m.ja4));
-    if (m.certificate) {
-      Value c = Value::object();
-      c.add("subject", Value(m.certificate->subject));
-      c.add("issuer", Value(m.certificate->issuer));
-      c.add("sans", strings_value(m.certificate->sans));
-      c.add("sha256", Value(m.certificate->sha256));
-      append_extra(c, m.certificate->extra);
-      o.add("certificate", std::move(c));
-    }
-    return finish(m.extra);
-  }
-  Value operator()(const OpaqueMessage& m) { return m.value; }
-
-  Value finish(const Extra& extra) {
-    append_extra(o, extra);
-    return std::move(o);
-  }
+  Target t_;
+  std::vector<Value> stack_;
+  std::vector<std::string> keys_;
+  Value result_;
 };
 
-Value context_value(const Context& c) {
-  Value o = Value::object();
-  o.add("conn_id", Value(c.conn_id));
-  o.add("client", Value(c.client));
-  o.add("server", Value(c.server));
-  if (c.tls) {
-    Value tls = Value::object();
-    tls.add("version", Value(c.tls->version));
-    tls.add("cipher", Value(c.tls->cipher));
-    tls.add("sni", Value(c.tls->sni));
-    tls.add("alpn", Value(c.tls->alpn));
-    append_extra(tls, c.tls->extra);
-    o.add("tls", std::move(tls));
+class JsonEmitter {
+ public:
+  explicit JsonEmitter(std::string& out) : out_(out) {}
+  void obj_begin() { open('{'); }
+  void arr_begin() { open('['); }
+  void obj_end() { close('}'); }
+  void arr_end() { close(']'); }
+  void key(std::string_view k) {
+    sep();
+    core::json_write_string(k, out_);
+    out_.push_back(':');
+    after_key_ = true;
   }
-  o.add("opened", time_value(c.opened));
-  append_extra(o, c.extra);
-  return o;
+  void str(std::string_view s) {
+    sep();
+    core::json_write_string(s, out_);
+  }
+  void text_bytes(const Bytes& b) {
+    sep();
+    if (core::is_valid_utf8(b)) {
+      core::json_write_string(b, out_);
+    } else {
+      out_.append("{\"base64\":\"");
+      core::base64_encode(b, out_);
+      out_.append("\"}");
+    }
+  }
+  void raw_bytes(const Bytes& b) {
+    sep();
+    out_.push_back('"');
+    core::base64_encode(b, out_);
+    out_.push_back('"');
+  }
+  void num(int64_t n) { number(n); }
+  void unum(uint64_t n) {
+    if (n <= static_cast<uint64_t>(INT64_MAX)) number(static_cast<int64_t>(n)); else number(n);
+  }
+  void boolean(bool b) {
+    sep();
+    out_.append(b ? "true" : "false");
+  }
+  void value(const Value& v) {
+    sep();
+    core::json_write(v, out_);
+  }
+
+ private:
+  template <typename N>
+  void number(N n) {
+    sep();
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, n);
+    out_.append(buf, r.ptr);
+  }
+  void open(char c) {
+    sep();
+    out_.push_back(c);
+    first_.push_back(true);
+  }
+  void close(char c) {
+    out_.push_back(c);
+    first_.pop_back();
+  }
+  // A comma before every member or element but the first; none right after a key.
+  void sep() {
+    if (after_key_) {
+      after_key_ = false;
+    } else if (!first_.empty()) {
+      if (first_.back())
+        first_.back() = false;
+      else
+        out_.push_back(',');
+    }
+  }
+  std::string& out_;
+  std::vector<bool> first_;
+  bool after_key_ = false;
+};
+
+template <typename E>
+void headers_out(E& e, const Headers& hs) {
+  e.arr_begin();
+  for (const auto& h : hs) {
+    e.arr_begin();
+    e.text_bytes(h.name);
+    e.text_bytes(h.value);
+    e.arr_end();
+  }
+  e.arr_end();
 }
 
-struct RecordEncoder {
-  Target t;
+template <typename E>
+void strings_out(E& e, const std::vector<std::string>& v) {
+  e.arr_begin();
+  for (const auto& s : v) e.str(s);
+  e.arr_end();
+}
 
-  Value operator()(const StreamHeader& h) const {
-    Value o = Value::object();
-    o.add("type", Value("header"));
-    o.add("format", Value(h.format));
-    o.add("version", Value(h.version));
-    o.add("producer", Value(h.producer));
-    o.add("time", time_value(h.time));
-    o.add("listeners", Value(h.listeners));
-    append_extra(o, h.extra);
-    return o;
+template <typename E>
+void extra_out(E& e, const Extra& extra) {
+  for (const auto& m : extra) {
+    e.key(m.key);
+    e.value(m.value);
   }
-  Value operator()(const Envelope& e) const {
-    Value o = Value::object();
-    o.add("type", Value("envelope"));
-    o.add("stream_id", Value(e.stream_id));
-    o.add("flow_id", Value(e.flow_id));
-    o.add("seq", Value(e.seq));
-    o.add("direction", Value(to_string(e.direction)));
-    o.add("protocol", Value(e.protocol == Protocol::other ? std::string_view(e.protocol_name) : to_string(e.protocol)));
-    o.add("time", time_value(e.time));
-    if (!e.overlay.empty()) o.add("overlay", Value(e.overlay));
-    o.add("raw", raw_bytes(e.raw, t));
-    o.add("message", std::visit(MessageEncoder{t}, e.message));
-    o.add("context", context_value(e.context));
-    o.add("variant", Value(e.modified ? "modified" : "original"));
-    if (e.variant_of) o.add("variant_of", Value(*e.variant_of));
-    if (!e.modified_by.empty()) o.add("modified_by", Value(e.modified_by));
-    Value::Array anomalies;
-    for (const auto& a : e.anomalies) {
-      Value av = Value::object();
-      av.add("name", Value(a.name));
-      av.add("detail", Value(a.detail));
-      anomalies.push_back(std::move(av));
+}
+
+template <typename E>
+void time_out(E& e, Timestamp t) {
+  e.str(core::format_rfc3339(t));
+}
+
+template <typename E>
+struct MessageEncoder {
+  E& e;
+
+  void operator()(const HttpMessage& m) {
+    e.key("kind"), e.str(message_kind(Message{m}));
+    if (m.kind == HttpMessage::Kind::request) {
+      e.key("method"), e.text_bytes(m.method);
+      e.key("scheme"), e.text_bytes(m.scheme);
+      e.key("authority"), e.text_bytes(m.authority);
+      e.key("path"), e.text_bytes(m.path);
+    } else {
+      e.key("status"), e.num(m.status);
+      e.key("reason"), e.text_bytes(m.reason);
     }
-    o.add("anomalies", Value(std::move(anomalies)));
-    Value tags = Value::object();
-    for (const auto& [k, v] : e.tags) tags.add(k, Value(v));
-    o.add("tags", std::move(tags));
-    append_extra(o, e.extra);
-    return o;
+    e.key("version"), e.str(m.version);
+    e.key("headers"), headers_out(e, m.headers);
+    if (!m.trailers.empty()) e.key("trailers"), headers_out(e, m.trailers);
+    e.key("body"), e.text_bytes(m.body);
+    if (m.body_omitted) e.key("body_omitted"), e.unum(m.body_omitted);
+    extra_out(e, m.extra);
   }
-  Value operator()(const EndRecord& r) const {
-    Value o = Value::object();
-    o.add("type", Value("end"));
-    o.add("scope", Value(r.scope));
-    o.add("stream_id", Value(r.stream_id));
-    if (!r.flow_id.empty()) o.add("flow_id", Value(r.flow_id));
-    o.add("time", time_value(r.time));
-    o.add("reason", Value(r.reason));
-    o.add("bytes_sent", Value(r.bytes_sent));
-    o.add("bytes_received", Value(r.bytes_received));
-    append_extra(o, r.extra);
-    return o;
+  void operator()(const WsMessage& m) {
+    e.key("kind"), e.str("frame");
+    e.key("opcode"), e.num(m.opcode);
+    e.key("fin"), e.boolean(m.fin);
+    if (m.rsv1) e.key("rsv1"), e.boolean(true);
+    if (m.rsv2) e.key("rsv2"), e.boolean(true);
+    if (m.rsv3) e.key("rsv3"), e.boolean(true);
+    e.key("masked"), e.boolean(m.masked);
+    if (m.compressed) e.key("compressed"), e.boolean(true);
+    e.key("payload"), e.text_bytes(m.payload);
+    if (m.close_code) {
+      e.key("close_code"), e.num(*m.close_code);
+      e.key("close_reason"), e.text_bytes(m.close_reason);
+    }
+    extra_out(e, m.extra);
   }
-  Value operator()(const ErrorRecord& r) const {
-    Value o = Value::object();
-    o.add("type", Value("error"));
-    o.add("stream_id", Value(r.stream_id));
-    if (!r.flow_id.empty()) o.add("flow_id", Value(r.flow_id));
-    o.add("time", time_value(r.time));
-    o.add("code", Value(r.code));
-    o.add("message", Value(r.message));
-    append_extra(o, r.extra);
-    return o;
+  void operator()(const GrpcStartMessage& m) {
+    e.key("kind"), e.str("start");
+    e.key("service"), e.str(m.service);
+    e.key("method"), e.str(m.method);
+    e.key("metadata"), headers_out(e, m.metadata);
+    if (!m.timeout.empty()) e.key("timeout"), e.str(m.timeout);
+    extra_out(e, m.extra);
   }
-  Value operator()(const UnknownRecord& r) const { return r.value; }
+  void operator()(const GrpcDataMessage& m) {
+    e.key("kind"), e.str("data");
+    e.key("compressed"), e.boolean(m.compressed);
+    e.key("payload"), e.text_bytes(m.payload);
+    extra_out(e, m.extra);
+  }
+  void operator()(const GrpcEndMessage& m) {
+    e.key("kind"), e.str("end");
+    e.key("status"), e.num(m.status);
+    e.key("message"), e.text_bytes(m.message);
+    e.key("trailers"), headers_out(e, m.trailers);
+    extra_out(e, m.extra);
+  }
+  void operator()(const SseMessage& m) {
+    e.key("kind"), e.str("event");
+    e.key("id"), e.text_bytes(m.id);
+    e.key("event"), e.text_bytes(m.event);
+    e.key("data"), e.text_bytes(m.data);
+    if (m.retry) e.key("retry"), e.num(*m.retry);
+    extra_out(e, m.extra);
+  }
+  void operator()(const RawMessage& m) {
+    e.key("kind"), e.str("chunk");
+    extra_out(e, m.extra);
+  }
+  void operator()(const TlsHandshakeMessage& m) {
+    e.key("kind"), e.str("handshake");
+    e.key("side"), e.str(m.side);
+    e.key("sni"), e.str(m.sni);
+    e.key("alpn_offered"), strings_out(e, m.alpn_offered);
+    e.key("alpn"), e.str(m.alpn);
+    e.key("version"), e.str(m.version);
+    e.key("cipher"), e.str(m.cipher);
+    if (!m.ja3.empty()) e.key("ja3"), e.str(m.ja3);
+    if (!m.ja3_hash.empty()) e.key("ja3_hash"), e.str(m.ja3_hash);
+    if (!m.ja4.empty()) e.key("ja4"), e.str(m.ja4);
+    if (m.certificate) {
+      e.key("certificate");
+      e.obj_begin();
+      e.key("subject"), e.str(m.certificate->subject);
+      e.key("issuer"), e.str(m.certificate->issuer);
+      e.key("sans"), strings_out(e, m.certificate->sans);
+      e.key("sha256"), e.str(m.certificate->sha256);
+      extra_out(e, m.certificate->extra);
+      e.obj_end();
+    }
+    extra_out(e, m.extra);
+  }
+  void operator()(const OpaqueMessage&) {}  // written whole by the caller
+};
+
+template <typename E>
+void context_out(E& e, const Context& c) {
+  e.obj_begin();
+  e.key("conn_id"), e.str(c.conn_id);
+  e.key("client"), e.str(c.client);
+  e.key("server"), e.str(c.server);
+  if (c.tls) {
+    e.key("tls");
+    e.obj_begin();
+    e.key("version"), e.str(c.tls->version);
+    e.key("cipher"), e.str(c.tls->cipher);
+    e.key("sni"), e.str(c.tls->sni);
+    e.key("alpn"), e.str(c.tls->alpn);
+    extra_out(e, c.tls->extra);
+    e.obj_end();
+  }
+  e.key("opened"), time_out(e, c.opened);
+  extra_out(e, c.extra);
+  e.obj_end();
+}
+
+template <typename E>
+struct RecordEncoder {
+  E& e;
+
+  void operator()(const StreamHeader& h) {
+    e.obj_begin();
+    e.key("type"), e.str("header");
+    e.key("format"), e.str(h.format);
+    e.key("version"), e.num(h.version);
+    e.key("producer"), e.str(h.producer);
+    e.key("time"), time_out(e, h.time);
+    e.key("listeners"), e.value(Value(h.listeners));
+    extra_out(e, h.extra);
+    e.obj_end();
+  }
+  void operator()(const Envelope& env) {
+    e.obj_begin();
+    e.key("type"), e.str("envelope");
+    e.key("stream_id"), e.str(env.stream_id);
+    e.key("flow_id"), e.str(env.flow_id);
+    e.key("seq"), e.unum(env.seq);
+    e.key("direction"), e.str(to_string(env.direction));
+    e.key("protocol"), e.str(env.protocol == Protocol::other ? std::string_view(env.protocol_name) : to_string(env.protocol));
+    e.key("time"), time_out(e, env.time);
+    if (!env.overlay.empty()) e.key("overlay"), e.str(env.overlay);
+    e.key("raw"), e.raw_bytes(env.raw);
+    e.key("message");
+    if (const auto* opaque = std::get_if<OpaqueMessage>(&env.message)) {
+      e.value(opaque->value);
+    } else {
+      e.obj_begin();
+      std::visit(MessageEncoder<E>{e}, env.message);
+      e.obj_end();
+    }
+    e.key("context"), context_out(e, env.context);
+    e.key("variant"), e.str(env.modified ? "modified" : "original");
+    if (env.variant_of) e.key("variant_of"), e.unum(*env.variant_of);
+    if (!env.modified_by.empty()) e.key("modified_by"), e.str(env.modified_by);
+    e.key("anomalies");
+    e.arr_begin();
+    for (const auto& a : env.anomalies) {
+      e.obj_begin();
+      e.key("name"), e.str(a.name);
+      e.key("detail"), e.str(a.detail);
+      e.obj_end();
+    }
+    e.arr_end();
+    e.key("tags");
+    e.obj_begin();
+    for (const auto& [k, v] : env.tags) e.key(k), e.str(v);
+    e.obj_end();
+    extra_out(e, env.extra);
+    e.obj_end();
+  }
+  void operator()(const EndRecord& r) {
+    e.obj_begin();
+    e.key("type"), e.str("end");
+    e.key("scope"), e.str(r.scope);
+    e.key("stream_id"), e.str(r.stream_id);
+    if (!r.flow_id.empty()) e.key("flow_id"), e.str(r.flow_id);
+    e.key("time"), time_out(e, r.time);
+    e.key("reason"), e.str(r.reason);
+    e.key("bytes_sent"), e.unum(r.bytes_sent);
+    e.key("bytes_received"), e.unum(r.bytes_received);
+    extra_out(e, r.extra);
+    e.obj_end();
+  }
+  void operator()(const ErrorRecord& r) {
+    e.obj_begin();
+    e.key("type"), e.str("error");
+    e.key("stream_id"), e.str(r.stream_id);
+    if (!r.flow_id.empty()) e.key("flow_id"), e.str(r.flow_id);
+    e.key("time"), time_out(e, r.time);
+    e.key("code"), e.str(r.code);
+    e.key("message"), e.str(r.message);
+    extra_out(e, r.extra);
+    e.obj_end();
+  }
+  void operator()(const UnknownRecord& r) { e.value(r.value); }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -509,8 +656,27 @@ bool decode_envelope(Fields& f, Envelope& e) {
 
 }  // namespace
 
-core::Value to_value(const Record& r, Target target) { return std::visit(RecordEncoder{target}, r); }
-core::Value to_value(const Envelope& e, Target target) { return RecordEncoder{target}(e); }
+core::Value to_value(const Record& r, Target target) {
+  ValueEmitter e(target);
+  std::visit(RecordEncoder<ValueEmitter>{e}, r);
+  return e.take();
+}
+
+core::Value to_value(const Envelope& env, Target target) {
+  ValueEmitter e(target);
+  RecordEncoder<ValueEmitter>{e}(env);
+  return e.take();
+}
+
+void write_json(const Record& r, std::string& out) {
+  JsonEmitter e(out);
+  std::visit(RecordEncoder<JsonEmitter>{e}, r);
+}
+
+void write_json(const Envelope& env, std::string& out) {
+  JsonEmitter e(out);
+  RecordEncoder<JsonEmitter>{e}(env);
+}
 
 core::Result<Record> from_value(Value v) {
   if (!v.is_object()) return core::make_error("record is not an object");

@@ -12,6 +12,10 @@ enum class Target : uint8_t { json, cbor };
 
 core::Value to_value(const Record& r, Target target);
 core::Value to_value(const Envelope& e, Target target);  // without copying into a Record
+// Appends the record's JSON text: the same bytes as core::json_write(to_value(r, Target::json)), without
+// building the tree (the proxy's recording path).
+void write_json(const Record& r, std::string& out);
+void write_json(const Envelope& e, std::string& out);
 
 // Accepts either representation of every byte field. Unknown members land in the `extra` of the
 // object they appeared in; an unknown record "type" gives an UnknownRecord. A known member of the wrong

@@ -39,7 +39,8 @@ void Recorder::push(std::string encoded, std::unique_ptr<envelope::Record> recor
   if (dead_) return;
   queued_bytes_ += encoded.size();
   queue_.push_back(Item{std::move(encoded), std::move(record)});
-  ready_.notify_one();
+  // Wake the writer only when it sleeps: a signal per record costs a context switch per record.
+  if (writer_waiting_) ready_.notify_one();
 }
 
 void Recorder::run() {
@@ -58,11 +59,14 @@ void Recorder::run() {
     space_.notify_all();
     return broken_pipe;
   };
+  auto last_flush = std::chrono::steady_clock::now();
   while (true) {
     std::deque<Item> batch;
     {
       std::unique_lock lock(mu_);
+      writer_waiting_ = true;
       ready_.wait(lock, [&] { return !queue_.empty() || closing_; });
+      writer_waiting_ = false;
       if (queue_.empty() && closing_) break;
       batch.swap(queue_);
       queued_bytes_ = 0;
@@ -80,13 +84,18 @@ void Recorder::run() {
       }
     }
     if (!failed) {
-      // Idle now: flush so the consumer sees what we have.
+      // Idle now: flush so the consumer sees what we have. Each flush ends a zstd frame, so under load
+      // the writer lingers a moment for more records first, and flushes at least every kMaxFlushDelay.
       bool more;
       {
-        std::lock_guard lock(mu_);
+        std::unique_lock lock(mu_);
+        // Not marked waiting: producers need not signal a linger, it ends by itself.
+        ready_.wait_for(lock, kLinger, [&] { return closing_; });
         more = !queue_.empty();
       }
-      if (!more) {
+      auto now = std::chrono::steady_clock::now();
+      if (!more || now - last_flush > kMaxFlushDelay) {
+        last_flush = now;
         if (!out.empty()) {
           auto r = stream::write_all(summary_fd_, out);
           out.clear();

@@ -1,11 +1,13 @@
 #pragma once
 // Recorder: the stream sink of `sluice proxy`. Any thread hands it records; they are encoded on the
 // calling thread (so encoding scales with the I/O threads) and written, in arrival order, by one writer
-// thread that flushes whenever it runs out of work, so a reader at the other end of a pipe sees each
+// thread that flushes when it runs out of work (after a 2 ms linger, and at least every 50 ms under
+// load, since every flush ends a zstd frame), so a reader at the other end of a pipe sees each
 // record within milliseconds. On a terminal it prints one summary line per flow instead.
 //
 // Records are never dropped: when the output is slower than the traffic, producers block once 16 MiB
 // waits (the proxy slows down rather than lose records).
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -56,6 +58,9 @@ class Recorder {
   std::deque<Item> queue_;
   size_t queued_bytes_ = 0;
   bool closing_ = false;
+  bool writer_waiting_ = false;  // the writer sleeps until signalled (not lingering)
+  static constexpr std::chrono::milliseconds kLinger{2};
+  static constexpr std::chrono::milliseconds kMaxFlushDelay{50};
   bool dead_ = false;  // output failed: records are discarded from now on, and the error is kept
   std::string error_;
   std::thread thread_;

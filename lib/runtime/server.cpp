@@ -16,7 +16,13 @@ struct Server::Impl {
   ServerOptions options;
   Recorder& recorder;
   const pipeline::Pipeline& pipeline;
-  asio::io_context ioc;
+  // `ioc` runs the listeners, signals and shutdown; each worker context is run by one thread and owns
+  // the connections accepted onto it, so a connection's handlers never hop between threads (no lock
+  // contention, no wake-ups of another core per event).
+  asio::io_context ioc{1};
+  std::vector<std::unique_ptr<asio::io_context>> workers;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> worker_guards;
+  std::atomic<size_t> next_worker{0};
   asio::signal_set signals{ioc, SIGINT, SIGTERM};
   std::vector<std::pair<layer::ModeSpec, std::unique_ptr<tcp::acceptor>>> listeners;
   std::mutex mu;
@@ -28,6 +34,11 @@ struct Server::Impl {
   asio::steady_timer poll_timer{ioc};
 
   Impl(ServerOptions o, Recorder& r, const pipeline::Pipeline& p) : options(std::move(o)), recorder(r), pipeline(p) {
+    unsigned n = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < n; ++i) {
+      workers.push_back(std::make_unique<asio::io_context>(1));
+      worker_guards.push_back(asio::make_work_guard(*workers.back()));
+    }
     std::random_device rd;
     char buf[16];
     std::snprintf(buf, sizeof buf, "%06x", rd() & 0xFFFFFF);
@@ -36,7 +47,8 @@ struct Server::Impl {
 
   void accept(size_t index) {
     auto& [mode, acceptor] = listeners[index];
-    acceptor->async_accept(asio::make_strand(ioc), [this, index](boost::system::error_code ec, tcp::socket sock) {
+    auto& worker = *workers[next_worker++ % workers.size()];
+    acceptor->async_accept(worker, [this, index](boost::system::error_code ec, tcp::socket sock) {
       if (ec == asio::error::operation_aborted || stopping) return;
       if (!ec) on_accept(listeners[index].first, std::move(sock));
       accept(index);  // transient errors (EMFILE) must not end the listener
@@ -144,10 +156,12 @@ void Server::run() {
   impl.signals.async_wait([&impl](boost::system::error_code ec, int) {
     if (!ec) impl.begin_stop();
   });
-  unsigned n = impl.options.threads ? impl.options.threads : std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::thread> threads;
-  for (unsigned i = 1; i < n; ++i) threads.emplace_back([&impl] { impl.ioc.run(); });
+  for (auto& w : impl.workers) threads.emplace_back([&w] { w->run(); });
   impl.ioc.run();
+  // Every connection has finished (or was closed by force): let the workers run dry and stop.
+  impl.worker_guards.clear();
+  for (auto& w : impl.workers) w->stop();
   for (auto& t : threads) t.join();
 }
 

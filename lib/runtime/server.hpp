@@ -1,8 +1,9 @@
 #pragma once
 // Server: the Boost.Asio runtime of `sluice proxy`. Binds one listener per mode, accepts client
 // connections, gives each a root layer and a Connection that executes the layer's commands, and runs
-// the io_context on `threads` threads. SIGINT/SIGTERM stop accepting, let open connections finish for
-// up to `grace`, then close the rest; the caller closes the Recorder afterwards.
+// one io_context per thread (`threads` of them), each owning the connections accepted onto it.
+// SIGINT/SIGTERM stop accepting, let open connections finish for up to `grace`, then close the rest;
+// the caller closes the Recorder afterwards.
 //
 // This header is Asio-free so that cmd/ stays light; the implementation holds the io_context.
 #include <chrono>

@@ -22,7 +22,7 @@ std::optional<Encoding> parse_encoding(std::string_view s) {
 
 void encode_record(const envelope::Record& record, Encoding encoding, std::string& out) {
   if (encoding == Encoding::jsonl) {
-    core::json_write(envelope::to_value(record, envelope::Target::json), out);
+    envelope::write_json(record, out);
   } else {
     core::cbor_write(envelope::to_value(record, envelope::Target::cbor), out);
   }
@@ -30,7 +30,7 @@ void encode_record(const envelope::Record& record, Encoding encoding, std::strin
 
 void encode_envelope(const envelope::Envelope& e, Encoding encoding, std::string& out) {
   if (encoding == Encoding::jsonl) {
-    core::json_write(envelope::to_value(e, envelope::Target::json), out);
+    envelope::write_json(e, out);
   } else {
     core::cbor_write(envelope::to_value(e, envelope::Target::cbor), out);
   }

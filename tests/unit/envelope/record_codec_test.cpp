@@ -55,3 +55,18 @@ TEST(RecordCodec, UnknownTypeAndProtocolPassThrough) {
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(core::json_write(to_value(*r, Target::json)), text);
 }
+
+TEST(RecordCodec, DirectJsonWriterMatchesTheValueTree) {
+  auto records = test_support::sample_records();
+  for (auto& r : test_support::kib_envelopes(20)) records.push_back(r);
+  for (const auto& r : records) {
+    std::string direct;
+    envelope::write_json(r, direct);
+    EXPECT_EQ(direct, core::json_write(envelope::to_value(r, envelope::Target::json)));
+    if (const auto* e = std::get_if<envelope::Envelope>(&r)) {
+      std::string one;
+      envelope::write_json(*e, one);
+      EXPECT_EQ(one, direct);
+    }
+  }
+}
