@@ -390,6 +390,8 @@ void json_write_string(std::string_view s, std::string& out) {
   out.push_back('"');
 }
 
+void json_write_string_content(std::string_view s, std::string& out) { write_utf8_checked(s, out); }
+
 void json_write(const Value& v, std::string& out) { write_value(v, out); }
 
 std::string json_write(const Value& v) {

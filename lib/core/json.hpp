@@ -14,6 +14,8 @@ std::string json_write(const Value& v);
 
 // Appends `s` as a quoted JSON string (valid UTF-8 expected; bad bytes become U+FFFD).
 void json_write_string(std::string_view s, std::string& out);
+// The same without the quotes, for writing one long string in pieces (split between UTF-8 sequences).
+void json_write_string_content(std::string_view s, std::string& out);
 
 // Parses exactly one JSON value; surrounding whitespace is allowed, anything else is an error.
 Result<Value> json_parse(std::string_view text);

@@ -73,7 +73,9 @@ class ValueEmitter {
 
 class JsonEmitter {
  public:
-  explicit JsonEmitter(std::string& out) : out_(out) {}
+  // `spill`, when set, takes the text written so far (and clears it) whenever it passes kSpillBytes,
+  // so that a record with large bodies never exists in one piece.
+  explicit JsonEmitter(std::string& out, const Spill* spill = nullptr) : out_(out), spill_(spill) {}
   void obj_begin() { open('{'); }
   void arr_begin() { open('['); }
   void obj_end() { close('}'); }
@@ -91,17 +93,26 @@ class JsonEmitter {
   void text_bytes(const Bytes& b) {
     sep();
     if (core::is_valid_utf8(b)) {
-      core::json_write_string(b, out_);
+      out_.push_back('"');
+      // In pieces that end between UTF-8 sequences.
+      for (size_t at = 0; at < b.size();) {
+        size_t end = std::min(b.size(), at + kPiece);
+        while (end < b.size() && (static_cast<unsigned char>(b[end]) & 0xC0) == 0x80) --end;
+        core::json_write_string_content(core::ByteView(b).substr(at, end - at), out_);
+        at = end;
+        maybe_spill();
+      }
+      out_.push_back('"');
     } else {
       out_.append("{\"base64\":\"");
-      core::base64_encode(b, out_);
+      base64_pieces(b);
       out_.append("\"}");
     }
   }
   void raw_bytes(const Bytes& b) {
     sep();
     out_.push_back('"');
-    core::base64_encode(b, out_);
+    base64_pieces(b);
     out_.push_back('"');
   }
   void num(int64_t n) { number(n); }
@@ -145,7 +156,21 @@ class JsonEmitter {
         out_.push_back(',');
     }
   }
+  // Base64 of consecutive pieces whose sizes are multiples of 3 is the base64 of the whole.
+  void base64_pieces(const Bytes& b) {
+    for (size_t at = 0; at < b.size(); at += kPiece) {
+      core::base64_encode(core::ByteView(b).substr(at, kPiece), out_);
+      maybe_spill();
+    }
+  }
+  void maybe_spill() {
+    if (spill_ && out_.size() >= kSpillBytes) (*spill_)(out_);
+  }
+  static constexpr size_t kPiece = 3u << 18;  // 768 KiB, a multiple of 3
+  static constexpr size_t kSpillBytes = 1u << 20;
+
   std::string& out_;
+  const Spill* spill_;
   std::vector<bool> first_;
   bool after_key_ = false;
 };
@@ -668,8 +693,8 @@ core::Value to_value(const Envelope& env, Target target) {
   return e.take();
 }
 
-void write_json(const Record& r, std::string& out) {
-  JsonEmitter e(out);
+void write_json(const Record& r, std::string& out, const Spill* spill) {
+  JsonEmitter e(out, spill);
   std::visit(RecordEncoder<JsonEmitter>{e}, r);
 }
 

@@ -1,5 +1,8 @@
 #pragma once
 // Record <-> core::Value, the step shared by both stream encodings.
+#include <functional>
+#include <string>
+
 #include "core/result.hpp"
 #include "envelope/record.hpp"
 
@@ -14,7 +17,10 @@ core::Value to_value(const Record& r, Target target);
 core::Value to_value(const Envelope& e, Target target);  // without copying into a Record
 // Appends the record's JSON text: the same bytes as core::json_write(to_value(r, Target::json)), without
 // building the tree (the proxy's recording path).
-void write_json(const Record& r, std::string& out);
+// `spill`, when given, is handed the text so far (to write it out and clear it) each time it passes
+// about 1 MiB: a record with 16 MiB bodies is then written without ever being whole in memory.
+using Spill = std::function<void(std::string&)>;
+void write_json(const Record& r, std::string& out, const Spill* spill = nullptr);
 void write_json(const Envelope& e, std::string& out);
 
 // Accepts either representation of every byte field. Unknown members land in the `extra` of the

@@ -312,6 +312,10 @@ void Http1Layer::on_body(Message& m, Http1Parser& parser, core::ByteView wire, c
       out.push_back(EmitRecord{std::move(e)});
     }
   } else {
+    if (m.body.empty() && m.head.content_length) {  // one allocation for what will be kept, not doublings
+      uint64_t keep = std::min<uint64_t>(*m.head.content_length, limit ? limit : buffer_limit());
+      m.body.reserve(static_cast<size_t>(keep));
+    }
     auto room = [limit](size_t have) -> size_t { return !limit ? SIZE_MAX : have < limit ? limit - have : 0; };
     m.body.append(decoded, 0, std::min(room(m.body.size()), decoded.size()));
     if (m.head.chunked) m.wire.append(wire.substr(0, std::min(room(m.wire.size()), wire.size())));
@@ -648,7 +652,7 @@ void Http1Layer::on_server_closed(const ConnectionClosed& c, core::Timestamp now
 
 // ---- both ------------------------------------------------------------------------------------------
 
-envelope::Envelope Http1Layer::make_envelope(const Message& m, core::Timestamp time) {
+envelope::Envelope Http1Layer::make_envelope(Message& m, core::Timestamp time, bool take) {
   envelope::Envelope e;
   e.stream_id = ctx_.conn_id();
   e.flow_id = ex_->flow_id;
@@ -680,11 +684,18 @@ envelope::Envelope Http1Layer::make_envelope(const Message& m, core::Timestamp t
     if (m.direction == Direction::send && req_parser_) msg.trailers = req_parser_->trailers();
     if (m.direction == Direction::receive && resp_parser_) msg.trailers = resp_parser_->trailers();
   }
-  msg.body = m.body;
   msg.body_omitted = m.body_total > m.body.size() ? m.body_total - m.body.size() : 0;
-  e.message = std::move(msg);
+  e.raw.reserve(h.raw.size() + (h.chunked ? m.wire.size() : m.body.size()));
   e.raw = h.raw;
   e.raw += h.chunked ? m.wire : m.body;
+  if (take) {  // the message is recorded for good: move its body rather than hold two copies
+    msg.body = std::move(m.body);
+    m.body.clear();
+    m.wire = core::Bytes();
+  } else {
+    msg.body = m.body;
+  }
+  e.message = std::move(msg);
   e.anomalies = m.anomalies;
   if (m.streaming) e.tags.emplace_back("streamed", "true");
   if (!m.complete && m.have_head && !m.anomalies.size()) e.tags.emplace_back("incomplete", "true");
@@ -695,9 +706,7 @@ void Http1Layer::record_message(Message& m, core::Timestamp now, Commands& out) 
   if (m.recorded) return;
   m.recorded = true;
   (void)now;
-  envelope::Envelope e = make_envelope(m, m.time.ns ? m.time : now);
-  m.body = core::Bytes();  // recorded for good: do not hold a second copy of up to the body limit
-  m.wire = core::Bytes();
+  envelope::Envelope e = make_envelope(m, m.time.ns ? m.time : now, true);
   out.push_back(EmitRecord{std::move(e)});
   if (m.complete) record_overlays(m, now, out);
 }

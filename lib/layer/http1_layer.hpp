@@ -93,7 +93,8 @@ class Http1Layer final : public Layer {
   // Both.
   void on_body(Message& m, Http1Parser& parser, core::ByteView wire, core::Timestamp now, Commands& out);
   void start_streaming(Message& m, Commands& out);
-  envelope::Envelope make_envelope(const Message& m, core::Timestamp time);
+  // `take`: the message is recorded for good, its body moves into the envelope.
+  envelope::Envelope make_envelope(Message& m, core::Timestamp time, bool take = false);
   void record_message(Message& m, core::Timestamp now, Commands& out);
   envelope::Envelope overlay(const Message& m, std::string_view kind, core::Timestamp now);
   void record_overlays(const Message& m, core::Timestamp now, Commands& out);

@@ -109,7 +109,7 @@ void Connection::execute(Command& cmd) {
         asio::post(self->strand_, std::move(deliver));
     });
   } else if (auto* e = std::get_if<EmitRecord>(&cmd)) {
-    deps_.recorder.record(e->record);
+    deps_.recorder.record(std::move(e->record));
   } else if (auto* l = std::get_if<Log>(&cmd)) {
     if (deps_.verbose || l->level == Log::Level::warn)
       std::fprintf(stderr, "sluice: %s: %s\n", ctx_->conn_id().c_str(), l->message.c_str());

@@ -21,6 +21,22 @@ Recorder::~Recorder() { (void)close(); }
 void Recorder::record(const envelope::Envelope& e) { record_any(e); }
 void Recorder::record(const envelope::Record& r) { record_any(r); }
 
+void Recorder::record(envelope::Record&& r) {
+  // A record with large bodies is handed over whole and written in pieces by the writer thread, so
+  // that it never also exists encoded in one piece (a 16 MiB body is ~21 MiB of JSON).
+  const auto* e = std::get_if<envelope::Envelope>(&r);
+  size_t big = 0;
+  if (e) {
+    big = e->raw.size();
+    if (const auto* m = std::get_if<envelope::HttpMessage>(&e->message)) big += m->body.size();
+  }
+  if (mode_ != Mode::stream || options_.encoding != stream::Encoding::jsonl || big < kInPieces) {
+    record_any(r);
+    return;
+  }
+  push({}, std::make_unique<envelope::Record>(std::move(r)), big);
+}
+
 template <typename R>
 void Recorder::record_any(const R& r) {
   std::string encoded;
@@ -30,15 +46,17 @@ void Recorder::record_any(const R& r) {
     else
       stream::encode_record(r, options_.encoding, encoded);
   }
-  push(std::move(encoded), summary_fd_ >= 0 ? std::make_unique<envelope::Record>(r) : nullptr);
+  size_t size = encoded.size();
+  push(std::move(encoded), summary_fd_ >= 0 ? std::make_unique<envelope::Record>(r) : nullptr, size);
 }
 
-void Recorder::push(std::string encoded, std::unique_ptr<envelope::Record> record) {
+void Recorder::push(std::string encoded, std::unique_ptr<envelope::Record> record, size_t size) {
   std::unique_lock lock(mu_);
   space_.wait(lock, [&] { return queued_bytes_ < kMaxQueued || dead_ || closing_; });
   if (dead_) return;
-  queued_bytes_ += encoded.size();
-  queue_.push_back(Item{std::move(encoded), std::move(record)});
+  queued_bytes_ += size;
+  bool whole = mode_ == Mode::stream && encoded.empty() && record;
+  queue_.push_back(Item{std::move(encoded), std::move(record), whole});
   // Wake the writer only when it sleeps: a signal per record costs a context switch per record.
   if (writer_waiting_) ready_.notify_one();
 }
@@ -75,9 +93,9 @@ void Recorder::run() {
     bool broken = false;
     bool failed = false;
     for (auto& item : batch) {
-      if (item.record) summary.add(*item.record);
+      if (item.record && summary_fd_ >= 0) summary.add(*item.record);
       if (mode_ == Mode::summary) continue;
-      if (auto r = writer.write_encoded(item.encoded); !r) {
+      if (auto r = item.whole ? writer.write_in_pieces(*item.record) : writer.write_encoded(item.encoded); !r) {
         broken = fail(r.error().message, writer.broken_pipe());
         failed = true;
         break;

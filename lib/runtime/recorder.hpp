@@ -35,13 +35,15 @@ class Recorder {
 
   void record(const envelope::Envelope& e);
   void record(const envelope::Record& r);
+  void record(envelope::Record&& r);  // large envelopes are written in pieces by the writer thread
   // Writes everything queued, flushes and stops the writer thread. Idempotent.
   core::Result<void> close();
 
  private:
   template <typename R>
   void record_any(const R& r);  // encodes on the calling thread
-  void push(std::string encoded, std::unique_ptr<envelope::Record> record);
+  void push(std::string encoded, std::unique_ptr<envelope::Record> record, size_t size);
+  static constexpr size_t kInPieces = 1u << 20;  // raw + body bytes from which a record is written in pieces
   void run();
 
   int fd_;
@@ -53,7 +55,8 @@ class Recorder {
   std::condition_variable ready_, space_;
   struct Item {
     std::string encoded;                      // stream mode
-    std::unique_ptr<envelope::Record> record;  // summary mode
+    std::unique_ptr<envelope::Record> record;  // summary lines; or the record itself when `whole`
+    bool whole = false;                        // encode `record` on the writer thread, in pieces
   };
   std::deque<Item> queue_;
   size_t queued_bytes_ = 0;

@@ -75,6 +75,25 @@ core::Result<void> StreamWriter::write(const envelope::Record& record) {
   return write_encoded(scratch_);
 }
 
+core::Result<void> StreamWriter::write_in_pieces(const envelope::Record& record) {
+  if (options_.encoding != Encoding::jsonl) return write(record);
+  if (failed_) return core::make_error("stream writer is closed after an earlier error");
+  core::Result<void> result;
+  envelope::Spill spill = [&](std::string& text) {
+    pending_.append(text);
+    text.clear();
+    if (result && pending_.size() >= options_.buffer_bytes) result = drain(false);
+  };
+  scratch_.clear();
+  envelope::write_json(record, scratch_, &spill);
+  if (!result) return result;
+  pending_.append(scratch_);
+  pending_.push_back('\n');
+  ++records_;
+  if (pending_.size() >= options_.buffer_bytes) return drain(false);
+  return {};
+}
+
 core::Result<void> StreamWriter::write_encoded(core::ByteView payload) {
   if (failed_) return core::make_error("stream writer is closed after an earlier error");
   append_framed(payload, options_.encoding, pending_);

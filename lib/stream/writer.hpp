@@ -31,6 +31,10 @@ class StreamWriter {
   StreamWriter& operator=(const StreamWriter&) = delete;
 
   core::Result<void> write(const envelope::Record& record);
+  // Like write(), but a JSONL record is encoded in pieces straight into the output, never whole in
+  // memory: for records with large bodies. (A binary record is written whole: its frame header needs
+  // the payload's length and CRC first.)
+  core::Result<void> write_in_pieces(const envelope::Record& record);
   // Writes an already encoded record (one JSON line without its newline, or one CBOR map).
   core::Result<void> write_encoded(core::ByteView payload);
   core::Result<void> flush();

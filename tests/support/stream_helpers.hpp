@@ -13,14 +13,15 @@ namespace sluice::test_support {
 
 // Writes `records` through a real StreamWriter into a temporary file and returns its bytes.
 // `flush_every` > 0 flushes (ends a zstd frame) after that many records.
+// `in_pieces` writes each record with write_in_pieces() instead of write().
 inline std::string encode_stream(const std::vector<envelope::Record>& records, stream::WriterOptions opts,
-                                 size_t flush_every = 0) {
+                                 size_t flush_every = 0, bool in_pieces = false) {
   std::FILE* f = std::tmpfile();
   {
     stream::StreamWriter w(fileno(f), opts);
     size_t n = 0;
     for (const auto& r : records) {
-      if (!w.write(r)) std::abort();
+      if (!(in_pieces ? w.write_in_pieces(r) : w.write(r))) std::abort();
       if (flush_every && ++n % flush_every == 0) (void)w.flush();
     }
     (void)w.flush();
