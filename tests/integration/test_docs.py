@@ -102,6 +102,12 @@ class Examples(unittest.TestCase):
                              timeout=120, cwd=ROOT, env=dict(os.environ, SLUICE=os.path.abspath(SLUICE))).stdout
         self.assertIn(b"hello\nworld\n", out)
         self.assertEqual(out.count(b"raw -> 127.0.0.1:"), 2)
+        out = subprocess.run(["bash", os.path.join(ROOT, "examples", "record-http.sh")], capture_output=True,
+                             timeout=120, cwd=ROOT, env=dict(os.environ, SLUICE=os.path.abspath(SLUICE))).stdout
+        self.assertIn(b"hello over HTTP/1.1\n", out)
+        self.assertRegex(out, rb"GET http://127.0.0.1:\d+/hello.txt 200 OK")
+        self.assertRegex(out, rb"/missing 404 ")
+        self.assertEqual(out.count(b"GET /hello.txt HTTP/1.1\r\n"), 2)  # as sent, and as received
 
 
 if __name__ == "__main__":
