@@ -84,6 +84,13 @@ void Http1Layer::handle(const Event& event, core::Timestamp now, Commands& out) 
   }
   if (std::holds_alternative<Start>(event)) {
     last_client_ = now;
+  } else if (std::holds_alternative<Shutdown>(event)) {
+    stopping_ = true;
+    // Between exchanges (nothing read of the next one): close now. Otherwise after this exchange.
+    if (!ex_) {
+      close_all("shutdown", now, out);
+      return;
+    }
   } else if (const auto* d = std::get_if<DataReceived>(&event)) {
     if (d->conn == kClientConn) {
       on_client_data(d->data, now, out);
@@ -772,13 +779,13 @@ void Http1Layer::finish_exchange(core::Timestamp now, Commands& out) {
     out.push_back(CloseConnection{x.server, false});
     servers_.erase(x.server);
   }
-  bool client_keep = rq.keep_alive && rs.keep_alive && !close_delimited && x.req.complete && !client_eof_;
+  bool client_keep = rq.keep_alive && rs.keep_alive && !close_delimited && x.req.complete && !client_eof_ && !stopping_;
   if (auto conn = find_header(rs.headers, "connection"); conn && has_token(*conn, "close")) client_keep = false;
   bool refused_upgrade = rq.upgrade;
   ex_.reset();
   resp_parser_.reset();
   if (!client_keep) {
-    close_all("closed", now, out);
+    close_all(stopping_ ? "shutdown" : "closed", now, out);
     return;
   }
   // The client asked to upgrade and the server said no: its parser must start over.

@@ -120,6 +120,7 @@ class Http1Layer final : public Layer {
   size_t client_pos_ = 0;
   bool client_paused_ = false;
   bool client_eof_ = false;
+  bool stopping_ = false;  // Shutdown: close after the exchange in flight
   std::unique_ptr<Exchange> ex_;
   uint64_t exchanges_ = 0;
   uint64_t seq_ = 0;

@@ -45,6 +45,7 @@ std::string describe(const Event& e) {
              envelope_brief(v.envelope) + ")";
     }
     std::string operator()(const TimerFired& t) const { return "TimerFired(#" + std::to_string(t.id) + ")"; }
+    std::string operator()(const Shutdown&) const { return "Shutdown()"; }
   };
   return std::visit(V{}, e);
 }

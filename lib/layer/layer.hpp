@@ -73,8 +73,11 @@ struct PipelineVerdict {
 struct TimerFired {
   CommandId id;
 };
+// The proxy is stopping: finish what is in flight, start nothing new, close when idle. Connections
+// still open when the grace period ends are closed by force (ConnectionClosed with reason "shutdown").
+struct Shutdown {};
 
-using Event = std::variant<Start, DataReceived, ConnectionClosed, OpenCompleted, PipelineVerdict, TimerFired>;
+using Event = std::variant<Start, DataReceived, ConnectionClosed, OpenCompleted, PipelineVerdict, TimerFired, Shutdown>;
 
 // ---- Commands -----------------------------------------------------------------------------------
 

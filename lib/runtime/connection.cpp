@@ -35,6 +35,12 @@ void Connection::force_close() {
   });
 }
 
+void Connection::shutdown() {
+  asio::post(strand_, [self = shared_from_this()] {
+    if (!self->finished_ && self->root_) self->post_event(Shutdown{});
+  });
+}
+
 void Connection::post_event(Event ev) {
   events_.push_back(std::move(ev));
   drain();

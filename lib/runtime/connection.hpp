@@ -36,6 +36,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void start(std::function<std::unique_ptr<layer::Layer>(layer::ConnectionContext&)> make_root);
   // Ends the connection now: the layer sees the client reset with reason "shutdown". Any thread.
   void force_close();
+  // The proxy is stopping: the layer finishes what is in flight and closes when idle. Any thread.
+  void shutdown();
   bool finished() const { return finished_.load(); }
 
  private:

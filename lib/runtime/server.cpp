@@ -94,6 +94,8 @@ struct Server::Impl {
       boost::system::error_code ec;
       acceptor->close(ec);
     }
+    // Idle keep-alive connections close now; busy ones after the exchange in flight.
+    for (auto& c : live()) c->shutdown();
     signals.async_wait([this](boost::system::error_code ec, int) {
       if (!ec) begin_stop();
     });

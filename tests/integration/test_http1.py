@@ -3,6 +3,7 @@ recorded bytes against what the server and the client saw, keep-alive, smuggling
 import base64
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -379,6 +380,46 @@ class Faults(unittest.TestCase):
     def test_oversized_head_is_431(self):
         got, recs, _ = self.run_against(None, request=b"GET / HTTP/1.1\r\nHost: h\r\nX: " + b"a" * 70000 + b"\r\n\r\n")
         self.assertTrue(got.startswith(b"HTTP/1.1 431 "), got[:100])
+
+
+class Shutdown(unittest.TestCase):
+    def test_sigint_closes_idle_keep_alive_at_once_and_finishes_exchanges_in_flight(self):
+        def slow(request):
+            if b"/slow" in request:
+                def answer(conn):
+                    time.sleep(1.0)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlate")
+                    time.sleep(0.5)
+                return answer
+            return Origin.default(request)
+        origin = Origin(slow)
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % origin.port, "--grace", "30")
+        idle = connect(proxy.port)
+        idle.sendall(b"GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertTrue(idle.recv(65536).endswith(b"hello from /first\n"))
+        busy = connect(proxy.port)
+        busy.sendall(b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
+        time.sleep(0.3)
+        started = time.monotonic()
+        proxy.proc.send_signal(signal.SIGINT)
+        got = b""
+        busy.settimeout(10)
+        while True:
+            data = busy.recv(65536)
+            if not data:
+                break
+            got += data
+        self.assertTrue(got.endswith(b"\r\n\r\nlate"), got)
+        self.assertEqual(idle.recv(10), b"")  # closed by the proxy
+        out, _ = proxy.proc.communicate(timeout=20)
+        elapsed = time.monotonic() - started
+        self.assertEqual(proxy.proc.returncode, 0)
+        self.assertLess(elapsed, 5)  # not the 30 s grace: nothing was left to wait for
+        ends = [r["reason"] for r in records(out) if r["type"] == "end" and r["scope"] == "stream"]
+        self.assertEqual(sorted(ends), ["shutdown", "shutdown"])
+        idle.close()
+        busy.close()
+        origin.close()
 
 
 class Streaming(unittest.TestCase):

@@ -586,3 +586,28 @@ TEST(Http1Layer, HeldRequestWaitsWithoutTimingOut) {
   d.release();
   EXPECT_EQ(d.sent_to_servers(), "GET / HTTP/1.1\r\nHost: o\r\n\r\n");
 }
+
+TEST(Http1Layer, ShutdownClosesIdleConnectionsAndFinishesBusyOnes) {
+  {  // idle between exchanges: closed at once
+    Fixture f("reverse:http://o@0");
+    LayerDriver d(f.layer());
+    d.client("GET / HTTP/1.1\r\nHost: o\r\n\r\n");
+    d.server("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    d.feed(Shutdown{});
+    auto ends = d.records_of<envelope::EndRecord>();
+    ASSERT_EQ(ends.size(), 1u);
+    EXPECT_EQ(ends[0].reason, "shutdown");
+  }
+  {  // an exchange in flight: the response still arrives, then the connection closes
+    Fixture f("reverse:http://o@0");
+    LayerDriver d(f.layer());
+    d.client("GET / HTTP/1.1\r\nHost: o\r\n\r\n");
+    d.feed(Shutdown{});
+    EXPECT_TRUE(d.records_of<envelope::EndRecord>().empty());
+    d.server("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    EXPECT_EQ(d.sent[kClientConn], "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    auto ends = d.records_of<envelope::EndRecord>();
+    ASSERT_EQ(ends.size(), 1u);
+    EXPECT_EQ(ends[0].reason, "shutdown");
+  }
+}
