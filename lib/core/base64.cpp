@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 
 namespace sluice::core {
 namespace {
@@ -14,6 +15,18 @@ constexpr std::array<int8_t, 256> make_reverse() {
   return t;
 }
 constexpr auto kReverse = make_reverse();
+
+// Two output characters per lookup: the 4096 12-bit values.
+struct PairTable {
+  char t[4096][2]{};
+  constexpr PairTable() {
+    for (int v = 0; v < 4096; ++v) {
+      t[v][0] = kAlphabet[v >> 6];
+      t[v][1] = kAlphabet[v & 63];
+    }
+  }
+};
+constexpr PairTable kPairs;
 }  // namespace
 
 void base64_encode(ByteView in, std::string& out) {
@@ -25,10 +38,9 @@ void base64_encode(ByteView in, std::string& out) {
   size_t i = 0;
   for (; i + 3 <= n; i += 3) {
     uint32_t v = (uint32_t{p[i]} << 16) | (uint32_t{p[i + 1]} << 8) | p[i + 2];
-    *o++ = kAlphabet[v >> 18];
-    *o++ = kAlphabet[(v >> 12) & 63];
-    *o++ = kAlphabet[(v >> 6) & 63];
-    *o++ = kAlphabet[v & 63];
+    std::memcpy(o, kPairs.t[v >> 12], 2);
+    std::memcpy(o + 2, kPairs.t[v & 0xFFF], 2);
+    o += 4;
   }
   if (i < n) {
     uint32_t v = uint32_t{p[i]} << 16;

@@ -30,6 +30,17 @@ void write_utf8_checked(std::string_view s, std::string& out) {
   size_t run = 0;  // start of the pending run of bytes copied verbatim
   auto flush = [&](size_t end) { out.append(s.data() + run, end - run); };
   while (i < s.size()) {
+    // Fast path: eight bytes at a time while none needs a look (control, '"', '\\', non-ASCII).
+    constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+    while (i + 8 <= s.size()) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      uint64_t quote = w ^ (kOnes * '"'), backslash = w ^ (kOnes * '\\');
+      uint64_t special = ((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash) | w;
+      if (special & kHigh) break;
+      i += 8;
+    }
+    if (i >= s.size()) break;
     auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       char e = kEscape.t[c];

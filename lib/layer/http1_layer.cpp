@@ -365,7 +365,7 @@ void Http1Layer::on_request_complete(core::Timestamp now, Commands& out) {
     x.request_sent_at = now;
     return;
   }
-  envelope::Envelope e = make_envelope(x.req, x.req.time);
+  envelope::Envelope e = make_envelope(x.req, x.req.time, true);
   x.req.recorded = true;
   x.req_pipeline = ctx_.new_command();
   out.push_back(RunPipeline{x.req_pipeline, std::move(e)});
@@ -606,7 +606,7 @@ void Http1Layer::on_response_complete(core::ByteView rest, core::Timestamp now, 
     finish_exchange(now, out);
     return;
   }
-  envelope::Envelope e = make_envelope(resp, resp.time);
+  envelope::Envelope e = make_envelope(resp, resp.time, true);
   resp.recorded = true;
   x.resp_pipeline = ctx_.new_command();
   out.push_back(RunPipeline{x.resp_pipeline, std::move(e)});

@@ -6,7 +6,7 @@
 With wrk (keep-alive, 1 thread, N connections) against a loopback nginx origin serving 1 KiB and
 100 KiB bodies, it measures:
   nginx direct | nginx as a reverse proxy (keepalive upstream) | mitmdump reverse | sluice reverse,
-  recording every flow to a zstd file
+  recording every flow to a zstd file (in rounds over all four, medians reported)
 and prints requests/s, p50/p99 latency and peak RSS for each, and sluice's ratios. Then it opens 1,000
 idle keep-alive client connections to sluice and reports what they cost in RSS.
 
@@ -112,7 +112,8 @@ def stop(proc):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sluice", default=os.path.join(os.path.dirname(__file__), "..", "..", "build", "sluice"))
-    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3, help="rounds over all configurations; medians reported")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--idle", type=int, default=1000)
     ap.add_argument("--skip-mitmdump", action="store_true")
@@ -150,11 +151,16 @@ server { listen 127.0.0.1:%d; location / { proxy_pass http://origin; proxy_http_
     sluice_port = int(re.search(r"listening on [\d.]+:(\d+)", line).group(1))
     peers.append(("sluice reverse, recording", sluice, sluice_port))
 
+    # Rounds over every configuration, so that a noisy moment hits them all alike; medians per figure.
+    runs = {}
+    for _ in range(args.repeat):
+        for size in ("1k", "100k"):
+            for name, proc, port in peers:
+                r = wrk("http://127.0.0.1:%d/%s" % (port, size), args.duration, args.connections)
+                runs.setdefault((name, size), []).append(r)
     results = {}
-    for size in ("1k", "100k"):
-        for name, proc, port in peers:
-            r = wrk("http://127.0.0.1:%d/%s" % (port, size), args.duration, args.connections)
-            results[(name, size)] = r
+    for key, rs in runs.items():
+        results[key] = {k: sorted(r[k] for r in rs)[len(rs) // 2] for k in ("rps", "p50", "p99", "errors")}
     rss = {name: peak_rss_mib(proc.pid if proc else origin.pid) for name, proc, _ in peers}
 
     # 1,000 idle keep-alive connections to sluice: one request each, then silence.
@@ -181,8 +187,8 @@ server { listen 127.0.0.1:%d; location / { proxy_pass http://origin; proxy_http_
     capture_mib = os.path.getsize(capture) / (1 << 20)
     shutil.rmtree(work, ignore_errors=True)
 
-    print("wrk -t1 -c%d -d%ds, keep-alive, loopback nginx origin; %d cores" %
-          (args.connections, args.duration, os.cpu_count()))
+    print("wrk -t1 -c%d -d%ds, keep-alive, loopback nginx origin; %d cores; median of %d rounds" %
+          (args.connections, args.duration, os.cpu_count(), args.repeat))
     print("| configuration | body | req/s | p50 ms | p99 ms | peak RSS MiB |")
     print("|---|---|---|---|---|---|")
     for size in ("1k", "100k"):

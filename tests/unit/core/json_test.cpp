@@ -99,3 +99,40 @@ TEST(Utf8, RejectsOverlongsAndSurrogates) {
   EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));
   EXPECT_FALSE(is_valid_utf8("\xE2\x82"));
 }
+
+TEST(Json, EscapesEverySpecialByteAtEveryOffset) {
+  // The writer skips 8 plain bytes at a time: a special byte must be seen wherever it falls.
+  auto reference = [](std::string_view s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+      switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        case '\b': out += "\\b"; break;
+        case '\f': out += "\\f"; break;
+        default:
+          if (c < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+          } else {
+            out.push_back(static_cast<char>(c));
+          }
+      }
+    }
+    return out + "\"";
+  };
+  for (std::string special : std::vector<std::string>{"\"", "\\", "\n", std::string(1, '\0'), "\x1f", "\x7f",
+                                                       "\xC3\xA9", "\xE2\x82\xAC"}) {
+    for (size_t at = 0; at < 20; ++at) {
+      std::string s(24, 'a');
+      s.insert(at, special);
+      std::string out;
+      json_write_string(s, out);
+      EXPECT_EQ(out, reference(s)) << "at " << at;
+    }
+  }
+}
