@@ -21,19 +21,6 @@ std::string authority_of(const std::string& host, uint16_t port, uint16_t defaul
   return port == default_port ? h : h + ":" + std::to_string(port);
 }
 
-bool has_token(std::string_view value, std::string_view token) {
-  size_t pos = 0;
-  while (pos <= value.size()) {
-    size_t comma = value.find(',', pos);
-    if (comma == std::string_view::npos) comma = value.size();
-    std::string_view item = value.substr(pos, comma - pos);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-    if (core::iequals(item, token)) return true;
-    pos = comma + 1;
-  }
-  return false;
-}
 }  // namespace
 
 struct Http1Layer::Exchange {
@@ -162,7 +149,7 @@ void Http1Layer::pump_client(core::Timestamp now, Commands& out) {
         if (req.have_head) on_body(req, *req_parser_, took, now, out);
         break;
       case Http1Parser::Status::head:
-        req.head = req_parser_->head();
+        req.head = req_parser_->take_head();
         req.have_head = true;
         on_request_head(now, out);
         after_head = true;
@@ -525,14 +512,14 @@ void Http1Layer::on_server_data(core::ByteView data, core::Timestamp now, Comman
         if (resp.have_head) on_body(resp, *resp_parser_, took, now, out);
         return;
       case Http1Parser::Status::head:
-        resp.head = resp_parser_->head();
+        resp.head = resp_parser_->take_head();
         resp.have_head = true;
         on_response_head(now, out);
         continue;
       case Http1Parser::Status::complete:
       case Http1Parser::Status::upgrade: {
         if (!resp.have_head) {
-          resp.head = resp_parser_->head();
+          resp.head = resp_parser_->take_head();
           resp.have_head = true;
           on_response_head(now, out);
           if (state_ != State::http) return;
@@ -686,14 +673,21 @@ envelope::Envelope Http1Layer::make_envelope(Message& m, core::Timestamp time, b
     msg.reason = h.reason;
   }
   msg.version = h.version;
-  msg.headers = h.headers;
+  if (take)
+    msg.headers = std::move(m.head.headers);
+  else
+    msg.headers = h.headers;
   if (m.complete) {
     if (m.direction == Direction::send && req_parser_) msg.trailers = req_parser_->trailers();
     if (m.direction == Direction::receive && resp_parser_) msg.trailers = resp_parser_->trailers();
   }
   msg.body_omitted = m.body_total > m.body.size() ? m.body_total - m.body.size() : 0;
-  e.raw.reserve(h.raw.size() + (h.chunked ? m.wire.size() : m.body.size()));
-  e.raw = h.raw;
+  size_t raw_size = h.raw.size() + (h.chunked ? m.wire.size() : m.body.size());
+  if (take)
+    e.raw = std::move(m.head.raw);
+  else
+    e.raw = h.raw;
+  e.raw.reserve(raw_size);
   e.raw += h.chunked ? m.wire : m.body;
   if (take) {  // the message is recorded for good: move its body rather than hold two copies
     msg.body = std::move(m.body);
@@ -780,7 +774,6 @@ void Http1Layer::finish_exchange(core::Timestamp now, Commands& out) {
     servers_.erase(x.server);
   }
   bool client_keep = rq.keep_alive && rs.keep_alive && !close_delimited && x.req.complete && !client_eof_ && !stopping_;
-  if (auto conn = find_header(rs.headers, "connection"); conn && has_token(*conn, "close")) client_keep = false;
   bool refused_upgrade = rq.upgrade;
   ex_.reset();
   resp_parser_.reset();

@@ -64,6 +64,8 @@ class Http1Parser {
   Status finish();
 
   const Http1Head& head() const { return head_; }
+  // Moves the head's bytes, fields and start line out (the framing flags stay): from `head` on, once.
+  Http1Head take_head();
   // Decoded body bytes since the last take (moved out).
   core::Bytes take_body();
   // Each chunk's exact wire bytes (size line, data, CRLF; the last one with the trailers), since the

@@ -55,9 +55,12 @@ void Connection::drain() {
     if (deps_.verbose) std::fprintf(stderr, "sluice: %s: event %s\n", ctx_->conn_id().c_str(), describe(ev).c_str());
     scratch_.clear();
     root_->handle(ev, core::now_wall(), scratch_);
+    // Executed from a swapped-out vector (a command may post events); its capacity is kept.
     Commands cmds;
     cmds.swap(scratch_);
     for (auto& cmd : cmds) execute(cmd);
+    cmds.clear();
+    scratch_.swap(cmds);
     // The read buffer behind a DataReceived is free again: read on.
     if (const auto* d = std::get_if<DataReceived>(&ev)) {
       sockets_.at(d->conn)->undelivered = false;

@@ -87,6 +87,32 @@ def start_nginx(workdir, name, workers, http_body, port):
     return proc
 
 
+def cpu_seconds(pids):
+    total = 0
+    for p in pids:
+        for pid in tree_pids(p):
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+            except (OSError, IndexError):
+                pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def settle(pids, timeout=30):
+    """Waits until the peers are idle: a slow one (mitmdump) still works through its backlog after
+    wrk stops, and would otherwise take CPU from the next measurement."""
+    deadline = time.monotonic() + timeout
+    before = cpu_seconds(pids)
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = cpu_seconds(pids)
+        if now - before < 0.01:
+            return
+        before = now
+
+
 def wrk(url, duration, connections):
     out = subprocess.run(["wrk", "-t1", "-c%d" % connections, "-d%ds" % duration, "--latency", url],
                          capture_output=True, text=True, timeout=duration + 60).stdout
@@ -117,6 +143,8 @@ def main():
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--idle", type=int, default=1000)
     ap.add_argument("--skip-mitmdump", action="store_true")
+    ap.add_argument("--workers", type=int, default=os.cpu_count(),
+                    help="nginx proxy worker processes and sluice --threads, alike (default: cores)")
     args = ap.parse_args()
     for tool in ("nginx", "wrk") + (() if args.skip_mitmdump else ("mitmdump",)):
         if not shutil.which(tool):
@@ -132,7 +160,7 @@ def main():
     origin_port, nginx_proxy_port = free_port(), free_port()
     origin = start_nginx(work, "origin", 1, "server { listen 127.0.0.1:%d; location / { root %s; } }"
                          % (origin_port, work), origin_port)
-    nginx_proxy = start_nginx(work, "proxy", 1, """upstream origin { server 127.0.0.1:%d; keepalive 64; }
+    nginx_proxy = start_nginx(work, "proxy", args.workers, """upstream origin { server 127.0.0.1:%d; keepalive 64; }
 server { listen 127.0.0.1:%d; location / { proxy_pass http://origin; proxy_http_version 1.1;
   proxy_set_header Connection ""; proxy_buffering on; } }""" % (origin_port, nginx_proxy_port), nginx_proxy_port)
 
@@ -146,7 +174,7 @@ server { listen 127.0.0.1:%d; location / { proxy_pass http://origin; proxy_http_
         peers.append(("mitmdump 8.1 reverse", mitm, mitm_port))
     capture = os.path.join(work, "capture.zst")
     sluice = subprocess.Popen([args.sluice, "proxy", "--mode", "reverse:http://127.0.0.1:%d@0" % origin_port,
-                               "-w", capture], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               "--threads", str(args.workers), "-w", capture], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     line = sluice.stderr.readline().decode()
     sluice_port = int(re.search(r"listening on [\d.]+:(\d+)", line).group(1))
     peers.append(("sluice reverse, recording", sluice, sluice_port))
@@ -158,6 +186,7 @@ server { listen 127.0.0.1:%d; location / { proxy_pass http://origin; proxy_http_
             for name, proc, port in peers:
                 r = wrk("http://127.0.0.1:%d/%s" % (port, size), args.duration, args.connections)
                 runs.setdefault((name, size), []).append(r)
+                settle([origin.pid] + [p.pid for _, p, _ in peers if p])
     results = {}
     for key, rs in runs.items():
         results[key] = {k: sorted(r[k] for r in rs)[len(rs) // 2] for k in ("rps", "p50", "p99", "errors")}
@@ -187,8 +216,9 @@ server { listen 127.0.0.1:%d; location / { proxy_pass http://origin; proxy_http_
     capture_mib = os.path.getsize(capture) / (1 << 20)
     shutil.rmtree(work, ignore_errors=True)
 
-    print("wrk -t1 -c%d -d%ds, keep-alive, loopback nginx origin; %d cores; median of %d rounds" %
-          (args.connections, args.duration, os.cpu_count(), args.repeat))
+    print("wrk -t1 -c%d -d%ds, keep-alive, loopback nginx origin (1 worker); %d cores; proxies with %d "
+          "workers/threads; median of %d rounds" % (args.connections, args.duration, os.cpu_count(), args.workers,
+                                                    args.repeat))
     print("| configuration | body | req/s | p50 ms | p99 ms | peak RSS MiB |")
     print("|---|---|---|---|---|---|")
     for size in ("1k", "100k"):
