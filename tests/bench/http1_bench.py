@@ -80,11 +80,21 @@ http { access_log off; client_body_temp_path %s; proxy_temp_path %s; keepalive_r
     return path
 
 
-def start_nginx(workdir, name, workers, http_body, port):
-    conf = nginx_conf(workdir, name, (workers, http_body))
-    proc = subprocess.Popen(["nginx", "-p", workdir, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_port(port)
-    return proc
+def start_nginx(workdir, name, workers, http_body):
+    """nginx on a free port; `http_body` is a format string taking the port. nginx cannot bind port 0
+    and report it, so a port picked in advance may be taken meanwhile (an ephemeral port): retry."""
+    for _ in range(5):
+        port = free_port()
+        conf = nginx_conf(workdir, name, (workers, http_body % port))
+        proc = subprocess.Popen(["nginx", "-p", workdir, "-c", conf], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            wait_port(port, 5)
+            return proc, port
+        except RuntimeError:
+            proc.kill()
+            proc.wait()
+    raise RuntimeError("nginx could not listen")
 
 
 def cpu_seconds(pids):
@@ -157,12 +167,11 @@ def main():
         f.write(b"x" * 1024)
     with open(os.path.join(work, "100k"), "wb") as f:
         f.write(b"y" * 102400)
-    origin_port, nginx_proxy_port = free_port(), free_port()
-    origin = start_nginx(work, "origin", 1, "server { listen 127.0.0.1:%d; location / { root %s; } }"
-                         % (origin_port, work), origin_port)
-    nginx_proxy = start_nginx(work, "proxy", args.workers, """upstream origin { server 127.0.0.1:%d; keepalive 64; }
-server { listen 127.0.0.1:%d; location / { proxy_pass http://origin; proxy_http_version 1.1;
-  proxy_set_header Connection ""; proxy_buffering on; } }""" % (origin_port, nginx_proxy_port), nginx_proxy_port)
+    origin, origin_port = start_nginx(work, "origin", 1,
+                                      "server { listen 127.0.0.1:%%d; location / { root %s; } }" % work)
+    nginx_proxy, nginx_proxy_port = start_nginx(work, "proxy", args.workers, """upstream origin { server 127.0.0.1:%d; keepalive 64; }
+server { listen 127.0.0.1:%%d; location / { proxy_pass http://origin; proxy_http_version 1.1;
+  proxy_set_header Connection ""; proxy_buffering on; } }""" % origin_port)
 
     peers = [("nginx direct", None, origin_port), ("nginx reverse proxy", nginx_proxy, nginx_proxy_port)]
     if not args.skip_mitmdump:
