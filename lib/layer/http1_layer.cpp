@@ -40,6 +40,7 @@ struct Http1Layer::Exchange {
   CommandId open_id = 0;
   CommandId req_pipeline = 0, resp_pipeline = 0;
   core::Bytes to_server;     // waiting for the connection
+  std::optional<envelope::Envelope> pending_variant;  // the request as sent: recorded once it is
   core::Bytes sent_request;  // a buffered request as sent, for one retry on a stale pooled connection
   bool request_sent = false;
   core::Timestamp request_sent_at;
@@ -393,7 +394,11 @@ void Http1Layer::send_request(const envelope::Envelope& env, core::Timestamp now
     variant.variant_of = env.seq;
     variant.modified_by = "sluice";
     variant.time = now;
-    out.push_back(EmitRecord{std::move(variant)});
+    // Recorded when the bytes go out: a server that cannot be reached never saw them.
+    if (x.server_ready)
+      out.push_back(EmitRecord{std::move(variant)});
+    else
+      x.pending_variant = std::move(variant);
   }
   record_overlays(x.req, now, out);
   if (x.reused) x.sent_request = bytes;
@@ -465,6 +470,11 @@ void Http1Layer::on_open(const OpenCompleted& o, core::Timestamp now, Commands& 
   if (x.local_connect) {
     if (x.req_pipeline == 0 && x.req.complete) start_tunnel({}, now, out);
     return;
+  }
+  if (x.pending_variant) {
+    x.pending_variant->time = now;
+    out.push_back(EmitRecord{std::move(*x.pending_variant)});
+    x.pending_variant.reset();
   }
   if (!x.to_server.empty()) {
     core::Bytes b;

@@ -25,6 +25,8 @@ class LayerDriver {
   std::string refuse_with;
   // Hold pipeline verdicts instead of answering them at once (answer with release()).
   bool hold_pipeline = false;
+  // Hold connection attempts (answer with complete_opens()).
+  bool hold_opens = false;
 
   // Events the driver makes (replies) queue behind the one being handled, as in the runtime: no
   // recursion, however long the conversation.
@@ -51,6 +53,12 @@ class LayerDriver {
   }
   void close(layer::ConnId conn, bool reset = false) {
     feed(layer::ConnectionClosed{conn, reset, reset ? "connection reset by peer" : ""});
+  }
+  void complete_opens(const std::string& code = "") {
+    auto held = std::move(held_opens_);
+    held_opens_.clear();
+    for (auto& o : held)
+      feed(layer::OpenCompleted{o.id, o.conn, code, code.empty() ? "" : code + " (test)", code.empty() ? "peer" : ""});
   }
   void release() {
     auto held = std::move(held_);
@@ -106,6 +114,10 @@ class LayerDriver {
       if (auto* o = std::get_if<layer::OpenConnection>(&c)) {
         opened.push_back(*o);
         last_opened = o->conn;
+        if (hold_opens) {
+          held_opens_.push_back(*o);
+          continue;
+        }
         std::string code = refuse_with;
         feed(layer::OpenCompleted{o->id, o->conn, code, code.empty() ? "" : code + " (test)", code.empty() ? "peer" : ""});
       } else if (auto* s = std::get_if<layer::SendData>(&c)) {
@@ -134,6 +146,7 @@ class LayerDriver {
   bool running_ = false;
   std::deque<std::string> owned_;  // a deque: growing it never moves the bytes a queued view points at
   std::vector<layer::RunPipeline> held_;
+  std::vector<layer::OpenConnection> held_opens_;
   std::map<layer::CommandId, core::Timestamp> timers_;
 };
 

@@ -76,6 +76,22 @@ TEST(Http1Layer, UnreachableServerIs502WithTheReason) {
   EXPECT_EQ(d.sent_to_servers(), "");
 }
 
+TEST(Http1Layer, TheRequestAsSentIsRecordedOnlyOnceItGoesOut) {
+  for (std::string outcome : {"", "connect_refused"}) {
+    Fixture f("reverse:http://o@0");
+    LayerDriver d(f.layer());
+    d.hold_opens = true;
+    d.client("GET / HTTP/1.1\r\nHost: proxy\r\n\r\n");  // verdict in, connection still pending
+    size_t variants = 0;
+    for (const auto& e : d.envelopes()) variants += e.modified;
+    EXPECT_EQ(variants, 0u);
+    d.complete_opens(outcome);
+    for (const auto& e : d.envelopes()) variants += e.modified;
+    EXPECT_EQ(variants, outcome.empty() ? 1u : 0u) << outcome;
+    EXPECT_EQ(d.sent_to_servers(), outcome.empty() ? "GET / HTTP/1.1\r\nHost: o\r\n\r\n" : "");
+  }
+}
+
 TEST(Http1Layer, OriginFormToAForwardProxyIs400) {
   Fixture f("regular@0");
   LayerDriver d(f.layer());
