@@ -121,6 +121,9 @@ void Http1Layer::on_client_data(core::ByteView data, core::Timestamp now, Comman
   if (client_pos_ == client_in_.size()) {
     client_in_.clear();
     client_pos_ = 0;
+  } else if (client_pos_ >= (64u << 10)) {  // a client that pipelines without pause: drop what was parsed
+    client_in_.erase(0, client_pos_);
+    client_pos_ = 0;
   }
   client_in_.append(data);
   pump_client(now, out);
@@ -524,14 +527,14 @@ void Http1Layer::on_server_data(core::ByteView data, core::Timestamp now, Comman
       case Http1Parser::Status::head:
         resp.head = resp_parser_->take_head();
         resp.have_head = true;
-        on_response_head(now, out);
+        on_response_head(out);
         continue;
       case Http1Parser::Status::complete:
       case Http1Parser::Status::upgrade: {
         if (!resp.have_head) {
           resp.head = resp_parser_->take_head();
           resp.have_head = true;
-          on_response_head(now, out);
+          on_response_head(out);
           if (state_ != State::http) return;
         }
         if (st == Http1Parser::Status::complete) on_body(resp, *resp_parser_, took, now, out);
@@ -557,7 +560,7 @@ void Http1Layer::on_server_data(core::ByteView data, core::Timestamp now, Comman
   }
 }
 
-void Http1Layer::on_response_head(core::Timestamp now, Commands& out) {
+void Http1Layer::on_response_head(Commands& out) {
   Exchange& x = *ex_;
   Message& resp = x.resp;
   int status = resp.head.status;
@@ -566,7 +569,6 @@ void Http1Layer::on_response_head(core::Timestamp now, Commands& out) {
     resp.anomalies.push_back({"unexpected_upgrade", "101 Switching Protocols to a request that asked for none"});
     return;
   }
-  (void)now;
   auto type = find_header(resp.head.headers, "content-type");
   // Event streams go to the client as they arrive, whatever the body limit.
   if (type && type->substr(0, 17) == "text/event-stream") start_streaming(resp, out);
@@ -709,14 +711,13 @@ envelope::Envelope Http1Layer::make_envelope(Message& m, core::Timestamp time, b
   e.message = std::move(msg);
   e.anomalies = m.anomalies;
   if (m.streaming) e.tags.emplace_back("streamed", "true");
-  if (!m.complete && m.have_head && !m.anomalies.size()) e.tags.emplace_back("incomplete", "true");
+  if (!m.complete && m.have_head && m.anomalies.empty()) e.tags.emplace_back("incomplete", "true");
   return e;
 }
 
 void Http1Layer::record_message(Message& m, core::Timestamp now, Commands& out) {
   if (m.recorded) return;
   m.recorded = true;
-  (void)now;
   envelope::Envelope e = make_envelope(m, m.time.ns ? m.time : now, true);
   out.push_back(EmitRecord{std::move(e)});
   if (m.complete) record_overlays(m, now, out);

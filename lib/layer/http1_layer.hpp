@@ -84,7 +84,7 @@ class Http1Layer final : public Layer {
   void acquire_server(Commands& out);
   void on_open(const OpenCompleted& o, core::Timestamp now, Commands& out);
   void on_server_data(core::ByteView data, core::Timestamp now, Commands& out);
-  void on_response_head(core::Timestamp now, Commands& out);
+  void on_response_head(Commands& out);
   void on_response_complete(core::ByteView rest, core::Timestamp now, Commands& out);
   void on_server_closed(const ConnectionClosed& c, core::Timestamp now, Commands& out);
   void send_to_server(core::Bytes bytes, Commands& out);

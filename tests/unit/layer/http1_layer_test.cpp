@@ -627,3 +627,29 @@ TEST(Http1Layer, ShutdownClosesIdleConnectionsAndFinishesBusyOnes) {
     EXPECT_EQ(ends[0].reason, "shutdown");
   }
 }
+
+TEST(Http1Layer, EndlessPipeliningIsAnsweredInOrder) {
+  // The client stays 50 requests ahead for 20,000 requests: its buffer is never empty, so parsed
+  // bytes are dropped from its front as it goes (the buffer would otherwise grow without end).
+  Fixture f("reverse:http://o@0");
+  LayerDriver d(f.layer());
+  auto req = [](int i) { return "GET /" + std::to_string(i) + " HTTP/1.1\r\nHost: o\r\n\r\n"; };
+  std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+  std::string expected;
+  int sent = 0;
+  auto send = [&](int n) {
+    std::string batch;
+    for (int i = 0; i < n; ++i) batch += req(sent++);
+    d.client(batch);
+  };
+  send(150);
+  for (int round = 0; round < 200; ++round) {
+    for (int i = 0; i < 100; ++i) {
+      expected += req(round * 100 + i);
+      d.server(resp);
+    }
+    send(100);
+  }
+  EXPECT_EQ(d.sent[kClientConn].size(), 20'000 * resp.size());
+  EXPECT_EQ(d.sent[1].substr(0, expected.size()), expected);
+}
