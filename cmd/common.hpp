@@ -52,5 +52,6 @@ bool is_terminal(int fd);
 using CommandRunner = std::function<int()>;
 void setup_proxy(CLI::App& app, CommandRunner& run);
 void setup_show(CLI::App& app, CommandRunner& run);
+void setup_ca(CLI::App& app, CommandRunner& run);
 
 }  // namespace sluice::cmd

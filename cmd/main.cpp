@@ -11,13 +11,23 @@ using namespace sluice::cmd;
 namespace {
 // Prints "SUBCOMMAND --flag" for every flag of every subcommand; the documentation test checks that
 // man pages and completions name them all.
+// Nested subcommands (`ca export`) list their flags under the top-level name, and their own names as
+// "SUBCOMMAND VERB" lines without a dash.
+void dump_options(const std::string& top, const CLI::App& sub) {
+  for (const auto* opt : sub.get_options()) {
+    for (const auto& l : opt->get_lnames()) std::printf("%s --%s\n", top.c_str(), l.c_str());
+    for (const auto& s : opt->get_snames()) std::printf("%s -%s\n", top.c_str(), s.c_str());
+  }
+  for (const auto* verb : sub.get_subcommands({})) {
+    std::printf("%s %s\n", top.c_str(), verb->get_name().c_str());
+    dump_options(top, *verb);
+  }
+}
+
 void dump_cli(const CLI::App& app) {
   for (const auto* sub : app.get_subcommands({})) {
     std::printf("%s\n", sub->get_name().c_str());
-    for (const auto* opt : sub->get_options()) {
-      for (const auto& l : opt->get_lnames()) std::printf("%s --%s\n", sub->get_name().c_str(), l.c_str());
-      for (const auto& s : opt->get_snames()) std::printf("%s -%s\n", sub->get_name().c_str(), s.c_str());
-    }
+    dump_options(sub->get_name(), *sub);
   }
 }
 }  // namespace
@@ -34,6 +44,7 @@ int main(int argc, char** argv) {
   CommandRunner run;
   setup_proxy(app, run);
   setup_show(app, run);
+  setup_ca(app, run);
 
   try {
     if (argc >= 2 && std::string_view(argv[1]) == "--dump-cli") {

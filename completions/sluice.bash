@@ -3,11 +3,11 @@ _sluice() {
     local cur prev words cword
     _init_completion || return
 
-    local commands="proxy show"
+    local commands="proxy show ca"
     local cmd="" i
     for ((i = 1; i < cword; i++)); do
         case "${words[i]}" in
-            proxy|show) cmd=${words[i]}; break ;;
+            proxy|show|ca) cmd=${words[i]}; break ;;
         esac
     done
 
@@ -37,6 +37,27 @@ _sluice() {
                 COMPREPLY=($(compgen -W "--detail --jsonl --format --compress --no-compress -w --write --help" -- "$cur"))
             else
                 _filedir
+            fi
+            ;;
+        ca)
+            case $prev in
+                --ca-dir) _filedir -d; return ;;
+                -o|--output) _filedir; return ;;
+                --format) COMPREPLY=($(compgen -W "pem der p12" -- "$cur")); return ;;
+                --password) return ;;
+            esac
+            local verb="" j
+            for ((j = i + 1; j < cword; j++)); do
+                case "${words[j]}" in
+                    init|path|export|spki|trust-hint) verb=${words[j]}; break ;;
+                esac
+            done
+            if [[ -z $verb ]]; then
+                COMPREPLY=($(compgen -W "init path export spki trust-hint --ca-dir --help" -- "$cur"))
+            elif [[ $verb == export ]]; then
+                COMPREPLY=($(compgen -W "--format -o --output --password --help" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "--help" -- "$cur"))
             fi
             ;;
     esac

@@ -1,5 +1,5 @@
 # fish completion for sluice
-set -l commands proxy show
+set -l commands proxy show ca
 complete -c sluice -f
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a proxy -d 'Listen, forward and record every connection'
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a show -d 'Print or convert a stream'
@@ -31,3 +31,11 @@ complete -c sluice -n "__fish_seen_subcommand_from show" -l format -x -a 'jsonl 
 complete -c sluice -n "__fish_seen_subcommand_from show" -l compress -d 'zstd-compress the written stream'
 complete -c sluice -n "__fish_seen_subcommand_from show" -l no-compress -d 'Write the stream uncompressed'
 complete -c sluice -n "__fish_seen_subcommand_from show" -s w -l write -r -F -d 'Write to PATH'
+
+# ca
+complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a ca -d 'The local certificate authority'
+complete -c sluice -n "__fish_seen_subcommand_from ca; and not __fish_seen_subcommand_from init path export spki trust-hint" -a 'init path export spki trust-hint' -d 'CA action'
+complete -c sluice -n "__fish_seen_subcommand_from ca" -l ca-dir -r -a '(__fish_complete_directories)' -d 'CA directory'
+complete -c sluice -n "__fish_seen_subcommand_from export" -l format -x -a 'pem der p12' -d 'Certificate format'
+complete -c sluice -n "__fish_seen_subcommand_from export" -s o -l output -r -F -d 'Write to PATH'
+complete -c sluice -n "__fish_seen_subcommand_from export" -l password -x -d 'p12 password'

@@ -1,0 +1,44 @@
+#pragma once
+// The local certificate authority that TLS interception signs its leaf certificates with.
+//
+// Stored as two PEM files in one directory: ca.pem (the certificate, safe to share) and ca-key.pem (the
+// private key, mode 0600, in a directory of mode 0700). The default directory is
+// $XDG_DATA_HOME/sluice/ca, else ~/.local/share/sluice/ca. The key is ECDSA P-256; the certificate is
+// self-signed, valid 10 years, a CA restricted to signing certificates.
+#include <memory>
+#include <string>
+
+#include "core/bytes.hpp"
+#include "core/result.hpp"
+
+namespace sluice::tls {
+
+std::string default_ca_dir();
+
+class CertificateAuthority {
+ public:
+  // Loads the CA in `dir`; when there is none, creates it first (`created` says which happened).
+  static core::Result<CertificateAuthority> open_or_create(const std::string& dir, bool* created = nullptr);
+  // Loads an existing CA (cert and key PEM files); an error when absent or unreadable.
+  static core::Result<CertificateAuthority> load(const std::string& cert_path, const std::string& key_path);
+  // A throwaway CA that lives in memory only.
+  static core::Result<CertificateAuthority> ephemeral();
+
+  std::string cert_pem() const;
+  core::Bytes cert_der() const;
+  // PKCS#12 bundle of the certificate alone (what trust stores import), protected by `password`.
+  core::Result<core::Bytes> cert_p12(const std::string& password) const;
+  // base64(SHA-256(SubjectPublicKeyInfo DER)): what Chromium's --ignore-certificate-errors-spki-list takes.
+  std::string spki_sha256_base64() const;
+  // SHA-256 of the certificate DER, hex, colon-free lower case.
+  std::string fingerprint_sha256() const;
+  std::string subject() const;
+
+  struct Handles;
+
+ private:
+  explicit CertificateAuthority(std::shared_ptr<Handles> h) : h_(std::move(h)) {}
+  std::shared_ptr<Handles> h_;
+};
+
+}  // namespace sluice::tls
