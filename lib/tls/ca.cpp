@@ -1,5 +1,6 @@
 #include "tls/ca.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -109,23 +110,29 @@ bool add_ext(X509* cert, int nid, const char* value) {
   return ok;
 }
 
-// A new self-signed CA: ECDSA P-256, 10 years, CA:TRUE (critical), keyCertSign and cRLSign.
-core::Result<std::shared_ptr<CertificateAuthority::Handles>> generate() {
-  auto h = std::make_shared<CertificateAuthority::Handles>();
-  h->key = EVP_EC_gen("P-256");
-  if (!h->key) return core::make_error(openssl_error("cannot generate the CA key"));
-  h->cert = X509_new();
-  if (!h->cert) return core::make_error(openssl_error("cannot create the CA certificate"));
-  X509_set_version(h->cert, 2);
+// A fresh P-256 key and an unsigned v3 certificate for it: random serial, valid from an hour ago
+// (clocks disagree a little) for `days`.
+core::Result<void> new_key_and_cert(CertificateAuthority::Handles& h, long days) {
+  h.key = EVP_EC_gen("P-256");
+  h.cert = X509_new();
+  if (!h.key || !h.cert) return core::make_error(openssl_error("cannot generate a key and certificate"));
+  X509_set_version(h.cert, 2);
   unsigned char serial[16];
   RAND_bytes(serial, sizeof serial);
   serial[0] &= 0x7F;  // positive
   BIGNUM* bn = BN_bin2bn(serial, sizeof serial, nullptr);
-  BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(h->cert));
+  BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(h.cert));
   BN_free(bn);
-  X509_gmtime_adj(X509_getm_notBefore(h->cert), -3600);  // clocks disagree a little
-  X509_gmtime_adj(X509_getm_notAfter(h->cert), 10L * 365 * 24 * 3600);
-  X509_set_pubkey(h->cert, h->key);
+  X509_gmtime_adj(X509_getm_notBefore(h.cert), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(h.cert), days * 24 * 3600);
+  X509_set_pubkey(h.cert, h.key);
+  return {};
+}
+
+// A new self-signed CA: ECDSA P-256, 10 years, CA:TRUE (critical), keyCertSign and cRLSign.
+core::Result<std::shared_ptr<CertificateAuthority::Handles>> generate() {
+  auto h = std::make_shared<CertificateAuthority::Handles>();
+  if (auto r = new_key_and_cert(*h, 10L * 365); !r) return r.error();
   X509_NAME* name = X509_get_subject_name(h->cert);
   X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("sluice"), -1, -1, 0);
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("sluice local CA"), -1,
@@ -251,6 +258,94 @@ std::string CertificateAuthority::subject() const {
   char buf[256];
   X509_NAME_oneline(X509_get_subject_name(h_->cert), buf, sizeof buf);
   return buf;
+}
+
+namespace {
+bool is_ip(const std::string& name) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1;
+}
+}  // namespace
+
+core::Result<CertificateAuthority::Leaf> CertificateAuthority::mint(const std::vector<std::string>& names) const {
+  if (names.empty()) return core::make_error("a leaf certificate needs at least one name");
+  Handles leaf;
+  if (auto r = new_key_and_cert(leaf, 365); !r) return r.error();
+  X509_NAME* name = X509_get_subject_name(leaf.cert);
+  std::string cn = names[0].substr(0, 64);  // the CN's upper bound; the SANs carry the full names
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
+                             0);
+  X509_set_issuer_name(leaf.cert, X509_get_subject_name(h_->cert));
+  std::string sans;
+  for (const auto& n : names) {
+    if (n.empty() || n.find_first_of(",\n\r") != std::string::npos)
+      return core::make_error("not a host name: '" + n + "'");
+    sans += (sans.empty() ? "" : ",") + std::string(is_ip(n) ? "IP:" : "DNS:") + n;
+  }
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, h_->cert, leaf.cert, nullptr, nullptr, 0);
+  struct {
+    int nid;
+    std::string value;
+  } exts[] = {{NID_basic_constraints, "critical,CA:FALSE"},
+              {NID_key_usage, "critical,digitalSignature"},
+              {NID_ext_key_usage, "serverAuth"},
+              {NID_subject_alt_name, sans},
+              {NID_authority_key_identifier, "keyid:always"}};
+  for (const auto& e : exts) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, e.nid, e.value.c_str());
+    if (!ext) return core::make_error(openssl_error("cannot add a leaf extension"));
+    X509_add_ext(leaf.cert, ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+  if (X509_sign(leaf.cert, h_->key, EVP_sha256()) == 0) return core::make_error(openssl_error("cannot sign a leaf"));
+  Leaf out;
+  BIO* b = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(b, leaf.cert);
+  out.cert_pem = bio_string(b);
+  BIO_free(b);
+  b = BIO_new(BIO_s_mem());
+  PEM_write_bio_PrivateKey(b, leaf.key, nullptr, nullptr, 0, nullptr, nullptr);
+  out.key_pem = bio_string(b);
+  BIO_free(b);
+  return out;
+}
+
+core::Result<std::shared_ptr<const CertificateAuthority::Leaf>> LeafCache::get(const std::vector<std::string>& names) {
+  std::string key;
+  for (const auto& n : names) key += n + "\n";
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = index_.find(key); it != index_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second);
+      return it->second->second;
+    }
+  }
+  // Minted outside the lock: key generation is the slow part, and other hosts need not wait for it.
+  auto leaf = ca_.mint(names);
+  if (!leaf) return leaf.error();
+  auto shared = std::make_shared<const CertificateAuthority::Leaf>(std::move(*leaf));
+  std::lock_guard lock(mu_);
+  ++minted_;
+  if (auto it = index_.find(key); it != index_.end()) return it->second->second;  // another thread won
+  lru_.emplace_front(key, shared);
+  index_[key] = lru_.begin();
+  while (lru_.size() > capacity_) {
+    index_.erase(lru_.back().first);
+    lru_.pop_back();
+  }
+  return shared;
+}
+
+uint64_t LeafCache::minted() const {
+  std::lock_guard lock(mu_);
+  return minted_;
+}
+
+size_t LeafCache::size() const {
+  std::lock_guard lock(mu_);
+  return lru_.size();
 }
 
 }  // namespace sluice::tls

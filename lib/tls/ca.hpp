@@ -5,8 +5,12 @@
 // private key, mode 0600, in a directory of mode 0700). The default directory is
 // $XDG_DATA_HOME/sluice/ca, else ~/.local/share/sluice/ca. The key is ECDSA P-256; the certificate is
 // self-signed, valid 10 years, a CA restricted to signing certificates.
+#include <list>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "core/bytes.hpp"
 #include "core/result.hpp"
@@ -34,11 +38,38 @@ class CertificateAuthority {
   std::string fingerprint_sha256() const;
   std::string subject() const;
 
+  // A leaf certificate for `names` (DNS names or IP literals; the first is the CN), signed by this CA:
+  // ECDSA P-256, valid from an hour ago for 1 year, serverAuth, with a SAN per name.
+  struct Leaf {
+    std::string cert_pem, key_pem;
+  };
+  core::Result<Leaf> mint(const std::vector<std::string>& names) const;
+
   struct Handles;
 
  private:
   explicit CertificateAuthority(std::shared_ptr<Handles> h) : h_(std::move(h)) {}
   std::shared_ptr<Handles> h_;
+};
+
+// Leaves minted once per host and kept, most recently used first, up to `capacity` (--cert-cache):
+// repeat hosts cost no key generation. Thread-safe.
+class LeafCache {
+ public:
+  LeafCache(CertificateAuthority ca, size_t capacity) : ca_(std::move(ca)), capacity_(capacity ? capacity : 1) {}
+  // The leaf for `names` (the key is the names joined); minted on a miss.
+  core::Result<std::shared_ptr<const CertificateAuthority::Leaf>> get(const std::vector<std::string>& names);
+  uint64_t minted() const;
+  size_t size() const;
+
+ private:
+  using Entry = std::pair<std::string, std::shared_ptr<const CertificateAuthority::Leaf>>;
+  CertificateAuthority ca_;
+  size_t capacity_;
+  mutable std::mutex mu_;
+  std::list<Entry> lru_;
+  std::unordered_map<std::string, std::list<Entry>::iterator> index_;
+  uint64_t minted_ = 0;
 };
 
 }  // namespace sluice::tls
