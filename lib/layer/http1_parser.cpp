@@ -113,14 +113,9 @@ void Http1Parser::set_request_method(std::string_view method) { request_method_ 
 
 Http1Head Http1Parser::take_head() {
   Http1Head h = std::move(head_);
-  // What the parser still needs until the message ends: the framing, copied back.
+  // What feed() still reads until the message ends: the framing flags, copied back.
   head_.is_request = h.is_request;
-  head_.method = h.method;
-  head_.status = h.status;
-  head_.version = h.version;
   head_.chunked = h.chunked;
-  head_.content_length = h.content_length;
-  head_.keep_alive = h.keep_alive;
   head_.upgrade = h.upgrade;
   return h;
 }

@@ -12,42 +12,26 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from support import SLUICE, Proxy, connect, records  # noqa: E402
+from support import SLUICE, EchoServer, Proxy, connect, records  # noqa: E402
 
 
-class Origin:
+class Origin(EchoServer):
     """A loopback HTTP/1.1 server that keeps the exact bytes of every request it reads.
 
     `respond(request_bytes)` returns the bytes to answer (default: 200 with a body naming the path); it may
     return None to stay silent, or a callable taking the socket to do something odd."""
 
     def __init__(self, respond=None):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
         self.respond = respond or self.default
         self.requests = []     # exact bytes of each request
-        self.connections = 0
         self.lock = threading.Lock()
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()  # listens and accepts; counts connections in `accepted`
 
     @staticmethod
     def default(request):
         path = request.split(b" ")[1]
         body = b"hello from " + path + b"\n"
         return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Origin: yes\r\n\r\n%s" % (len(body), body)
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _read_request(self, conn, buf):
         while b"\r\n\r\n" not in buf:
@@ -101,8 +85,6 @@ class Origin:
                 if b"connection: close" in request.lower():
                     return
 
-    def close(self):
-        self.sock.close()
 
 
 def curl(*args, env=None):
@@ -196,7 +178,7 @@ class Http1(unittest.TestCase):
         p = curl("-x", "http://127.0.0.1:%d" % proxy.port, self.url + "/1", self.url + "/2", self.url + "/3")
         self.assertEqual(p.stdout, b"hello from /1\nhello from /2\nhello from /3\n")
         recs = self.stop(proxy)
-        self.assertEqual(self.origin.connections, 1)
+        self.assertEqual(self.origin.accepted, 1)
         flows = {r["flow_id"] for r in canonical(recs, "send")}
         self.assertEqual(len(flows), 3)
         self.assertEqual(len({r["stream_id"] for r in canonical(recs, "send")}), 1)  # one client connection
@@ -251,7 +233,7 @@ class Http1(unittest.TestCase):
         self.assertTrue(got.startswith(b"HTTP/1.1 400 Bad Request\r\n"), got)
         self.assertIn(b"Content-Length", got)
         recs = self.stop(proxy)
-        self.assertEqual(self.origin.connections, 0)
+        self.assertEqual(self.origin.accepted, 0)
         req = canonical(recs, "send")[0]
         self.assertEqual([a["name"] for a in req["anomalies"]], ["cl_te_conflict"])
 
@@ -347,7 +329,7 @@ class Faults(unittest.TestCase):
         self.assertTrue(got.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), got)
         code, out = proxy.stop()
         origin.close()
-        self.assertEqual(origin.connections, 0)
+        self.assertEqual(origin.accepted, 0)
         req = canonical(records(out), "send")[0]
         self.assertEqual(req["anomalies"][0]["name"], "header_timeout")
 

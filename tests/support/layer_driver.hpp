@@ -102,7 +102,6 @@ class LayerDriver {
   std::vector<layer::OpenConnection> opened;
   std::vector<layer::CloseConnection> closed;
   std::vector<envelope::Record> records;
-  std::vector<std::string> log;  // describe() of every command
   layer::ConnId last_opened = 0;
 
  private:
@@ -110,7 +109,6 @@ class LayerDriver {
     while (!pending_.empty()) {
       layer::Command c = std::move(pending_.front());
       pending_.pop_front();
-      log.push_back(layer::describe(c));
       if (auto* o = std::get_if<layer::OpenConnection>(&c)) {
         opened.push_back(*o);
         last_opened = o->conn;
