@@ -14,6 +14,7 @@
 #include "pipeline/pipeline.hpp"
 #include "runtime/recorder.hpp"
 #include "runtime/server.hpp"
+#include "tls/session.hpp"
 
 namespace sluice::cmd {
 namespace {
@@ -33,6 +34,12 @@ struct ProxyConfig {
   bool keep_host_header = false;
   std::string proxy_auth, upstream_auth;
   bool verbose = false;
+  // TLS interception.
+  std::string ca_dir, ca_cert, ca_key;
+  bool ca_ephemeral = false;
+  size_t cert_cache = 1024;
+  bool insecure = false;
+  std::vector<std::string> server_ca, client_certs, passthrough;
 };
 
 // "16MiB", "512k", "0", "1G": a byte count with an optional binary suffix.
@@ -59,6 +66,48 @@ std::chrono::milliseconds millis(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
 }
 
+// The CA (implicitly created on first use) and the TLS settings every intercepted connection shares.
+std::unique_ptr<tls::TlsConfig> make_tls(const ProxyConfig& cfg) {
+  if (cfg.ca_cert.empty() != cfg.ca_key.empty())
+    throw CommandError(kUsage, "proxy: --ca-cert and --ca-key go together");
+  if (cfg.ca_ephemeral && (!cfg.ca_cert.empty() || !cfg.ca_dir.empty()))
+    throw CommandError(kUsage, "proxy: --ca-ephemeral excludes --ca-dir and --ca-cert");
+  core::Result<tls::CertificateAuthority> ca = core::make_error("no CA");
+  if (cfg.ca_ephemeral) {
+    ca = tls::CertificateAuthority::ephemeral();
+  } else if (!cfg.ca_cert.empty()) {
+    ca = tls::CertificateAuthority::load(cfg.ca_cert, cfg.ca_key);
+  } else {
+    std::string dir = cfg.ca_dir.empty() ? tls::default_ca_dir() : cfg.ca_dir;
+    bool created = false;
+    ca = tls::CertificateAuthority::open_or_create(dir, &created);
+    if (ca && created)
+      std::fprintf(stderr, "sluice: created a CA in %s (`sluice ca trust-hint` shows how to trust it)\n", dir.c_str());
+  }
+  if (!ca) throw CommandError(kFailure, "proxy: " + ca.error().message);
+  tls::TlsSettings settings;
+  settings.insecure = cfg.insecure;
+  settings.server_ca = cfg.server_ca;
+  settings.passthrough = cfg.passthrough;
+  settings.cert_cache = cfg.cert_cache;
+  for (const auto& spec : cfg.client_certs) {
+    // FILE[:HOST_PATTERN]; a pattern never contains '/', so the last ':' before a pattern splits them.
+    tls::ClientCertSpec c;
+    size_t colon = spec.rfind(':');
+    if (colon != std::string::npos && spec.find('/', colon) == std::string::npos && colon + 1 < spec.size()) {
+      c.path = spec.substr(0, colon);
+      c.pattern = spec.substr(colon + 1);
+    } else {
+      c.path = spec;
+    }
+    settings.client_certs.push_back(std::move(c));
+  }
+  if (const char* keylog = std::getenv("SSLKEYLOGFILE"); keylog && *keylog) settings.keylog_path = keylog;
+  auto config = tls::TlsConfig::create(std::move(*ca), std::move(settings));
+  if (!config) throw CommandError(kUsage, "proxy: " + config.error().message);
+  return std::move(*config);
+}
+
 int run_proxy(const ProxyConfig& cfg) {
   runtime::ServerOptions opts;
   for (const auto& spec : cfg.modes.empty() ? std::vector<std::string>{"regular"} : cfg.modes) {
@@ -67,8 +116,6 @@ int run_proxy(const ProxyConfig& cfg) {
     if (!layer::mode_available(m->kind))
       throw CommandError(kUsage, "proxy: mode '" + spec + "' is not available in this build yet; " +
                                      "it serves regular, reverse:http://, upstream:http://, tcp: and raw:");
-    if (m->target_scheme == "https")
-      throw CommandError(kUsage, "proxy: mode '" + spec + "': https:// targets need TLS, which this build lacks");
     opts.modes.push_back(*m);
   }
   opts.threads = cfg.threads;
@@ -85,6 +132,8 @@ int run_proxy(const ProxyConfig& cfg) {
   opts.layer.proxy_auth = cfg.proxy_auth;
   opts.layer.upstream_auth = cfg.upstream_auth;
   opts.verbose = cfg.verbose;
+  auto tls = make_tls(cfg);
+  opts.layer.tls = tls.get();
 
   // Where the stream goes: -w PATH, or stdout unless it is a terminal (then one line per flow).
   int out_fd = 1;
@@ -139,7 +188,7 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
   auto cfg = std::make_shared<ProxyConfig>();
   auto* sub = app.add_subcommand("proxy", "Intercept traffic and write it as a stream of envelopes");
   sub->add_option("-m,--mode", cfg->modes,
-                  "MODE[:DATA][@[HOST:]PORT], repeatable: regular, reverse:http://HOST[:PORT], "
+                  "MODE[:DATA][@[HOST:]PORT], repeatable: regular, reverse:http[s]://HOST[:PORT], "
                   "upstream:http://HOST:PORT, tcp:HOST:PORT@PORT, raw:HOST:PORT@PORT (default regular@127.0.0.1:8080)");
   sub->add_option("-w,--write", cfg->write, "Write the stream to PATH ('-': standard output)");
   sub->add_option("--format", cfg->format, "Stream encoding")->check(CLI::IsMember({"jsonl", "cbor"}));
@@ -163,6 +212,19 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
   sub->add_flag("--keep-host-header", cfg->keep_host_header, "Reverse mode: send the client's Host header unchanged");
   sub->add_option("--proxy-auth", cfg->proxy_auth, "USER:PASS clients must present (407 otherwise)");
   sub->add_option("--upstream-auth", cfg->upstream_auth, "USER:PASS to present to the upstream proxy");
+  sub->add_option("--ca-dir", cfg->ca_dir,
+                  "CA directory, created on first use (default $XDG_DATA_HOME/sluice/ca or ~/.local/share/sluice/ca)");
+  sub->add_option("--ca-cert", cfg->ca_cert, "Sign with this CA certificate (PEM; with --ca-key)");
+  sub->add_option("--ca-key", cfg->ca_key, "The private key of --ca-cert (PEM)");
+  sub->add_flag("--ca-ephemeral", cfg->ca_ephemeral, "Sign with a throwaway CA that lives in memory only");
+  sub->add_option("--cert-cache", cfg->cert_cache, "Leaf certificates kept for reuse (default 1024)")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 24));
+  sub->add_flag("--insecure", cfg->insecure, "Do not verify servers' TLS certificates");
+  sub->add_option("--server-ca", cfg->server_ca, "Also trust the CA certificates in FILE (PEM) for servers, repeatable");
+  sub->add_option("--client-cert", cfg->client_certs,
+                  "FILE[:HOST_PATTERN]: present the certificate and key in FILE (PEM) to matching servers, repeatable");
+  sub->add_option("--tls-passthrough", cfg->passthrough,
+                  "Tunnel hosts matching PATTERN (*.example.com) without intercepting TLS, repeatable");
   sub->add_flag("-v,--verbose", cfg->verbose, "Log every event and command on stderr");
   sub->callback([&run, cfg] { run = [cfg] { return run_proxy(*cfg); }; });
 }

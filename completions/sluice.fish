@@ -21,6 +21,15 @@ complete -c sluice -n "__fish_seen_subcommand_from proxy" -l record-body-limit -
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l keep-host-header -d 'Reverse mode: keep the client Host header'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l proxy-auth -x -d 'USER:PASS clients must present'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l upstream-auth -x -d 'USER:PASS for the upstream proxy'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l ca-dir -r -a '(__fish_complete_directories)' -d 'CA directory'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l ca-cert -r -F -d 'CA certificate to sign with (PEM)'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l ca-key -r -F -d 'Private key of --ca-cert (PEM)'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l ca-ephemeral -d 'Sign with a throwaway in-memory CA'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l cert-cache -x -d 'Leaf certificates kept (1024)'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l insecure -d 'Do not verify server certificates'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l server-ca -r -F -d 'Also trust these CA certificates for servers'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l client-cert -r -F -d 'FILE[:HOST_PATTERN] client certificate'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l tls-passthrough -x -d 'Tunnel matching hosts without interception'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -s v -l verbose -d 'Log every event and command'
 
 # show

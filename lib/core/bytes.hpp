@@ -18,4 +18,17 @@ inline std::span<const std::byte> as_span(ByteView v) {
   return {reinterpret_cast<const std::byte*>(v.data()), v.size()};
 }
 
+// Lower-case hex of `v`: "\x01\xab" -> "01ab".
+inline std::string hex_encode(ByteView v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(v.size() * 2);
+  for (char c : v) {
+    auto b = static_cast<unsigned char>(c);
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
 }  // namespace sluice::core

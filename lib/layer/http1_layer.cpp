@@ -1,7 +1,10 @@
 #include "layer/http1_layer.hpp"
 
+#include <algorithm>
+
 #include "core/ascii.hpp"
 #include "core/base64.hpp"
+#include "layer/root_layer.hpp"
 
 namespace sluice::layer {
 
@@ -29,7 +32,9 @@ struct Http1Layer::Exchange {
   Message req, resp;
   std::string host;  // where to connect
   uint16_t port = 0;
-  std::string key;  // host:port, the pool key
+  std::string key;  // host:port
+  bool tls = false;  // TLS to the server
+  std::string pool_key() const { return tls ? "tls " + key : key; }
   envelope::Context context;
   HeadEdit edit;
   bool local_connect = false;  // CONNECT answered by us once the server is up (regular mode)
@@ -48,8 +53,13 @@ struct Http1Layer::Exchange {
   bool server_extra = false;    // the server sent bytes after its response: do not reuse
 };
 
-Http1Layer::Http1Layer(ConnectionContext& ctx)
-    : ctx_(ctx), req_parser_(std::make_unique<Http1Parser>(Http1Parser::Type::request)) {}
+Http1Layer::Http1Layer(ConnectionContext& ctx, std::optional<Http1Target> target)
+    : ctx_(ctx), req_parser_(std::make_unique<Http1Parser>(Http1Parser::Type::request)), target_(std::move(target)),
+      stream_id_(target_ ? ctx.new_stream_id() : ctx.conn_id()) {
+  if (target_ && target_->idle_server)
+    servers_[target_->idle_server] =
+        ServerConn{(target_->tls ? "tls " : "") + authority_of(target_->host, target_->port, 0), true};
+}
 
 Http1Layer::~Http1Layer() = default;
 
@@ -61,12 +71,10 @@ uint64_t Http1Layer::buffer_limit() const { return record_limit() ? record_limit
 void Http1Layer::handle(const Event& event, core::Timestamp now, Commands& out) {
   if (state_ == State::closed) return;
   if (state_ == State::tunnel) {
-    // Only the tunnel's connections and its replies concern the child.
-    if (const auto* d = std::get_if<DataReceived>(&event); d && d->conn != kClientConn && d->conn != tunnel_server_)
-      return;
-    if (const auto* c = std::get_if<ConnectionClosed>(&event); c && c->conn != kClientConn && c->conn != tunnel_server_)
-      return;
-    if (std::holds_alternative<TimerFired>(event)) return;
+    // Everything but late news of the pooled connections closed when the tunnel began concerns the child.
+    auto retired = [this](ConnId c) { return std::find(retired_.begin(), retired_.end(), c) != retired_.end(); };
+    if (const auto* d = std::get_if<DataReceived>(&event); d && retired(d->conn)) return;
+    if (const auto* c = std::get_if<ConnectionClosed>(&event); c && retired(c->conn)) return;
     tunnel_->handle(event, now, out);
     return;
   }
@@ -137,7 +145,7 @@ void Http1Layer::pump_client(core::Timestamp now, Commands& out) {
     if (!ex_) {
       ex_ = std::make_unique<Exchange>();
       ex_->number = exchanges_++;
-      ex_->flow_id = ctx_.conn_id() + "-" + std::to_string(ex_->number);
+      ex_->flow_id = stream_id_ + "-" + std::to_string(ex_->number);
       ex_->req.direction = Direction::send;
       ex_->req.time = now;
       ex_->resp.direction = Direction::receive;
@@ -180,7 +188,7 @@ void Http1Layer::pump_client(core::Timestamp now, Commands& out) {
 
 bool Http1Layer::authorized(const Http1Head& head) const {
   const std::string& cred = ctx_.options().proxy_auth;
-  if (cred.empty()) return true;
+  if (cred.empty() || target_) return true;  // inside a tunnel: the CONNECT was authorised
   bool reverse = ctx_.mode().kind == ModeSpec::Kind::reverse;
   auto value = find_header(head.headers, reverse ? "authorization" : "proxy-authorization");
   if (!value) return false;
@@ -198,6 +206,21 @@ bool Http1Layer::route(core::Timestamp now, Commands& out) {
   const ModeSpec& mode = ctx_.mode();
   const ProxyOptions& opts = ctx_.options();
   bool connect = h.method == "CONNECT";
+  if (target_) {
+    if (connect) {
+      answer(405, "Method Not Allowed", "sluice: CONNECT inside a tunnel is not served\n", now, out);
+      return false;
+    }
+    x.host = target_->host;
+    x.port = target_->port;
+    x.tls = target_->tls;
+    if (!h.target.starts_with('/') && h.target != "*") {
+      if (auto url = parse_absolute_url(h.target)) x.edit.target = url->origin_form;
+    }
+    x.key = authority_of(x.host, x.port, 0);
+    x.context = ctx_.envelope_context(x.key);
+    return true;
+  }
   if (!opts.proxy_auth.empty() && mode.kind != ModeSpec::Kind::reverse) x.edit.remove.push_back("Proxy-Authorization");
   switch (mode.kind) {
     case ModeSpec::Kind::reverse: {
@@ -207,12 +230,13 @@ bool Http1Layer::route(core::Timestamp now, Commands& out) {
       }
       x.host = mode.target_host;
       x.port = mode.target_port;
+      x.tls = mode.target_scheme == "https";
       if (!h.target.starts_with('/') && h.target != "*") {
         auto url = parse_absolute_url(h.target);
         if (url) x.edit.target = url->origin_form;
       }
       if (!opts.keep_host_header) {
-        std::string authority = authority_of(mode.target_host, mode.target_port, 80);
+        std::string authority = authority_of(mode.target_host, mode.target_port, x.tls ? 443 : 80);
         if (find_header(h.headers, "host") != std::optional<std::string_view>(authority)) x.edit.host = authority;
       }
       break;
@@ -244,18 +268,19 @@ bool Http1Layer::route(core::Timestamp now, Commands& out) {
           answer(400, "Bad Request", "sluice: " + url.error().message + "\n", now, out);
           return false;
         }
-        if (url->scheme != "http" && !upstream) {
+        if (url->scheme != "http" && !upstream && !opts.tls) {
           answer(501, "Not Implemented",
-                 "sluice: " + url->scheme + ":// in absolute-form needs TLS to the server, which this build lacks\n",
-                 now, out);
+                 "sluice: " + url->scheme + ":// in absolute-form needs TLS to the server, which is off here\n", now,
+                 out);
           return false;
         }
         x.host = url->host;
         x.port = url->port;
         if (!upstream) {
+          x.tls = url->scheme == "https";
           // RFC 9112 §3.2.2: the target's authority replaces Host; origin servers get the origin form.
           x.edit.target = url->origin_form;
-          std::string authority = authority_of(url->host, url->port, 80);
+          std::string authority = authority_of(url->host, url->port, x.tls ? 443 : 80);
           if (find_header(h.headers, "host") != std::optional<std::string_view>(authority)) x.edit.host = authority;
         }
       }
@@ -424,7 +449,7 @@ void Http1Layer::on_client_closed(const ConnectionClosed& c, core::Timestamp now
     if (ex_->resp.have_head && !ex_->resp.recorded) record_message(ex_->resp, now, out);
     envelope::EndRecord end;
     end.scope = "flow";
-    end.stream_id = ctx_.conn_id();
+    end.stream_id = stream_id_;
     end.flow_id = ex_->flow_id;
     end.time = now;
     end.reason = "aborted";
@@ -439,7 +464,7 @@ void Http1Layer::acquire_server(Commands& out) {
   Exchange& x = *ex_;
   if (!x.local_connect) {
     for (auto& [id, s] : servers_) {
-      if (s.idle && s.key == x.key) {
+      if (s.idle && s.key == x.pool_key()) {
         s.idle = false;
         x.server = id;
         x.server_ready = true;
@@ -450,8 +475,8 @@ void Http1Layer::acquire_server(Commands& out) {
   }
   x.server = ctx_.new_conn();
   x.open_id = ctx_.new_command();
-  servers_[x.server] = ServerConn{x.key, false};
-  out.push_back(OpenConnection{x.open_id, x.server, x.host, x.port});
+  servers_[x.server] = ServerConn{x.pool_key(), false};
+  out.push_back(OpenConnection{x.open_id, x.server, x.host, x.port, x.tls});
 }
 
 void Http1Layer::on_open(const OpenCompleted& o, core::Timestamp now, Commands& out) {
@@ -641,8 +666,8 @@ void Http1Layer::on_server_closed(const ConnectionClosed& c, core::Timestamp now
     resp_parser_.reset();
     x.server = ctx_.new_conn();
     x.open_id = ctx_.new_command();
-    servers_[x.server] = ServerConn{x.key, false};
-    out.push_back(OpenConnection{x.open_id, x.server, x.host, x.port});
+    servers_[x.server] = ServerConn{x.pool_key(), false};
+    out.push_back(OpenConnection{x.open_id, x.server, x.host, x.port, x.tls});
     return;
   }
   x.server = 0;
@@ -660,7 +685,7 @@ void Http1Layer::on_server_closed(const ConnectionClosed& c, core::Timestamp now
 
 envelope::Envelope Http1Layer::make_envelope(Message& m, core::Timestamp time, bool take) {
   envelope::Envelope e;
-  e.stream_id = ctx_.conn_id();
+  e.stream_id = stream_id_;
   e.flow_id = ex_->flow_id;
   e.seq = seq_++;
   e.direction = m.direction;
@@ -677,7 +702,7 @@ envelope::Envelope Http1Layer::make_envelope(Message& m, core::Timestamp time, b
       msg.authority = h.target;
     } else {
       if (auto host = find_header(h.headers, "host")) msg.authority = std::string(*host);
-      msg.scheme = h.target.starts_with("https://") ? "https" : "http";
+      msg.scheme = ex_->tls || h.target.starts_with("https://") ? "https" : "http";
     }
   } else {
     msg.kind = envelope::HttpMessage::Kind::response;
@@ -725,7 +750,7 @@ void Http1Layer::record_message(Message& m, core::Timestamp now, Commands& out) 
 
 envelope::Envelope Http1Layer::overlay(const Message& m, std::string_view kind, core::Timestamp now) {
   envelope::Envelope e;
-  e.stream_id = ctx_.conn_id();
+  e.stream_id = stream_id_;
   e.flow_id = ex_->flow_id;
   e.seq = seq_++;
   e.direction = m.direction;
@@ -818,19 +843,26 @@ void Http1Layer::start_tunnel(core::ByteView server_rest, core::Timestamp now, C
     out.push_back(EmitRecord{std::move(e)});
   }
   // Idle pooled connections have no use in a tunnel.
-  for (auto& [id, s] : servers_)
-    if (id != x.server) out.push_back(CloseConnection{id, false});
+  for (auto& [id, s] : servers_) {
+    if (id == x.server) continue;
+    out.push_back(CloseConnection{id, false});
+    retired_.push_back(id);
+  }
   servers_.clear();
   if (timer_) {
     out.push_back(CancelTimer{timer_});
     timer_ = 0;
   }
   state_ = State::tunnel;
-  tunnel_server_ = x.server;
-  tunnel_ = std::make_unique<RawLayer>(ctx_, x.server, x.key, ctx_.new_stream_id());
+  ConnId server = x.server;
+  if (x.local_connect)
+    tunnel_ = make_tunnel_layer(ctx_, server, x.host, x.port);
+  else  // an upgrade, or a CONNECT through an upstream proxy: bytes as they are
+    tunnel_ = std::make_unique<RawLayer>(ctx_, server, x.key, ctx_.new_stream_id());
+  tunnel_->handle(Start{}, now, out);
   ex_.reset();
   resp_parser_.reset();
-  if (!server_rest.empty()) tunnel_->handle(DataReceived{tunnel_server_, server_rest}, now, out);
+  if (!server_rest.empty()) tunnel_->handle(DataReceived{server, server_rest}, now, out);
   if (client_pos_ < client_in_.size()) {
     core::Bytes rest = client_in_.substr(client_pos_);
     client_in_.clear();
@@ -876,7 +908,7 @@ void Http1Layer::fail(int status, std::string_view reason, std::string code, con
                       core::Timestamp now, Commands& out) {
   Exchange& x = *ex_;
   envelope::ErrorRecord err;
-  err.stream_id = ctx_.conn_id();
+  err.stream_id = stream_id_;
   err.flow_id = x.flow_id;
   err.time = now;
   err.code = std::move(code);

@@ -29,9 +29,18 @@
 
 namespace sluice::layer {
 
+// The one server every request goes to, for a layer inside an intercepted tunnel (after CONNECT and
+// TLS): requests arrive in origin form and keep their Host; no proxy credentials are asked for.
+struct Http1Target {
+  std::string host;
+  uint16_t port = 0;
+  bool tls = false;
+  ConnId idle_server = 0;  // a connection to it already open (and its TLS up), used first
+};
+
 class Http1Layer final : public Layer {
  public:
-  explicit Http1Layer(ConnectionContext& ctx);
+  explicit Http1Layer(ConnectionContext& ctx, std::optional<Http1Target> target = std::nullopt);
   ~Http1Layer() override;
   void handle(const Event& event, core::Timestamp now, Commands& out) override;
   std::string_view name() const override { return "http1"; }
@@ -61,7 +70,7 @@ class Http1Layer final : public Layer {
   };
   struct Exchange;
   struct ServerConn {
-    std::string key;  // "host:port"
+    std::string key;  // "host:port", "tls host:port"
     bool idle = false;
   };
   enum class State : uint8_t { http, tunnel, closed };
@@ -127,8 +136,10 @@ class Http1Layer final : public Layer {
   std::map<ConnId, ServerConn> servers_;
   uint64_t bytes_from_client_ = 0, bytes_from_server_ = 0;
   core::Timestamp last_client_, last_server_;
-  std::unique_ptr<RawLayer> tunnel_;
-  ConnId tunnel_server_ = 0;
+  std::unique_ptr<Layer> tunnel_;
+  std::vector<ConnId> retired_;  // pooled connections closed when the tunnel began
+  std::optional<Http1Target> target_;
+  std::string stream_id_;
   // One timer at a time; later deadlines move `deadline_` without a command.
   CommandId timer_ = 0;
   core::Timestamp timer_at_;

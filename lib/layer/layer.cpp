@@ -54,7 +54,7 @@ std::string describe(const Command& c) {
   struct V {
     std::string operator()(const OpenConnection& o) const {
       return "OpenConnection(#" + std::to_string(o.id) + ", conn=" + std::to_string(o.conn) + ", " + o.host + ":" +
-             std::to_string(o.port) + ")";
+             std::to_string(o.port) + (o.tls ? ", tls)" : ")");
     }
     std::string operator()(const SendData& s) const {
       return "SendData(conn=" + std::to_string(s.conn) + ", " + preview(s.data) + ")";
@@ -93,6 +93,7 @@ envelope::Context ConnectionContext::envelope_context(std::string server) const 
   c.client = client_;
   c.server = std::move(server);
   c.opened = opened_;
+  c.tls = tls_;
   return c;
 }
 
@@ -124,6 +125,15 @@ void NextLayer::handle(const Event& event, core::Timestamp now, Commands& out) {
   if (const auto* d = std::get_if<DataReceived>(&event); d && d->conn == kClientConn) {
     buffered_.append(d->data);
     decide(false, now, out);
+    return;
+  }
+  // A server that speaks (or closes) first: choose now with what the client sent.
+  if (const auto* d = std::get_if<DataReceived>(&event); d && d->conn != kClientConn) {
+    if (decide(true, now, out)) child_->handle(event, now, out);
+    return;
+  }
+  if (const auto* c = std::get_if<ConnectionClosed>(&event); c && c->conn != kClientConn) {
+    if (decide(true, now, out)) child_->handle(event, now, out);
     return;
   }
   if (const auto* c = std::get_if<ConnectionClosed>(&event); c && c->conn == kClientConn) {

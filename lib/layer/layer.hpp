@@ -81,12 +81,15 @@ using Event = std::variant<Start, DataReceived, ConnectionClosed, OpenCompleted,
 
 // ---- Commands -----------------------------------------------------------------------------------
 
-// Connect to host:port as `conn` (reply: OpenCompleted).
+// Connect to host:port as `conn` (reply: OpenCompleted). With `tls`, the TLS layer above the issuer
+// speaks TLS on it (SNI the host unless it is an IP literal, ALPN http/1.1): OpenCompleted comes once
+// the handshake is done and the certificate verified, and the issuer sees plaintext only.
 struct OpenConnection {
   CommandId id;
   ConnId conn;
   std::string host;
   uint16_t port = 0;
+  bool tls = false;
 };
 struct SendData {
   ConnId conn;
@@ -156,6 +159,8 @@ class ConnectionContext {
   const ProxyOptions& options() const { return *options_; }
   // The context every envelope of this connection carries; `server` as dialled.
   envelope::Context envelope_context(std::string server) const;
+  // The client-facing TLS session, once a TLS layer established it; envelopes carry it from then on.
+  void set_tls(envelope::TlsInfo info) { tls_ = std::move(info); }
 
  private:
   std::string conn_id_;
@@ -163,6 +168,7 @@ class ConnectionContext {
   core::Timestamp opened_;
   ModeSpec mode_;
   const ProxyOptions* options_;
+  std::optional<envelope::TlsInfo> tls_;
   static inline const ProxyOptions kDefaultOptions{};
   ConnId next_conn_ = kClientConn + 1;
   CommandId next_command_ = 1;

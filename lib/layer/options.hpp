@@ -4,6 +4,10 @@
 #include <cstdint>
 #include <string>
 
+namespace sluice::tls {
+class TlsConfig;
+}
+
 namespace sluice::layer {
 
 struct ProxyOptions {
@@ -16,6 +20,9 @@ struct ProxyOptions {
   std::chrono::milliseconds header_timeout{30'000};      // a request head must arrive within this
   std::chrono::milliseconds first_byte_timeout{60'000};  // the server's answer must begin within this
   std::chrono::milliseconds idle_timeout{75'000};        // no byte either way for this long: close
+  // TLS interception (the CA, trust, passthrough); nullptr: TLS is not intercepted, CONNECT tunnels raw
+  // bytes, and https:// targets are refused. Owned by the caller.
+  const tls::TlsConfig* tls = nullptr;
 };
 
 }  // namespace sluice::layer

@@ -28,6 +28,7 @@ RawLayer::Side* RawLayer::side_for_reply(CommandId id) {
 void RawLayer::handle(const Event& event, core::Timestamp now, Commands& out) {
   if (state_ == State::done) return;
   if (std::holds_alternative<Start>(event)) {
+    if (state_ != State::idle) return;  // adopted: the server is already open
     server_ = ctx_.new_conn();
     send_.from = kClientConn, send_.to = server_;
     receive_.from = server_, receive_.to = kClientConn;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -179,6 +180,17 @@ core::Result<CertificateAuthority> CertificateAuthority::open_or_create(const st
   if (created) *created = false;
   if (exists(cert_path) || exists(key_path)) return load(cert_path, key_path);
   if (auto r = make_dirs(dir); !r) return r.error();
+  // Several processes may start at once on a fresh machine: one creates, the others wait and load.
+  std::string lock_path = dir + "/.lock";
+  int lock = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock < 0) return core::make_error("cannot create " + lock_path + ": " + std::strerror(errno));
+  struct Unlock {
+    int fd;
+    ~Unlock() { ::close(fd); }  // closing releases the lock
+  } unlock{lock};
+  while (::flock(lock, LOCK_EX) != 0)
+    if (errno != EINTR) return core::make_error("cannot lock " + lock_path + ": " + std::strerror(errno));
+  if (exists(cert_path) || exists(key_path)) return load(cert_path, key_path);
   auto h = generate();
   if (!h) return h.error();
   CertificateAuthority ca(*h);
@@ -245,13 +257,7 @@ std::string CertificateAuthority::fingerprint_sha256() const {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   X509_digest(h_->cert, EVP_sha256(), digest, &len);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 15]);
-  }
-  return out;
+  return core::hex_encode(core::ByteView(reinterpret_cast<const char*>(digest), len));
 }
 
 std::string CertificateAuthority::subject() const {
@@ -259,6 +265,8 @@ std::string CertificateAuthority::subject() const {
   X509_NAME_oneline(X509_get_subject_name(h_->cert), buf, sizeof buf);
   return buf;
 }
+
+x509_st* CertificateAuthority::x509() const { return h_->cert; }
 
 namespace {
 bool is_ip(const std::string& name) {
@@ -309,6 +317,10 @@ core::Result<CertificateAuthority::Leaf> CertificateAuthority::mint(const std::v
   PEM_write_bio_PrivateKey(b, leaf.key, nullptr, nullptr, 0, nullptr, nullptr);
   out.key_pem = bio_string(b);
   BIO_free(b);
+  X509_up_ref(leaf.cert);
+  out.cert.reset(leaf.cert, X509_free);
+  EVP_PKEY_up_ref(leaf.key);
+  out.key.reset(leaf.key, EVP_PKEY_free);
   return out;
 }
 

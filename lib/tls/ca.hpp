@@ -15,6 +15,9 @@
 #include "core/bytes.hpp"
 #include "core/result.hpp"
 
+struct x509_st;      // OpenSSL's X509
+struct evp_pkey_st;  // OpenSSL's EVP_PKEY
+
 namespace sluice::tls {
 
 std::string default_ca_dir();
@@ -37,11 +40,15 @@ class CertificateAuthority {
   // SHA-256 of the certificate DER, hex, colon-free lower case.
   std::string fingerprint_sha256() const;
   std::string subject() const;
+  // The certificate itself (owned by this object), for sending in a chain.
+  x509_st* x509() const;
 
   // A leaf certificate for `names` (DNS names or IP literals; the first is the CN), signed by this CA:
   // ECDSA P-256, valid from an hour ago for 1 year, serverAuth, with a SAN per name.
   struct Leaf {
     std::string cert_pem, key_pem;
+    std::shared_ptr<x509_st> cert;     // the same, parsed, for handing to a TLS session
+    std::shared_ptr<evp_pkey_st> key;
   };
   core::Result<Leaf> mint(const std::vector<std::string>& names) const;
 

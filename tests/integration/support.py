@@ -5,12 +5,20 @@ import re
 import select
 import signal
 import socket
+import atexit
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 
 SLUICE = os.environ.get("SLUICE", "build/sluice")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# The proxy creates its CA where XDG says: keep the tests' CA out of the user's home.
+DATA_HOME = tempfile.mkdtemp(prefix="sluice-test-xdg-")
+atexit.register(shutil.rmtree, DATA_HOME, True)
+TEST_ENV = dict(os.environ, XDG_DATA_HOME=DATA_HOME)
 
 
 class EchoServer:
@@ -61,7 +69,8 @@ class Proxy:
     """`sluice proxy` with its stdout as a pipe; the listening address is read from stderr."""
 
     def __init__(self, *args, stdout=subprocess.PIPE, env=None):
-        self.proc = subprocess.Popen([SLUICE, "proxy", *args], stdout=stdout, stderr=subprocess.PIPE, env=env)
+        self.proc = subprocess.Popen([SLUICE, "proxy", *args], stdout=stdout, stderr=subprocess.PIPE,
+                                     env=TEST_ENV if env is None else env)
         self.addresses = []
         self.stderr_lines = []
         deadline = time.monotonic() + 10

@@ -66,14 +66,15 @@ class Regular(unittest.TestCase):
         self.assertTrue(raw_received.endswith(b"hello from /tunnelled\n"))
         origin.shutdown()
 
-    def test_connect_tunnel_to_https_is_recorded_raw(self):
+    def test_passthrough_host_is_tunnelled_undecrypted(self):
         with tempfile.TemporaryDirectory() as d:
             subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                             "-nodes", "-keyout", os.path.join(d, "key.pem"), "-out", os.path.join(d, "cert.pem"),
                             "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
                            check=True, capture_output=True)
             origin = serve(d)
-            proxy = Proxy("--mode", "regular@0")
+            proxy = Proxy("--mode", "regular@0", "--tls-passthrough", "127.0.0.1")
+            # The origin's own certificate reaches curl: nothing was intercepted.
             p = curl("--cacert", os.path.join(d, "cert.pem"), "-x", "http://127.0.0.1:%d" % proxy.port,
                      "https://127.0.0.1:%d/secret" % origin.server_address[1])
             self.assertEqual(p.returncode, 0, p.stderr)
@@ -86,6 +87,13 @@ class Regular(unittest.TestCase):
         first = base64.b64decode(raw[0]["raw"])
         self.assertEqual(first[:2], b"\x16\x03")  # a TLS ClientHello, passed through untouched
         self.assertNotIn(b"/secret", b"".join(base64.b64decode(r["raw"]) for r in raw))
+        self.assertFalse([r for r in recs if r["type"] == "envelope" and r["protocol"] == "http"
+                          and r["message"].get("path") == "/secret"])
+        hello = [r for r in recs if r["type"] == "envelope" and r["protocol"] == "tls-handshake"]
+        self.assertEqual(len(hello), 1)
+        self.assertEqual(hello[0]["message"]["side"], "client")
+        self.assertEqual(hello[0]["tags"].get("passthrough"), "true")
+        self.assertTrue(hello[0]["message"]["ja4"].startswith("t13i"), hello[0]["message"]["ja4"])  # no SNI for an IP
 
     def test_refused_server_is_502_naming_the_cause(self):
         port = closed_port()
