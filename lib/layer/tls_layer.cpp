@@ -206,7 +206,8 @@ void TlsLayer::on_hello(core::Timestamp now, Commands& out) {
 
 void TlsLayer::start_client_handshake(std::vector<std::string> names, std::string alpn, core::Timestamp now,
                                       Commands& out) {
-  auto leaf = config_->leaves().get(names);
+  bool minted = false;
+  auto leaf = config_->leaves().get(names, &minted);
   if (!leaf) {
     fail("tls_certificate", "cannot make a certificate for " + names[0] + ": " + leaf.error().message, now, out);
     return;
@@ -217,6 +218,7 @@ void TlsLayer::start_client_handshake(std::vector<std::string> names, std::strin
     return;
   }
   client_ = std::move(*session);
+  leaf_minted_ = minted;
   phase_ = Phase::client_handshake;
   core::Bytes first;
   first.swap(hello_bytes_);
@@ -235,7 +237,7 @@ void TlsLayer::on_client_established(core::Timestamp now, Commands& out) {
   info.sni = hello_.sni;
   info.alpn = client_->alpn();
   ctx_.set_tls(std::move(info));
-  record_handshake(client_.get(), nullptr, {}, now, out);
+  record_handshake(client_.get(), nullptr, {}, now, out, {{"leaf", leaf_minted_ ? "minted" : "cached"}});
   child_ = factory_(ctx_, spec_.server);
   to_child(Start{}, now, out);
   if (auto it = wrapped_.find(spec_.server); spec_.server && it != wrapped_.end()) {
@@ -293,6 +295,10 @@ void TlsLayer::on_wrapped_data(ConnId conn, core::ByteView data, core::Timestamp
     }
   } else if (w.session->state() == tls::TlsSession::State::failed) {
     std::string why = "TLS error from the server: " + w.session->error();
+    if (!w.ready) {  // the intercepted server, while the client's handshake is still going on
+      wrapped_failed(conn, "tls_failed", why, now, out);
+      return;
+    }
     wrapped_.erase(conn);
     out.push_back(CloseConnection{conn, false});
     to_child(ConnectionClosed{conn, true, why}, now, out);
@@ -349,11 +355,13 @@ void TlsLayer::wrapped_failed(ConnId conn, std::string code, std::string message
   Wrapped w = std::move(wrapped_.at(conn));
   wrapped_.erase(conn);
   out.push_back(CloseConnection{conn, false});
-  if (conn == spec_.server && phase_ == Phase::server_handshake) {
-    // Finish the client's handshake anyway, so its request can be answered with a 502 naming the cause.
+  if (conn == spec_.server) {
+    // The child's first connection to this server is answered with the failure (a 502 naming it).
     server_failure_code_ = std::move(code);
     server_failure_ = std::move(message);
     spec_.server = 0;
+    if (phase_ != Phase::server_handshake) return;
+    // Finish the client's handshake anyway, so its request can be answered.
     start_client_handshake({hello_.has_sni ? hello_.sni : spec_.host},
                            offers(hello_.alpn, "http/1.1") ? "http/1.1" : "", now, out);
     return;
@@ -369,6 +377,7 @@ void TlsLayer::flush(ConnId conn, tls::TlsSession& s, Commands& out) {
 }
 
 void TlsLayer::to_child(const Event& event, core::Timestamp now, Commands& out) {
+  if (!child_) return;
   size_t from = out.size();
   child_->handle(event, now, out);
   rewrite(out, from);

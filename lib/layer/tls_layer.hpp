@@ -102,6 +102,7 @@ class TlsLayer final : public Layer {
   // answered with it rather than tried again.
   std::string server_failure_code_, server_failure_;
   CommandId timer_ = 0;
+  bool leaf_minted_ = false;  // this handshake's certificate was made for it (not from the cache)
 };
 
 }  // namespace sluice::layer

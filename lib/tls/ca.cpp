@@ -324,7 +324,9 @@ core::Result<CertificateAuthority::Leaf> CertificateAuthority::mint(const std::v
   return out;
 }
 
-core::Result<std::shared_ptr<const CertificateAuthority::Leaf>> LeafCache::get(const std::vector<std::string>& names) {
+core::Result<std::shared_ptr<const CertificateAuthority::Leaf>> LeafCache::get(const std::vector<std::string>& names,
+                                                                                bool* minted) {
+  if (minted) *minted = false;
   std::string key;
   for (const auto& n : names) key += n + "\n";
   {
@@ -340,6 +342,7 @@ core::Result<std::shared_ptr<const CertificateAuthority::Leaf>> LeafCache::get(c
   auto shared = std::make_shared<const CertificateAuthority::Leaf>(std::move(*leaf));
   std::lock_guard lock(mu_);
   ++minted_;
+  if (minted) *minted = true;
   if (auto it = index_.find(key); it != index_.end()) return it->second->second;  // another thread won
   lru_.emplace_front(key, shared);
   index_[key] = lru_.begin();

@@ -64,8 +64,9 @@ class CertificateAuthority {
 class LeafCache {
  public:
   LeafCache(CertificateAuthority ca, size_t capacity) : ca_(std::move(ca)), capacity_(capacity ? capacity : 1) {}
-  // The leaf for `names` (the key is the names joined); minted on a miss.
-  core::Result<std::shared_ptr<const CertificateAuthority::Leaf>> get(const std::vector<std::string>& names);
+  // The leaf for `names` (the key is the names joined); minted on a miss (`*minted` says which).
+  core::Result<std::shared_ptr<const CertificateAuthority::Leaf>> get(const std::vector<std::string>& names,
+                                                                      bool* minted = nullptr);
   uint64_t minted() const;
   size_t size() const;
 
