@@ -2,6 +2,7 @@
 openssl and Python's ssl module. The origins' certificates come from a test CA made here."""
 import base64
 import hashlib
+import json
 import os
 import re
 import socket
@@ -18,7 +19,7 @@ import warnings
 warnings.simplefilter("ignore", ResourceWarning)
 
 sys.path.insert(0, os.path.dirname(__file__))
-from support import SLUICE, TEST_ENV, Proxy, records  # noqa: E402
+from support import ROOT, SLUICE, TEST_ENV, Proxy, records  # noqa: E402
 
 
 def sh(*args, **kw):
@@ -153,6 +154,12 @@ class Tls(unittest.TestCase):
         self.assertEqual(sorted(cert["sans"]), ["127.0.0.1", "alt.test", "localhost"])
         fp = sh("openssl", "x509", "-in", self.pki.cert, "-noout", "-fingerprint", "-sha256").decode()
         self.assertEqual(cert["sha256"], fp.split("=")[1].strip().replace(":", "").lower())
+        # Every record of the run, handshakes included, follows the stream's schema.
+        import jsonschema  # Debian: python3-jsonschema
+        with open(os.path.join(ROOT, "formats", "envelope.schema.json")) as f:
+            validator = jsonschema.Draft202012Validator(json.load(f))
+        for r in recs:
+            validator.validate(r)
 
     def test_leaf_certificate_names_and_issuer(self):
         """openssl s_client through the proxy: the leaf carries the SNI and the origin certificate's other
