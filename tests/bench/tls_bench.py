@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""TLS termination benchmark: new TLS connections per second through sluice and its anchors, side by side.
+
+    tests/bench/tls_bench.py [--sluice build/sluice] [--duration 5] [--connections 16]
+
+wrk (1 thread, N connections, "Connection: close": a new TCP connection and TLS handshake for every
+request) against three TLS-terminating reverse proxies in front of one loopback nginx origin serving
+1 KiB over plain HTTP:
+  nginx (ssl, keepalive upstream) | mitmdump reverse with a given certificate | sluice reverse,
+  recording every flow and handshake to a zstd file, with a leaf from its CA (minted once, cached)
+All three present an ECDSA P-256 certificate, so the signatures cost the same. Rounds over all of
+them, medians reported, with requests/s (= handshakes/s), p50/p99 latency and peak RSS, and sluice's
+ratios. Not a test: it asserts nothing and prints numbers for tests/bench/RESULTS.md.
+"""
+import argparse
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from http1_bench import free_port, peak_rss_mib, settle, start_nginx, stop, wait_port  # noqa: E402
+
+
+def wrk_close(url, duration, connections):
+    out = subprocess.run(["wrk", "-t1", "-c%d" % connections, "-d%ds" % duration, "--latency",
+                          "-H", "Connection: close", url], capture_output=True, text=True,
+                         timeout=duration + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def ms(label):
+        m = re.search(r"\s%s%%\s+([\d.]+)(us|ms|s)\b" % label, out)
+        v = float(m.group(1))
+        return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99"),
+            "errors": (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sluice", default=os.path.join(os.path.dirname(__file__), "..", "..", "build", "sluice"))
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3, help="rounds over all configurations; medians reported")
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--skip-mitmdump", action="store_true")
+    ap.add_argument("--workers", type=int, default=os.cpu_count(),
+                    help="nginx proxy worker processes and sluice --threads, alike (default: cores)")
+    args = ap.parse_args()
+    for tool in ("nginx", "wrk", "openssl") + (() if args.skip_mitmdump else ("mitmdump",)):
+        if not shutil.which(tool):
+            sys.exit("tls_bench: %s is missing (apt-get install nginx-light mitmproxy wrk)" % tool)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+
+    work = tempfile.mkdtemp(prefix="sluice-tls-bench-")
+    with open(os.path.join(work, "1k"), "wb") as f:
+        f.write(b"x" * 1024)
+    key, cert = os.path.join(work, "key.pem"), os.path.join(work, "cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    with open(os.path.join(work, "key+cert.pem"), "w") as f:
+        f.write(open(key).read() + open(cert).read())
+
+    origin, origin_port = start_nginx(work, "origin", 1,
+                                      "server { listen 127.0.0.1:%%d; location / { root %s; } }" % work)
+    nginx_proxy, nginx_port = start_nginx(work, "proxy", args.workers, """upstream origin { server 127.0.0.1:%d; keepalive 64; }
+server { listen 127.0.0.1:%%d ssl; ssl_certificate %s; ssl_certificate_key %s;
+  location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }"""
+                                          % (origin_port, cert, key))
+    peers = [("nginx TLS reverse proxy", nginx_proxy, nginx_port)]
+    if not args.skip_mitmdump:
+        mitm_port = free_port()
+        mitm = subprocess.Popen(["mitmdump", "-q", "-p", str(mitm_port), "--mode",
+                                 "reverse:http://127.0.0.1:%d" % origin_port,
+                                 "--certs", "*=" + os.path.join(work, "key+cert.pem")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(mitm_port, 60)
+        peers.append(("mitmdump 8.1 reverse, TLS", mitm, mitm_port))
+    capture = os.path.join(work, "capture.zst")
+    sluice = subprocess.Popen([args.sluice, "proxy", "--mode", "reverse:http://127.0.0.1:%d@0" % origin_port,
+                               "--ca-dir", os.path.join(work, "ca"), "--threads", str(args.workers), "-w", capture],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sluice_port = None
+    while sluice_port is None:
+        line = sluice.stderr.readline().decode()
+        if not line:
+            sys.exit("tls_bench: sluice did not start")
+        m = re.search(r"listening on [\d.]+:(\d+)", line)
+        sluice_port = int(m.group(1)) if m else None
+    peers.append(("sluice reverse, TLS, recording", sluice, sluice_port))
+
+    runs = {}
+    for _ in range(args.repeat):
+        for name, proc, port in peers:
+            r = wrk_close("https://localhost:%d/1k" % port, args.duration, args.connections)
+            runs.setdefault(name, []).append(r)
+            settle([origin.pid] + [p.pid for _, p, _ in peers])
+    results = {name: {k: sorted(r[k] for r in rs)[len(rs) // 2] for k in ("rps", "p50", "p99", "errors")}
+               for name, rs in runs.items()}
+    rss = {name: peak_rss_mib(proc.pid) for name, proc, _ in peers}
+
+    stop(sluice)
+    for _, proc, _ in peers:
+        if proc is not sluice:
+            stop(proc)
+    stop(origin)
+    capture_mib = os.path.getsize(capture) / (1 << 20)
+    shutil.rmtree(work, ignore_errors=True)
+
+    print("wrk -t1 -c%d -d%ds -H 'Connection: close' (a TLS handshake per request), 1 KiB from a loopback nginx "
+          "origin; %d cores; proxies with %d workers/threads; median of %d rounds"
+          % (args.connections, args.duration, os.cpu_count(), args.workers, args.repeat))
+    print("| configuration | handshakes (req)/s | p50 ms | p99 ms | peak RSS MiB |")
+    print("|---|---|---|---|---|")
+    for name, _, _ in peers:
+        r = results[name]
+        err = " (%d errors)" % r["errors"] if r["errors"] else ""
+        print("| %s | %.0f%s | %.2f | %.2f | %.1f |" % (name, r["rps"], err, r["p50"], r["p99"], rss[name]))
+    print()
+    s = results["sluice reverse, TLS, recording"]["rps"]
+    ratios = ["%.2fx nginx" % (s / results["nginx TLS reverse proxy"]["rps"])]
+    if not args.skip_mitmdump:
+        ratios.append("%.1fx mitmdump" % (s / results["mitmdump 8.1 reverse, TLS"]["rps"]))
+    print("sluice new TLS connections/s: %s" % ", ".join(ratios))
+    print("sluice capture written: %.1f MiB" % capture_mib)
+
+
+if __name__ == "__main__":
+    main()
