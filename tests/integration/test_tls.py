@@ -316,6 +316,35 @@ class Tls(unittest.TestCase):
         randoms = {line.split()[1] for line in lines if line.startswith("CLIENT_TRAFFIC_SECRET_0 ")}
         self.assertEqual(len(randoms), 2, lines)  # the client's session and ours to the origin
 
+    def test_ip_target_without_sni_gets_a_leaf_for_the_address(self):
+        o = origin(self.pki)
+        proxy = self.proxy("--server-ca", self.pki.ca)
+        p = curl("-x", "http://127.0.0.1:%d" % proxy.port, "--cacert", self.sluice_ca,
+                 "https://127.0.0.1:%d/by-ip" % o.server_address[1])
+        self.assertEqual(p.stdout, b"hello from /by-ip\n", p.stderr)
+        recs = self.finish(proxy)
+        o.shutdown()
+        client = [h for h in envelopes(recs, "tls-handshake") if h["message"]["side"] == "client"][0]
+        self.assertEqual(client["message"]["sni"], "")
+        self.assertTrue(client["message"]["ja4"].startswith("t13i"))
+
+    def test_imported_and_ephemeral_cas(self):
+        o = origin(self.pki)
+        url = "https://localhost:%d/ca" % o.server_address[1]
+        # --ca-cert/--ca-key: leaves signed by the given CA (here the origin's test CA), which curl trusts.
+        proxy = self.proxy("--server-ca", self.pki.ca, "--ca-cert", self.pki.ca, "--ca-key", self.pki.ca_key)
+        p = curl("-x", "http://127.0.0.1:%d" % proxy.port, "--cacert", self.pki.ca, url)
+        self.assertEqual(p.stdout, b"hello from /ca\n", p.stderr)
+        self.finish(proxy)
+        # --ca-ephemeral: neither the stored CA nor any other that curl knows signed the leaf.
+        proxy = self.proxy("--server-ca", self.pki.ca, "--ca-ephemeral")
+        p = curl("-x", "http://127.0.0.1:%d" % proxy.port, "--cacert", self.sluice_ca, url)
+        self.assertEqual(p.returncode, 60, p.stderr)
+        p = curl("-x", "http://127.0.0.1:%d" % proxy.port, "-k", url)
+        self.assertEqual(p.stdout, b"hello from /ca\n", p.stderr)
+        self.finish(proxy)
+        o.shutdown()
+
     def test_unknown_mode_flags_are_usage_errors(self):
         p = subprocess.run([SLUICE, "proxy", "--ca-cert", "x.pem"], capture_output=True, timeout=30, env=TEST_ENV)
         self.assertEqual(p.returncode, 2)
