@@ -4,6 +4,8 @@
 // answer comes back encrypted, and the stream records the handshake.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 
@@ -22,7 +24,8 @@ struct Fixture {
   std::unique_ptr<tls::TlsConfig> proxy_tls = *tls::TlsConfig::create(ca, {});
   std::unique_ptr<tls::TlsConfig> client_tls;  // trusts `ca`
   ProxyOptions options;
-  std::string ca_file = ::testing::TempDir() + "/tls_layer_test_ca.pem";
+  // One file per process: ctest runs the tests of this suite in parallel processes.
+  std::string ca_file = ::testing::TempDir() + "/tls_layer_test_ca." + std::to_string(::getpid()) + ".pem";
 
   Fixture() {
     std::ofstream(ca_file) << ca.cert_pem();
