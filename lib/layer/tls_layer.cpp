@@ -237,7 +237,9 @@ void TlsLayer::on_client_established(core::Timestamp now, Commands& out) {
   info.sni = hello_.sni;
   info.alpn = client_->alpn();
   ctx_.set_tls(std::move(info));
-  record_handshake(client_.get(), nullptr, {}, now, out, {{"leaf", leaf_minted_ ? "minted" : "cached"}});
+  envelope::Tags tags{{"leaf", leaf_minted_ ? "minted" : "cached"}};
+  if (client_->resumed()) tags.emplace_back("resumed", "true");
+  record_handshake(client_.get(), nullptr, {}, now, out, std::move(tags));
   child_ = factory_(ctx_, spec_.server);
   to_child(Start{}, now, out);
   if (auto it = wrapped_.find(spec_.server); spec_.server && it != wrapped_.end()) {

@@ -259,9 +259,32 @@ void Connection::open(OpenConnection cmd) {
     boost::system::error_code ignored;
     sock->close(ignored);
   });
+  auto connect = [sock, timed_out, done, target, timeout = deps_.connect_timeout](const auto& endpoints) {
+    asio::async_connect(*sock, endpoints, [sock, timed_out, done, target, timeout](boost::system::error_code ec,
+                                                                                   const tcp::endpoint&) {
+      if (*timed_out) {
+        done("connect_timeout", "no connection to " + target + " within " + std::to_string(timeout.count()) + " ms");
+      } else if (ec == asio::error::connection_refused) {
+        done("connect_refused", "connection refused by " + target);
+      } else if (ec == asio::error::network_unreachable || ec == asio::error::host_unreachable) {
+        done("unreachable", target + " is unreachable: " + ec.message());
+      } else if (ec) {
+        done("connect_failed", "cannot connect to " + target + ": " + ec.message());
+      } else {
+        done({}, {});
+      }
+    });
+  };
+  // An address needs no lookup (the resolver would hop to its own thread and back for nothing).
+  boost::system::error_code not_literal;
+  auto address = asio::ip::make_address(cmd.host, not_literal);
+  if (!not_literal) {
+    connect(std::vector<tcp::endpoint>{tcp::endpoint(address, cmd.port)});
+    return;
+  }
   resolver->async_resolve(
       cmd.host, std::to_string(cmd.port),
-      [resolver, sock, timed_out, done, target, timeout = deps_.connect_timeout](
+      [resolver, timed_out, done, connect, target, timeout = deps_.connect_timeout](
           boost::system::error_code ec, tcp::resolver::results_type results) {
         if (*timed_out) {
           done("connect_timeout", "no answer from " + target + " within " + std::to_string(timeout.count()) + " ms");
@@ -271,20 +294,7 @@ void Connection::open(OpenConnection cmd) {
           done("dns_failure", "cannot resolve " + target + ": " + ec.message());
           return;
         }
-        asio::async_connect(*sock, results, [sock, timed_out, done, target, timeout](boost::system::error_code ec,
-                                                                                    const tcp::endpoint&) {
-          if (*timed_out) {
-            done("connect_timeout", "no connection to " + target + " within " + std::to_string(timeout.count()) + " ms");
-          } else if (ec == asio::error::connection_refused) {
-            done("connect_refused", "connection refused by " + target);
-          } else if (ec == asio::error::network_unreachable || ec == asio::error::host_unreachable) {
-            done("unreachable", target + " is unreachable: " + ec.message());
-          } else if (ec) {
-            done("connect_failed", "cannot connect to " + target + ": " + ec.message());
-          } else {
-            done({}, {});
-          }
-        });
+        connect(results);
       });
 }
 

@@ -399,6 +399,8 @@ std::string TlsSession::alpn() const {
   return p ? std::string(reinterpret_cast<const char*>(p), len) : std::string();
 }
 
+bool TlsSession::resumed() const { return SSL_session_reused(ssl_) == 1; }
+
 std::optional<CertInfo> TlsSession::peer_certificate() const {
   X509* x = SSL_get0_peer_certificate(ssl_);
   if (!x) return std::nullopt;

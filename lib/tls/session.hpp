@@ -95,6 +95,7 @@ class TlsSession {
   std::string version() const;
   std::string cipher() const;
   std::string alpn() const;
+  bool resumed() const;  // the handshake resumed an earlier session (a ticket or session id)
   std::optional<CertInfo> peer_certificate() const;
   // Why the server's certificate failed verification; empty when it passed (connect side only).
   std::string verify_error() const;

@@ -4,11 +4,12 @@
     tests/bench/tls_bench.py [--sluice build/sluice] [--duration 5] [--connections 16]
 
 wrk (1 thread, N connections, "Connection: close": a new TCP connection and TLS handshake for every
-request) against three TLS-terminating reverse proxies in front of one loopback nginx origin serving
-1 KiB over plain HTTP:
-  nginx (ssl, keepalive upstream) | mitmdump reverse with a given certificate | sluice reverse,
+request) against TLS-terminating reverse proxies in front of one loopback nginx origin serving 1 KiB over
+plain HTTP:
+  nginx (ssl, keepalive upstream; its 1.22 default protocols, and with TLS 1.3 enabled) |
+  mitmdump reverse with a given certificate | sluice reverse,
   recording every flow and handshake to a zstd file, with a leaf from its CA (minted once, cached)
-All three present an ECDSA P-256 certificate, so the signatures cost the same. Rounds over all of
+All present an ECDSA P-256 certificate, so the signatures cost the same. Rounds over all of
 them, medians reported, with requests/s (= handshakes/s), p50/p99 latency and peak RSS, and sluice's
 ratios. Not a test: it asserts nothing and prints numbers for tests/bench/RESULTS.md.
 """
@@ -69,11 +70,17 @@ def main():
 
     origin, origin_port = start_nginx(work, "origin", 1,
                                       "server { listen 127.0.0.1:%%d; location / { root %s; } }" % work)
-    nginx_proxy, nginx_port = start_nginx(work, "proxy", args.workers, """upstream origin { server 127.0.0.1:%d; keepalive 64; }
-server { listen 127.0.0.1:%%d ssl; ssl_certificate %s; ssl_certificate_key %s;
+    # nginx 1.22's default protocols stop at TLS 1.2 (where wrk's resumed sessions skip the key exchange
+    # altogether); nginx >= 1.23.4 enables TLS 1.3 by default, which sluice and mitmdump negotiate. Both
+    # are measured.
+    peers = []
+    for name, protocols in (("nginx TLS reverse proxy (1.22 defaults: TLS 1.2)", ""),
+                            ("nginx TLS reverse proxy, TLS 1.3", "ssl_protocols TLSv1.2 TLSv1.3;")):
+        proc, port = start_nginx(work, "proxy%d" % len(peers), args.workers, """upstream origin { server 127.0.0.1:%d; keepalive 64; }
+server { listen 127.0.0.1:%%d ssl; ssl_certificate %s; ssl_certificate_key %s; %s
   location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }"""
-                                          % (origin_port, cert, key))
-    peers = [("nginx TLS reverse proxy", nginx_proxy, nginx_port)]
+                                 % (origin_port, cert, key, protocols))
+        peers.append((name, proc, port))
     if not args.skip_mitmdump:
         mitm_port = free_port()
         mitm = subprocess.Popen(["mitmdump", "-q", "-p", str(mitm_port), "--mode",
@@ -124,7 +131,8 @@ server { listen 127.0.0.1:%%d ssl; ssl_certificate %s; ssl_certificate_key %s;
         print("| %s | %.0f%s | %.2f | %.2f | %.1f |" % (name, r["rps"], err, r["p50"], r["p99"], rss[name]))
     print()
     s = results["sluice reverse, TLS, recording"]["rps"]
-    ratios = ["%.2fx nginx" % (s / results["nginx TLS reverse proxy"]["rps"])]
+    ratios = ["%.2fx nginx (TLS 1.2)" % (s / results["nginx TLS reverse proxy (1.22 defaults: TLS 1.2)"]["rps"]),
+              "%.2fx nginx (TLS 1.3)" % (s / results["nginx TLS reverse proxy, TLS 1.3"]["rps"])]
     if not args.skip_mitmdump:
         ratios.append("%.1fx mitmdump" % (s / results["mitmdump 8.1 reverse, TLS"]["rps"]))
     print("sluice new TLS connections/s: %s" % ", ".join(ratios))
