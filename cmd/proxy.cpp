@@ -30,6 +30,7 @@ struct ProxyConfig {
   double header_timeout = 30;
   double first_byte_timeout = 60;
   double idle_timeout = 75;
+  double detect_timeout = 0.5;
   std::string record_body_limit = "16MiB";
   bool keep_host_header = false;
   std::string proxy_auth, upstream_auth;
@@ -113,9 +114,6 @@ int run_proxy(const ProxyConfig& cfg) {
   for (const auto& spec : cfg.modes.empty() ? std::vector<std::string>{"regular"} : cfg.modes) {
     auto m = layer::parse_mode_spec(spec);
     if (!m) throw CommandError(kUsage, "proxy: " + m.error().message);
-    if (!layer::mode_available(m->kind))
-      throw CommandError(kUsage, "proxy: mode '" + spec + "' is not available in this build yet; " +
-                                     "it serves regular, reverse:http://, upstream:http://, tcp: and raw:");
     opts.modes.push_back(*m);
   }
   opts.threads = cfg.threads;
@@ -124,6 +122,7 @@ int run_proxy(const ProxyConfig& cfg) {
   opts.layer.header_timeout = millis(cfg.header_timeout);
   opts.layer.first_byte_timeout = millis(cfg.first_byte_timeout);
   opts.layer.idle_timeout = millis(cfg.idle_timeout);
+  opts.layer.detect_timeout = millis(cfg.detect_timeout);
   opts.layer.record_body_limit = parse_size(cfg.record_body_limit, "--record-body-limit");
   opts.layer.keep_host_header = cfg.keep_host_header;
   for (const auto* cred : {&cfg.proxy_auth, &cfg.upstream_auth})
@@ -189,7 +188,8 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
   auto* sub = app.add_subcommand("proxy", "Intercept traffic and write it as a stream of envelopes");
   sub->add_option("-m,--mode", cfg->modes,
                   "MODE[:DATA][@[HOST:]PORT], repeatable: regular, reverse:http[s]://HOST[:PORT], "
-                  "upstream:http://HOST:PORT, tcp:HOST:PORT@PORT, raw:HOST:PORT@PORT (default regular@127.0.0.1:8080)");
+                  "upstream:http://HOST:PORT, tcp:HOST:PORT@PORT, raw:HOST:PORT@PORT, socks5[@PORT] "
+                  "(default regular@127.0.0.1:8080)");
   sub->add_option("-w,--write", cfg->write, "Write the stream to PATH ('-': standard output)");
   sub->add_option("--format", cfg->format, "Stream encoding")->check(CLI::IsMember({"jsonl", "cbor"}));
   sub->add_flag("--no-compress", cfg->no_compress, "Write the stream without zstd compression");
@@ -207,6 +207,10 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
   sub->add_option("--idle-timeout", cfg->idle_timeout,
                   "Seconds without a byte before a connection is closed (default 75)")
       ->check(CLI::Range(0.1, 86400.0));
+  sub->add_option("--detect-timeout", cfg->detect_timeout,
+                  "Seconds a tunnel's client may stay silent before it is taken for a server-first protocol "
+                  "(default 0.5)")
+      ->check(CLI::Range(0.01, 3600.0));
   sub->add_option("--record-body-limit", cfg->record_body_limit,
                   "Body bytes recorded per message, e.g. 16MiB, 512k; 0 records everything (default 16MiB)");
   sub->add_flag("--keep-host-header", cfg->keep_host_header, "Reverse mode: send the client's Host header unchanged");

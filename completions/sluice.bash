@@ -22,12 +22,12 @@ _sluice() {
                 --format) COMPREPLY=($(compgen -W "jsonl cbor" -- "$cur")); return ;;
                 -w|--write) _filedir; return ;;
                 -m|--mode) COMPREPLY=($(compgen -W "regular tcp: raw: reverse: upstream: socks5" -- "$cur")); compopt -o nospace; return ;;
-                --threads|--grace|--connect-timeout|--header-timeout|--first-byte-timeout|--idle-timeout) return ;;
+                --threads|--grace|--connect-timeout|--header-timeout|--first-byte-timeout|--idle-timeout|--detect-timeout) return ;;
                 --record-body-limit|--proxy-auth|--upstream-auth|--cert-cache|--tls-passthrough) return ;;
                 --ca-dir) _filedir -d; return ;;
                 --ca-cert|--ca-key|--server-ca|--client-cert) _filedir; return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --mode -w --write --format --no-compress --threads --grace --connect-timeout --header-timeout --first-byte-timeout --idle-timeout --record-body-limit --keep-host-header --proxy-auth --upstream-auth --ca-dir --ca-cert --ca-key --ca-ephemeral --cert-cache --insecure --server-ca --client-cert --tls-passthrough -v --verbose --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "-m --mode -w --write --format --no-compress --threads --grace --connect-timeout --header-timeout --first-byte-timeout --idle-timeout --detect-timeout --record-body-limit --keep-host-header --proxy-auth --upstream-auth --ca-dir --ca-cert --ca-key --ca-ephemeral --cert-cache --insecure --server-ca --client-cert --tls-passthrough -v --verbose --help" -- "$cur"))
             ;;
         show)
             case $prev in

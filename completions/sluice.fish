@@ -17,6 +17,7 @@ complete -c sluice -n "__fish_seen_subcommand_from proxy" -l connect-timeout -x 
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l header-timeout -x -d 'Seconds for a request head (then 408)'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l first-byte-timeout -x -d 'Seconds for a server to answer (then 504)'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l idle-timeout -x -d 'Seconds without a byte before closing'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l detect-timeout -x -d 'Seconds a silent tunnel client waits (0.5)'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l record-body-limit -x -d 'Body bytes recorded per message (16MiB)'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l keep-host-header -d 'Reverse mode: keep the client Host header'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l proxy-auth -x -d 'USER:PASS clients must present'

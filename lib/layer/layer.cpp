@@ -97,13 +97,18 @@ envelope::Context ConnectionContext::envelope_context(std::string server) const 
   return c;
 }
 
-NextLayer::NextLayer(ConnectionContext& ctx, LayerDecider decider, bool decide_at_start)
-    : ctx_(ctx), decider_(std::move(decider)), decide_at_start_(decide_at_start) {}
+NextLayer::NextLayer(ConnectionContext& ctx, LayerDecider decider, bool decide_at_start,
+                     std::chrono::milliseconds silence)
+    : ctx_(ctx), decider_(std::move(decider)), decide_at_start_(decide_at_start), silence_(silence) {}
 
 bool NextLayer::decide(bool at_eof, core::Timestamp now, Commands& out) {
   constexpr size_t kMaxPeek = 64 * 1024;  // past this, the decider must choose with what it has
   child_ = decider_(ctx_, buffered_, at_eof || buffered_.size() >= kMaxPeek);
   if (!child_) return false;
+  if (timer_) {
+    out.push_back(CancelTimer{timer_});
+    timer_ = 0;
+  }
   child_->handle(Start{}, now, out);
   if (!buffered_.empty()) {
     core::Bytes first;
@@ -119,7 +124,17 @@ void NextLayer::handle(const Event& event, core::Timestamp now, Commands& out) {
     return;
   }
   if (std::holds_alternative<Start>(event)) {
-    if (decide_at_start_) decide(false, now, out);
+    if (decide_at_start_) {
+      decide(false, now, out);
+    } else if (silence_.count() > 0) {
+      timer_ = ctx_.new_command();
+      out.push_back(StartTimer{timer_, silence_});
+    }
+    return;
+  }
+  if (const auto* t = std::get_if<TimerFired>(&event); t && t->id == timer_) {
+    timer_ = 0;
+    decide(true, now, out);  // the client stayed silent: a server-first protocol
     return;
   }
   if (const auto* d = std::get_if<DataReceived>(&event); d && d->conn == kClientConn) {

@@ -191,10 +191,13 @@ class Layer {
 using LayerDecider =
     std::function<std::unique_ptr<Layer>(ConnectionContext& ctx, core::ByteView first_bytes, bool at_eof)>;
 
+// When a server speaks or closes first, or the client stays silent for `silence` (0: no limit), the
+// decider is asked with `at_eof` true: it must choose with what it has.
 class NextLayer final : public Layer {
  public:
-  // `decide_at_start`: ask the decider on Start with no bytes (server-first protocols, forced modes).
-  NextLayer(ConnectionContext& ctx, LayerDecider decider, bool decide_at_start);
+  // `decide_at_start`: ask the decider on Start with no bytes (forced modes).
+  NextLayer(ConnectionContext& ctx, LayerDecider decider, bool decide_at_start,
+            std::chrono::milliseconds silence = std::chrono::milliseconds(0));
   void handle(const Event& event, core::Timestamp now, Commands& out) override;
   std::string_view name() const override { return "next"; }
 
@@ -204,6 +207,8 @@ class NextLayer final : public Layer {
   ConnectionContext& ctx_;
   LayerDecider decider_;
   bool decide_at_start_;
+  std::chrono::milliseconds silence_;
+  CommandId timer_ = 0;
   std::unique_ptr<Layer> child_;
   core::Bytes buffered_;
 };

@@ -107,6 +107,7 @@ core::Result<ModeSpec> parse_mode_spec(std::string_view spec) {
     m.target_port = hp->second;
   } else if (name == "socks5") {
     m.kind = ModeSpec::Kind::socks5;
+    if (spec.rfind('@') == std::string_view::npos) m.listen_port = 1080;  // SOCKS's own default
   } else {
     return core::make_error("unknown mode '" + std::string(name) +
                             "' (expected regular, reverse, upstream, tcp, raw or socks5)");

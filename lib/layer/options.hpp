@@ -20,6 +20,8 @@ struct ProxyOptions {
   std::chrono::milliseconds header_timeout{30'000};      // a request head must arrive within this
   std::chrono::milliseconds first_byte_timeout{60'000};  // the server's answer must begin within this
   std::chrono::milliseconds idle_timeout{75'000};        // no byte either way for this long: close
+  // A tunnel or TCP forward whose client says nothing for this long is a server-first protocol: raw.
+  std::chrono::milliseconds detect_timeout{500};
   // TLS interception (the CA, trust, passthrough); nullptr: TLS is not intercepted, CONNECT tunnels raw
   // bytes, and https:// targets are refused. Owned by the caller.
   const tls::TlsConfig* tls = nullptr;

@@ -1,7 +1,9 @@
 #include "layer/root_layer.hpp"
 
+#include "core/ascii.hpp"
 #include "layer/http1_layer.hpp"
 #include "layer/raw_layer.hpp"
+#include "layer/socks5_layer.hpp"
 #include "layer/tls_layer.hpp"
 
 namespace sluice::layer {
@@ -9,6 +11,32 @@ namespace sluice::layer {
 namespace {
 
 constexpr char kHandshakeRecord = 0x16;
+
+std::string authority(const std::string& host, uint16_t port) {
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+// A TLS record header: handshake type, major version 3. Needs two bytes to say yes.
+enum class Verdict3 : uint8_t { yes, no, more };
+Verdict3 starts_tls(core::ByteView b) {
+  if (b.empty()) return Verdict3::more;
+  if (b[0] != kHandshakeRecord) return Verdict3::no;
+  if (b.size() < 2) return Verdict3::more;
+  return b[1] == 0x03 ? Verdict3::yes : Verdict3::no;
+}
+
+// An HTTP/1.x request line: METHOD SP target SP HTTP/1.x CRLF.
+Verdict3 starts_http1(core::ByteView b) {
+  size_t i = 0;
+  while (i < b.size() && b[i] >= 'A' && b[i] <= 'Z') ++i;
+  if (i == b.size()) return i < 24 ? Verdict3::more : Verdict3::no;
+  if (i == 0 || b[i] != ' ') return Verdict3::no;
+  size_t eol = b.find('\n', i);
+  if (eol == core::ByteView::npos) return b.size() < 8192 ? Verdict3::more : Verdict3::no;
+  core::ByteView line = b.substr(0, eol);
+  if (line.ends_with('\r')) line.remove_suffix(1);
+  return line.size() > 9 && line.substr(line.size() - 9, 8) == " HTTP/1." ? Verdict3::yes : Verdict3::no;
+}
 
 std::unique_ptr<Layer> http1(ConnectionContext& ctx, ConnId) { return std::make_unique<Http1Layer>(ctx); }
 
@@ -23,12 +51,32 @@ std::unique_ptr<Layer> http1_maybe_tls(ConnectionContext& ctx, core::ByteView fi
   return std::make_unique<TlsLayer>(ctx, std::move(spec), http1);
 }
 
-}  // namespace
-
-bool mode_available(ModeSpec::Kind kind) {
-  return kind == ModeSpec::Kind::tcp || kind == ModeSpec::Kind::raw || kind == ModeSpec::Kind::regular ||
-         kind == ModeSpec::Kind::reverse || kind == ModeSpec::Kind::upstream;
+// The decider for the bytes to host:port: TLS (intercepted), HTTP/1.x, or raw. `server` is the
+// connection to it when one is open (a CONNECT tunnel), else 0 (the chosen layer connects). Inside
+// TLS (`in_tls`), the same detection runs again on the plaintext.
+LayerDecider detect(ConnId server, std::string host, uint16_t port, bool in_tls) {
+  return [server, host, port, in_tls](ConnectionContext& c, core::ByteView first,
+                                      bool at_eof) -> std::unique_ptr<Layer> {
+    if (first.empty() && !at_eof) return nullptr;
+    if (!in_tls && c.options().tls) {
+      Verdict3 t = starts_tls(first);
+      if (t == Verdict3::more && !at_eof) return nullptr;
+      if (t == Verdict3::yes) {
+        TlsLayerSpec spec{true, server, host, port};
+        return std::make_unique<TlsLayer>(c, std::move(spec), [host, port](ConnectionContext& cc, ConnId s) {
+          return std::make_unique<NextLayer>(cc, detect(s, host, port, true), false, cc.options().detect_timeout);
+        });
+      }
+    }
+    Verdict3 h = starts_http1(first);
+    if (h == Verdict3::more && !at_eof) return nullptr;
+    if (h == Verdict3::yes) return std::make_unique<Http1Layer>(c, Http1Target{host, port, in_tls, server});
+    if (server) return std::make_unique<RawLayer>(c, server, authority(host, port), c.new_stream_id());
+    return std::make_unique<RawLayer>(c, host, port, c.new_stream_id());
+  };
 }
+
+}  // namespace
 
 std::unique_ptr<Layer> make_root_layer(ConnectionContext& ctx) {
   const ModeSpec& mode = ctx.mode();
@@ -37,14 +85,8 @@ std::unique_ptr<Layer> make_root_layer(ConnectionContext& ctx) {
     case ModeSpec::Kind::raw:
       return std::make_unique<RawLayer>(ctx, mode.target_host, mode.target_port, ctx.conn_id());
     case ModeSpec::Kind::tcp:
-      // Detection picks the layer from the client's first bytes; raw bytes are the only protocol this
-      // decider knows so far, and it decides at once so that server-first protocols work.
-      return std::make_unique<NextLayer>(
-          ctx,
-          [](ConnectionContext& c, core::ByteView, bool) -> std::unique_ptr<Layer> {
-            return std::make_unique<RawLayer>(c, c.mode().target_host, c.mode().target_port, c.conn_id());
-          },
-          true);
+      return std::make_unique<NextLayer>(ctx, detect(0, mode.target_host, mode.target_port, false), false,
+                                         ctx.options().detect_timeout);
     case ModeSpec::Kind::reverse:
       // A reverse proxy answers TLS and plain clients alike, whatever the target's scheme.
       if (tls) return std::make_unique<NextLayer>(ctx, http1_maybe_tls, false);
@@ -53,25 +95,13 @@ std::unique_ptr<Layer> make_root_layer(ConnectionContext& ctx) {
     case ModeSpec::Kind::upstream:
       if (tls) return std::make_unique<TlsLayer>(ctx, TlsLayerSpec{}, http1);
       return std::make_unique<Http1Layer>(ctx);
-    default: return nullptr;
+    case ModeSpec::Kind::socks5: return std::make_unique<Socks5Layer>(ctx);
   }
+  return nullptr;
 }
 
 std::unique_ptr<Layer> make_tunnel_layer(ConnectionContext& ctx, ConnId server, const std::string& host, uint16_t port) {
-  std::string key = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
-  if (!ctx.options().tls) return std::make_unique<RawLayer>(ctx, server, key, ctx.new_stream_id());
-  return std::make_unique<NextLayer>(
-      ctx,
-      [server, host, port, key](ConnectionContext& c, core::ByteView first, bool at_eof) -> std::unique_ptr<Layer> {
-        if (first.empty() && !at_eof) return nullptr;
-        if (first.empty() || first[0] != kHandshakeRecord)
-          return std::make_unique<RawLayer>(c, server, key, c.new_stream_id());
-        TlsLayerSpec spec{true, server, host, port};
-        return std::make_unique<TlsLayer>(c, std::move(spec), [host, port](ConnectionContext& cc, ConnId s) {
-          return std::make_unique<Http1Layer>(cc, Http1Target{host, port, true, s});
-        });
-      },
-      false);
+  return std::make_unique<NextLayer>(ctx, detect(server, host, port, false), false, ctx.options().detect_timeout);
 }
 
 }  // namespace sluice::layer

@@ -5,9 +5,7 @@
 
 namespace sluice::layer {
 
-// True when this build serves `kind` (the others arrive with the SOCKS5 layer).
-bool mode_available(ModeSpec::Kind kind);
-// The layer stack for a new client connection; nullptr when !mode_available(ctx.mode().kind).
+// The layer stack for a new client connection.
 std::unique_ptr<Layer> make_root_layer(ConnectionContext& ctx);
 // The layer for the bytes of a tunnel to host:port over `server` (already open): with TLS interception
 // on, a ClientHello starts a TLS layer (or passes through), anything else stays raw bytes.

@@ -6,7 +6,9 @@ import select
 import signal
 import socket
 import atexit
+import http.server
 import shutil
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -19,6 +21,39 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DATA_HOME = tempfile.mkdtemp(prefix="sluice-test-xdg-")
 atexit.register(shutil.rmtree, DATA_HOME, True)
 TEST_ENV = dict(os.environ, XDG_DATA_HOME=DATA_HOME)
+
+
+class HelloHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with "hello from PATH\\n" (HTTP/1.1, keep-alive)."""
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        body = ("hello from %s\n" % self.path).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def serve_hello(cert=None, key=None, alpn=None, client_ca=None, handler=HelloHandler):
+    """A loopback HTTP origin in a thread; HTTPS with `cert`/`key` (optionally offering `alpn` and
+    requiring client certificates from `client_ca`)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    if cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        if alpn:
+            ctx.set_alpn_protocols(alpn)
+        if client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(client_ca)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 class EchoServer:
@@ -54,6 +89,11 @@ class EchoServer:
 
     def close(self):
         self.sock.close()
+
+
+def curl(*args):
+    """curl -sS with a 10 s limit; the CompletedProcess (stdout and stderr as bytes)."""
+    return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True, timeout=30)
 
 
 def closed_port():
@@ -115,6 +155,16 @@ def records(stream_bytes):
 
 def connect(port, host="127.0.0.1"):
     return socket.create_connection((host, port), timeout=10)
+
+
+def recv_all(sock):
+    """Everything the peer sends until it closes."""
+    buf = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return buf
+        buf += chunk
 
 
 def recv_exactly(sock, n):

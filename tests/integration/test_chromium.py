@@ -7,17 +7,15 @@ Chromium send loopback traffic through the proxy at all (it bypasses it by defau
 import base64
 import http.server
 import os
-import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 import warnings
 
 sys.path.insert(0, os.path.dirname(__file__))
-from support import SLUICE, TEST_ENV, Proxy, records  # noqa: E402
+from support import SLUICE, TEST_ENV, Proxy, records, serve_hello  # noqa: E402
 from test_tls import Pki  # noqa: E402
 
 warnings.simplefilter("ignore", ResourceWarning)
@@ -54,12 +52,7 @@ class Chromium(unittest.TestCase):
     def test_page_with_subresources_loads_through_the_proxy(self):
         with tempfile.TemporaryDirectory() as d:
             pki = Pki(d)
-            site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
-            site.daemon_threads = True
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(pki.cert, pki.key)
-            site.socket = ctx.wrap_socket(site.socket, server_side=True)
-            threading.Thread(target=site.serve_forever, daemon=True).start()
+            site = serve_hello(pki.cert, pki.key, handler=Site)
             spki = subprocess.run([SLUICE, "ca", "spki"], capture_output=True, check=True, env=TEST_ENV,
                                   timeout=30).stdout.decode().strip()
             proxy = Proxy("--mode", "regular@0", "--server-ca", pki.ca)

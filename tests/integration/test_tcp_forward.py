@@ -8,11 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from support import SLUICE, EchoServer, Proxy, closed_port, connect, records, recv_exactly  # noqa: E402
+from support import recv_all, SLUICE, EchoServer, Proxy, closed_port, connect, records, recv_exactly, serve_hello  # noqa: E402
 
 
 def reassemble(recs, direction):
@@ -73,6 +74,21 @@ class TcpForward(unittest.TestCase):
         recs = records(out)
         self.assertEqual(len({r["stream_id"] for r in recs if r["type"] == "envelope"}), 40)
         self.assertEqual(len([r for r in recs if r["type"] == "end"]), 40)
+
+    def test_http_through_a_tcp_forward_is_detected(self):
+        server = serve_hello()
+        proxy = Proxy("--mode", "tcp:127.0.0.1:%d@0" % server.server_address[1])
+        with connect(proxy.port) as c:
+            c.sendall(b"GET /detected HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            got = recv_all(c)
+        self.assertTrue(got.endswith(b"hello from /detected\n"), got)
+        time.sleep(0.2)
+        code, out = proxy.stop()
+        server.shutdown()
+        envs = [r for r in records(out) if r["type"] == "envelope"]
+        self.assertEqual([e["protocol"] for e in envs], ["http", "http"])
+        self.assertEqual(envs[0]["message"]["path"], "/detected")
+        self.assertEqual(base64.b64decode(envs[0]["raw"]), b"GET /detected HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 
     def test_server_first_protocol(self):
         greeter = EchoServer(greeting=b"220 loopback ESMTP ready\r\n")

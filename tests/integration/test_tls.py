@@ -10,16 +10,14 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
-import http.server
 import warnings
 
 warnings.simplefilter("ignore", ResourceWarning)
 
 sys.path.insert(0, os.path.dirname(__file__))
-from support import ROOT, SLUICE, TEST_ENV, Proxy, records  # noqa: E402
+from support import recv_all, curl, records, serve_hello, Proxy, ROOT, SLUICE, TEST_ENV  # noqa: E402
 
 
 def sh(*args, **kw):
@@ -56,44 +54,18 @@ class Pki:
         return j(name + ".pem"), j(name + ".key")
 
 
-class Hello(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):
-        body = ("hello from %s\n" % self.path).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 def origin(pki, alpn=None, client_ca=None):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello)
-    server.daemon_threads = True
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(pki.cert, pki.key)
-    if alpn:
-        ctx.set_alpn_protocols(alpn)
-    if client_ca:
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_verify_locations(client_ca)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return serve_hello(pki.cert, pki.key, alpn=alpn, client_ca=client_ca)
 
-
-def curl(*args):
-    return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True, timeout=30)
 
 
 def envelopes(recs, protocol):
     return [r for r in recs if r["type"] == "envelope" and r["protocol"] == protocol]
 
 
-class Tls(unittest.TestCase):
+class PkiCase(unittest.TestCase):
+    """A test PKI for origins, and sluice's CA exported for clients (`sluice_ca`)."""
+
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
@@ -105,6 +77,8 @@ class Tls(unittest.TestCase):
     def tearDownClass(cls):
         cls.tmp.cleanup()
 
+
+class Tls(PkiCase):
     def proxy(self, *args, env=None):
         return Proxy("--mode", "regular@0", *args, env=env)
 
@@ -246,12 +220,7 @@ class Tls(unittest.TestCase):
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
             s.sendall(b"GET https://localhost:%d/abs HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
                       % o.server_address[1])
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = recv_all(s)
         self.assertTrue(data.startswith(b"HTTP/1.1 200"), data)
         self.assertTrue(data.endswith(b"hello from /abs\n"), data)
         self.finish(proxy)
@@ -272,12 +241,7 @@ class Tls(unittest.TestCase):
                 self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
                 with ctx.wrap_socket(raw, server_hostname="localhost") as s:
                     s.sendall(b"GET /n%d HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" % i)
-                    data = b""
-                    while True:
-                        chunk = s.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
+                    data = recv_all(s)
                     self.assertTrue(data.endswith(b"hello from /n%d\n" % i), data)
         recs = self.finish(proxy)
         o.shutdown()
