@@ -5,6 +5,7 @@
 #include "core/ascii.hpp"
 #include "core/base64.hpp"
 #include "layer/root_layer.hpp"
+#include "layer/sse.hpp"
 
 namespace sluice::layer {
 
@@ -51,6 +52,7 @@ struct Http1Layer::Exchange {
   core::Timestamp request_sent_at;
   bool response_begun = false;  // bytes of the final response went to the client
   bool server_extra = false;    // the server sent bytes after its response: do not reuse
+  std::unique_ptr<SseParser> sse;  // the response is an event stream
 };
 
 Http1Layer::Http1Layer(ConnectionContext& ctx, std::optional<Http1Target> target)
@@ -355,6 +357,22 @@ void Http1Layer::on_body(Message& m, Http1Parser& parser, core::ByteView wire, c
     else
       send_to_client(core::Bytes(wire), out);
   }
+  // An event stream: one `sse` envelope per event, as soon as its blank line has gone to the client.
+  if (m.direction == Direction::receive && ex_->sse && !decoded.empty()) {
+    ex_->sse->feed(decoded, [&](SseEvent&& ev) {
+      envelope::Envelope e;
+      e.stream_id = stream_id_;
+      e.flow_id = ex_->flow_id;
+      e.seq = seq_++;
+      e.direction = Direction::receive;
+      e.protocol = envelope::Protocol::sse;
+      e.time = now;
+      e.context = ex_->context;
+      e.raw = std::move(ev.raw);
+      e.message = envelope::SseMessage{std::move(ev.id), std::move(ev.event), std::move(ev.data), ev.retry, {}};
+      out.push_back(EmitRecord{std::move(e)});
+    });
+  }
 }
 
 void Http1Layer::start_streaming(Message& m, Commands& out) {
@@ -595,8 +613,11 @@ void Http1Layer::on_response_head(Commands& out) {
     return;
   }
   auto type = find_header(resp.head.headers, "content-type");
-  // Event streams go to the client as they arrive, whatever the body limit.
-  if (type && type->substr(0, 17) == "text/event-stream") start_streaming(resp, out);
+  // Event streams go to the client as they arrive, whatever the body limit, and are recorded per event.
+  if (type && core::iequals(type->substr(0, 17), "text/event-stream")) {
+    x.sse = std::make_unique<SseParser>();
+    start_streaming(resp, out);
+  }
 }
 
 void Http1Layer::on_response_complete(core::ByteView rest, core::Timestamp now, Commands& out) {
