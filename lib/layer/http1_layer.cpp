@@ -6,6 +6,7 @@
 #include "core/base64.hpp"
 #include "layer/root_layer.hpp"
 #include "layer/sse.hpp"
+#include "layer/ws_layer.hpp"
 
 namespace sluice::layer {
 
@@ -53,6 +54,7 @@ struct Http1Layer::Exchange {
   bool response_begun = false;  // bytes of the final response went to the client
   bool server_extra = false;    // the server sent bytes after its response: do not reuse
   std::unique_ptr<SseParser> sse;  // the response is an event stream
+  std::optional<WsDeflate> websocket;  // a 101 to WebSocket, with its deflate parameters
 };
 
 Http1Layer::Http1Layer(ConnectionContext& ctx, std::optional<Http1Target> target)
@@ -640,6 +642,13 @@ void Http1Layer::on_response_complete(core::ByteView rest, core::Timestamp now, 
     return;
   }
   if (status == 101 || (x.req.head.method == "CONNECT" && status / 100 == 2)) {
+    if (status == 101) {  // read before recording takes the headers
+      auto upgrade = find_header(resp.head.headers, "upgrade");
+      if (upgrade && core::iequals(*upgrade, "websocket")) {
+        auto ext = find_header(resp.head.headers, "sec-websocket-extensions");
+        x.websocket = ext ? parse_ws_extensions(*ext) : WsDeflate{};
+      }
+    }
     send_to_client(resp.head.raw, out);
     x.response_begun = true;
     record_message(resp, now, out);
@@ -878,7 +887,9 @@ void Http1Layer::start_tunnel(core::ByteView server_rest, core::Timestamp now, C
   ConnId server = x.server;
   if (x.local_connect)
     tunnel_ = make_tunnel_layer(ctx_, server, x.host, x.port);
-  else  // an upgrade, or a CONNECT through an upstream proxy: bytes as they are
+  else if (x.websocket)
+    tunnel_ = std::make_unique<WsLayer>(ctx_, server, x.key, ctx_.new_stream_id(), x.flow_id, *x.websocket);
+  else  // another upgrade, or a CONNECT through an upstream proxy: bytes as they are
     tunnel_ = std::make_unique<RawLayer>(ctx_, server, x.key, ctx_.new_stream_id());
   tunnel_->handle(Start{}, now, out);
   ex_.reset();

@@ -331,13 +331,26 @@ TEST(Http1Layer, ExpectContinueSendsTheHeadFirst) {
   EXPECT_EQ(envs[1].direction, envelope::Direction::send);
 }
 
+TEST(Http1Layer, UpgradeToWebSocketHandsTheConnectionsToTheWebSocketLayer) {
+  Fixture f("reverse:http://o@0");
+  LayerDriver d(f.layer());
+  d.client("GET /ws HTTP/1.1\r\nHost: o\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  d.server(std::string("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\r\n") +
+           "\x81\x02hi");  // a text frame right behind the head
+  EXPECT_TRUE(d.sent[kClientConn].ends_with("\r\n\r\n\x81\x02hi"));
+  auto envs = d.envelopes();
+  ASSERT_EQ(envs.back().protocol, envelope::Protocol::ws);
+  EXPECT_EQ(std::get<envelope::WsMessage>(envs.back().message).payload, "hi");
+  EXPECT_EQ(envs.back().flow_id, "c1-0");  // the upgrade's flow
+}
+
 TEST(Http1Layer, UpgradeHandsBothConnectionsToATunnel) {
   Fixture f("reverse:http://o@0");
   LayerDriver d(f.layer());
-  std::string req = "GET /ws HTTP/1.1\r\nHost: o\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+  std::string req = "GET /ws HTTP/1.1\r\nHost: o\r\nConnection: Upgrade\r\nUpgrade: x-custom\r\n\r\n";
   d.client(req + "early");
   EXPECT_EQ(d.sent[1], req);
-  d.server("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nhello");
+  d.server("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x-custom\r\n\r\nhello");
   EXPECT_TRUE(d.sent[kClientConn].ends_with("\r\n\r\nhello"));
   EXPECT_EQ(d.sent[1], req + "early");
   d.client("more");

@@ -1,0 +1,296 @@
+#include "layer/ws_layer.hpp"
+
+#include <utility>  // before Boost (GCC 12, C++20)
+
+#include <boost/beast/zlib/inflate_stream.hpp>
+
+#include "core/ascii.hpp"
+
+namespace sluice::layer {
+
+namespace zlib = boost::beast::zlib;
+
+namespace {
+
+constexpr uint64_t kMaxInflated = 64u << 20;  // a message inflating past this is not shown (deflate bomb)
+
+uint64_t be(core::ByteView b, size_t at, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; ++i) v = v << 8 | static_cast<uint8_t>(b[at + i]);
+  return v;
+}
+
+core::ByteView trim(core::ByteView v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+}  // namespace
+
+WsDeflate parse_ws_extensions(std::string_view header) {
+  WsDeflate d;
+  // extension *( ";" param ), extensions separated by ","; the server accepts at most one deflate.
+  size_t start = 0;
+  while (start <= header.size()) {
+    size_t comma = header.find(',', start);
+    core::ByteView ext = header.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    size_t semi = ext.find(';');
+    if (core::iequals(trim(ext.substr(0, semi)), "permessage-deflate")) {
+      d.enabled = true;
+      while (semi != core::ByteView::npos) {
+        size_t next = ext.find(';', semi + 1);
+        core::ByteView param = trim(ext.substr(semi + 1, next == core::ByteView::npos ? core::ByteView::npos : next - semi - 1));
+        param = trim(param.substr(0, param.find('=')));
+        if (core::iequals(param, "client_no_context_takeover")) d.client_no_context_takeover = true;
+        if (core::iequals(param, "server_no_context_takeover")) d.server_no_context_takeover = true;
+        semi = next;
+      }
+      return d;
+    }
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return d;
+}
+
+struct WsLayer::Side {
+  ConnId from = 0, to = 0;
+  envelope::Direction direction = envelope::Direction::send;
+  bool client = false;  // frames from the client must be masked
+  core::Bytes buf;      // bytes not parsed into frames yet
+  bool broken = false;  // parsing gave up on this direction; its bytes still pass
+  bool eof = false;
+  uint64_t bytes = 0;
+  // The data message in progress.
+  bool in_message = false;
+  int message_opcode = 0;
+  bool message_compressed = false;
+  size_t message_frames = 0;
+  core::Bytes message;
+  std::unique_ptr<zlib::inflate_stream> inflater;
+  bool no_context_takeover = false;
+
+  // Inflates one whole message (RFC 7692 §7.2.2: the message plus 00 00 ff ff).
+  bool inflate(const core::Bytes& in, core::Bytes& out) {
+    if (!inflater) {
+      inflater = std::make_unique<zlib::inflate_stream>();
+      inflater->reset(15);  // a 15-bit window reads any smaller window too
+    }
+    core::Bytes input = in + core::Bytes("\x00\x00\xff\xff", 4);
+    zlib::z_params zs;
+    zs.next_in = input.data();
+    zs.avail_in = input.size();
+    char buf[16384];
+    out.clear();
+    bool ok = true;
+    for (;;) {
+      zs.next_out = buf;
+      zs.avail_out = sizeof buf;
+      boost::system::error_code ec;
+      inflater->write(zs, zlib::Flush::sync, ec);
+      out.append(buf, sizeof buf - zs.avail_out);
+      if (out.size() > kMaxInflated) {
+        ok = false;
+        break;
+      }
+      if (ec == zlib::error::need_buffers || ec == zlib::error::end_of_stream) break;
+      if (ec) {
+        ok = false;
+        break;
+      }
+      if (zs.avail_in == 0 && zs.avail_out != 0) break;
+    }
+    if (!ok || no_context_takeover) inflater->reset(15);
+    return ok;
+  }
+};
+
+WsLayer::WsLayer(ConnectionContext& ctx, ConnId server, std::string server_name, std::string stream_id,
+                 std::string flow_id, WsDeflate deflate)
+    : ctx_(ctx), server_(server), stream_id_(std::move(stream_id)), flow_id_(std::move(flow_id)),
+      context_(ctx.envelope_context(std::move(server_name))), deflate_(deflate),
+      client_(std::make_unique<Side>()), server_side_(std::make_unique<Side>()) {
+  client_->from = kClientConn, client_->to = server;
+  client_->direction = envelope::Direction::send;
+  client_->client = true;
+  client_->no_context_takeover = deflate.client_no_context_takeover;
+  server_side_->from = server, server_side_->to = kClientConn;
+  server_side_->direction = envelope::Direction::receive;
+  server_side_->no_context_takeover = deflate.server_no_context_takeover;
+}
+
+WsLayer::~WsLayer() = default;
+
+void WsLayer::handle(const Event& event, core::Timestamp now, Commands& out) {
+  if (done_) return;
+  if (const auto* d = std::get_if<DataReceived>(&event)) {
+    if (d->conn == kClientConn)
+      on_data(*client_, d->data, now, out);
+    else if (d->conn == server_)
+      on_data(*server_side_, d->data, now, out);
+  } else if (const auto* c = std::get_if<ConnectionClosed>(&event)) {
+    if (c->conn != kClientConn && c->conn != server_) return;
+    if (c->reset) {
+      done_ = true;
+      out.push_back(CloseConnection{kClientConn, false});
+      out.push_back(CloseConnection{server_, false});
+      envelope::EndRecord end;
+      end.stream_id = stream_id_;
+      end.time = now;
+      end.reason = c->reason == "shutdown" ? "shutdown" : "reset";
+      end.bytes_sent = client_->bytes;
+      end.bytes_received = server_side_->bytes;
+      out.push_back(EmitRecord{std::move(end)});
+      return;
+    }
+    Side& side = c->conn == kClientConn ? *client_ : *server_side_;
+    if (!side.eof) {
+      side.eof = true;
+      out.push_back(CloseConnection{side.to, true});
+    }
+    if (client_->eof && server_side_->eof) finish(now, out);
+  }
+}
+
+void WsLayer::on_data(Side& side, core::ByteView data, core::Timestamp now, Commands& out) {
+  side.bytes += data.size();
+  out.push_back(SendData{side.to, core::Bytes(data)});  // at once: frames are never held back
+  if (side.broken) return;
+  side.buf.append(data);
+  parse(side, now, out);
+}
+
+void WsLayer::parse(Side& side, core::Timestamp now, Commands& out) {
+  uint64_t limit = ctx_.options().record_body_limit;
+  uint64_t max_frame = std::max<uint64_t>(limit ? limit : 64u << 20, 1u << 20);
+  size_t pos = 0;
+  core::ByteView b = side.buf;
+  while (b.size() - pos >= 2) {
+    auto b0 = static_cast<uint8_t>(b[pos]), b1 = static_cast<uint8_t>(b[pos + 1]);
+    bool fin = b0 & 0x80, rsv1 = b0 & 0x40, rsv2 = b0 & 0x20, rsv3 = b0 & 0x10, masked = b1 & 0x80;
+    int opcode = b0 & 0x0f;
+    uint64_t len = b1 & 0x7f;
+    size_t head = 2;
+    if (len == 126) {
+      if (b.size() - pos < 4) break;
+      len = be(b, pos + 2, 2);
+      head = 4;
+    } else if (len == 127) {
+      if (b.size() - pos < 10) break;
+      len = be(b, pos + 2, 8);
+      head = 10;
+    }
+    if (masked) head += 4;
+    envelope::Envelope e;
+    e.stream_id = stream_id_;
+    e.flow_id = flow_id_;
+    e.direction = side.direction;
+    e.protocol = envelope::Protocol::ws;
+    e.time = now;
+    e.context = context_;
+    if (len > max_frame) {  // recorded by its head only; the rest of this direction passes unparsed
+      if (b.size() - pos < head) break;
+      e.seq = seq_++;
+      e.raw = core::Bytes(b.substr(pos, head));
+      envelope::WsMessage m;
+      m.opcode = opcode;
+      m.fin = fin;
+      m.masked = masked;
+      e.message = std::move(m);
+      e.anomalies.push_back({"ws_frame_too_large", "a frame of " + std::to_string(len) +
+                                                       " bytes; this direction is no longer parsed"});
+      out.push_back(EmitRecord{std::move(e)});
+      side.broken = true;
+      side.buf = core::Bytes();
+      return;
+    }
+    if (b.size() - pos < head + len) break;
+    core::ByteView frame = b.substr(pos, head + static_cast<size_t>(len));
+    pos += frame.size();
+    core::Bytes payload(frame.substr(head));
+    if (masked) {
+      core::ByteView key = frame.substr(head - 4, 4);
+      for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(payload[i] ^ key[i & 3]);
+    }
+    envelope::WsMessage m;
+    m.opcode = opcode;
+    m.fin = fin;
+    m.rsv1 = rsv1, m.rsv2 = rsv2, m.rsv3 = rsv3;
+    m.masked = masked;
+    if (side.client != masked)
+      e.anomalies.push_back({side.client ? "ws_unmasked_client_frame" : "ws_masked_server_frame",
+                             side.client ? "a frame from the client without a mask" : "a masked frame from the server"});
+    bool control = opcode >= 8;
+    if ((opcode > 2 && opcode < 8) || opcode > 10) e.anomalies.push_back({"ws_bad_opcode", "opcode " + std::to_string(opcode)});
+    if (control && (!fin || len > 125))
+      e.anomalies.push_back({"ws_bad_control_frame", "a control frame fragmented or longer than 125 bytes"});
+    bool starts_message = opcode == 1 || opcode == 2;
+    if (rsv2 || rsv3 || (rsv1 && !(deflate_.enabled && starts_message)))
+      e.anomalies.push_back({"ws_bad_rsv", "reserved bits set that no extension gave a meaning"});
+    if (control) {
+      if (opcode == 8 && payload.size() >= 2) {
+        m.close_code = static_cast<int>(be(payload, 0, 2));
+        m.close_reason = payload.substr(2);
+      }
+      m.payload = std::move(payload);
+    } else if (starts_message || opcode == 0) {
+      if (starts_message) {
+        if (side.in_message)
+          e.anomalies.push_back({"ws_interleaved_message", "a new message before the last one ended"});
+        side.in_message = true;
+        side.message_opcode = opcode;
+        side.message_compressed = deflate_.enabled && rsv1;
+        side.message_frames = 0;
+        side.message.clear();
+      } else if (!side.in_message) {
+        e.anomalies.push_back({"ws_unexpected_continuation", "a continuation frame outside a message"});
+      }
+      ++side.message_frames;
+      if (side.message.size() < max_frame) side.message += payload;
+      if (!fin) {
+        m.payload = std::move(payload);  // a fragment, as on the wire (unmasked)
+      } else {
+        side.in_message = false;
+        if (side.message_compressed) {
+          core::Bytes inflated;
+          if (side.inflate(side.message, inflated)) {
+            m.payload = std::move(inflated);
+            m.compressed = true;
+          } else {
+            m.payload = std::move(side.message);
+            e.anomalies.push_back({"ws_bad_deflate", "a compressed message that does not inflate"});
+          }
+        } else {
+          m.payload = std::move(side.message);
+        }
+        side.message = core::Bytes();
+        if (side.message_frames > 1) e.tags.emplace_back("message_frames", std::to_string(side.message_frames));
+      }
+    }
+    e.seq = seq_++;
+    e.raw = core::Bytes(frame);
+    e.message = std::move(m);
+    out.push_back(EmitRecord{std::move(e)});
+  }
+  side.buf.erase(0, pos);
+}
+
+// GCC 12's false -Wmaybe-uninitialized on std::variant commands pushed back to back (see Http1Layer).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+void WsLayer::finish(core::Timestamp now, Commands& out) {
+  done_ = true;
+  out.push_back(CloseConnection{server_, false});
+  out.push_back(CloseConnection{kClientConn, false});
+  envelope::EndRecord end;
+  end.stream_id = stream_id_;
+  end.time = now;
+  end.reason = "closed";
+  end.bytes_sent = client_->bytes;
+  end.bytes_received = server_side_->bytes;
+  out.push_back(EmitRecord{std::move(end)});
+}
+
+}  // namespace sluice::layer

@@ -1,0 +1,152 @@
+// WsLayer, sans-IO: frames split at every byte pass through unchanged and are recorded one envelope
+// each; fragmented messages are reassembled around an interleaved ping; permessage-deflate messages are
+// inflated with and without context takeover; irregular frames get their anomaly.
+#include <gtest/gtest.h>
+
+#include <utility>
+
+#include <boost/beast/zlib/deflate_stream.hpp>
+
+#include "layer/ws_layer.hpp"
+#include "support/layer_driver.hpp"
+
+using namespace sluice;
+using namespace sluice::layer;
+using test_support::LayerDriver;
+
+namespace {
+
+std::string frame(int opcode, bool fin, const std::string& payload, bool mask, bool rsv1 = false) {
+  std::string f;
+  f.push_back(static_cast<char>((fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode));
+  uint8_t m = mask ? 0x80 : 0;
+  if (payload.size() < 126) {
+    f.push_back(static_cast<char>(m | payload.size()));
+  } else if (payload.size() < 65536) {
+    f.push_back(static_cast<char>(m | 126));
+    f.push_back(static_cast<char>(payload.size() >> 8));
+    f.push_back(static_cast<char>(payload.size() & 0xff));
+  } else {
+    f.push_back(static_cast<char>(m | 127));
+    for (int i = 7; i >= 0; --i) f.push_back(static_cast<char>((payload.size() >> (8 * i)) & 0xff));
+  }
+  std::string key = "\x11\x22\x33\x44";
+  if (mask) f += key;
+  for (size_t i = 0; i < payload.size(); ++i) f.push_back(mask ? static_cast<char>(payload[i] ^ key[i % 4]) : payload[i]);
+  return f;
+}
+
+// RFC 7692: each message deflated with a sync flush, the trailing 00 00 ff ff removed.
+struct Deflater {
+  boost::beast::zlib::deflate_stream z;
+  Deflater() { z.reset(6, 15, 8, boost::beast::zlib::Strategy::normal); }
+  std::string message(const std::string& in) {
+    boost::beast::zlib::z_params zs;
+    zs.next_in = in.data();
+    zs.avail_in = in.size();
+    std::string out(in.size() + 64, '\0');
+    zs.next_out = out.data();
+    zs.avail_out = out.size();
+    boost::system::error_code ec;
+    z.write(zs, boost::beast::zlib::Flush::sync, ec);
+    out.resize(out.size() - zs.avail_out);
+    EXPECT_EQ(out.substr(out.size() - 4), std::string("\x00\x00\xff\xff", 4));
+    out.resize(out.size() - 4);
+    return out;
+  }
+};
+
+struct Fixture {
+  ProxyOptions options;
+  ConnectionContext ctx{"w", "127.0.0.1:1", core::Timestamp{0}, *parse_mode_spec("reverse:http://127.0.0.1:7000@0"),
+                        &options};
+  std::unique_ptr<Layer> layer(WsDeflate d = {}) {
+    return std::make_unique<WsLayer>(ctx, 1, "127.0.0.1:7000", "w.1", "w-0", d);
+  }
+};
+
+const envelope::WsMessage& ws(const envelope::Envelope& e) { return std::get<envelope::WsMessage>(e.message); }
+
+}  // namespace
+
+TEST(WsLayer, FramesAtEverySplitPassThroughAndAreRecorded) {
+  std::string client = frame(1, true, "hi", true) + frame(1, false, "ab", true) + frame(9, true, "p", true) +
+                       frame(0, true, "cd", true) + frame(2, true, std::string(300, 'z'), true);
+  for (size_t split = 0; split <= client.size(); ++split) {
+    Fixture f;
+    LayerDriver d(f.layer());
+    d.client(client.substr(0, split));
+    d.client(client.substr(split));
+    d.data(1, frame(8, true, std::string("\x03\xe8", 2) + "done", false));
+    ASSERT_EQ(d.sent[1], client) << split;  // forwarded untouched
+    auto envs = d.envelopes();
+    ASSERT_EQ(envs.size(), 6u) << split;
+    EXPECT_EQ(ws(envs[0]).payload, "hi");
+    EXPECT_TRUE(ws(envs[0]).masked);
+    EXPECT_EQ(ws(envs[1]).payload, "ab");  // a fragment, as sent
+    EXPECT_FALSE(ws(envs[1]).fin);
+    EXPECT_EQ(ws(envs[2]).opcode, 9);  // a ping between the fragments
+    EXPECT_EQ(ws(envs[3]).payload, "abcd");  // the message's last frame shows the whole message
+    EXPECT_EQ(envs[3].tags, (envelope::Tags{{"message_frames", "2"}}));
+    EXPECT_EQ(ws(envs[4]).payload, std::string(300, 'z'));
+    EXPECT_EQ(ws(envs[5]).close_code, 1000);
+    EXPECT_EQ(ws(envs[5]).close_reason, "done");
+    std::string raws;
+    for (size_t i = 0; i < 5; ++i) raws += envs[i].raw;
+    EXPECT_EQ(raws, client);
+    for (const auto& e : envs) {
+      EXPECT_TRUE(e.anomalies.empty());
+      EXPECT_EQ(e.flow_id, "w-0");
+    }
+  }
+}
+
+TEST(WsLayer, DeflateWithAndWithoutContextTakeover) {
+  for (bool takeover : {true, false}) {
+    Fixture f;
+    WsDeflate deflate;
+    deflate.enabled = true;
+    deflate.server_no_context_takeover = !takeover;
+    LayerDriver d(f.layer(deflate));
+    Deflater one;
+    std::string text = "the same words, the same words, the same words";
+    std::string first = one.message(text);
+    std::string second = takeover ? one.message(text) : Deflater().message(text);  // back-references, or none
+    if (takeover) EXPECT_LT(second.size(), first.size());
+    d.data(1, frame(1, true, first, false, true) + frame(1, true, second, false, true));
+    auto envs = d.envelopes();
+    ASSERT_EQ(envs.size(), 2u);
+    for (const auto& e : envs) {
+      EXPECT_TRUE(ws(e).compressed) << takeover;
+      EXPECT_EQ(ws(e).payload, text) << takeover;
+      EXPECT_TRUE(e.anomalies.empty());
+    }
+  }
+}
+
+TEST(WsLayer, IrregularFramesAreRecordedWithTheirAnomaly) {
+  Fixture f;
+  LayerDriver d(f.layer());
+  std::string from_client;
+  for (const auto& fr : {frame(1, true, "unmasked", false), frame(0, true, "stray", true), frame(9, false, "ping", true),
+                         frame(1, true, "rsv", true, true)}) {  // the last: RSV1 without permessage-deflate
+    from_client += fr;
+    d.client(fr);
+    if (from_client.size() == fr.size()) d.data(1, frame(1, true, "masked", true));
+  }
+  auto envs = d.envelopes();
+  ASSERT_EQ(envs.size(), 5u);
+  std::vector<std::string> names;
+  for (const auto& e : envs) names.push_back(e.anomalies.empty() ? "" : e.anomalies[0].name);
+  EXPECT_EQ(names, (std::vector<std::string>{"ws_unmasked_client_frame", "ws_masked_server_frame",
+                                             "ws_unexpected_continuation", "ws_bad_control_frame", "ws_bad_rsv"}));
+  EXPECT_EQ(d.sent[1], from_client);  // still forwarded as they were
+}
+
+TEST(WsLayer, ExtensionsHeader) {
+  auto d = parse_ws_extensions("x-other; a=1, permessage-deflate; client_max_window_bits=10; server_no_context_takeover");
+  EXPECT_TRUE(d.enabled);
+  EXPECT_TRUE(d.server_no_context_takeover);
+  EXPECT_FALSE(d.client_no_context_takeover);
+  EXPECT_FALSE(parse_ws_extensions("x-webkit-deflate-frame").enabled);
+}
