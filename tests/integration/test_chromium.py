@@ -1,5 +1,6 @@
 """Headless Chromium through `sluice proxy` (regular mode, TLS intercepted): a loopback HTTPS page with a
-script, an image and a stylesheet loads, the script runs, and every request is in the stream.
+script, an image and a stylesheet loads, the script runs, and every request is in the stream; a page
+that opens a WebSocket and an EventSource gets their messages, and both appear in the stream.
 
 Chromium trusts our CA by its SPKI hash (`sluice ca spki`, --ignore-certificate-errors-spki-list),
 which works because the proxy sends the CA after the leaf. --proxy-bypass-list=<-loopback> makes
@@ -7,6 +8,7 @@ Chromium send loopback traffic through the proxy at all (it bypasses it by defau
 import base64
 import http.server
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -17,6 +19,7 @@ import warnings
 sys.path.insert(0, os.path.dirname(__file__))
 from support import SLUICE, TEST_ENV, Proxy, records, serve_hello  # noqa: E402
 from test_tls import Pki  # noqa: E402
+from test_websocket import EchoServer  # noqa: E402
 
 warnings.simplefilter("ignore", ResourceWarning)
 
@@ -48,7 +51,81 @@ class Site(http.server.BaseHTTPRequestHandler):
         pass
 
 
+LIVE_PAGE = """<!doctype html><html><body><p id="ws">ws waiting</p><p id="sse">sse waiting</p><script>
+const ws = new WebSocket("wss://localhost:%d/live");
+ws.onopen = () => ws.send("hello from chromium");
+ws.onmessage = (m) => { document.getElementById("ws").textContent = "ws echo: " + m.data; ws.close(); };
+const es = new EventSource("/events");
+es.onmessage = (m) => { document.getElementById("sse").textContent = "sse got: " + m.data; es.close(); };
+</script></body></html>"""
+
+
+class Live(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    ws_port = 0
+
+    def do_GET(self):
+        if self.path == "/events":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"id: 1\ndata: first event\n\n")
+            self.wfile.flush()
+            time.sleep(1)
+            return
+        body = (LIVE_PAGE % Live.ws_port).encode() if self.path == "/" else b"not found"
+        self.send_response(200 if self.path == "/" else 404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def chromium(d, proxy_port, spki, url):
+    return subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--user-data-dir=" + os.path.join(d, "profile"),
+         "--proxy-server=http://127.0.0.1:%d" % proxy_port, "--proxy-bypass-list=<-loopback>",
+         "--ignore-certificate-errors-spki-list=" + spki, "--virtual-time-budget=5000",
+         "--dump-dom", url],
+        capture_output=True, timeout=120)
+
+
 class Chromium(unittest.TestCase):
+    def test_websocket_and_event_source_through_the_proxy(self):
+        with tempfile.TemporaryDirectory() as d:
+            pki = Pki(d)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(pki.cert, pki.key)
+            ws_server = EchoServer("deflate", ctx)
+            Live.ws_port = ws_server.port
+            site = serve_hello(pki.cert, pki.key, handler=Live)
+            spki = subprocess.run([SLUICE, "ca", "spki"], capture_output=True, check=True, env=TEST_ENV,
+                                  timeout=30).stdout.decode().strip()
+            proxy = Proxy("--mode", "regular@0", "--server-ca", pki.ca)
+            p = chromium(d, proxy.port, spki, "https://localhost:%d/" % site.server_address[1])
+            time.sleep(0.3)
+            code, out = proxy.stop()
+            site.shutdown()
+            ws_server.close()
+        self.assertEqual(code, 0)
+        dom = p.stdout.decode(errors="replace")
+        self.assertIn("ws echo: hello from chromium", dom, p.stderr.decode(errors="replace")[-2000:])
+        self.assertIn("sse got: first event", dom)
+        recs = records(out)
+        ws = [r for r in recs if r["type"] == "envelope" and r["protocol"] == "ws"]
+        texts = [(r["direction"], r["message"]["payload"]) for r in ws if r["message"]["opcode"] == 1]
+        self.assertEqual(texts, [("send", "hello from chromium"), ("receive", "hello from chromium")])
+        self.assertTrue(all(r["message"]["compressed"] for r in ws if r["message"]["opcode"] == 1))
+        sse = [r for r in recs if r["type"] == "envelope" and r["protocol"] == "sse"]
+        self.assertEqual(sse[0]["message"]["data"], "first event")
+
     def test_page_with_subresources_loads_through_the_proxy(self):
         with tempfile.TemporaryDirectory() as d:
             pki = Pki(d)
@@ -57,14 +134,7 @@ class Chromium(unittest.TestCase):
                                   timeout=30).stdout.decode().strip()
             proxy = Proxy("--mode", "regular@0", "--server-ca", pki.ca)
             url = "https://localhost:%d/" % site.server_address[1]
-            p = subprocess.run(
-                ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--user-data-dir=" + os.path.join(d, "profile"),
-                 "--proxy-server=http://127.0.0.1:%d" % proxy.port, "--proxy-bypass-list=<-loopback>",
-                 "--ignore-certificate-errors-spki-list=" + spki, "--virtual-time-budget=3000",
-                 "--dump-dom", url],
-                capture_output=True, timeout=120)
+            p = chromium(d, proxy.port, spki, url)
             time.sleep(0.3)
             code, out = proxy.stop()
             site.shutdown()

@@ -40,8 +40,8 @@ class Pki:
                                          "DNS:alt.test\nextendedKeyUsage=serverAuth")
         ccert, ckey = self.issue("client", "/CN=sluice test client", "extendedKeyUsage=clientAuth")
         self.client_bundle = j("client-bundle.pem")
-        with open(self.client_bundle, "wb") as f:
-            f.write(open(ccert, "rb").read() + open(ckey, "rb").read())
+        with open(self.client_bundle, "wb") as f, open(ccert, "rb") as c, open(ckey, "rb") as k:
+            f.write(c.read() + k.read())
 
     def issue(self, name, subject, ext):
         j = lambda n: os.path.join(self.dir, n)  # noqa: E731
