@@ -53,5 +53,6 @@ using CommandRunner = std::function<int()>;
 void setup_proxy(CLI::App& app, CommandRunner& run);
 void setup_show(CLI::App& app, CommandRunner& run);
 void setup_ca(CLI::App& app, CommandRunner& run);
+void setup_filter(CLI::App& app, CommandRunner& run);
 
 }  // namespace sluice::cmd

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   setup_proxy(app, run);
   setup_show(app, run);
   setup_ca(app, run);
+  setup_filter(app, run);
 
   try {
     if (argc >= 2 && std::string_view(argv[1]) == "--dump-cli") {

@@ -3,11 +3,11 @@ _sluice() {
     local cur prev words cword
     _init_completion || return
 
-    local commands="proxy show ca"
+    local commands="proxy show ca filter"
     local cmd="" i
     for ((i = 1; i < cword; i++)); do
         case "${words[i]}" in
-            proxy|show|ca) cmd=${words[i]}; break ;;
+            proxy|show|ca|filter) cmd=${words[i]}; break ;;
         esac
     done
 
@@ -37,6 +37,18 @@ _sluice() {
             esac
             if [[ $cur == -* ]]; then
                 COMPREPLY=($(compgen -W "--detail --jsonl --format --compress --no-compress -w --write --help" -- "$cur"))
+            else
+                _filedir
+            fi
+            ;;
+        filter)
+            case $prev in
+                --format) COMPREPLY=($(compgen -W "jsonl cbor" -- "$cur")); return ;;
+                --max-pending) return ;;
+                -w|--write) _filedir; return ;;
+            esac
+            if [[ $cur == -* ]]; then
+                COMPREPLY=($(compgen -W "--envelopes --max-pending --format --compress --no-compress -w --write --help" -- "$cur"))
             else
                 _filedir
             fi

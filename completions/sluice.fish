@@ -1,5 +1,5 @@
 # fish completion for sluice
-set -l commands proxy show ca
+set -l commands proxy show ca filter
 complete -c sluice -f
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a proxy -d 'Listen, forward and record every connection'
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a show -d 'Print or convert a stream'
@@ -41,6 +41,16 @@ complete -c sluice -n "__fish_seen_subcommand_from show" -l format -x -a 'jsonl 
 complete -c sluice -n "__fish_seen_subcommand_from show" -l compress -d 'zstd-compress the written stream'
 complete -c sluice -n "__fish_seen_subcommand_from show" -l no-compress -d 'Write the stream uncompressed'
 complete -c sluice -n "__fish_seen_subcommand_from show" -s w -l write -r -F -d 'Write to PATH'
+
+# filter
+complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a filter -d 'Pass the flows that match a filter expression'
+complete -c sluice -n "__fish_seen_subcommand_from filter" -F
+complete -c sluice -n "__fish_seen_subcommand_from filter" -l envelopes -d 'Judge each envelope on its own'
+complete -c sluice -n "__fish_seen_subcommand_from filter" -l max-pending -x -d 'Undecided flows held at once (10000)'
+complete -c sluice -n "__fish_seen_subcommand_from filter" -l format -x -a 'jsonl cbor' -d 'Write the stream in this encoding'
+complete -c sluice -n "__fish_seen_subcommand_from filter" -l compress -d 'zstd-compress the output'
+complete -c sluice -n "__fish_seen_subcommand_from filter" -l no-compress -d 'Write the output uncompressed'
+complete -c sluice -n "__fish_seen_subcommand_from filter" -s w -l write -r -F -d 'Write to PATH'
 
 # ca
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a ca -d 'The local certificate authority'

@@ -1,8 +1,16 @@
 #pragma once
 // ASCII helpers for protocol tokens (header names, methods): no locale, bytes outside ASCII compare as is.
+#include <string>
 #include <string_view>
 
 namespace sluice::core {
+
+// ASCII lower case ("Content-Type" -> "content-type").
+inline std::string to_lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+  return out;
+}
 
 // Case-insensitive equality of two ASCII tokens ("Host" == "host").
 inline bool iequals(std::string_view a, std::string_view b) {

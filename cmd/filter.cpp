@@ -1,0 +1,110 @@
+// sluice filter EXPR [FILE...]: pass the flows (or envelopes) of a stream that match a filter expression.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <CLI/CLI.hpp>
+
+#include "common.hpp"
+#include "filter/flow_filter.hpp"
+#include "stream/reader.hpp"
+#include "stream/writer.hpp"
+
+namespace sluice::cmd {
+namespace {
+
+struct FilterConfig {
+  std::string expression;
+  std::vector<std::string> inputs;
+  bool envelopes = false;
+  size_t max_pending = 10000;
+  std::string format;  // empty: the input's
+  bool compress = false, no_compress = false;
+  std::string write = "-";
+};
+
+int run_filter(const FilterConfig& cfg) {
+  auto parsed = filter::Filter::parse(cfg.expression);
+  if (!parsed) throw CommandError(kUsage, "filter: " + parsed.error().message);
+  if (cfg.compress && cfg.no_compress) throw CommandError(kUsage, "filter: --compress and --no-compress conflict");
+  filter::FlowFilter flows(std::move(*parsed), {cfg.envelopes, cfg.max_pending});
+
+  int out_fd = 1;
+  if (cfg.write != "-") {
+    out_fd = ::open(cfg.write.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out_fd < 0)
+      throw CommandError(kUsage, "filter: cannot open " + cfg.write + " for writing: " + std::strerror(errno));
+  }
+  std::unique_ptr<stream::StreamWriter> writer;
+  stream::WriterOptions wopts;
+  bool have_options = false;
+  auto choose_output = [&](const stream::RecordDecoder& d) {
+    if (have_options) return;
+    have_options = true;
+    // The input's encoding and compression, unless told otherwise.
+    wopts.encoding = cfg.format.empty() ? d.encoding().value_or(stream::Encoding::jsonl) : *stream::parse_encoding(cfg.format);
+    wopts.compression = d.compression().value_or(stream::Compression::zstd);
+    if (cfg.compress) wopts.compression = stream::Compression::zstd;
+    if (cfg.no_compress) wopts.compression = stream::Compression::none;
+  };
+  auto flush = [&] {
+    if (!writer) return;
+    if (auto r = writer->flush(); !r) {
+      if (writer->broken_pipe()) throw BrokenPipe{};
+      throw CommandError(kFailure, "filter: cannot write output: " + r.error().message);
+    }
+  };
+  filter::FlowFilter::Sink sink = [&](envelope::Record&& r) {
+    if (!writer) {
+      if (wopts.compression == stream::Compression::zstd && is_terminal(out_fd) && !cfg.compress)
+        throw CommandError(kUsage, "filter: refusing to write compressed data to a terminal (use --no-compress or -w FILE)");
+      writer = std::make_unique<stream::StreamWriter>(out_fd, wopts);
+    }
+    if (!writer->write(r)) flush();  // surfaces the error
+  };
+
+  std::vector<std::string> inputs = cfg.inputs.empty() ? std::vector<std::string>{"-"} : cfg.inputs;
+  for (const auto& path : inputs) {
+    auto reader = stream::StreamReader::open(path);
+    if (!reader) throw CommandError(kUsage, "filter: " + reader.error().message);
+    (*reader)->set_before_read(flush);  // a live pipe sees each flow as soon as it is decided
+    while (true) {
+      auto next = (*reader)->next();
+      if (!next) throw CommandError(kUsage, "filter: " + next.error().message);
+      if (!*next) break;
+      choose_output((*reader)->decoder());
+      flows.feed(std::move(**next), sink);
+    }
+  }
+  flows.finish(sink);
+  if (flows.forced())
+    std::fprintf(stderr, "sluice: filter: %llu flows were decided before they ended (more than --max-pending %zu open)\n",
+                 static_cast<unsigned long long>(flows.forced()), cfg.max_pending);
+  flush();
+  if (out_fd != 1) ::close(out_fd);
+  return flows.matched() ? kOk : kDifference;
+}
+
+}  // namespace
+
+void setup_filter(CLI::App& app, CommandRunner& run) {
+  auto cfg = std::make_shared<FilterConfig>();
+  auto* sub = app.add_subcommand("filter", "Pass the flows of a stream that match a filter expression");
+  sub->add_option("expression", cfg->expression, "Filter expression (mitmproxy's language; see sluice-filter(1))")
+      ->required();
+  sub->add_option("files", cfg->inputs, "Captures to read ('-' or none: standard input)");
+  sub->add_flag("--envelopes", cfg->envelopes, "Judge each envelope on its own instead of whole flows");
+  sub->add_option("--max-pending", cfg->max_pending,
+                  "Undecided flows held at once; past it the oldest is decided on what it has (default 10000)")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 30));
+  sub->add_option("--format", cfg->format, "Write the stream in this encoding (default: the input's)")
+      ->check(CLI::IsMember({"jsonl", "cbor"}));
+  sub->add_flag("--compress", cfg->compress, "zstd-compress the output");
+  sub->add_flag("--no-compress", cfg->no_compress, "Write the output uncompressed");
+  sub->add_option("-w,--write", cfg->write, "Write to PATH instead of standard output ('-')");
+  sub->callback([&run, cfg] { run = [cfg] { return run_filter(*cfg); }; });
+}
+
+}  // namespace sluice::cmd
