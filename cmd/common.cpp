@@ -1,6 +1,12 @@
 #include "common.hpp"
 
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "stream/fd_io.hpp"
 
@@ -30,5 +36,51 @@ void Output::flush() {
 }
 
 bool is_terminal(int fd) { return ::isatty(fd) == 1; }
+
+std::vector<std::string> expand_inputs(const std::vector<std::string>& paths, const std::string& command) {
+  std::vector<std::string> out;
+  if (paths.empty()) return {"-"};
+  for (const auto& p : paths) {
+    struct stat st{};
+    if (p == "-" || ::stat(p.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      out.push_back(p);  // a file (or an error the reader will name)
+      continue;
+    }
+    DIR* d = ::opendir(p.c_str());
+    if (!d) throw CommandError(kUsage, command + ": cannot read directory " + p + ": " + std::strerror(errno));
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name.empty() || name[0] == '.') continue;
+      struct stat fst{};
+      if (::stat((p + "/" + name).c_str(), &fst) == 0 && S_ISREG(fst.st_mode)) names.push_back(name);
+    }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());  // segment names sort in the order they were written
+    for (const auto& n : names) out.push_back(p + "/" + n);
+  }
+  return out;
+}
+
+
+
+uint64_t parse_size(const std::string& text, const std::string& what) {
+  size_t end = 0;
+  uint64_t n = 0;
+  while (end < text.size() && text[end] >= '0' && text[end] <= '9') {
+    if (n > (UINT64_MAX - 9) / 10) throw CommandError(kUsage, what + ": number too large: " + text);
+    n = n * 10 + static_cast<uint64_t>(text[end++] - '0');
+  }
+  std::string unit = text.substr(end);
+  for (auto& c : unit) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  uint64_t mul = 0;
+  if (unit.empty() || unit == "b") mul = 1;
+  else if (unit == "k" || unit == "kb" || unit == "kib") mul = 1ull << 10;
+  else if (unit == "m" || unit == "mb" || unit == "mib") mul = 1ull << 20;
+  else if (unit == "g" || unit == "gb" || unit == "gib") mul = 1ull << 30;
+  if (end == 0 || mul == 0) throw CommandError(kUsage, what + ": expected a size like 16MiB, 512k or 0, got '" + text + "'");
+  if (n > UINT64_MAX / mul) throw CommandError(kUsage, what + ": number too large: " + text);
+  return n * mul;
+}
 
 }  // namespace sluice::cmd

@@ -1,9 +1,11 @@
 #pragma once
 // Helpers shared by the subcommands: exit codes, errors, buffered stdout that turns EPIPE into a quiet
 // exit, and the registry each cmd/*.cpp adds itself to.
+#include <cstdint>
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace CLI {
 class App;
@@ -47,6 +49,14 @@ class Output {
 
 bool is_terminal(int fd);
 
+// "16MiB", "512k", "0", "1G": a byte count with an optional binary suffix. `what` prefixes errors
+// ("proxy: --record-body-limit").
+uint64_t parse_size(const std::string& text, const std::string& what);
+
+// The inputs to read, in order: "-" when none; a directory stands for its segments (regular files not
+// starting with '.'), sorted by name, which is the order `sluice record` wrote them in.
+std::vector<std::string> expand_inputs(const std::vector<std::string>& paths, const std::string& command);
+
 // Each subcommand registers itself: setup_X adds the CLI11 subcommand and, when it is chosen, sets
 // `run` to the function that runs it after parsing.
 using CommandRunner = std::function<int()>;
@@ -54,5 +64,6 @@ void setup_proxy(CLI::App& app, CommandRunner& run);
 void setup_show(CLI::App& app, CommandRunner& run);
 void setup_ca(CLI::App& app, CommandRunner& run);
 void setup_filter(CLI::App& app, CommandRunner& run);
+void setup_record(CLI::App& app, CommandRunner& run);
 
 }  // namespace sluice::cmd

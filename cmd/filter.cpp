@@ -65,7 +65,7 @@ int run_filter(const FilterConfig& cfg) {
     if (!writer->write(r)) flush();  // surfaces the error
   };
 
-  std::vector<std::string> inputs = cfg.inputs.empty() ? std::vector<std::string>{"-"} : cfg.inputs;
+  std::vector<std::string> inputs = expand_inputs(cfg.inputs, "filter");
   for (const auto& path : inputs) {
     auto reader = stream::StreamReader::open(path);
     if (!reader) throw CommandError(kUsage, "filter: " + reader.error().message);

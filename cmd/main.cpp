@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   setup_show(app, run);
   setup_ca(app, run);
   setup_filter(app, run);
+  setup_record(app, run);
 
   try {
     if (argc >= 2 && std::string_view(argv[1]) == "--dump-cli") {

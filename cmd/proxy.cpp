@@ -43,25 +43,6 @@ struct ProxyConfig {
   std::vector<std::string> server_ca, client_certs, passthrough;
 };
 
-// "16MiB", "512k", "0", "1G": a byte count with an optional binary suffix.
-uint64_t parse_size(const std::string& text, const std::string& flag) {
-  size_t end = 0;
-  uint64_t n = 0;
-  while (end < text.size() && text[end] >= '0' && text[end] <= '9') {
-    if (n > (UINT64_MAX - 9) / 10) throw CommandError(kUsage, "proxy: " + flag + ": number too large: " + text);
-    n = n * 10 + static_cast<uint64_t>(text[end++] - '0');
-  }
-  std::string unit = text.substr(end);
-  for (auto& c : unit) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
-  uint64_t mul = 0;
-  if (unit.empty() || unit == "b") mul = 1;
-  else if (unit == "k" || unit == "kb" || unit == "kib") mul = 1ull << 10;
-  else if (unit == "m" || unit == "mb" || unit == "mib") mul = 1ull << 20;
-  else if (unit == "g" || unit == "gb" || unit == "gib") mul = 1ull << 30;
-  if (end == 0 || mul == 0)
-    throw CommandError(kUsage, "proxy: " + flag + ": expected a size like 16MiB, 512k or 0, got '" + text + "'");
-  return n * mul;
-}
 
 std::chrono::milliseconds millis(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
@@ -123,7 +104,7 @@ int run_proxy(const ProxyConfig& cfg) {
   opts.layer.first_byte_timeout = millis(cfg.first_byte_timeout);
   opts.layer.idle_timeout = millis(cfg.idle_timeout);
   opts.layer.detect_timeout = millis(cfg.detect_timeout);
-  opts.layer.record_body_limit = parse_size(cfg.record_body_limit, "--record-body-limit");
+  opts.layer.record_body_limit = parse_size(cfg.record_body_limit, "proxy: --record-body-limit");
   opts.layer.keep_host_header = cfg.keep_host_header;
   for (const auto* cred : {&cfg.proxy_auth, &cfg.upstream_auth})
     if (!cred->empty() && cred->find(':') == std::string::npos)

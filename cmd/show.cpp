@@ -68,7 +68,7 @@ int run_show(const ShowConfig& cfg) {
     }
   };
 
-  std::vector<std::string> inputs = cfg.inputs.empty() ? std::vector<std::string>{"-"} : cfg.inputs;
+  std::vector<std::string> inputs = expand_inputs(cfg.inputs, "show");
   for (const auto& path : inputs) {
     auto reader = stream::StreamReader::open(path);
     if (!reader) throw CommandError(kUsage, "show: " + reader.error().message);

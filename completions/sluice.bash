@@ -3,11 +3,11 @@ _sluice() {
     local cur prev words cword
     _init_completion || return
 
-    local commands="proxy show ca filter"
+    local commands="proxy show ca filter record"
     local cmd="" i
     for ((i = 1; i < cword; i++)); do
         case "${words[i]}" in
-            proxy|show|ca|filter) cmd=${words[i]}; break ;;
+            proxy|show|ca|filter|record) cmd=${words[i]}; break ;;
         esac
     done
 
@@ -49,6 +49,18 @@ _sluice() {
             esac
             if [[ $cur == -* ]]; then
                 COMPREPLY=($(compgen -W "--envelopes --max-pending --format --compress --no-compress -w --write --help" -- "$cur"))
+            else
+                _filedir
+            fi
+            ;;
+        record)
+            case $prev in
+                --sync) COMPREPLY=($(compgen -W "always interval never" -- "$cur")); return ;;
+                --format) COMPREPLY=($(compgen -W "jsonl cbor" -- "$cur")); return ;;
+                --rotate-size|--rotate-every|--name|--sync-interval) return ;;
+            esac
+            if [[ $cur == -* ]]; then
+                COMPREPLY=($(compgen -W "--rotate-size --rotate-every --name --sync --sync-interval --tee --format --no-compress --help" -- "$cur"))
             else
                 _filedir
             fi

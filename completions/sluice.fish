@@ -1,5 +1,5 @@
 # fish completion for sluice
-set -l commands proxy show ca filter
+set -l commands proxy show ca filter record
 complete -c sluice -f
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a proxy -d 'Listen, forward and record every connection'
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a show -d 'Print or convert a stream'
@@ -51,6 +51,18 @@ complete -c sluice -n "__fish_seen_subcommand_from filter" -l format -x -a 'json
 complete -c sluice -n "__fish_seen_subcommand_from filter" -l compress -d 'zstd-compress the output'
 complete -c sluice -n "__fish_seen_subcommand_from filter" -l no-compress -d 'Write the output uncompressed'
 complete -c sluice -n "__fish_seen_subcommand_from filter" -s w -l write -r -F -d 'Write to PATH'
+
+# record
+complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a record -d 'Write a stream durably, rotating segments'
+complete -c sluice -n "__fish_seen_subcommand_from record" -F
+complete -c sluice -n "__fish_seen_subcommand_from record" -l rotate-size -x -d 'New segment past this size (256MiB)'
+complete -c sluice -n "__fish_seen_subcommand_from record" -l rotate-every -x -d 'New segment this often (1h)'
+complete -c sluice -n "__fish_seen_subcommand_from record" -l name -x -d 'strftime pattern of segment names'
+complete -c sluice -n "__fish_seen_subcommand_from record" -l sync -x -a 'always interval never' -d 'When to sync'
+complete -c sluice -n "__fish_seen_subcommand_from record" -l sync-interval -x -d 'Seconds between syncs (1)'
+complete -c sluice -n "__fish_seen_subcommand_from record" -l tee -d 'Also pass the stream to standard output'
+complete -c sluice -n "__fish_seen_subcommand_from record" -l format -x -a 'jsonl cbor' -d 'Write this encoding'
+complete -c sluice -n "__fish_seen_subcommand_from record" -l no-compress -d 'Write uncompressed'
 
 # ca
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a ca -d 'The local certificate authority'

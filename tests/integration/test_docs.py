@@ -7,7 +7,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from support import ROOT, SLUICE, run  # noqa: E402
+from support import ROOT, SLUICE, TEST_ENV, run  # noqa: E402
 
 
 def cli():
@@ -97,19 +97,23 @@ class Examples(unittest.TestCase):
         for script in scripts:
             with self.subTest(example=os.path.basename(script)):
                 p = subprocess.run(["bash", script], capture_output=True, timeout=120, cwd=ROOT,
-                                   env=dict(os.environ, SLUICE=os.path.abspath(SLUICE)))
+                                   env=dict(TEST_ENV, SLUICE=os.path.abspath(SLUICE)))
                 self.assertEqual(p.returncode, 0, p.stderr.decode())
                 self.assertTrue(p.stdout.strip())
         out = subprocess.run(["bash", os.path.join(ROOT, "examples", "record-tcp.sh")], capture_output=True,
-                             timeout=120, cwd=ROOT, env=dict(os.environ, SLUICE=os.path.abspath(SLUICE))).stdout
+                             timeout=120, cwd=ROOT, env=dict(TEST_ENV, SLUICE=os.path.abspath(SLUICE))).stdout
         self.assertIn(b"hello\nworld\n", out)
         self.assertEqual(out.count(b"raw -> 127.0.0.1:"), 2)
         out = subprocess.run(["bash", os.path.join(ROOT, "examples", "record-http.sh")], capture_output=True,
-                             timeout=120, cwd=ROOT, env=dict(os.environ, SLUICE=os.path.abspath(SLUICE))).stdout
+                             timeout=120, cwd=ROOT, env=dict(TEST_ENV, SLUICE=os.path.abspath(SLUICE))).stdout
         self.assertIn(b"hello over HTTP/1.1\n", out)
         self.assertRegex(out, rb"GET http://127.0.0.1:\d+/hello.txt 200 OK")
         self.assertRegex(out, rb"/missing 404 ")
         self.assertEqual(out.count(b"GET /hello.txt HTTP/1.1\r\n"), 2)  # as sent, and as received
+        out = subprocess.run(["bash", os.path.join(ROOT, "examples", "cron-capture.sh")], capture_output=True,
+                             timeout=120, cwd=ROOT, env=dict(TEST_ENV, SLUICE=os.path.abspath(SLUICE))).stdout
+        self.assertRegex(out, rb"== segments\ncapture-\d{8}-\d\d-0000.jsonl.zst\n")
+        self.assertEqual(len(re.findall(rb"/health\?check=\d 200 OK", out)), 3)
 
 
 if __name__ == "__main__":
