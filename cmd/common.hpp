@@ -65,5 +65,6 @@ void setup_show(CLI::App& app, CommandRunner& run);
 void setup_ca(CLI::App& app, CommandRunner& run);
 void setup_filter(CLI::App& app, CommandRunner& run);
 void setup_record(CLI::App& app, CommandRunner& run);
+void setup_diff(CLI::App& app, CommandRunner& run);
 
 }  // namespace sluice::cmd

@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   setup_ca(app, run);
   setup_filter(app, run);
   setup_record(app, run);
+  setup_diff(app, run);
 
   try {
     if (argc >= 2 && std::string_view(argv[1]) == "--dump-cli") {

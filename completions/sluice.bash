@@ -3,11 +3,11 @@ _sluice() {
     local cur prev words cword
     _init_completion || return
 
-    local commands="proxy show ca filter record"
+    local commands="proxy show ca filter record diff"
     local cmd="" i
     for ((i = 1; i < cword; i++)); do
         case "${words[i]}" in
-            proxy|show|ca|filter|record) cmd=${words[i]}; break ;;
+            proxy|show|ca|filter|record|diff) cmd=${words[i]}; break ;;
         esac
     done
 
@@ -61,6 +61,16 @@ _sluice() {
             esac
             if [[ $cur == -* ]]; then
                 COMPREPLY=($(compgen -W "--rotate-size --rotate-every --name --sync --sync-interval --tee --format --no-compress --help" -- "$cur"))
+            else
+                _filedir
+            fi
+            ;;
+        diff)
+            case $prev in
+                --ignore-param|--ignore-header|--ignore-json-path) return ;;
+            esac
+            if [[ $cur == -* ]]; then
+                COMPREPLY=($(compgen -W "--ignore-param --ignore-host --ignore-body --ignore-header --ignore-json-path --json --all --help" -- "$cur"))
             else
                 _filedir
             fi

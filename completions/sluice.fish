@@ -1,5 +1,5 @@
 # fish completion for sluice
-set -l commands proxy show ca filter record
+set -l commands proxy show ca filter record diff
 complete -c sluice -f
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a proxy -d 'Listen, forward and record every connection'
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a show -d 'Print or convert a stream'
@@ -63,6 +63,17 @@ complete -c sluice -n "__fish_seen_subcommand_from record" -l sync-interval -x -
 complete -c sluice -n "__fish_seen_subcommand_from record" -l tee -d 'Also pass the stream to standard output'
 complete -c sluice -n "__fish_seen_subcommand_from record" -l format -x -a 'jsonl cbor' -d 'Write this encoding'
 complete -c sluice -n "__fish_seen_subcommand_from record" -l no-compress -d 'Write uncompressed'
+
+# diff
+complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a diff -d 'Compare the HTTP exchanges of two captures'
+complete -c sluice -n "__fish_seen_subcommand_from diff" -F
+complete -c sluice -n "__fish_seen_subcommand_from diff" -l ignore-param -x -d 'Query parameter left out of pairing'
+complete -c sluice -n "__fish_seen_subcommand_from diff" -l ignore-host -d 'Pair whatever the host'
+complete -c sluice -n "__fish_seen_subcommand_from diff" -l ignore-body -d 'Pair whatever the request body'
+complete -c sluice -n "__fish_seen_subcommand_from diff" -l ignore-header -x -d 'Response header not compared'
+complete -c sluice -n "__fish_seen_subcommand_from diff" -l ignore-json-path -x -d 'JSON body path not compared'
+complete -c sluice -n "__fish_seen_subcommand_from diff" -l json -d 'Write the report as JSON'
+complete -c sluice -n "__fish_seen_subcommand_from diff" -l all -d 'Also list the same flows'
 
 # ca
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a ca -d 'The local certificate authority'
