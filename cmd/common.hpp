@@ -66,5 +66,7 @@ void setup_ca(CLI::App& app, CommandRunner& run);
 void setup_filter(CLI::App& app, CommandRunner& run);
 void setup_record(CLI::App& app, CommandRunner& run);
 void setup_diff(CLI::App& app, CommandRunner& run);
+void setup_export(CLI::App& app, CommandRunner& run);
+void setup_import(CLI::App& app, CommandRunner& run);
 
 }  // namespace sluice::cmd

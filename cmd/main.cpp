@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
   setup_filter(app, run);
   setup_record(app, run);
   setup_diff(app, run);
+  setup_export(app, run);
+  setup_import(app, run);
 
   try {
     if (argc >= 2 && std::string_view(argv[1]) == "--dump-cli") {

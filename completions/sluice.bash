@@ -3,11 +3,11 @@ _sluice() {
     local cur prev words cword
     _init_completion || return
 
-    local commands="proxy show ca filter record diff"
+    local commands="proxy show ca filter record diff export import"
     local cmd="" i
     for ((i = 1; i < cword; i++)); do
         case "${words[i]}" in
-            proxy|show|ca|filter|record|diff) cmd=${words[i]}; break ;;
+            proxy|show|ca|filter|record|diff|export|import) cmd=${words[i]}; break ;;
         esac
     done
 
@@ -71,6 +71,28 @@ _sluice() {
             esac
             if [[ $cur == -* ]]; then
                 COMPREPLY=($(compgen -W "--ignore-param --ignore-host --ignore-body --ignore-header --ignore-json-path --json --all --help" -- "$cur"))
+            else
+                _filedir
+            fi
+            ;;
+        export)
+            case $prev in
+                --format) COMPREPLY=($(compgen -W "har curl httpie raw" -- "$cur")); return ;;
+                -w|--write) _filedir; return ;;
+            esac
+            if [[ $cur == -* ]]; then
+                COMPREPLY=($(compgen -W "--format -w --write --help" -- "$cur"))
+            else
+                _filedir
+            fi
+            ;;
+        import)
+            case $prev in
+                --format) COMPREPLY=($(compgen -W "jsonl cbor" -- "$cur")); return ;;
+                -w|--write) _filedir; return ;;
+            esac
+            if [[ $cur == -* ]]; then
+                COMPREPLY=($(compgen -W "--format --no-compress -w --write --help" -- "$cur"))
             else
                 _filedir
             fi

@@ -1,5 +1,5 @@
 # fish completion for sluice
-set -l commands proxy show ca filter record diff
+set -l commands proxy show ca filter record diff export import
 complete -c sluice -f
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a proxy -d 'Listen, forward and record every connection'
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a show -d 'Print or convert a stream'
@@ -74,6 +74,17 @@ complete -c sluice -n "__fish_seen_subcommand_from diff" -l ignore-header -x -d 
 complete -c sluice -n "__fish_seen_subcommand_from diff" -l ignore-json-path -x -d 'JSON body path not compared'
 complete -c sluice -n "__fish_seen_subcommand_from diff" -l json -d 'Write the report as JSON'
 complete -c sluice -n "__fish_seen_subcommand_from diff" -l all -d 'Also list the same flows'
+
+# export, import
+complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a export -d 'Write exchanges as HAR, curl, HTTPie or raw'
+complete -c sluice -n "__fish_seen_subcommand_from export" -F
+complete -c sluice -n "__fish_seen_subcommand_from export" -l format -x -a 'har curl httpie raw' -d 'Output format'
+complete -c sluice -n "__fish_seen_subcommand_from export" -s w -l write -r -F -d 'Write to PATH'
+complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a import -d 'Turn a HAR file into a stream'
+complete -c sluice -n "__fish_seen_subcommand_from import" -F
+complete -c sluice -n "__fish_seen_subcommand_from import" -l format -x -a 'jsonl cbor' -d 'Stream encoding'
+complete -c sluice -n "__fish_seen_subcommand_from import" -l no-compress -d 'Write the stream uncompressed'
+complete -c sluice -n "__fish_seen_subcommand_from import" -s w -l write -r -F -d 'Write to PATH'
 
 # ca
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a ca -d 'The local certificate authority'

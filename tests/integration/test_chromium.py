@@ -13,7 +13,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import threading
 import unittest
+import urllib.parse
 import warnings
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -51,18 +53,27 @@ class Site(http.server.BaseHTTPRequestHandler):
         pass
 
 
-LIVE_PAGE = """<!doctype html><html><body><p id="ws">ws waiting</p><p id="sse">sse waiting</p><script>
+LIVE_PAGE = """<!doctype html><html><body><script>
+const got = {};
+function report() {
+  if (got.ws && got.sse)
+    fetch("/report?ws=" + encodeURIComponent(got.ws) + "&sse=" + encodeURIComponent(got.sse));
+}
 const ws = new WebSocket("wss://localhost:%d/live");
 ws.onopen = () => ws.send("hello from chromium");
-ws.onmessage = (m) => { document.getElementById("ws").textContent = "ws echo: " + m.data; ws.close(); };
+ws.onmessage = (m) => { got.ws = m.data; ws.close(); report(); };
 const es = new EventSource("/events");
-es.onmessage = (m) => { document.getElementById("sse").textContent = "sse got: " + m.data; es.close(); };
+es.onmessage = (m) => { got.sse = m.data; es.close(); report(); };
 </script></body></html>"""
 
 
 class Live(http.server.BaseHTTPRequestHandler):
+    """The page, its event stream, and /report, where the page says what its WebSocket and EventSource
+    got (the test waits for that rather than for a timer)."""
     protocol_version = "HTTP/1.1"
     ws_port = 0
+    report = None
+    reported = threading.Event()
 
     def do_GET(self):
         if self.path == "/events":
@@ -75,8 +86,11 @@ class Live(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(1)
             return
-        body = (LIVE_PAGE % Live.ws_port).encode() if self.path == "/" else b"not found"
-        self.send_response(200 if self.path == "/" else 404)
+        if self.path.startswith("/report?"):
+            Live.report = urllib.parse.parse_qs(self.path.split("?", 1)[1])
+            Live.reported.set()
+        body = (LIVE_PAGE % Live.ws_port).encode() if self.path == "/" else b"ok"
+        self.send_response(200)
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -86,14 +100,16 @@ class Live(http.server.BaseHTTPRequestHandler):
         pass
 
 
+CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
 def chromium(d, proxy_port, spki, url):
     return subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--user-data-dir=" + os.path.join(d, "profile"),
-         "--proxy-server=http://127.0.0.1:%d" % proxy_port, "--proxy-bypass-list=<-loopback>",
-         "--ignore-certificate-errors-spki-list=" + spki, "--virtual-time-budget=5000",
-         "--dump-dom", url],
+        CHROMIUM + ["--user-data-dir=" + os.path.join(d, "profile"),
+                    "--proxy-server=http://127.0.0.1:%d" % proxy_port, "--proxy-bypass-list=<-loopback>",
+                    "--ignore-certificate-errors-spki-list=" + spki, "--virtual-time-budget=5000",
+                    "--dump-dom", url],
         capture_output=True, timeout=120)
 
 
@@ -109,15 +125,22 @@ class Chromium(unittest.TestCase):
             spki = subprocess.run([SLUICE, "ca", "spki"], capture_output=True, check=True, env=TEST_ENV,
                                   timeout=30).stdout.decode().strip()
             proxy = Proxy("--mode", "regular@0", "--server-ca", pki.ca)
-            p = chromium(d, proxy.port, spki, "https://localhost:%d/" % site.server_address[1])
+            browser = subprocess.Popen(
+                CHROMIUM + ["--user-data-dir=" + os.path.join(d, "profile"),
+                            "--proxy-server=http://127.0.0.1:%d" % proxy.port, "--proxy-bypass-list=<-loopback>",
+                            "--ignore-certificate-errors-spki-list=" + spki,
+                            "https://localhost:%d/" % site.server_address[1]],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            reported = Live.reported.wait(60)
+            browser.terminate()
+            _, browser_err = browser.communicate(timeout=30)
             time.sleep(0.3)
             code, out = proxy.stop()
             site.shutdown()
             ws_server.close()
         self.assertEqual(code, 0)
-        dom = p.stdout.decode(errors="replace")
-        self.assertIn("ws echo: hello from chromium", dom, p.stderr.decode(errors="replace")[-2000:])
-        self.assertIn("sse got: first event", dom)
+        self.assertTrue(reported, browser_err.decode(errors="replace")[-2000:])
+        self.assertEqual(Live.report, {"ws": ["hello from chromium"], "sse": ["first event"]})
         recs = records(out)
         ws = [r for r in recs if r["type"] == "envelope" and r["protocol"] == "ws"]
         texts = [(r["direction"], r["message"]["payload"]) for r in ws if r["message"]["opcode"] == 1]

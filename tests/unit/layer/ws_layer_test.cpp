@@ -112,7 +112,9 @@ TEST(WsLayer, DeflateWithAndWithoutContextTakeover) {
     std::string text = "the same words, the same words, the same words";
     std::string first = one.message(text);
     std::string second = takeover ? one.message(text) : Deflater().message(text);  // back-references, or none
-    if (takeover) EXPECT_LT(second.size(), first.size());
+    if (takeover) {
+      EXPECT_LT(second.size(), first.size());
+    }
     d.data(1, frame(1, true, first, false, true) + frame(1, true, second, false, true));
     auto envs = d.envelopes();
     ASSERT_EQ(envs.size(), 2u);

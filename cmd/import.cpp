@@ -1,0 +1,76 @@
+// sluice import FILE: a HAR file (Chrome, Firefox, mitmproxy, sluice) turned into a stream.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include "common.hpp"
+#include "export/export.hpp"
+#include "stream/writer.hpp"
+
+namespace sluice::cmd {
+namespace {
+
+struct ImportConfig {
+  std::string input;
+  std::string format = "jsonl";
+  bool no_compress = false;
+  std::string write = "-";
+};
+
+int run_import(const ImportConfig& cfg) {
+  std::string text;
+  if (cfg.input == "-") {
+    std::ostringstream s;
+    s << std::cin.rdbuf();
+    text = s.str();
+  } else {
+    std::ifstream f(cfg.input, std::ios::binary);
+    if (!f) throw CommandError(kUsage, "import: cannot read " + cfg.input + ": " + std::strerror(errno));
+    std::ostringstream s;
+    s << f.rdbuf();
+    text = s.str();
+  }
+  auto records = exporter::from_har(text);
+  if (!records) throw CommandError(kUsage, "import: " + cfg.input + ": " + records.error().message);
+  int fd = 1;
+  if (cfg.write != "-") {
+    fd = ::open(cfg.write.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw CommandError(kUsage, "import: cannot open " + cfg.write + " for writing: " + std::strerror(errno));
+  }
+  stream::WriterOptions w;
+  w.encoding = *stream::parse_encoding(cfg.format);
+  w.compression = cfg.no_compress ? stream::Compression::none : stream::Compression::zstd;
+  if (w.compression == stream::Compression::zstd && is_terminal(fd))
+    throw CommandError(kUsage, "import: refusing to write compressed data to a terminal (use --no-compress or -w FILE)");
+  stream::StreamWriter writer(fd, w);
+  for (const auto& r : *records) {
+    if (auto ok = writer.write(r); !ok) break;
+  }
+  if (auto r = writer.flush(); !r) {
+    if (writer.broken_pipe()) throw BrokenPipe{};
+    throw CommandError(kFailure, "import: cannot write output: " + r.error().message);
+  }
+  if (fd != 1) ::close(fd);
+  return kOk;
+}
+
+}  // namespace
+
+void setup_import(CLI::App& app, CommandRunner& run) {
+  auto icfg = std::make_shared<ImportConfig>();
+  auto* imp = app.add_subcommand("import", "Turn a HAR file (Chrome, Firefox, mitmproxy, sluice) into a stream");
+  imp->add_option("file", icfg->input, "The HAR file ('-': standard input)")->required();
+  imp->add_option("--format", icfg->format, "Stream encoding (default jsonl)")->check(CLI::IsMember({"jsonl", "cbor"}));
+  imp->add_flag("--no-compress", icfg->no_compress, "Write the stream uncompressed");
+  imp->add_option("-w,--write", icfg->write, "Write to PATH instead of standard output ('-')");
+  imp->callback([&run, icfg] { run = [icfg] { return run_import(*icfg); }; });
+}
+
+}  // namespace sluice::cmd
