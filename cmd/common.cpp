@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "stream/fd_io.hpp"
+#include "stream/reader.hpp"
 
 namespace sluice::cmd {
 
@@ -63,6 +64,22 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& paths, co
 }
 
 
+
+void read_records(const std::vector<std::string>& paths, const std::string& command,
+                  const std::function<void(envelope::Record&&, const stream::StreamReader&)>& fn,
+                  const std::function<void()>& before_read) {
+  for (const auto& path : expand_inputs(paths, command)) {
+    auto reader = stream::StreamReader::open(path);
+    if (!reader) throw CommandError(kUsage, command + ": " + reader.error().message);
+    if (before_read) (*reader)->set_before_read(before_read);
+    while (true) {
+      auto next = (*reader)->next();
+      if (!next) throw CommandError(kUsage, command + ": " + next.error().message);
+      if (!*next) break;
+      fn(std::move(**next), **reader);
+    }
+  }
+}
 
 uint64_t parse_size(const std::string& text, const std::string& what) {
   size_t end = 0;

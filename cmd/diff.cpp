@@ -18,16 +18,7 @@ struct DiffConfig {
 
 std::vector<diff::Exchange> load(const std::string& path) {
   diff::ExchangeCollector c;
-  for (const auto& file : expand_inputs({path}, "diff")) {
-    auto reader = stream::StreamReader::open(file);
-    if (!reader) throw CommandError(kUsage, "diff: " + reader.error().message);
-    while (true) {
-      auto next = (*reader)->next();
-      if (!next) throw CommandError(kUsage, "diff: " + next.error().message);
-      if (!*next) break;
-      c.add(**next);
-    }
-  }
+  read_records({path}, "diff", [&](envelope::Record&& r, const stream::StreamReader&) { c.add(r); });
   return c.take();
 }
 

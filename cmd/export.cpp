@@ -24,16 +24,8 @@ struct ExportConfig {
 
 int run_export(const ExportConfig& cfg) {
   exporter::Collector collector;
-  for (const auto& path : expand_inputs(cfg.inputs, "export")) {
-    auto reader = stream::StreamReader::open(path);
-    if (!reader) throw CommandError(kUsage, "export: " + reader.error().message);
-    while (true) {
-      auto next = (*reader)->next();
-      if (!next) throw CommandError(kUsage, "export: " + next.error().message);
-      if (!*next) break;
-      collector.add(std::move(**next));
-    }
-  }
+  read_records(cfg.inputs, "export",
+               [&](envelope::Record&& r, const stream::StreamReader&) { collector.add(std::move(r)); });
   int fd = 1;
   if (cfg.write != "-") {
     fd = ::open(cfg.write.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -65,19 +65,14 @@ int run_filter(const FilterConfig& cfg) {
     if (!writer->write(r)) flush();  // surfaces the error
   };
 
-  std::vector<std::string> inputs = expand_inputs(cfg.inputs, "filter");
-  for (const auto& path : inputs) {
-    auto reader = stream::StreamReader::open(path);
-    if (!reader) throw CommandError(kUsage, "filter: " + reader.error().message);
-    (*reader)->set_before_read(flush);  // a live pipe sees each flow as soon as it is decided
-    while (true) {
-      auto next = (*reader)->next();
-      if (!next) throw CommandError(kUsage, "filter: " + next.error().message);
-      if (!*next) break;
-      choose_output((*reader)->decoder());
-      flows.feed(std::move(**next), sink);
-    }
-  }
+  // A live pipe sees each flow as soon as it is decided.
+  read_records(
+      cfg.inputs, "filter",
+      [&](envelope::Record&& r, const stream::StreamReader& reader) {
+        choose_output(reader.decoder());
+        flows.feed(std::move(r), sink);
+      },
+      flush);
   flows.finish(sink);
   if (flows.forced())
     std::fprintf(stderr, "sluice: filter: %llu flows were decided before they ended (more than --max-pending %zu open)\n",

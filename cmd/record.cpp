@@ -189,32 +189,24 @@ int run_record(const RecordConfig& cfg) {
       throw CommandError(kFailure, "record: cannot write standard output: " + r.error().message);
     }
   };
-  std::vector<std::string> inputs = expand_inputs(cfg.inputs, "record");
-  uint64_t records = 0;
-  for (const auto& path : inputs) {
-    auto reader = stream::StreamReader::open(path);
-    if (!reader) throw CommandError(kUsage, "record: " + reader.error().message);
-    (*reader)->set_before_read([&] {
-      if (out) out->idle();
-      flush_tee();
-    });
-    while (true) {
-      auto next = (*reader)->next();
-      if (!next) throw CommandError(kUsage, "record: " + next.error().message);
-      if (!*next) break;
-      if (!out) {
-        stream::WriterOptions w;
-        const auto& d = (*reader)->decoder();
-        w.encoding = cfg.format.empty() ? d.encoding().value_or(stream::Encoding::jsonl) : *stream::parse_encoding(cfg.format);
-        w.compression = cfg.no_compress ? stream::Compression::none : stream::Compression::zstd;
-        out = std::make_unique<Recorder>(cfg, directory, w, rotate_size, rotate_every);
-        if (cfg.tee) tee = std::make_unique<stream::StreamWriter>(1, w);
-      }
-      out->write(**next);
-      if (tee && !tee->write(**next)) flush_tee();
-      ++records;
-    }
-  }
+  read_records(
+      cfg.inputs, "record",
+      [&](envelope::Record&& r, const stream::StreamReader& reader) {
+        if (!out) {
+          stream::WriterOptions w;
+          const auto& d = reader.decoder();
+          w.encoding = cfg.format.empty() ? d.encoding().value_or(stream::Encoding::jsonl) : *stream::parse_encoding(cfg.format);
+          w.compression = cfg.no_compress ? stream::Compression::none : stream::Compression::zstd;
+          out = std::make_unique<Recorder>(cfg, directory, w, rotate_size, rotate_every);
+          if (cfg.tee) tee = std::make_unique<stream::StreamWriter>(1, w);
+        }
+        out->write(r);
+        if (tee && !tee->write(r)) flush_tee();
+      },
+      [&] {
+        if (out) out->idle();
+        flush_tee();
+      });
   if (out) out->close();
   flush_tee();
   return kOk;

@@ -68,25 +68,19 @@ int run_show(const ShowConfig& cfg) {
     }
   };
 
-  std::vector<std::string> inputs = expand_inputs(cfg.inputs, "show");
-  for (const auto& path : inputs) {
-    auto reader = stream::StreamReader::open(path);
-    if (!reader) throw CommandError(kUsage, "show: " + reader.error().message);
-    (*reader)->set_before_read(flush);  // a live pipe shows each record as soon as it arrives
-    while (true) {
-      auto next = (*reader)->next();
-      if (!next) throw CommandError(kUsage, "show: " + next.error().message);
-      if (!*next) break;
-      const auto& record = **next;
-      if (writer) {
-        if (!writer->write(record)) flush();  // surfaces the error
-      } else if (summary) {
-        summary->add(record);
-      } else {
-        text->write(view::detail(record, cfg.detail));
-      }
-    }
-  }
+  // A live pipe shows each record as soon as it arrives.
+  read_records(
+      cfg.inputs, "show",
+      [&](envelope::Record&& record, const stream::StreamReader&) {
+        if (writer) {
+          if (!writer->write(record)) flush();  // surfaces the error
+        } else if (summary) {
+          summary->add(record);
+        } else {
+          text->write(view::detail(record, cfg.detail));
+        }
+      },
+      flush);
   if (summary) summary->finish();
   flush();
   if (out_fd != 1) ::close(out_fd);

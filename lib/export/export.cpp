@@ -345,6 +345,19 @@ std::string body_from(const Value* o, std::string_view encoding_key) {
   return text;
 }
 
+envelope::Envelope imported(const std::string& stream, const std::string& flow, uint64_t seq, envelope::Direction d,
+                            core::Timestamp time, const envelope::Context& context) {
+  envelope::Envelope e;
+  e.stream_id = stream;
+  e.flow_id = flow;
+  e.seq = seq;
+  e.direction = d;
+  e.time = time;
+  e.context = context;
+  e.tags.emplace_back("imported", "har");
+  return e;
+}
+
 std::string head_bytes(const HttpMessage& m, bool request) {
   std::string s = request ? m.method + " " + m.path + " HTTP/1.1\r\n"
                           : "HTTP/1.1 " + std::to_string(m.status) + " " + m.reason + "\r\n";
@@ -397,17 +410,12 @@ core::Result<std::vector<envelope::Record>> from_har(std::string_view json) {
     q.version = version_of(string_at(req, "httpVersion"));
     q.headers = headers_from(req->find("headers"));
     q.body = body_from(req->find("postData"), "_encoding");
-    envelope::Envelope qe;
-    qe.stream_id = stream;
-    qe.flow_id = flow;
-    qe.seq = 0;
-    qe.direction = envelope::Direction::send;
+    envelope::Context context;
+    context.conn_id = stream;
+    context.server = q.authority;
+    envelope::Envelope qe = imported(stream, flow, 0, envelope::Direction::send, started, context);
     qe.protocol = envelope::Protocol::http;
-    qe.time = started;
     qe.raw = head_bytes(q, true) + q.body;
-    qe.context.conn_id = stream;
-    qe.context.server = q.authority;
-    qe.tags.emplace_back("imported", "har");
     if (sl)
       if (const Value* a = sl->find("anomalies"); a && a->is_array())
         for (const auto& x : a->as_array()) qe.anomalies.push_back({string_at(&x, "name"), string_at(&x, "detail")});
@@ -426,37 +434,26 @@ core::Result<std::vector<envelope::Record>> from_har(std::string_view json) {
       s.version = version_of(string_at(resp, "httpVersion"));
       s.headers = headers_from(resp->find("headers"));
       s.body = body_from(resp->find("content"), "encoding");
-      envelope::Envelope se;
-      se.stream_id = stream;
-      se.flow_id = flow;
-      se.seq = 1;
-      se.direction = envelope::Direction::receive;
+      envelope::Envelope se = imported(stream, flow, 1, envelope::Direction::receive,
+                                       core::Timestamp{started.ns + elapsed_ms * 1'000'000}, context);
       se.protocol = envelope::Protocol::http;
-      se.time = core::Timestamp{started.ns + elapsed_ms * 1'000'000};
       se.raw = head_bytes(s, false) + s.body;
-      se.context = qe.context;
-      se.tags.emplace_back("imported", "har");
       se.message = s;
       out.push_back(se);
     }
     if (const Value* ws = entry.find("_webSocketMessages"); ws && ws->is_array()) {
       uint64_t seq = 2;
       for (const auto& m : ws->as_array()) {
-        envelope::Envelope we;
-        we.stream_id = stream;
-        we.flow_id = flow;
-        we.seq = seq++;
-        std::string type = string_at(&m, "type");
-        we.direction = type == "send" ? envelope::Direction::send : envelope::Direction::receive;
-        we.protocol = envelope::Protocol::ws;
+        core::Timestamp at = started;
         if (const Value* t = m.find("time"); t && t->is_number())
-          we.time = core::Timestamp{static_cast<int64_t>(t->as_double() * 1e9)};
+          at = core::Timestamp{static_cast<int64_t>(t->as_double() * 1e9)};
+        auto direction = string_at(&m, "type") == "send" ? envelope::Direction::send : envelope::Direction::receive;
+        envelope::Envelope we = imported(stream, flow, seq++, direction, at, context);
+        we.protocol = envelope::Protocol::ws;
         envelope::WsMessage w;
         if (const Value* op = m.find("opcode"); op && op->is_number()) w.opcode = static_cast<int>(op->as_double());
         w.payload = string_at(&m, "data");
         w.masked = we.direction == envelope::Direction::send;
-        we.context = qe.context;
-        we.tags.emplace_back("imported", "har");
         we.message = w;
         out.push_back(we);
       }
