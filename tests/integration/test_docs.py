@@ -114,6 +114,11 @@ class Examples(unittest.TestCase):
                              timeout=120, cwd=ROOT, env=dict(TEST_ENV, SLUICE=os.path.abspath(SLUICE))).stdout
         self.assertRegex(out, rb"== segments\ncapture-\d{8}-\d\d-0000.jsonl.zst\n")
         self.assertEqual(len(re.findall(rb"/health\?check=\d 200 OK", out)), 3)
+        out = subprocess.run(["bash", os.path.join(ROOT, "examples", "triage.sh")], capture_output=True,
+                             timeout=120, cwd=ROOT, env=dict(TEST_ENV, SLUICE=os.path.abspath(SLUICE))).stdout
+        self.assertEqual(len(re.findall(rb"GET http://127.0.0.1:\d+/orders/[135] 503 Service Unavailable", out)), 3)
+        self.assertEqual(len(re.findall(rb"\n503 http://\S+/orders/[135] {\"error\": \"database unavailable\"}", out)), 3)
+        self.assertEqual(out.count(b"curl -sS --http1.1"), 3)
 
 
 if __name__ == "__main__":
