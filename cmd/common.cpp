@@ -66,12 +66,14 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& paths, co
 
 
 void read_records(const std::vector<std::string>& paths, const std::string& command,
-                  const std::function<void(envelope::Record&&, const stream::StreamReader&)>& fn,
-                  const std::function<void()>& before_read) {
+                  const std::function<void(envelope::Record&&, stream::StreamReader&)>& fn,
+                  const std::function<void()>& before_read,
+                  const std::function<void(stream::StreamReader&)>& prepare) {
   for (const auto& path : expand_inputs(paths, command)) {
     auto reader = stream::StreamReader::open(path);
     if (!reader) throw CommandError(kUsage, command + ": " + reader.error().message);
     if (before_read) (*reader)->set_before_read(before_read);
+    if (prepare) prepare(**reader);
     while (true) {
       auto next = (*reader)->next();
       if (!next) throw CommandError(kUsage, command + ": " + next.error().message);

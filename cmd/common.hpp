@@ -58,9 +58,11 @@ bool is_terminal(int fd);
 // Reads every record of `paths` (expanded as above), in order, handing each to `fn` with its reader
 // (which knows the input's encoding). `before_read` runs before each blocking read (flush output then,
 // so that a live pipe sees records at once). Errors become "COMMAND: ..." with exit status 2.
+// `prepare` configures each reader before its first record.
 void read_records(const std::vector<std::string>& paths, const std::string& command,
-                  const std::function<void(envelope::Record&&, const stream::StreamReader&)>& fn,
-                  const std::function<void()>& before_read = {});
+                  const std::function<void(envelope::Record&&, stream::StreamReader&)>& fn,
+                  const std::function<void()>& before_read = {},
+                  const std::function<void(stream::StreamReader&)>& prepare = {});
 
 // "16MiB", "512k", "0", "1G": a byte count with an optional binary suffix. `what` prefixes errors
 // ("proxy: --record-body-limit").

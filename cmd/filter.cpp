@@ -9,6 +9,7 @@
 
 #include "common.hpp"
 #include "filter/flow_filter.hpp"
+#include "filter/scan.hpp"
 #include "stream/reader.hpp"
 #include "stream/writer.hpp"
 
@@ -56,23 +57,33 @@ int run_filter(const FilterConfig& cfg) {
       throw CommandError(kFailure, "filter: cannot write output: " + r.error().message);
     }
   };
-  filter::FlowFilter::Sink sink = [&](envelope::Record&& r) {
+  std::optional<stream::Encoding> input_encoding;
+  filter::FlowFilter::Sink sink = [&](envelope::Record&& r, std::string&& original) {
     if (!writer) {
       if (wopts.compression == stream::Compression::zstd && is_terminal(out_fd) && !cfg.compress)
         throw CommandError(kUsage, "filter: refusing to write compressed data to a terminal (use --no-compress or -w FILE)");
       writer = std::make_unique<stream::StreamWriter>(out_fd, wopts);
     }
-    if (!writer->write(r)) flush();  // surfaces the error
+    // A record goes out as it came when the encodings agree (it may have been read only in part).
+    bool as_read = !original.empty() && input_encoding == wopts.encoding;
+    if (!(as_read ? writer->write_encoded(original) : writer->write(r))) flush();  // surfaces the error
   };
+  // JSONL read in part (filter::scan_jsonl), unless the output is to be re-encoded as CBOR.
+  bool fast = cfg.format.empty() || cfg.format == "jsonl";
 
   // A live pipe sees each flow as soon as it is decided.
   read_records(
       cfg.inputs, "filter",
-      [&](envelope::Record&& r, const stream::StreamReader& reader) {
+      [&](envelope::Record&& r, stream::StreamReader& reader) {
         choose_output(reader.decoder());
-        flows.feed(std::move(r), sink);
+        input_encoding = reader.decoder().encoding();
+        flows.feed(std::move(r), sink, reader.decoder().take_payload());
       },
-      flush);
+      flush,
+      [&](stream::StreamReader& reader) {
+        reader.decoder().set_keep_payloads(true);
+        if (fast) reader.decoder().set_jsonl_parser(filter::scan_jsonl);
+      });
   flows.finish(sink);
   if (flows.forced())
     std::fprintf(stderr, "sluice: filter: %llu flows were decided before they ended (more than --max-pending %zu open)\n",

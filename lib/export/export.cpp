@@ -327,9 +327,9 @@ envelope::Headers headers_from(const Value* a) {
   envelope::Headers out;
   if (!a || !a->is_array()) return out;
   for (const auto& h : a->as_array()) {
-    if (h.is_object()) out.emplace_back(string_at(&h, "name"), string_at(&h, "value"));
+    if (h.is_object()) out.push_back({string_at(&h, "name"), string_at(&h, "value")});
     else if (h.is_array() && h.as_array().size() == 2 && h.as_array()[0].is_string() && h.as_array()[1].is_string())
-      out.emplace_back(h.as_array()[0].as_string(), h.as_array()[1].as_string());
+      out.push_back({h.as_array()[0].as_string(), h.as_array()[1].as_string()});
   }
   return out;
 }

@@ -35,8 +35,8 @@ void FlowFilter::decide(Flow& f) {
   --pending_;
 }
 
-void FlowFilter::feed(envelope::Record record, const Sink& out) {
-  Item item{std::move(record), {}, State::pending};
+void FlowFilter::feed(envelope::Record record, const Sink& out, std::string original) {
+  Item item{std::move(record), std::move(original), {}, State::pending};
   if (auto* e = std::get_if<envelope::Envelope>(&item.record)) {
     if (options_.per_envelope) {
       FlowView one;
@@ -113,7 +113,7 @@ void FlowFilter::drain(const Sink& out) {
       s = it == flows_.end() ? State::drop : it->second.state;
     }
     if (s == State::pending) return;
-    if (s == State::pass) out(std::move(front.record));
+    if (s == State::pass) out(std::move(front.record), std::move(front.original));
     queue_.pop_front();
   }
 }

@@ -23,12 +23,15 @@ class FlowFilter {
     bool per_envelope = false;
     size_t max_pending = 10000;  // undecided flows held at once
   };
-  using Sink = std::function<void(envelope::Record&&)>;
+  // Each record passed on, with its original encoding when feed() was given one (else empty).
+  using Sink = std::function<void(envelope::Record&&, std::string&& original)>;
 
   FlowFilter(Filter filter, Options options) : filter_(std::move(filter)), options_(options) {}
 
   // Takes one record; every record that is now decided to pass goes to `out`, in stream order.
-  void feed(envelope::Record record, const Sink& out);
+  // `original`: the record as it was encoded, passed on with it (so a partially read record can be
+  // written out as it came).
+  void feed(envelope::Record record, const Sink& out, std::string original = {});
   // End of input: decides every flow still open and passes what remains.
   void finish(const Sink& out);
 
@@ -44,6 +47,7 @@ class FlowFilter {
   };
   struct Item {
     envelope::Record record;
+    std::string original;
     std::string flow;                 // empty: `state` is the item's own verdict
     State state = State::pending;
   };

@@ -50,6 +50,10 @@ std::optional<envelope::Record> RecordDecoder::next() {
   if (out_.empty()) return std::nullopt;
   envelope::Record r = std::move(out_.front());
   out_.pop_front();
+  if (!payloads_.empty()) {
+    payload_ = std::move(payloads_.front());
+    payloads_.pop_front();
+  }
   return r;
 }
 
@@ -293,6 +297,14 @@ bool RecordDecoder::split_cbor(bool at_end) {
 }
 
 void RecordDecoder::emit(core::ByteView payload, bool cbor, const std::string& where) {
+  if (parser_ && !cbor) {
+    if (auto fast = parser_(payload)) {
+      ++records_;
+      out_.push_back(std::move(fast).value());
+      if (keep_payloads_) payloads_.emplace_back(payload);
+      return;
+    }
+  }
   auto value = cbor ? core::cbor_parse(payload) : core::json_parse(payload);
   if (!value) {
     warn(where + ": " + value.error().message + "; record skipped");
@@ -305,6 +317,7 @@ void RecordDecoder::emit(core::ByteView payload, bool cbor, const std::string& w
   }
   ++records_;
   out_.push_back(std::move(record).value());
+  if (keep_payloads_) payloads_.emplace_back(payload);
 }
 
 void RecordDecoder::compact() {

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "core/bytes.hpp"
+#include "core/result.hpp"
 #include "envelope/record.hpp"
 #include "stream/format.hpp"
 
@@ -34,6 +35,16 @@ class RecordDecoder {
   void finish();
   // The next decoded record, in stream order, or nullopt when more input is needed.
   std::optional<envelope::Record> next();
+
+  // Replaces the decoding of JSONL records: a reader that needs only part of each record (the filter)
+  // reads it faster. An error from `parser` falls back to the full decoding of that line.
+  using Parser = std::function<core::Result<envelope::Record>(core::ByteView line)>;
+  void set_jsonl_parser(Parser parser) { parser_ = std::move(parser); }
+  // Keeps each record's encoded form (a JSON line without its newline, or a CBOR map): payload()
+  // is that of the record next() returned last.
+  void set_keep_payloads(bool keep) { keep_payloads_ = keep; }
+  const std::string& payload() const { return payload_; }
+  std::string take_payload() { return std::move(payload_); }
 
   // Set when the input is not a sluice stream at all (nothing more will be decoded).
   const std::optional<std::string>& fatal() const { return fatal_; }
@@ -70,6 +81,10 @@ class RecordDecoder {
   uint64_t skip_start_ = 0;
 
   std::deque<envelope::Record> out_;
+  std::deque<std::string> payloads_;  // with keep_payloads_: one per record in out_
+  std::string payload_;
+  Parser parser_;
+  bool keep_payloads_ = false;
   uint64_t records_ = 0;
   uint64_t warnings_ = 0;
 };

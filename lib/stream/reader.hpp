@@ -27,6 +27,7 @@ class StreamReader {
   void set_before_read(std::function<void()> f) { before_read_ = std::move(f); }
 
   const RecordDecoder& decoder() const { return decoder_; }
+  RecordDecoder& decoder() { return decoder_; }
   const std::string& name() const { return name_; }
 
  private:

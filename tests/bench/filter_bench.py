@@ -77,7 +77,8 @@ def main():
     def sluice():
         p = subprocess.run([args.sluice, "filter", "--no-compress", "~d ^api3\\.example\\.com$ & ~c 200", capture],
                            capture_output=True, check=True)
-        return {json.loads(l)["flow_id"] for l in p.stdout.splitlines() if b'"type":"envelope"' in l}
+        recs = (json.loads(l) for l in p.stdout.splitlines())
+        return {r["flow_id"] for r in recs if r["type"] == "envelope"}
 
     def jq():
         p = subprocess.run("zstdcat %s | jq -c 'select(.type == \"envelope\" and .message.kind == \"response\" and "
