@@ -454,7 +454,9 @@ class Streaming(unittest.TestCase):
         rest streams; the proxy stays under 64 MiB RSS all the same."""
         peak, resp, total = self.download()
         print("peak RSS streaming 1 GiB (16 MiB recorded): %.1f MiB" % peak, file=sys.stderr)
-        self.assertLess(peak, 160 if self.asan() else 64)
+        # Under ASan, RSS measures its shadow memory and quarantine (freed blocks kept for a while), not
+        # the proxy: that bound only catches runaway growth. The 64 MiB criterion is the normal build's.
+        self.assertLess(peak, 200 if self.asan() else 64)
         self.assertEqual(resp["message"]["body_omitted"], total - (16 << 20))
 
 
