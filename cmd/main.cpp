@@ -1,4 +1,6 @@
 // sluice: intercept, record, transform and replay network traffic. main() only dispatches.
+#include <malloc.h>
+
 #include <csignal>
 #include <cstdio>
 
@@ -35,6 +37,10 @@ void dump_cli(const CLI::App& app) {
 int main(int argc, char** argv) {
   // Writes to a closed pipe fail with EPIPE (reported quietly) instead of killing us silently mid-record.
   std::signal(SIGPIPE, SIG_IGN);
+  // Large buffers (bodies, records of several MiB) always get their own mapping, returned when freed:
+  // glibc otherwise raises its mmap threshold after the first such free and serves the next ones from
+  // the heap, whose memory stays with the process (the 1 GiB download's RSS bound).
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
   CLI::App app{"sluice: intercept, record, transform and replay network traffic", "sluice"};
   app.set_version_flag("--version", std::string("sluice ") + SLUICE_VERSION);

@@ -6,7 +6,7 @@
 namespace sluice::runtime {
 
 namespace {
-constexpr size_t kMaxQueued = 16u << 20;
+constexpr size_t kMaxQueued = 8u << 20;  // encoded bytes waiting for the writer; producers wait past it
 }
 
 Recorder::Recorder(int fd, Mode mode, stream::WriterOptions options, std::function<void()> on_broken_pipe,

@@ -12,7 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from support import SLUICE, EchoServer, Proxy, connect, records  # noqa: E402
+from support import SLUICE, TEST_ENV, EchoServer, Proxy, connect, records  # noqa: E402
 
 
 class Origin(EchoServer):
@@ -416,7 +416,7 @@ class Streaming(unittest.TestCase):
                 conn.sendall(blob)
 
         origin = Origin(lambda req: big)
-        env = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") +
+        env = dict(TEST_ENV, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") +
                    ":quarantine_size_mb=8:thread_local_quarantine_size_kb=64")
         out_path = "/tmp/sluice-1gib-%d.zst" % os.getpid()
         proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % origin.port, "-w", out_path, *proxy_args, env=env)

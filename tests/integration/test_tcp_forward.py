@@ -13,7 +13,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from support import recv_all, SLUICE, EchoServer, Proxy, closed_port, connect, records, recv_exactly, serve_hello  # noqa: E402
+from support import recv_all, SLUICE, TEST_ENV, EchoServer, Proxy, closed_port, connect, records, recv_exactly, serve_hello  # noqa: E402
 
 
 def reassemble(recs, direction):
@@ -187,7 +187,7 @@ class TcpForward(unittest.TestCase):
         server = Firehose()
         # Under ASan, freed buffers sit in a 256 MB quarantine by default: keep it small so that peak RSS
         # measures the proxy's own buffering (ignored by a normal build).
-        env = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") +
+        env = dict(TEST_ENV, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") +
                    ":quarantine_size_mb=8:thread_local_quarantine_size_kb=64")
         proxy = Proxy("--mode", "raw:127.0.0.1:%d@0" % server.port, "-w", "/dev/null", "--format", "cbor", env=env)
         got = 0
