@@ -1,6 +1,7 @@
 #include "common.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -81,6 +82,13 @@ void read_records(const std::vector<std::string>& paths, const std::string& comm
       fn(std::move(**next), **reader);
     }
   }
+}
+
+int open_output(const std::string& path, const std::string& command) {
+  if (path == "-") return 1;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw CommandError(kUsage, command + ": cannot open " + path + " for writing: " + std::strerror(errno));
+  return fd;
 }
 
 uint64_t parse_size(const std::string& text, const std::string& what) {

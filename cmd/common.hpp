@@ -64,6 +64,10 @@ void read_records(const std::vector<std::string>& paths, const std::string& comm
                   const std::function<void()>& before_read = {},
                   const std::function<void(stream::StreamReader&)>& prepare = {});
 
+// The descriptor to write PATH ("-": standard output, 1), created or truncated; errors are
+// "COMMAND: cannot open PATH for writing: ..." with exit status 2.
+int open_output(const std::string& path, const std::string& command);
+
 // "16MiB", "512k", "0", "1G": a byte count with an optional binary suffix. `what` prefixes errors
 // ("proxy: --record-body-limit").
 uint64_t parse_size(const std::string& text, const std::string& what);

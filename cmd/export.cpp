@@ -26,11 +26,7 @@ int run_export(const ExportConfig& cfg) {
   exporter::Collector collector;
   read_records(cfg.inputs, "export",
                [&](envelope::Record&& r, const stream::StreamReader&) { collector.add(std::move(r)); });
-  int fd = 1;
-  if (cfg.write != "-") {
-    fd = ::open(cfg.write.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw CommandError(kUsage, "export: cannot open " + cfg.write + " for writing: " + std::strerror(errno));
-  }
+  int fd = open_output(cfg.write, "export");
   Output out(fd);
   auto exchanges = collector.exchanges();
   if (cfg.format == "har") {
@@ -41,7 +37,7 @@ int run_export(const ExportConfig& cfg) {
       if (cfg.format == "raw") {
         out.write(x.request->raw);
       } else {
-        out.line("# " + x.request->flow_id + ": " + q.method + " " + exporter::url_of(q));
+        out.line("# " + x.request->flow_id + ": " + q.method + " " + envelope::url_of(q));
         out.line(cfg.format == "curl" ? exporter::to_curl(q) : exporter::to_httpie(q));
       }
     }

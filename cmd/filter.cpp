@@ -32,12 +32,7 @@ int run_filter(const FilterConfig& cfg) {
   if (cfg.compress && cfg.no_compress) throw CommandError(kUsage, "filter: --compress and --no-compress conflict");
   filter::FlowFilter flows(std::move(*parsed), {cfg.envelopes, cfg.max_pending});
 
-  int out_fd = 1;
-  if (cfg.write != "-") {
-    out_fd = ::open(cfg.write.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out_fd < 0)
-      throw CommandError(kUsage, "filter: cannot open " + cfg.write + " for writing: " + std::strerror(errno));
-  }
+  int out_fd = open_output(cfg.write, "filter");
   std::unique_ptr<stream::StreamWriter> writer;
   stream::WriterOptions wopts;
   bool have_options = false;

@@ -39,11 +39,7 @@ int run_import(const ImportConfig& cfg) {
   }
   auto records = exporter::from_har(text);
   if (!records) throw CommandError(kUsage, "import: " + cfg.input + ": " + records.error().message);
-  int fd = 1;
-  if (cfg.write != "-") {
-    fd = ::open(cfg.write.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw CommandError(kUsage, "import: cannot open " + cfg.write + " for writing: " + std::strerror(errno));
-  }
+  int fd = open_output(cfg.write, "import");
   stream::WriterOptions w;
   w.encoding = *stream::parse_encoding(cfg.format);
   w.compression = cfg.no_compress ? stream::Compression::none : stream::Compression::zstd;

@@ -118,11 +118,7 @@ int run_proxy(const ProxyConfig& cfg) {
   // Where the stream goes: -w PATH, or stdout unless it is a terminal (then one line per flow).
   int out_fd = 1;
   bool to_file = !cfg.write.empty() && cfg.write != "-";
-  if (to_file) {
-    out_fd = ::open(cfg.write.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out_fd < 0)
-      throw CommandError(kUsage, "proxy: cannot open " + cfg.write + " for writing: " + std::strerror(errno));
-  }
+  if (to_file) out_fd = open_output(cfg.write, "proxy");
   bool summary_only = !to_file && cfg.write.empty() && is_terminal(1);
   stream::WriterOptions wopts;
   wopts.encoding = *stream::parse_encoding(cfg.format);

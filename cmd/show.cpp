@@ -35,11 +35,7 @@ int run_show(const ShowConfig& cfg) {
   if (cfg.jsonl && !cfg.format.empty() && cfg.format != "jsonl")
     throw CommandError(kUsage, "show: --jsonl conflicts with --format " + cfg.format);
 
-  int out_fd = 1;
-  if (cfg.write != "-") {
-    out_fd = ::open(cfg.write.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out_fd < 0) throw CommandError(kUsage, "show: cannot open " + cfg.write + " for writing: " + std::strerror(errno));
-  }
+  int out_fd = open_output(cfg.write, "show");
 
   std::unique_ptr<stream::StreamWriter> writer;
   std::unique_ptr<Output> text;

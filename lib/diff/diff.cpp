@@ -21,11 +21,6 @@ std::string shorten(std::string s, size_t max = 200) {
   return s;
 }
 
-std::string url_of(const envelope::HttpMessage& m) {
-  if (m.path.find("://") != std::string::npos) return m.path;
-  return (m.scheme.empty() ? std::string("http") : m.scheme) + "://" + m.authority + m.path;
-}
-
 // "$.a[0].b" -> {"a", "[0]", "b"} ; "[*]" matches any index.
 std::vector<std::string> path_tokens(std::string_view p) {
   std::vector<std::string> out;
@@ -169,7 +164,7 @@ void ExchangeCollector::add(const envelope::Record& r) {
   if (m->kind == envelope::HttpMessage::Kind::request) {
     if (m->method == "CONNECT" || index_.count(e->flow_id)) return;
     index_[e->flow_id] = out_.size();
-    out_.push_back({e->flow_id, m->method, url_of(*m), *m, std::nullopt});
+    out_.push_back({e->flow_id, m->method, envelope::url_of(*m), *m, std::nullopt});
   } else if (auto it = index_.find(e->flow_id); it != index_.end() && (m->status >= 200 || m->status == 101)) {
     out_[it->second].response = *m;
   }

@@ -44,4 +44,10 @@ std::string_view message_kind(const Message& m) {
   return std::visit(V{}, m);
 }
 
+
+std::string url_of(const HttpMessage& m) {
+  if (m.method == "CONNECT") return m.authority;
+  if (m.path.find("://") != std::string::npos) return m.path;
+  return (m.scheme.empty() ? std::string("http") : m.scheme) + "://" + m.authority + m.path;
+}
 }  // namespace sluice::envelope

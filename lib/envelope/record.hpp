@@ -136,6 +136,10 @@ struct OpaqueMessage {
 using Message = std::variant<HttpMessage, WsMessage, GrpcStartMessage, GrpcDataMessage, GrpcEndMessage, SseMessage,
                              RawMessage, TlsHandshakeMessage, OpaqueMessage>;
 
+// A request's URL: scheme://authority followed by the target, the target itself when it was sent in
+// absolute form, the authority for CONNECT.
+std::string url_of(const HttpMessage& request);
+
 // The "kind" member that names a message's alternative in the stream.
 std::string_view message_kind(const Message& m);
 

@@ -111,11 +111,6 @@ std::string version_of(std::string v) {
 
 }  // namespace
 
-std::string url_of(const HttpMessage& m) {
-  if (m.path.find("://") != std::string::npos) return m.path;
-  return (m.scheme.empty() ? std::string("http") : m.scheme) + "://" + m.authority + m.path;
-}
-
 void Collector::add(envelope::Record r) { records_.push_back(std::move(r)); }
 
 std::vector<Exchange> Collector::exchanges() const {
@@ -150,7 +145,7 @@ Value to_har(const std::vector<Exchange>& exchanges, const std::string& creator_
   for (const auto& x : exchanges) {
     const HttpMessage& q = *http(x.request);
     const HttpMessage* s = http(x.response);
-    std::string url = url_of(q);
+    std::string url = envelope::url_of(q);
     Value req = Value::object();
     req.add("method", str(q.method));
     req.add("url", str(url));
@@ -258,7 +253,7 @@ Value to_har(const std::vector<Exchange>& exchanges, const std::string& creator_
 std::string to_curl(const HttpMessage& q) {
   std::string cmd;
   if (!q.body.empty()) cmd += "printf '%b' " + printf_bytes(q.body) + " | ";
-  cmd += "curl -sS --http1.1 --path-as-is -X " + shell_quote(q.method) + " " + shell_quote(url_of(q));
+  cmd += "curl -sS --http1.1 --path-as-is -X " + shell_quote(q.method) + " " + shell_quote(envelope::url_of(q));
   bool has_ua = false, has_accept = false;
   for (const auto& [k, v] : q.headers) {
     has_ua |= core::iequals(k, "user-agent");
@@ -279,7 +274,7 @@ std::string to_httpie(const HttpMessage& q) {
   std::string cmd;
   if (!q.body.empty() && nul) cmd += "printf '%b' " + printf_bytes(q.body) + " | ";
   cmd += "http --print= " + std::string(q.body.empty() || !nul ? "--ignore-stdin " : "") + shell_quote(q.method) + " " +
-         shell_quote(url_of(q));
+         shell_quote(envelope::url_of(q));
   std::vector<std::string> present;
   for (const auto& [k, v] : q.headers) {
     present.push_back(core::to_lower(k));

@@ -32,9 +32,6 @@ class Collector {
   std::vector<envelope::Record> records_;
 };
 
-// The URL of a request: scheme, authority, path and query.
-std::string url_of(const envelope::HttpMessage& m);
-
 core::Value to_har(const std::vector<Exchange>& exchanges, const std::string& creator_version);
 // A shell command (bash) that sends the same request: method, target, headers in order and case, body.
 std::string to_curl(const envelope::HttpMessage& request);

@@ -54,11 +54,6 @@ std::string host_of(const HttpMessage& m) {
                                                                                                        : a.rfind(':')));
 }
 
-std::string url_of(const HttpMessage& m) {
-  if (m.method == "CONNECT") return m.authority;
-  if (m.path.find("://") != std::string::npos) return m.path;  // absolute form as sent
-  return (m.scheme.empty() ? std::string("http") : m.scheme) + "://" + m.authority + m.path;
-}
 
 // The bytes of a message's body or payload, for ~b.
 core::ByteView body_of(const Envelope& e) {
@@ -245,7 +240,7 @@ struct Parser {
       };
     };
     if (op == "~u") {
-      f = any_request([r](const HttpMessage& m) { return r.search(url_of(m)); });
+      f = any_request([r](const HttpMessage& m) { return r.search(envelope::url_of(m)); });
     } else if (op == "~d") {
       f = any_request([r](const HttpMessage& m) { return r.search(host_of(m)); });
     } else if (op == "~m") {

@@ -28,6 +28,11 @@ struct ModeSpec {
 core::Result<ModeSpec> parse_mode_spec(std::string_view spec);
 // Splits "host:port", "[v6]:port"; the host keeps no brackets.
 core::Result<std::pair<std::string, uint16_t>> parse_host_port(std::string_view s);
+// The inverse: "host:port", "[v6]:port".
+inline std::string format_host_port(const std::string& host, uint16_t port) {
+  bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
 
 // An absolute URL's parts as a proxy needs them: "http://h:1/p?q" -> http, h, 1, "/p?q".
 struct Url {

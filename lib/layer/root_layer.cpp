@@ -12,10 +12,6 @@ namespace {
 
 constexpr char kHandshakeRecord = 0x16;
 
-std::string authority(const std::string& host, uint16_t port) {
-  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
-
 // A TLS record header: handshake type, major version 3. Needs two bytes to say yes.
 enum class Verdict3 : uint8_t { yes, no, more };
 Verdict3 starts_tls(core::ByteView b) {
@@ -71,7 +67,7 @@ LayerDecider detect(ConnId server, std::string host, uint16_t port, bool in_tls)
     Verdict3 h = starts_http1(first);
     if (h == Verdict3::more && !at_eof) return nullptr;
     if (h == Verdict3::yes) return std::make_unique<Http1Layer>(c, Http1Target{host, port, in_tls, server});
-    if (server) return std::make_unique<RawLayer>(c, server, authority(host, port), c.new_stream_id());
+    if (server) return std::make_unique<RawLayer>(c, server, format_host_port(host, port), c.new_stream_id());
     return std::make_unique<RawLayer>(c, host, port, c.new_stream_id());
   };
 }

@@ -8,10 +8,6 @@ namespace sluice::layer {
 
 namespace {
 
-std::string authority(const std::string& host, uint16_t port) {
-  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
-
 bool offers(const std::vector<std::string>& alpn, std::string_view p) {
   return std::find(alpn.begin(), alpn.end(), p) != alpn.end();
 }
@@ -178,7 +174,7 @@ void TlsLayer::on_hello(core::Timestamp now, Commands& out) {
     phase_ = Phase::passthrough;
     std::string stream = ctx_.new_stream_id();
     if (spec_.server)
-      child_ = std::make_unique<RawLayer>(ctx_, spec_.server, authority(spec_.host, spec_.port), stream);
+      child_ = std::make_unique<RawLayer>(ctx_, spec_.server, format_host_port(spec_.host, spec_.port), stream);
     else
       child_ = std::make_unique<RawLayer>(ctx_, spec_.host, spec_.port, stream);
     child_->handle(Start{}, now, out);
@@ -318,7 +314,7 @@ void TlsLayer::on_wrapped_data(ConnId conn, core::ByteView data, core::Timestamp
 void TlsLayer::on_wrapped_handshake(ConnId conn, core::Timestamp now, Commands& out) {
   Wrapped& w = wrapped_.at(conn);
   tls::TlsSession& s = *w.session;
-  std::string target = authority(w.host, w.port);
+  std::string target = format_host_port(w.host, w.port);
   if (s.state() == tls::TlsSession::State::failed) {
     std::string message = "TLS handshake with " + target + " failed: " + s.error();
     record_handshake(&s, &w, {{"tls_handshake_failed", message}}, now, out);
@@ -437,7 +433,7 @@ void TlsLayer::record_handshake(const tls::TlsSession* s, const Wrapped* w, std:
   e.direction = w ? envelope::Direction::receive : envelope::Direction::send;
   e.protocol = envelope::Protocol::tls_handshake;
   e.time = now;
-  e.context = ctx_.envelope_context(w ? authority(w->host, w->port) : authority(spec_.host, spec_.port));
+  e.context = ctx_.envelope_context(w ? format_host_port(w->host, w->port) : format_host_port(spec_.host, spec_.port));
   envelope::TlsHandshakeMessage m;
   if (w) {
     m.side = "server";

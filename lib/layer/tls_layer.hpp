@@ -45,7 +45,7 @@ class TlsLayer final : public Layer {
   void handle(const Event& event, core::Timestamp now, Commands& out) override;
   std::string_view name() const override { return "tls"; }
 
-  // The ClientHello may take this long (the --header-timeout); then the connection is closed.
+  // A ClientHello larger than this is refused (the handshake itself must finish within --header-timeout).
   static constexpr size_t kMaxHello = 64 * 1024;
 
  private:

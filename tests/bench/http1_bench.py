@@ -123,8 +123,9 @@ def settle(pids, timeout=30):
         before = now
 
 
-def wrk(url, duration, connections):
-    out = subprocess.run(["wrk", "-t1", "-c%d" % connections, "-d%ds" % duration, "--latency", url],
+def wrk(url, duration, connections, headers=()):
+    extra = [a for h in headers for a in ("-H", h)]
+    out = subprocess.run(["wrk", "-t1", "-c%d" % connections, "-d%ds" % duration, "--latency", *extra, url],
                          capture_output=True, text=True, timeout=duration + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
@@ -132,8 +133,10 @@ def wrk(url, duration, connections):
         m = re.search(r"\s%s%%\s+([\d.]+)(us|ms|s)\b" % label, out)
         v = float(m.group(1))
         return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "errors": int(errors.group(1)) if errors else 0}
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    failed = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99"),
+            "errors": (int(bad.group(1)) if bad else 0) + (sum(map(int, failed.groups())) if failed else 0)}
 
 
 def stop(proc):

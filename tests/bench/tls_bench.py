@@ -23,23 +23,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from http1_bench import free_port, peak_rss_mib, settle, start_nginx, stop, wait_port  # noqa: E402
-
-
-def wrk_close(url, duration, connections):
-    out = subprocess.run(["wrk", "-t1", "-c%d" % connections, "-d%ds" % duration, "--latency",
-                          "-H", "Connection: close", url], capture_output=True, text=True,
-                         timeout=duration + 60).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-
-    def ms(label):
-        m = re.search(r"\s%s%%\s+([\d.]+)(us|ms|s)\b" % label, out)
-        v = float(m.group(1))
-        return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return {"rps": rps, "p50": ms("50"), "p99": ms("99"),
-            "errors": (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0)}
+from http1_bench import free_port, peak_rss_mib, settle, start_nginx, stop, wait_port, wrk  # noqa: E402
 
 
 def main():
@@ -105,7 +89,7 @@ server { listen 127.0.0.1:%%d ssl; ssl_certificate %s; ssl_certificate_key %s; %
     runs = {}
     for _ in range(args.repeat):
         for name, proc, port in peers:
-            r = wrk_close("https://localhost:%d/1k" % port, args.duration, args.connections)
+            r = wrk("https://localhost:%d/1k" % port, args.duration, args.connections, ["Connection: close"])
             runs.setdefault(name, []).append(r)
             settle([origin.pid] + [p.pid for _, p, _ in peers])
     results = {name: {k: sorted(r[k] for r in rs)[len(rs) // 2] for k in ("rps", "p50", "p99", "errors")}

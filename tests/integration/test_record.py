@@ -106,14 +106,12 @@ class Record(unittest.TestCase):
         p = subprocess.run([SLUICE, "record", "--sync", "always", path], input=lines(recs), capture_output=True,
                            timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
-        size = os.path.getsize(path)
         with open(path, "ab") as f:  # what a kill in the middle of a write leaves: half a frame
             with open(path, "rb") as g:
                 f.write(g.read()[:40])
         back, warnings = read_back(path)
         self.assertEqual([key(r) for r in back], [key(r) for r in recs])
         self.assertIn("one.zst", warnings)
-        self.assertTrue(size > 0)
 
     def test_unwritable_places_are_clear_errors(self):
         readonly = "/sys/kernel" if os.geteuid() == 0 else os.path.join(self.tmp.name, "ro")
