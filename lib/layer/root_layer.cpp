@@ -47,6 +47,15 @@ std::unique_ptr<Layer> http1_maybe_tls(ConnectionContext& ctx, core::ByteView fi
   return std::make_unique<TlsLayer>(ctx, std::move(spec), http1);
 }
 
+// How long a silent client waits before the connection is taken for a server-first protocol: only
+// when no server connection is open yet (a TCP forward). Where one is (a tunnel, or TLS we
+// terminated after the server handshake), the server speaking or closing first decides instead, and a
+// client that idles before its first bytes (a browser's preconnected socket) is still detected from
+// them when they come.
+std::chrono::milliseconds silence_unless_open(const ConnectionContext& ctx, ConnId server) {
+  return server ? std::chrono::milliseconds(0) : ctx.options().detect_timeout;
+}
+
 // The decider for the bytes to host:port: TLS (intercepted), HTTP/1.x, or raw. `server` is the
 // connection to it when one is open (a CONNECT tunnel), else 0 (the chosen layer connects). Inside
 // TLS (`in_tls`), the same detection runs again on the plaintext.
@@ -60,7 +69,7 @@ LayerDecider detect(ConnId server, std::string host, uint16_t port, bool in_tls)
       if (t == Verdict3::yes) {
         TlsLayerSpec spec{true, server, host, port};
         return std::make_unique<TlsLayer>(c, std::move(spec), [host, port](ConnectionContext& cc, ConnId s) {
-          return std::make_unique<NextLayer>(cc, detect(s, host, port, true), false, cc.options().detect_timeout);
+          return std::make_unique<NextLayer>(cc, detect(s, host, port, true), false, silence_unless_open(cc, s));
         });
       }
     }
@@ -97,7 +106,7 @@ std::unique_ptr<Layer> make_root_layer(ConnectionContext& ctx) {
 }
 
 std::unique_ptr<Layer> make_tunnel_layer(ConnectionContext& ctx, ConnId server, const std::string& host, uint16_t port) {
-  return std::make_unique<NextLayer>(ctx, detect(server, host, port, false), false, ctx.options().detect_timeout);
+  return std::make_unique<NextLayer>(ctx, detect(server, host, port, false), false, silence_unless_open(ctx, server));
 }
 
 }  // namespace sluice::layer

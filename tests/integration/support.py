@@ -10,6 +10,7 @@ import http.server
 import shutil
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -38,10 +39,24 @@ class HelloHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class TlsHttpServer(http.server.ThreadingHTTPServer):
+    """HTTPS whose handshakes run in each connection's thread (on its first read), not in accept: a
+    connection whose client has not sent its ClientHello yet holds up no other."""
+    tls = None
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        return self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError)):
+            super().handle_error(request, client_address)
+
+
 def serve_hello(cert=None, key=None, alpn=None, client_ca=None, handler=HelloHandler):
     """A loopback HTTP origin in a thread; HTTPS with `cert`/`key` (optionally offering `alpn` and
     requiring client certificates from `client_ca`)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = (TlsHttpServer if cert else http.server.ThreadingHTTPServer)(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     if cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -51,7 +66,7 @@ def serve_hello(cert=None, key=None, alpn=None, client_ca=None, handler=HelloHan
         if client_ca:
             ctx.verify_mode = ssl.CERT_REQUIRED
             ctx.load_verify_locations(client_ca)
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        server.tls = ctx
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 

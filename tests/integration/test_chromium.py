@@ -113,6 +113,18 @@ def chromium(d, proxy_port, spki, url):
         capture_output=True, timeout=120)
 
 
+def summary(recs):
+    """One line per record (what a failure report needs to say where a load stalled)."""
+    lines = []
+    for r in recs:
+        m = r.get("message")
+        m = m if isinstance(m, dict) else {"code": m}
+        what = m.get("method", "") + " " + m.get("path", "") if "method" in m else m.get("status", m.get("code", ""))
+        lines.append("%s %s %s %s %s" % (r.get("type"), r.get("flow_id"), r.get("protocol", r.get("kind", "")),
+                                         r.get("direction", ""), what))
+    return "\n".join(lines)
+
+
 class Chromium(unittest.TestCase):
     def test_websocket_and_event_source_through_the_proxy(self):
         with tempfile.TemporaryDirectory() as d:
@@ -139,9 +151,10 @@ class Chromium(unittest.TestCase):
             site.shutdown()
             ws_server.close()
         self.assertEqual(code, 0)
-        self.assertTrue(reported, browser_err.decode(errors="replace")[-2000:])
-        self.assertEqual(Live.report, {"ws": ["hello from chromium"], "sse": ["first event"]})
         recs = records(out)
+        if not reported:
+            self.fail(browser_err.decode(errors="replace")[-2000:] + "\n" + summary(recs))
+        self.assertEqual(Live.report, {"ws": ["hello from chromium"], "sse": ["first event"]})
         ws = [r for r in recs if r["type"] == "envelope" and r["protocol"] == "ws"]
         texts = [(r["direction"], r["message"]["payload"]) for r in ws if r["message"]["opcode"] == 1]
         self.assertEqual(texts, [("send", "hello from chromium"), ("receive", "hello from chromium")])

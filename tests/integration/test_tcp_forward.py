@@ -108,6 +108,26 @@ class TcpForward(unittest.TestCase):
         finally:
             greeter.close()
 
+    def test_server_first_protocol_through_a_connect_tunnel(self):
+        # The tunnel's server connection is open, so the banner itself decides for raw (no timer).
+        greeter = EchoServer(greeting=b"220 loopback ESMTP ready\r\n")
+        try:
+            proxy = Proxy("--mode", "regular@0")
+            with connect(proxy.port) as c:
+                c.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % greeter.port)
+                self.assertEqual(recv_exactly(c, 39), b"HTTP/1.1 200 Connection established\r\n\r\n")
+                self.assertEqual(recv_exactly(c, 26), b"220 loopback ESMTP ready\r\n")
+                c.sendall(b"QUIT\r\n")
+                self.assertEqual(recv_exactly(c, 6), b"QUIT\r\n")
+            time.sleep(0.2)
+            code, out = proxy.stop()
+            self.assertEqual(code, 0)
+            recs = records(out)
+            self.assertEqual(reassemble(recs, "receive"), b"220 loopback ESMTP ready\r\nQUIT\r\n")
+            self.assertEqual(reassemble(recs, "send"), b"QUIT\r\n")
+        finally:
+            greeter.close()
+
     def test_refused_server_gives_an_error_record(self):
         port = closed_port()
         proxy = Proxy("--mode", "tcp:127.0.0.1:%d@0" % port)

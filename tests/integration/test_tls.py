@@ -135,6 +135,25 @@ class Tls(PkiCase):
         for r in recs:
             validator.validate(r)
 
+    def test_tunnel_idle_before_its_client_hello_is_still_intercepted(self):
+        # A browser's preconnected tunnel: CONNECT, then silence well past --detect-timeout, then TLS.
+        o = origin(self.pki)
+        port = o.server_address[1]
+        proxy = self.proxy("--server-ca", self.pki.ca, "--detect-timeout", "0.1")
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as c:
+            c.sendall(b"CONNECT localhost:%d HTTP/1.1\r\nHost: localhost:%d\r\n\r\n" % (port, port))
+            self.assertTrue(c.recv(1000).startswith(b"HTTP/1.1 200"))
+            time.sleep(0.5)
+            ctx = ssl.create_default_context(cafile=self.sluice_ca)
+            with ctx.wrap_socket(c, server_hostname="localhost") as t:
+                t.sendall(b"GET /late HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                self.assertTrue(recv_all(t).endswith(b"hello from /late\n"))
+        recs = self.finish(proxy)
+        o.shutdown()
+        self.assertEqual([r["message"]["path"] for r in envelopes(recs, "http") if r["direction"] == "send"
+                          and r["message"]["method"] == "GET"], ["/late"])
+        self.assertEqual(envelopes(recs, "raw"), [])
+
     def test_leaf_certificate_names_and_issuer(self):
         """openssl s_client through the proxy: the leaf carries the SNI and the origin certificate's other
         names, is issued by the sluice CA, and verifies against it."""
