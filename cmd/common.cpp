@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "stream/fd_io.hpp"
+#include "stream/format.hpp"
 #include "stream/reader.hpp"
 
 namespace sluice::cmd {
@@ -108,6 +109,17 @@ uint64_t parse_size(const std::string& text, const std::string& what) {
   if (end == 0 || mul == 0) throw CommandError(kUsage, what + ": expected a size like 16MiB, 512k or 0, got '" + text + "'");
   if (n > UINT64_MAX / mul) throw CommandError(kUsage, what + ": number too large: " + text);
   return n * mul;
+}
+
+StreamOutput open_stream_output(const std::string& write, const std::string& format, bool no_compress,
+                                const std::string& command) {
+  StreamOutput out;
+  out.to_file = !write.empty() && write != "-";
+  if (out.to_file) out.fd = open_output(write, command);
+  out.summary_only = !out.to_file && write.empty() && is_terminal(1);
+  out.options.encoding = *stream::parse_encoding(format);
+  out.options.compression = no_compress ? stream::Compression::none : stream::Compression::zstd;
+  return out;
 }
 
 }  // namespace sluice::cmd

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "envelope/record.hpp"
+#include "stream/writer.hpp"
 
 namespace CLI {
 class App;
@@ -68,6 +69,17 @@ void read_records(const std::vector<std::string>& paths, const std::string& comm
 // "COMMAND: cannot open PATH for writing: ..." with exit status 2.
 int open_output(const std::string& path, const std::string& command);
 
+// Where a command that produces a stream writes it: -w PATH (opened here), or standard output unless
+// it is a terminal, where one summary line per flow goes instead (`summary_only`).
+struct StreamOutput {
+  int fd = 1;
+  bool to_file = false;
+  bool summary_only = false;
+  stream::WriterOptions options;
+};
+StreamOutput open_stream_output(const std::string& write, const std::string& format, bool no_compress,
+                                const std::string& command);
+
 // "16MiB", "512k", "0", "1G": a byte count with an optional binary suffix. `what` prefixes errors
 // ("proxy: --record-body-limit").
 uint64_t parse_size(const std::string& text, const std::string& what);
@@ -87,5 +99,6 @@ void setup_record(CLI::App& app, CommandRunner& run);
 void setup_diff(CLI::App& app, CommandRunner& run);
 void setup_export(CLI::App& app, CommandRunner& run);
 void setup_import(CLI::App& app, CommandRunner& run);
+void setup_replay(CLI::App& app, CommandRunner& run);
 
 }  // namespace sluice::cmd

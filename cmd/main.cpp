@@ -32,6 +32,16 @@ void dump_cli(const CLI::App& app) {
     dump_options(sub->get_name(), *sub);
   }
 }
+
+// A repeatable option takes one value per occurrence (`--server-ca A --server-ca B`), so that
+// `sluice replay --server-ca ca.pem capture` does not swallow the capture (CLI11's vectors otherwise
+// take every value up to the next flag).
+void one_value_per_flag(CLI::App& app) {
+  for (CLI::Option* opt : app.get_options())
+    if (!opt->get_positional()) opt->allow_extra_args(false);
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) one_value_per_flag(*sub);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -56,6 +66,8 @@ int main(int argc, char** argv) {
   setup_diff(app, run);
   setup_export(app, run);
   setup_import(app, run);
+  setup_replay(app, run);
+  one_value_per_flag(app);
 
   try {
     if (argc >= 2 && std::string_view(argv[1]) == "--dump-cli") {

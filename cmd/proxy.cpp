@@ -72,18 +72,7 @@ std::unique_ptr<tls::TlsConfig> make_tls(const ProxyConfig& cfg) {
   settings.server_ca = cfg.server_ca;
   settings.passthrough = cfg.passthrough;
   settings.cert_cache = cfg.cert_cache;
-  for (const auto& spec : cfg.client_certs) {
-    // FILE[:HOST_PATTERN]; a pattern never contains '/', so the last ':' before a pattern splits them.
-    tls::ClientCertSpec c;
-    size_t colon = spec.rfind(':');
-    if (colon != std::string::npos && spec.find('/', colon) == std::string::npos && colon + 1 < spec.size()) {
-      c.path = spec.substr(0, colon);
-      c.pattern = spec.substr(colon + 1);
-    } else {
-      c.path = spec;
-    }
-    settings.client_certs.push_back(std::move(c));
-  }
+  for (const auto& spec : cfg.client_certs) settings.client_certs.push_back(tls::parse_client_cert_spec(spec));
   if (const char* keylog = std::getenv("SSLKEYLOGFILE"); keylog && *keylog) settings.keylog_path = keylog;
   auto config = tls::TlsConfig::create(std::move(*ca), std::move(settings));
   if (!config) throw CommandError(kUsage, "proxy: " + config.error().message);
@@ -116,13 +105,11 @@ int run_proxy(const ProxyConfig& cfg) {
   opts.layer.tls = tls.get();
 
   // Where the stream goes: -w PATH, or stdout unless it is a terminal (then one line per flow).
-  int out_fd = 1;
-  bool to_file = !cfg.write.empty() && cfg.write != "-";
-  if (to_file) out_fd = open_output(cfg.write, "proxy");
-  bool summary_only = !to_file && cfg.write.empty() && is_terminal(1);
-  stream::WriterOptions wopts;
-  wopts.encoding = *stream::parse_encoding(cfg.format);
-  wopts.compression = cfg.no_compress ? stream::Compression::none : stream::Compression::zstd;
+  StreamOutput output = open_stream_output(cfg.write, cfg.format, cfg.no_compress, "proxy");
+  int out_fd = output.fd;
+  bool to_file = output.to_file;
+  bool summary_only = output.summary_only;
+  const stream::WriterOptions& wopts = output.options;
 
   std::atomic<runtime::Server*> server_ptr{nullptr};
   std::atomic<bool> broken_pipe{false};
@@ -185,7 +172,7 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
                   "Seconds without a byte before a connection is closed (default 75)")
       ->check(CLI::Range(0.1, 86400.0));
   sub->add_option("--detect-timeout", cfg->detect_timeout,
-                  "Seconds a tunnel's client may stay silent before it is taken for a server-first protocol "
+                  "Seconds a tcp: forward's client may stay silent before it is taken for a server-first protocol "
                   "(default 0.5)")
       ->check(CLI::Range(0.01, 3600.0));
   sub->add_option("--record-body-limit", cfg->record_body_limit,

@@ -3,11 +3,11 @@ _sluice() {
     local cur prev words cword
     _init_completion || return
 
-    local commands="proxy show ca filter record diff export import"
+    local commands="proxy show ca filter record diff export import replay"
     local cmd="" i
     for ((i = 1; i < cword; i++)); do
         case "${words[i]}" in
-            proxy|show|ca|filter|record|diff|export|import) cmd=${words[i]}; break ;;
+            proxy|show|ca|filter|record|diff|export|import|replay) cmd=${words[i]}; break ;;
         esac
     done
 
@@ -71,6 +71,18 @@ _sluice() {
             esac
             if [[ $cur == -* ]]; then
                 COMPREPLY=($(compgen -W "--ignore-param --ignore-host --ignore-body --ignore-header --ignore-json-path --json --all --help" -- "$cur"))
+            else
+                _filedir
+            fi
+            ;;
+        replay)
+            case $prev in
+                --format) COMPREPLY=($(compgen -W "jsonl cbor" -- "$cur")); return ;;
+                -w|--write|--junit|--server-ca|--client-cert) _filedir; return ;;
+                --target|-j|--concurrency|--rate|--timeout|--connect-timeout|--retries|--scope|--ignore-header|--ignore-json-path|--record-body-limit) return ;;
+            esac
+            if [[ $cur == -* ]]; then
+                COMPREPLY=($(compgen -W "--target -j --concurrency --rate --timeout --connect-timeout --retries --as-recorded --check --junit --scope --ignore-header --ignore-json-path -w --write --format --no-compress --record-body-limit --insecure --server-ca --client-cert -q --quiet --help" -- "$cur"))
             else
                 _filedir
             fi

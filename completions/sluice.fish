@@ -1,5 +1,5 @@
 # fish completion for sluice
-set -l commands proxy show ca filter record diff export import
+set -l commands proxy show ca filter record diff export import replay
 complete -c sluice -f
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a proxy -d 'Listen, forward and record every connection'
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a show -d 'Print or convert a stream'
@@ -93,3 +93,27 @@ complete -c sluice -n "__fish_seen_subcommand_from ca" -l ca-dir -r -a '(__fish_
 complete -c sluice -n "__fish_seen_subcommand_from export" -l format -x -a 'pem der p12' -d 'Certificate format'
 complete -c sluice -n "__fish_seen_subcommand_from export" -s o -l output -r -F -d 'Write to PATH'
 complete -c sluice -n "__fish_seen_subcommand_from export" -l password -x -d 'p12 password'
+
+# replay
+complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a replay -d 'Send the requests of a capture again'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -F
+complete -c sluice -n "__fish_seen_subcommand_from replay" -l target -x -d 'Send every request to this origin'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -s j -l concurrency -x -d 'Requests in flight at once'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -l rate -x -d 'Requests started per second at most'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -l timeout -x -d 'Seconds an exchange may take'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -l connect-timeout -x -d 'Seconds to connect'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -l retries -x -d 'Tries again after a failure'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -l as-recorded -d 'Send the recorded bytes exactly'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -l check -d 'Compare the new responses with the recorded ones'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -l junit -r -d 'Write a JUnit XML report'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -l scope -x -d 'Only send to matching hosts'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -l ignore-header -x -d 'Response header not compared'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -l ignore-json-path -x -d 'JSON body path not compared'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -s w -l write -r -d 'Write the new exchanges to PATH'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -l format -x -a 'jsonl cbor' -d 'Stream encoding'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -l no-compress -d 'Write uncompressed'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -l record-body-limit -x -d 'Body bytes recorded per message'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -l insecure -d 'Do not verify servers'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -l server-ca -r -d 'Also trust this CA'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -l client-cert -r -d 'Client certificate FILE[:PATTERN]'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -s q -l quiet -d 'No progress or report'

@@ -67,7 +67,7 @@ LayerDecider detect(ConnId server, std::string host, uint16_t port, bool in_tls)
       Verdict3 t = starts_tls(first);
       if (t == Verdict3::more && !at_eof) return nullptr;
       if (t == Verdict3::yes) {
-        TlsLayerSpec spec{true, server, host, port};
+        TlsLayerSpec spec{true, server, host, port, {}};
         return std::make_unique<TlsLayer>(c, std::move(spec), [host, port](ConnectionContext& cc, ConnId s) {
           return std::make_unique<NextLayer>(cc, detect(s, host, port, true), false, silence_unless_open(cc, s));
         });

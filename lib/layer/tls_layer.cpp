@@ -96,6 +96,8 @@ void TlsLayer::handle(const Event& event, core::Timestamp now, Commands& out) {
     // Within an intercepted connection, the server is addressed by the name the client used.
     if (connect_ && op.host == spec_.host && hello_.has_sni)
       w.sni = hello_.sni;
+    else if (!spec_.sni.empty() && op.host == spec_.host)
+      w.sni = spec_.sni;
     else if (!tls::is_ip_literal(op.host))
       w.sni = op.host;
     w.alpn = {"http/1.1"};

@@ -31,6 +31,8 @@ struct TlsLayerSpec {
   ConnId server = 0;       // a server connection already open to host:port (CONNECT); 0: none
   std::string host;        // the target: the leaf's name when the client sends no SNI
   uint16_t port = 0;
+  std::string sni;         // without `terminate`: the name to present to host (a replayed flow's recorded
+                           // SNI); empty: host itself unless it is an IP literal
 };
 
 // Builds the child once the client's handshake is done (or at Start without `terminate`). `server` is

@@ -118,6 +118,7 @@ void Connection::execute(Command& cmd) {
         asio::post(self->strand_, std::move(deliver));
     });
   } else if (auto* e = std::get_if<EmitRecord>(&cmd)) {
+    if (deps_.annotate) deps_.annotate(e->record);
     deps_.recorder.record(std::move(e->record));
   } else if (auto* l = std::get_if<Log>(&cmd)) {
     if (deps_.verbose || l->level == Log::Level::warn)

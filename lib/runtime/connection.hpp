@@ -25,6 +25,9 @@ struct ConnectionDeps {
   const pipeline::Pipeline& pipeline;
   std::chrono::milliseconds connect_timeout;
   bool verbose;
+  // Sees every record the layers emit straight to the stream before it is written (a replay tags its
+  // flows here); may be empty.
+  std::function<void(envelope::Record&)> annotate = {};
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {

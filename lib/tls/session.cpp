@@ -94,6 +94,18 @@ bool host_matches(std::string_view pattern, std::string_view host) {
   return core::iequals(pattern, host);
 }
 
+ClientCertSpec parse_client_cert_spec(const std::string& spec) {
+  ClientCertSpec c;
+  size_t colon = spec.rfind(':');
+  if (colon != std::string::npos && spec.find('/', colon) == std::string::npos && colon + 1 < spec.size()) {
+    c.path = spec.substr(0, colon);
+    c.pattern = spec.substr(colon + 1);
+  } else {
+    c.path = spec;
+  }
+  return c;
+}
+
 struct TlsConfig::Impl {
   TlsSettings settings;
   std::unique_ptr<LeafCache> leaves;

@@ -29,6 +29,9 @@ struct ClientCertSpec {
   std::string pattern;  // hosts it is presented to; empty: every host
 };
 
+// "FILE[:HOST_PATTERN]" as --client-cert takes it (a pattern never contains '/').
+ClientCertSpec parse_client_cert_spec(const std::string& spec);
+
 struct TlsSettings {
   bool insecure = false;                   // do not verify servers' certificates
   std::vector<std::string> server_ca;      // PEM files trusted besides the system store

@@ -47,11 +47,8 @@ std::string printable(std::string_view s, size_t max = 200) {
 }
 
 std::string http_target(const HttpMessage& m) {
-  std::string path = m.path;
-  if (path.starts_with("http://") || path.starts_with("https://") || m.authority.empty())
-    return printable(m.method) + " " + printable(path);
-  std::string scheme = m.scheme.empty() ? "http" : m.scheme;
-  return printable(m.method) + " " + printable(scheme + "://" + m.authority + path);
+  if (m.authority.empty() && m.method != "CONNECT") return printable(m.method) + " " + printable(m.path);
+  return printable(m.method) + " " + printable(envelope::url_of(m));
 }
 
 std::string message_line(const Envelope& e) {

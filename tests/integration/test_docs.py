@@ -119,6 +119,12 @@ class Examples(unittest.TestCase):
         self.assertEqual(len(re.findall(rb"GET http://127.0.0.1:\d+/orders/[135] 503 Service Unavailable", out)), 3)
         self.assertEqual(len(re.findall(rb"\n503 http://\S+/orders/[135] {\"error\": \"database unavailable\"}", out)), 3)
         self.assertEqual(out.count(b"curl -sS --http1.1"), 3)
+        p = subprocess.run(["bash", os.path.join(ROOT, "examples", "ci-replay.sh")], capture_output=True,
+                           timeout=120, cwd=ROOT, env=dict(TEST_ENV, SLUICE=os.path.abspath(SLUICE)))
+        self.assertIn(b'== good build\n<testsuite name="sluice replay" tests="4" failures="0" errors="0"', p.stdout)
+        self.assertIn(b'tests="4" failures="3" errors="0"', p.stdout)
+        self.assertIn(b"4 flows: 4 passed, 0 failed", p.stderr)
+        self.assertIn(b"body $.total: 48.0 -> 40.0", p.stderr)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,266 @@
+#include <utility>  // before Asio (Boost 1.74 with GCC 12 in C++20)
+
+#include "replay/client.hpp"
+
+#include <sys/socket.h>
+
+#include <boost/asio.hpp>
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <unordered_map>
+
+#include "layer/http1_layer.hpp"
+#include "layer/http1_parser.hpp"
+#include "layer/tls_layer.hpp"
+#include "pipeline/pipeline.hpp"
+#include "runtime/connection.hpp"
+#include "runtime/recorder.hpp"
+
+namespace sluice::replay {
+
+namespace {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+using Local = asio::local::stream_protocol;
+
+// The root layer of one replayed request: HTTP/1 to the target, under TLS for https.
+std::unique_ptr<layer::Layer> make_root(layer::ConnectionContext& ctx, const Request& q) {
+  std::string host = q.target.host;
+  uint16_t port = q.target.port;
+  if (q.target.scheme != "https") return std::make_unique<layer::Http1Layer>(ctx, layer::Http1Target{host, port, false, 0});
+  layer::TlsLayerSpec spec;
+  spec.host = host;
+  spec.port = port;
+  spec.sni = q.sni;
+  return std::make_unique<layer::TlsLayer>(ctx, std::move(spec), [host, port](layer::ConnectionContext& c, layer::ConnId s) {
+    return std::make_unique<layer::Http1Layer>(c, layer::Http1Target{host, port, true, s});
+  });
+}
+
+class Engine {
+ public:
+  Engine(const std::vector<Recorded>& flows, const std::vector<Request>& requests, const EngineOptions& options,
+         runtime::Recorder& recorder, const std::function<void(size_t)>& progress)
+      : flows_(flows),
+        requests_(requests),
+        options_(options),
+        recorder_(recorder),
+        progress_(progress),
+        pipeline_([this](const envelope::Envelope& e) {
+          envelope::Record r{e};
+          annotate(r);
+          recorder_.record(std::move(r));
+        }),
+        pacer_(io_),
+        outcomes_(requests.size()),
+        state_(requests.size()) {
+    std::random_device rd;
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%06x", rd() & 0xFFFFFF);
+    run_id_ = buf;
+    for (size_t i = 0; i < requests.size(); ++i)
+      if (requests[i].skipped.empty()) queue_.push_back(i);
+  }
+
+  std::vector<Outcome> run() {
+    pump();
+    io_.run();
+    return std::move(outcomes_);
+  }
+
+ private:
+  // What the stream said about the current attempt of a request.
+  struct State {
+    unsigned attempt = 0;
+    std::optional<envelope::HttpMessage> response;
+    std::string error;
+    std::string flow;
+  };
+  // The in-memory client of one attempt.
+  struct Client {
+    explicit Client(asio::io_context& io) : sock(io), timer(io), parser(layer::Http1Parser::Type::response) {}
+    Local::socket sock;
+    asio::steady_timer timer;
+    layer::Http1Parser parser;
+    std::array<char, 64 * 1024> buf;
+    Clock::time_point started = Clock::now();
+    bool done = false;
+  };
+
+  void annotate(envelope::Record& r) {
+    std::string conn;
+    if (const auto* e = std::get_if<envelope::Envelope>(&r))
+      conn = e->context.conn_id;
+    else if (const auto* er = std::get_if<envelope::ErrorRecord>(&r))
+      conn = er->stream_id.substr(0, er->stream_id.find('.'));
+    auto it = conns_.find(conn);
+    if (it == conns_.end()) return;
+    auto [index, attempt] = it->second;
+    State& st = state_[index];
+    bool current = st.attempt == attempt;
+    if (auto* e = std::get_if<envelope::Envelope>(&r)) {
+      e->tags.emplace_back("replay_of", flows_[requests_[index].index].exchange.flow_id);
+      const auto* m = std::get_if<envelope::HttpMessage>(&e->message);
+      if (!current || !m || e->protocol != envelope::Protocol::http || e->modified || !e->overlay.empty()) return;
+      if (m->kind == envelope::HttpMessage::Kind::request && st.flow.empty()) st.flow = e->flow_id;
+      if (m->kind == envelope::HttpMessage::Kind::response && (m->status >= 200 || m->status == 101)) st.response = *m;
+    } else if (const auto* er = std::get_if<envelope::ErrorRecord>(&r); er && current && st.error.empty()) {
+      st.error = er->message;
+    }
+  }
+
+  void pump() {
+    while (in_flight_ < std::max(1u, options_.concurrency) && next_ < queue_.size()) {
+      if (options_.rate > 0) {
+        auto now = Clock::now();
+        if (now < next_start_) {
+          if (!pacing_) {
+            pacing_ = true;
+            pacer_.expires_at(next_start_);
+            pacer_.async_wait([this](boost::system::error_code) {
+              pacing_ = false;
+              pump();
+            });
+          }
+          return;
+        }
+        auto interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / options_.rate));
+        next_start_ = std::max(now, next_start_) + interval;
+      }
+      ++in_flight_;
+      launch(queue_[next_++]);
+    }
+  }
+
+  void launch(size_t i) {
+    const Request& q = requests_[i];
+    State& st = state_[i];
+    st = State{st.attempt + 1, std::nullopt, {}, {}};
+    outcomes_[i].attempts = st.attempt;
+    auto c = std::make_shared<Client>(io_);
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+      end(i, c, std::string("socketpair: ") + std::strerror(errno));
+      return;
+    }
+    c->sock.assign(Local(), fds[1]);
+    runtime::tcp::socket proxy_side(io_);
+    proxy_side.assign(runtime::tcp::v4(), fds[0]);
+    std::string conn_id = run_id_ + "-" + std::to_string(++next_conn_);
+    conns_[conn_id] = {i, st.attempt};
+    layer::ModeSpec mode;
+    mode.kind = layer::ModeSpec::Kind::reverse;
+    mode.target_scheme = q.target.scheme;
+    mode.target_host = q.target.host;
+    mode.target_port = q.target.port;
+    mode.text = "replay";
+    auto ctx = std::make_unique<layer::ConnectionContext>(conn_id, "replay", core::now_wall(), mode, &options_.layer);
+    auto conn = std::make_shared<runtime::Connection>(
+        std::move(proxy_side), std::move(ctx),
+        runtime::ConnectionDeps{recorder_, pipeline_, options_.connect_timeout, false,
+                                [this](envelope::Record& r) { annotate(r); }});
+    conn->start([&q](layer::ConnectionContext& ctx) { return make_root(ctx, q); });
+
+    c->parser.set_request_method(flows_[q.index].exchange.method);
+    c->timer.expires_after(options_.timeout);
+    c->timer.async_wait([this, i, c](boost::system::error_code ec) {
+      if (ec || c->done) return;
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(options_.timeout.count()) / 1000.0);
+      end(i, c, std::string("no complete response within ") + buf + " s (--timeout)");
+    });
+    asio::async_write(c->sock, asio::buffer(q.bytes), [this, i, c](boost::system::error_code ec, size_t) {
+      if (c->done) return;
+      if (ec) end(i, c, "cannot send the request: " + ec.message());
+    });
+    read(i, c);
+  }
+
+  void read(size_t i, const std::shared_ptr<Client>& c) {
+    c->sock.async_read_some(asio::buffer(c->buf), [this, i, c](boost::system::error_code ec, size_t n) {
+      if (c->done) return;
+      if (ec) {
+        bool whole = ec == asio::error::eof && c->parser.finish() == layer::Http1Parser::Status::complete;
+        end(i, c, whole ? "" : "the connection closed before a complete response");
+        return;
+      }
+      core::ByteView data(c->buf.data(), n);
+      for (;;) {
+        size_t used = 0;
+        auto s = c->parser.feed(data, used);
+        data.remove_prefix(used);
+        c->parser.take_body();  // the stream has the body; the client only needs the framing
+        c->parser.take_chunks();
+        if (s == layer::Http1Parser::Status::need_more) break;
+        if (s == layer::Http1Parser::Status::error) {
+          end(i, c, "malformed response: " + c->parser.error());
+          return;
+        }
+        if (s == layer::Http1Parser::Status::upgrade ||
+            (s == layer::Http1Parser::Status::complete && c->parser.head().status >= 200)) {
+          end(i, c, "");
+          return;
+        }
+      }
+      read(i, c);
+    });
+  }
+
+  void end(size_t i, const std::shared_ptr<Client>& c, std::string error) {
+    c->done = true;
+    c->timer.cancel();
+    boost::system::error_code ignored;
+    c->sock.close(ignored);
+    State& st = state_[i];
+    Outcome& o = outcomes_[i];
+    // The proxy's own account (connection refused, TLS verification, a 502 it made) names the cause.
+    if (!st.error.empty()) error = st.error;
+    if (error.empty() && !st.response) error = "no response was recorded";
+    o.elapsed += std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - c->started);
+    if (!error.empty() && st.attempt <= options_.retries) {
+      auto backoff = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(100 << std::min(st.attempt - 1, 6u)));
+      backoff->async_wait([this, i, backoff](boost::system::error_code) { launch(i); });
+      return;
+    }
+    o.error = std::move(error);
+    o.response = std::move(st.response);
+    o.new_flow = st.flow;
+    --in_flight_;
+    ++finished_;
+    if (progress_) progress_(finished_);
+    pump();
+  }
+
+  const std::vector<Recorded>& flows_;
+  const std::vector<Request>& requests_;
+  const EngineOptions& options_;
+  runtime::Recorder& recorder_;
+  const std::function<void(size_t)>& progress_;
+  asio::io_context io_;
+  pipeline::Pipeline pipeline_;
+  asio::steady_timer pacer_;
+  bool pacing_ = false;
+  Clock::time_point next_start_{};
+  std::vector<Outcome> outcomes_;
+  std::vector<State> state_;
+  std::vector<size_t> queue_;
+  size_t next_ = 0;
+  unsigned in_flight_ = 0;
+  size_t finished_ = 0;
+  std::string run_id_;
+  uint64_t next_conn_ = 0;
+  std::unordered_map<std::string, std::pair<size_t, unsigned>> conns_;  // conn id -> request, attempt
+};
+
+}  // namespace
+
+std::vector<Outcome> run(const std::vector<Recorded>& flows, const std::vector<Request>& requests,
+                         const EngineOptions& options, runtime::Recorder& recorder,
+                         const std::function<void(size_t finished)>& progress) {
+  Engine engine(flows, requests, options, recorder, progress);
+  return engine.run();
+}
+
+}  // namespace sluice::replay

@@ -1,0 +1,116 @@
+#pragma once
+// Client replay, the sans-IO half: which flows of a capture to send again, to where, as which bytes,
+// and how the new responses compare with the recorded ones (the JUnit report included).
+//
+//   capture records --> Collector --> Recorded flows --> plan() --> Request (target, SNI, bytes)
+//                                                                 \-> skipped (out of --scope, not
+//                                                                     replayable as recorded)
+//   new responses ----> check() (diff::compare with `sluice diff`'s options) --> Report --> junit_xml()
+//
+// `--as-recorded` sends the bytes the server received (the request's `sluice` variant when the proxy
+// changed the head, else its raw bytes); otherwise the structured request is encoded again: origin-form
+// target, the recorded fields in order without the framing ones, Content-Length for the body (chunked
+// when there are trailers).
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+#include "diff/diff.hpp"
+#include "envelope/record.hpp"
+
+namespace sluice::replay {
+
+// One recorded HTTP exchange with what replaying it needs beyond the structured view.
+struct Recorded {
+  diff::Exchange exchange;  // its `url` is the one the server was asked for (from `sent`)
+  // The request as the server received it: the proxy's variant when it changed the head (origin-form,
+  // the reverse target's Host), else the client's. Replays go where it went and say what it said.
+  envelope::HttpMessage sent;
+  core::Bytes wire;  // its bytes
+  std::string sni;   // the client's SNI when it spoke TLS, else empty
+  bool body_complete = true;  // false when --record-body-limit cut the body
+};
+
+// Collects the replayable exchanges of a stream (HTTP requests other than CONNECT), in order.
+class Collector {
+ public:
+  void add(const envelope::Record& r);
+  std::vector<Recorded> take();
+
+ private:
+  diff::ExchangeCollector exchanges_;
+  struct Extra {
+    std::optional<envelope::HttpMessage> sent;
+    core::Bytes wire;
+    std::string sni;
+    bool body_complete = true;
+  };
+  std::map<std::string, Extra> extra_;  // flow id -> what the exchange does not keep
+};
+
+// Where a replay goes: scheme, host and port (from --target, or the recorded URL).
+struct Target {
+  std::string scheme;  // "http" or "https"
+  std::string host;
+  uint16_t port = 0;
+};
+// "http://host[:port]" or "https://..." (a path is an error).
+core::Result<Target> parse_target(std::string_view url);
+
+struct PlanOptions {
+  std::optional<Target> target;     // send everything here instead
+  bool as_recorded = false;         // the recorded bytes, exactly
+  std::vector<std::string> scope;   // host patterns ("*.example.com"); empty: every host
+};
+
+struct Request {
+  size_t index = 0;  // into the collected flows
+  Target target;
+  std::string sni;    // empty: the target host unless it is an IP literal
+  core::Bytes bytes;  // what goes on the wire
+  std::string skipped;  // non-empty: not sent, and why (one line)
+};
+
+// The request to send for flow `index`, or why it is skipped.
+Request plan(const Recorded& r, size_t index, const PlanOptions& o);
+
+// The structured request as HTTP/1.1 bytes.
+core::Bytes encode_request(const envelope::HttpMessage& m);
+
+// What happened to one flow.
+struct Outcome {
+  std::optional<envelope::HttpMessage> response;  // the new final response
+  std::string error;                              // why there is none (or why it is not the server's)
+  unsigned attempts = 0;
+  std::chrono::microseconds elapsed{0};
+  std::string new_flow;  // the new flow's id, when one was recorded
+};
+
+struct CaseResult {
+  enum class Kind : uint8_t { passed, failed, error, skipped } kind = Kind::passed;
+  const Recorded* flow = nullptr;
+  std::string new_flow;
+  std::vector<diff::Difference> differences;  // failed
+  std::string message;                         // error or skipped: one line
+  std::chrono::microseconds elapsed{0};
+};
+
+struct Report {
+  std::vector<CaseResult> cases;
+  size_t passed = 0, failed = 0, errors = 0, skipped = 0;
+  std::chrono::microseconds elapsed{0};
+};
+
+// Compares each replayed flow's new response with the recorded one. Without `compare`, a flow that got
+// a response passes (only errors and skips count).
+Report check(const std::vector<Recorded>& flows, const std::vector<Request>& requests,
+             const std::vector<Outcome>& outcomes, const diff::Options& options, bool compare);
+
+// The report as JUnit XML: one testsuite, one testcase per flow (classname the host, name "METHOD
+// URL"), failures with the differences, errors with the reason, skips with why.
+std::string junit_xml(const Report& report);
+
+}  // namespace sluice::replay
