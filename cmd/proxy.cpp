@@ -12,6 +12,8 @@
 #include "envelope/record.hpp"
 #include "layer/root_layer.hpp"
 #include "pipeline/pipeline.hpp"
+#include "replay/serve.hpp"
+#include "stream/reader.hpp"
 #include "runtime/recorder.hpp"
 #include "runtime/server.hpp"
 #include "tls/session.hpp"
@@ -41,6 +43,14 @@ struct ProxyConfig {
   size_t cert_cache = 1024;
   bool insecure = false;
   std::vector<std::string> server_ca, client_certs, passthrough;
+  // Server replay.
+  std::vector<std::string> serve_from;
+  std::string match = "method,scheme,host,port,path,query,body";
+  std::vector<std::string> ignore_params, ignore_form_fields, match_headers;
+  bool ignore_body = false;
+  bool reuse = false;
+  bool refresh_dates = false;
+  std::string on_miss = "502";
 };
 
 
@@ -79,6 +89,29 @@ std::unique_ptr<tls::TlsConfig> make_tls(const ProxyConfig& cfg) {
   return std::move(*config);
 }
 
+// --serve-from: the recorded responses, loaded before the proxy listens.
+std::shared_ptr<replay::ServeFrom> make_serve_from(const ProxyConfig& cfg) {
+  replay::ServeOptions o;
+  if (auto r = replay::parse_match_parts(cfg.match, o.match); !r) throw CommandError(kUsage, "proxy: --match: " + r.error().message);
+  if (cfg.ignore_body) o.match.body = false;
+  o.match.ignore_params = cfg.ignore_params;
+  o.match.ignore_form_fields = cfg.ignore_form_fields;
+  o.match.headers = cfg.match_headers;
+  auto miss = replay::parse_on_miss(cfg.on_miss);
+  if (!miss) throw CommandError(kUsage, "proxy: " + miss.error().message);
+  o.on_miss = *miss;
+  o.reuse = cfg.reuse;
+  o.refresh_dates = cfg.refresh_dates;
+  auto step = std::make_shared<replay::ServeFrom>(std::move(o));
+  read_records(cfg.serve_from, "proxy", [&](envelope::Record&& r, const stream::StreamReader&) { step->add(r); });
+  step->finish_loading();
+  std::fprintf(stderr, "sluice: serving %zu recorded responses (--serve-from)", step->responses());
+  if (step->unusable())
+    std::fprintf(stderr, "; %zu recorded cut short by --record-body-limit are not served", step->unusable());
+  std::fprintf(stderr, "\n");
+  return step;
+}
+
 int run_proxy(const ProxyConfig& cfg) {
   runtime::ServerOptions opts;
   for (const auto& spec : cfg.modes.empty() ? std::vector<std::string>{"regular"} : cfg.modes) {
@@ -103,6 +136,11 @@ int run_proxy(const ProxyConfig& cfg) {
   opts.verbose = cfg.verbose;
   auto tls = make_tls(cfg);
   opts.layer.tls = tls.get();
+  std::shared_ptr<replay::ServeFrom> serve_from;
+  if (!cfg.serve_from.empty()) {
+    serve_from = make_serve_from(cfg);
+    opts.layer.lazy_connect = true;  // a recorded answer needs no server, nor any network
+  }
 
   // Where the stream goes: -w PATH, or stdout unless it is a terminal (then one line per flow).
   StreamOutput output = open_stream_output(cfg.write, cfg.format, cfg.no_compress, "proxy");
@@ -121,6 +159,7 @@ int run_proxy(const ProxyConfig& cfg) {
       },
       to_file && is_terminal(1) ? 1 : -1);
   pipeline::Pipeline pipeline([&recorder](const envelope::Envelope& e) { recorder.record(e); });
+  if (serve_from) pipeline.add(serve_from);
 
   runtime::Server server(opts, recorder, pipeline);
   auto bound = server.bind();
@@ -193,6 +232,20 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
                   "FILE[:HOST_PATTERN]: present the certificate and key in FILE (PEM) to matching servers, repeatable");
   sub->add_option("--tls-passthrough", cfg->passthrough,
                   "Tunnel hosts matching PATTERN (*.example.com) without intercepting TLS, repeatable");
+  sub->add_option("--serve-from", cfg->serve_from,
+                  "Answer requests from the responses recorded in CAPTURE (file or directory), repeatable");
+  sub->add_option("--match", cfg->match,
+                  "Server replay: the request parts that must match, comma-separated (default "
+                  "method,scheme,host,port,path,query,body)");
+  sub->add_option("--ignore-param", cfg->ignore_params, "Server replay: query parameter left out of matching, repeatable");
+  sub->add_flag("--ignore-body", cfg->ignore_body, "Server replay: match whatever the request body");
+  sub->add_option("--ignore-form-field", cfg->ignore_form_fields,
+                  "Server replay: form field (urlencoded body) left out of matching, repeatable");
+  sub->add_option("--match-header", cfg->match_headers, "Server replay: a request header that must match too, repeatable");
+  sub->add_flag("--reuse", cfg->reuse, "Server replay: answer repeated requests with the last recorded response, always");
+  sub->add_option("--on-miss", cfg->on_miss, "Server replay: forward, 404, 502 (default) or kill when nothing matches");
+  sub->add_flag("--refresh-dates", cfg->refresh_dates,
+                "Server replay: shift Date, Expires, Last-Modified and cookie expiry to now");
   sub->add_flag("-v,--verbose", cfg->verbose, "Log every event and command on stderr");
   sub->callback([&run, cfg] { run = [cfg] { return run_proxy(*cfg); }; });
 }

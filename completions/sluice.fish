@@ -31,6 +31,15 @@ complete -c sluice -n "__fish_seen_subcommand_from proxy" -l insecure -d 'Do not
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l server-ca -r -F -d 'Also trust these CA certificates for servers'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l client-cert -r -F -d 'FILE[:HOST_PATTERN] client certificate'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l tls-passthrough -x -d 'Tunnel matching hosts without interception'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l serve-from -r -d 'Answer requests from this capture'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l match -x -d 'Request parts that must match'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l ignore-param -x -d 'Query parameter left out of matching'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l ignore-body -d 'Match whatever the request body'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l ignore-form-field -x -d 'Form field left out of matching'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l match-header -x -d 'Request header that must match'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l reuse -d 'Answer repeats with the last recorded response'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l on-miss -x -a 'forward 404 502 kill' -d 'Answer when nothing matches'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l refresh-dates -d 'Move recorded dates to now'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -s v -l verbose -d 'Log every event and command'
 
 # show

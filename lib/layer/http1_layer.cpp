@@ -313,12 +313,14 @@ void Http1Layer::on_request_head(core::Timestamp now, Commands& out) {
     return;
   }
   if (!route(now, out)) return;
+  // Connect while the pipeline looks at the request (a CONNECT is answered once both are done), unless
+  // servers are contacted only when a request is sent on (then send_to_server connects).
+  bool eager = !ctx_.options().lazy_connect;
   if (x.req.head.method == "CONNECT" && x.local_connect) {
-    // Connect while the pipeline looks at the request; answered once both are done.
-    acquire_server(out);
+    if (eager) acquire_server(out);
     return;
   }
-  acquire_server(out);
+  if (eager) acquire_server(out);
   // A client that waits for 100 Continue sends its body only when the server asks: send the head now.
   auto expect = find_header(x.req.head.headers, "expect");
   bool has_body = x.req.head.chunked || x.req.head.content_length.value_or(0) > 0;
@@ -534,6 +536,7 @@ void Http1Layer::on_open(const OpenCompleted& o, core::Timestamp now, Commands& 
 
 void Http1Layer::send_to_server(core::Bytes bytes, Commands& out) {
   Exchange& x = *ex_;
+  if (!x.server && !x.open_id) acquire_server(out);  // lazy_connect: the first bytes that go out
   if (x.server_ready)
     out.push_back(SendData{x.server, std::move(bytes)});
   else
@@ -766,6 +769,7 @@ envelope::Envelope Http1Layer::make_envelope(Message& m, core::Timestamp time, b
   e.message = std::move(msg);
   e.anomalies = m.anomalies;
   if (m.streaming) e.tags.emplace_back("streamed", "true");
+  for (const auto& t : m.tags) e.tags.push_back(t);
   if (!m.complete && m.have_head && m.anomalies.empty()) e.tags.emplace_back("incomplete", "true");
   return e;
 }
@@ -803,7 +807,7 @@ void Http1Layer::on_verdict(const PipelineVerdict& v, core::Timestamp now, Comma
   if (!ex_) return;
   Exchange& x = *ex_;
   if (v.id != x.req_pipeline && v.id != x.resp_pipeline) return;
-  if (v.verdict != Verdict::forward) {
+  if (v.verdict == Verdict::drop || v.verdict == Verdict::kill) {
     // HTTP has no way to skip a message without leaving the peer waiting: drop and kill both close.
     close_all("killed", now, out);
     return;
@@ -812,7 +816,11 @@ void Http1Layer::on_verdict(const PipelineVerdict& v, core::Timestamp now, Comma
     x.req_pipeline = 0;
     if (x.local_connect) {
       record_overlays(x.req, now, out);
-      if (x.server_ready) start_tunnel({}, now, out);
+      if (x.server_ready || ctx_.options().lazy_connect) start_tunnel({}, now, out);
+      return;
+    }
+    if (v.verdict == Verdict::respond && v.reply) {
+      answer_with(*v.reply, now, out);
       return;
     }
     send_request(v.envelope, now, out);
@@ -906,6 +914,43 @@ void Http1Layer::start_tunnel(core::ByteView server_rest, core::Timestamp now, C
     out.push_back(PauseReading{kClientConn, false});
   }
   if (client_eof_) tunnel_->handle(ConnectionClosed{kClientConn, false, {}}, now, out);
+}
+
+void Http1Layer::answer_with(const envelope::Envelope& reply, core::Timestamp now, Commands& out) {
+  Exchange& x = *ex_;
+  record_overlays(x.req, now, out);
+  Http1Parser parser(Http1Parser::Type::response);
+  parser.set_request_method(std::string(x.req.head.method));
+  core::ByteView data = reply.raw;
+  size_t pos = 0;
+  Http1Parser::Status s;
+  do {
+    size_t used = 0;
+    s = parser.feed(data.substr(pos), used);
+    pos += used;
+  } while (s == Http1Parser::Status::head);
+  if (s == Http1Parser::Status::need_more) s = parser.finish();
+  if (s != Http1Parser::Status::complete || parser.head().status < 200) {
+    std::string why = parser.error().empty() ? "incomplete, or an interim response" : parser.error();
+    fail(502, "Bad Gateway", "bad_reply", "a pipeline step answered with no complete HTTP/1 response (" + why + ")",
+         now, out);
+    return;
+  }
+  Message& m = x.resp;
+  m.direction = Direction::receive;
+  m.head = parser.take_head();
+  m.body = parser.take_body();
+  m.body_total = m.body.size();
+  m.chunks = parser.take_chunks();
+  if (m.head.chunked) m.wire = core::Bytes(data.substr(m.head.raw.size(), pos - m.head.raw.size()));
+  m.have_head = true;
+  m.complete = true;
+  m.time = now;
+  m.tags = reply.tags;
+  send_to_client(core::Bytes(data.substr(0, pos)), out);
+  x.response_begun = true;
+  record_message(m, now, out);
+  finish_exchange(now, out);
 }
 
 void Http1Layer::answer(int status, std::string_view reason, const std::string& text, core::Timestamp now,

@@ -67,6 +67,7 @@ class Http1Layer final : public Layer {
     bool recorded = false;                // the canonical envelope is in the stream
     bool complete = false;
     std::vector<envelope::Anomaly> anomalies;
+    envelope::Tags tags;  // added to its envelope (a pipeline step's answer says where it came from)
   };
   struct Exchange;
   struct ServerConn {
@@ -110,6 +111,9 @@ class Http1Layer final : public Layer {
   void on_verdict(const PipelineVerdict& v, core::Timestamp now, Commands& out);
   void finish_exchange(core::Timestamp now, Commands& out);
   void start_tunnel(core::ByteView server_rest, core::Timestamp now, Commands& out);
+  // Answers the request with a pipeline step's reply (its raw bytes, an HTTP/1 response), records it,
+  // and goes on with the connection as after a server's response.
+  void answer_with(const envelope::Envelope& reply, core::Timestamp now, Commands& out);
   // Answers the client ourselves (a refusal or a gateway error), records it, and closes.
   void answer(int status, std::string_view reason, const std::string& text, core::Timestamp now, Commands& out,
               envelope::Headers extra = {});

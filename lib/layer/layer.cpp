@@ -40,7 +40,7 @@ std::string describe(const Event& e) {
              (o.error_code.empty() ? ", ok " + o.peer : ", " + o.error_code + ": " + o.error) + ")";
     }
     std::string operator()(const PipelineVerdict& v) const {
-      static const char* kNames[] = {"forward", "drop", "kill"};
+      static const char* kNames[] = {"forward", "drop", "kill", "respond"};
       return "PipelineVerdict(#" + std::to_string(v.id) + ", " + kNames[static_cast<int>(v.verdict)] + ", " +
              envelope_brief(v.envelope) + ")";
     }

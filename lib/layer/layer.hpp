@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -63,12 +64,14 @@ enum class Verdict : uint8_t {
   forward,  // send the (possibly modified) envelope on
   drop,     // do not send it; the stream goes on
   kill,     // close the stream
+  respond,  // do not send it: answer the peer with `reply` (a layer that cannot answer forwards)
 };
 // Reply to RunPipeline. `envelope` is what to send: the original or the variant a step made.
 struct PipelineVerdict {
   CommandId id;
   Verdict verdict = Verdict::forward;
   envelope::Envelope envelope;
+  std::optional<envelope::Envelope> reply = {};  // respond: the answer's bytes (and tags)
 };
 struct TimerFired {
   CommandId id;

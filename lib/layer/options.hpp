@@ -25,6 +25,10 @@ struct ProxyOptions {
   // TLS interception (the CA, trust, passthrough); nullptr: TLS is not intercepted, CONNECT tunnels raw
   // bytes, and https:// targets are refused. Owned by the caller.
   const tls::TlsConfig* tls = nullptr;
+  // Contact a server only when a request is sent on to it, after the pipeline's verdict (a step such
+  // as --serve-from may answer instead): CONNECT is answered at once, TLS inside it is terminated with
+  // a leaf for the client's SNI, and tunnels wait for their client's first bytes without a timer.
+  bool lazy_connect = false;
 };
 
 }  // namespace sluice::layer

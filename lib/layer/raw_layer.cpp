@@ -61,7 +61,7 @@ void RawLayer::handle(const Event& event, core::Timestamp now, Commands& out) {
       finish("killed", now, out);
       return;
     }
-    if (v->verdict == Verdict::forward && !v->envelope.raw.empty()) out.push_back(SendData{side->to, v->envelope.raw});
+    if ((v->verdict == Verdict::forward || v->verdict == Verdict::respond) && !v->envelope.raw.empty()) out.push_back(SendData{side->to, v->envelope.raw});
     pump(*side, out);
   } else if (const auto* c = std::get_if<ConnectionClosed>(&event)) {
     if (c->reset) {

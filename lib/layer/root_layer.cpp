@@ -48,12 +48,12 @@ std::unique_ptr<Layer> http1_maybe_tls(ConnectionContext& ctx, core::ByteView fi
 }
 
 // How long a silent client waits before the connection is taken for a server-first protocol: only
-// when no server connection is open yet (a TCP forward). Where one is (a tunnel, or TLS we
+// when no server connection is open yet (a TCP forward), and servers are contacted eagerly. Where one is (a tunnel, or TLS we
 // terminated after the server handshake), the server speaking or closing first decides instead, and a
 // client that idles before its first bytes (a browser's preconnected socket) is still detected from
 // them when they come.
 std::chrono::milliseconds silence_unless_open(const ConnectionContext& ctx, ConnId server) {
-  return server ? std::chrono::milliseconds(0) : ctx.options().detect_timeout;
+  return server || ctx.options().lazy_connect ? std::chrono::milliseconds(0) : ctx.options().detect_timeout;
 }
 
 // The decider for the bytes to host:port: TLS (intercepted), HTTP/1.x, or raw. `server` is the

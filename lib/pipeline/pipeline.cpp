@@ -4,7 +4,7 @@ namespace sluice::pipeline {
 
 void Pipeline::run(envelope::Envelope env, std::function<void(Result)> done) const {
   if (steps_.empty()) {
-    finish(nullptr, std::move(env), Outcome::next, {}, done);
+    finish(nullptr, std::move(env), Outcome::next, {}, std::nullopt, done);
     return;
   }
   // The original is kept only when a step could change the envelope.
@@ -25,22 +25,24 @@ void Pipeline::run_from(size_t index, std::shared_ptr<const envelope::Envelope> 
         run_from(i + 1, original, std::move(d.envelope), std::move(by), done);
       } else {
         finish(original.get(), std::move(d.envelope), d.outcome == Outcome::held ? Outcome::next : d.outcome,
-               std::move(by), done);
+               std::move(by), std::move(d.reply), done);
       }
     };
-    Outcome o = step->process(env, resume);
+    Reply reply;
+    Outcome o = step->process(env, reply, resume);
     if (o == Outcome::held) return;
     if (modified_by.empty() && !(env == *original)) modified_by = std::string(step->name());
+    if (o == Outcome::respond && !reply) o = Outcome::next;  // nothing to answer with
     if (o != Outcome::next) {
-      finish(original.get(), std::move(env), o, std::move(modified_by), done);
+      finish(original.get(), std::move(env), o, std::move(modified_by), std::move(reply), done);
       return;
     }
   }
-  finish(original.get(), std::move(env), Outcome::next, std::move(modified_by), done);
+  finish(original.get(), std::move(env), Outcome::next, std::move(modified_by), std::nullopt, done);
 }
 
 void Pipeline::finish(const envelope::Envelope* original, envelope::Envelope env, Outcome outcome,
-                      std::string modified_by, const std::function<void(Result)>& done) const {
+                      std::string modified_by, Reply reply, const std::function<void(Result)>& done) const {
   if (original && !modified_by.empty()) {
     envelope::Envelope orig = *original;
     if (outcome == Outcome::drop) orig.tags.emplace_back("verdict", "drop");
@@ -49,14 +51,14 @@ void Pipeline::finish(const envelope::Envelope* original, envelope::Envelope env
     env.variant_of = original->seq;
     env.modified_by = std::move(modified_by);
     sink_(env);
-  } else if (outcome == Outcome::next) {
+  } else if (outcome == Outcome::next || outcome == Outcome::respond) {
     sink_(env);
   } else {
     envelope::Envelope recorded = env;
     recorded.tags.emplace_back("verdict", outcome == Outcome::drop ? "drop" : "kill");
     sink_(recorded);
   }
-  done(Result{outcome, std::move(env)});
+  done(Result{outcome, std::move(env), std::move(reply)});
 }
 
 }  // namespace sluice::pipeline

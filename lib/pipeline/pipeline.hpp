@@ -10,6 +10,7 @@
 //
 // The same Step objects run inside `sluice proxy` and, over a recorded stream, as their own commands.
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -18,11 +19,19 @@
 
 namespace sluice::pipeline {
 
-enum class Outcome : uint8_t { next, drop, kill, held };
+// `respond`: the step answered a request itself (a recorded response, a mock, an intercept's edit):
+// the request goes no further and the reply goes back to the peer. Layers that cannot answer (raw
+// bytes) treat it as `next`.
+enum class Outcome : uint8_t { next, drop, kill, held, respond };
+
+// A step's answer to a request: the reply's exact bytes in `raw` (an HTTP/1 response for HTTP), any
+// tags for the layer to add to the envelope it records for the reply.
+using Reply = std::optional<envelope::Envelope>;
 
 struct Decision {
   Outcome outcome = Outcome::next;
   envelope::Envelope envelope;  // for a resumed hold: the envelope as the step left it
+  Reply reply;                  // Outcome::respond
 };
 using Resume = std::function<void(Decision)>;
 
@@ -30,14 +39,16 @@ class Step {
  public:
   virtual ~Step() = default;
   virtual std::string_view name() const = 0;
-  // Inspect or change `env`. Return `held` only after arranging to call `resume` later.
-  virtual Outcome process(envelope::Envelope& env, const Resume& resume) = 0;
+  // Inspect or change `env`. Return `held` only after arranging to call `resume` later; return
+  // `respond` after setting `reply`.
+  virtual Outcome process(envelope::Envelope& env, Reply& reply, const Resume& resume) = 0;
 };
 
 // What the pipeline finally says about one envelope.
 struct Result {
-  Outcome outcome = Outcome::next;  // next (forward), drop or kill; never held
-  envelope::Envelope envelope;      // what to send
+  Outcome outcome = Outcome::next;  // next (forward), drop, kill or respond; never held
+  envelope::Envelope envelope;      // what to send (respond: the request as recorded)
+  Reply reply;                      // respond: what to answer
 };
 
 class Pipeline {
@@ -56,7 +67,7 @@ class Pipeline {
   void run_from(size_t index, std::shared_ptr<const envelope::Envelope> original, envelope::Envelope env,
                 std::string modified_by, std::function<void(Result)> done) const;
   void finish(const envelope::Envelope* original, envelope::Envelope env, Outcome outcome, std::string modified_by,
-              const std::function<void(Result)>& done) const;
+              Reply reply, const std::function<void(Result)>& done) const;
 
   RecordSink sink_;
   std::vector<std::shared_ptr<Step>> steps_;

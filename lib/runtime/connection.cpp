@@ -105,10 +105,11 @@ void Connection::execute(Command& cmd) {
   } else if (auto* r = std::get_if<RunPipeline>(&cmd)) {
     ++in_pipeline_;
     deps_.pipeline.run(std::move(r->envelope), [self = shared_from_this(), id = r->id](pipeline::Result res) {
-      Verdict v = res.outcome == pipeline::Outcome::drop   ? Verdict::drop
-                  : res.outcome == pipeline::Outcome::kill ? Verdict::kill
-                                                           : Verdict::forward;
-      auto deliver = [self, ev = PipelineVerdict{id, v, std::move(res.envelope)}]() mutable {
+      Verdict v = res.outcome == pipeline::Outcome::drop      ? Verdict::drop
+                  : res.outcome == pipeline::Outcome::kill    ? Verdict::kill
+                  : res.outcome == pipeline::Outcome::respond ? Verdict::respond
+                                                              : Verdict::forward;
+      auto deliver = [self, ev = PipelineVerdict{id, v, std::move(res.envelope), std::move(res.reply)}]() mutable {
         --self->in_pipeline_;
         self->post_event(std::move(ev));
       };

@@ -125,6 +125,13 @@ class Examples(unittest.TestCase):
         self.assertIn(b'tests="4" failures="3" errors="0"', p.stdout)
         self.assertIn(b"4 flows: 4 passed, 0 failed", p.stderr)
         self.assertIn(b"body $.total: 48.0 -> 40.0", p.stderr)
+        p = subprocess.run(["bash", os.path.join(ROOT, "examples", "offline-tests.sh")], capture_output=True,
+                           timeout=120, cwd=ROOT, env=dict(TEST_ENV, SLUICE=os.path.abspath(SLUICE)))
+        self.assertIn(b"sluice: serving 4 recorded responses (--serve-from)\n", p.stdout)
+        self.assertIn(b"Ran 4 tests", p.stderr)
+        self.assertIn(b"\nOK\n", p.stderr)
+        self.assertRegex(p.stdout, rb"GET http://127.0.0.1:\d+/orders/1 200 OK")
+        self.assertRegex(p.stdout, rb"GET http://127.0.0.1:\d+/orders/3 502 Bad Gateway")
 
 
 if __name__ == "__main__":

@@ -668,3 +668,56 @@ TEST(Http1Layer, EndlessPipeliningIsAnsweredInOrder) {
   EXPECT_EQ(d.sent[kClientConn].size(), 20'000 * resp.size());
   EXPECT_EQ(d.sent[1].substr(0, expected.size()), expected);
 }
+
+// ---- a pipeline step's answer (server replay) ------------------------------------------------------
+
+namespace {
+ProxyOptions lazy() {
+  ProxyOptions o;
+  o.lazy_connect = true;
+  return o;
+}
+// A GET through a lazy layer, up to the step's verdict: `respond` with `raw` (tagged served_from).
+// No OpenConnection while the pipeline decides.
+PipelineVerdict answered(Playbook& p, std::string raw) {
+  p >> Start{} << "StartTimer(#1, 30000ms)";
+  p >> data(kClientConn, "GET http://o.test/x HTTP/1.1\r\nHost: o.test\r\n\r\n")
+    << "RunPipeline(#2, send http seq=0 46 bytes \"GET http://o.test/x HTTP/1.1\\x0d\\x0aHo...\")";
+  auto v = std::get<PipelineVerdict>(p.verdict(2, Verdict::respond));
+  envelope::Envelope reply;
+  reply.raw = std::move(raw);
+  reply.tags.emplace_back("served_from", "f-1");
+  v.reply = reply;
+  return v;
+}
+}  // namespace
+
+TEST(Http1Layer, LazyConnectAnswersFromAStepWithoutAServer) {
+  Fixture f("regular@0", lazy());
+  Playbook p(f.layer());
+  auto v = answered(p, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
+  p >> v << "SendData(conn=0, 40 bytes \"HTTP/1.1 200 OK\\x0d\\x0aContent-Length:...\")"
+    << "EmitRecord(receive http seq=1 40 bytes \"HTTP/1.1 200 OK\\x0d\\x0aContent-Length:...\")";
+  EXPECT_TRUE(p.check());
+  const auto& rec = std::get<envelope::Envelope>(std::get<EmitRecord>(p.history().back()).record);
+  EXPECT_EQ(http(rec).status, 200);
+  EXPECT_EQ(http(rec).body, "hi");
+  EXPECT_EQ(rec.tags, (envelope::Tags{{"served_from", "f-1"}}));
+  // The connection goes on: the next request is forwarded, and only now a server is dialled.
+  LayerDriver d(f.layer());
+  d.client("GET http://o.test/y HTTP/1.1\r\nHost: o.test\r\n\r\n");
+  EXPECT_EQ(d.sent_to_servers(), "GET /y HTTP/1.1\r\nHost: o.test\r\n\r\n");
+}
+
+TEST(Http1Layer, AStepAnswerThatIsNoResponseIs502) {
+  Fixture f("regular@0", lazy());
+  Playbook p(f.layer());
+  auto v = answered(p, "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nshort");  // cut short
+  // A 502 naming the step's fault; still no server dialled.
+  p >> v << "EmitRecord(error c1 bad_reply: a pipeline step answered with no complete HTTP/1 response (the "
+            "connection closed inside a message body))"
+    << "SendData(conn=0, 232 bytes \"HTTP/1.1 502 Bad Gateway\\x0d\\x0aConten...\")"
+    << "EmitRecord(receive http seq=1 232 bytes \"HTTP/1.1 502 Bad Gateway\\x0d\\x0aConten...\")"
+    << "CloseConnection(conn=0)" << "CancelTimer(#1)" << "EmitRecord(end stream c1 error sent=46 received=0)";
+  EXPECT_TRUE(p.check());
+}

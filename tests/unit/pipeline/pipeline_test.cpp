@@ -10,7 +10,7 @@ using namespace sluice::pipeline;
 namespace {
 struct Upcase : Step {
   std::string_view name() const override { return "upcase"; }
-  Outcome process(envelope::Envelope& e, const Resume&) override {
+  Outcome process(envelope::Envelope& e, Reply&, const Resume&) override {
     for (auto& c : e.raw) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     return Outcome::next;
   }
@@ -19,7 +19,7 @@ struct Hold : Step {
   Resume saved;
   envelope::Envelope held;
   std::string_view name() const override { return "hold"; }
-  Outcome process(envelope::Envelope& e, const Resume& r) override {
+  Outcome process(envelope::Envelope& e, Reply&, const Resume& r) override {
     saved = r;
     held = e;
     return Outcome::held;
@@ -27,7 +27,7 @@ struct Hold : Step {
 };
 struct Dropper : Step {
   std::string_view name() const override { return "dropper"; }
-  Outcome process(envelope::Envelope&, const Resume&) override { return Outcome::drop; }
+  Outcome process(envelope::Envelope&, Reply&, const Resume&) override { return Outcome::drop; }
 };
 envelope::Envelope chunk(std::string bytes) {
   envelope::Envelope e;
