@@ -7,6 +7,7 @@
 #include <boost/asio.hpp>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <random>
 #include <unordered_map>
 
@@ -71,23 +72,33 @@ class Engine {
   }
 
  private:
+  // The in-memory client of one attempt.
+  struct Client {
+    explicit Client(asio::io_context& io)
+        : sock(io), timer(io), idle(io), parser(layer::Http1Parser::Type::response) {}
+    Local::socket sock;
+    asio::steady_timer timer;
+    asio::steady_timer idle;  // after an upgrade: the conversation is over once the server is quiet
+    layer::Http1Parser parser;
+    std::array<char, 64 * 1024> buf;
+    Clock::time_point started = Clock::now();
+    bool done = false;
+    bool upgraded = false;  // 101 seen: the recorded frames go out, the server's are recorded by the layers
+    size_t next_frame = 0;  // the next recorded client frame to send
+    std::deque<core::Bytes> out;  // bytes to write, in order
+    bool writing = false;
+  };
   // What the stream said about the current attempt of a request.
   struct State {
     unsigned attempt = 0;
     std::optional<envelope::HttpMessage> response;
     std::string error;
     std::string flow;
+    size_t ws_received = 0;  // the server's WebSocket frames so far
+    std::weak_ptr<Client> client;  // the attempt in flight
   };
-  // The in-memory client of one attempt.
-  struct Client {
-    explicit Client(asio::io_context& io) : sock(io), timer(io), parser(layer::Http1Parser::Type::response) {}
-    Local::socket sock;
-    asio::steady_timer timer;
-    layer::Http1Parser parser;
-    std::array<char, 64 * 1024> buf;
-    Clock::time_point started = Clock::now();
-    bool done = false;
-  };
+  // How long a replayed WebSocket conversation waits for more from the server after its last bytes.
+  static constexpr std::chrono::milliseconds kUpgradedQuiet{1000};
 
   void annotate(envelope::Record& r) {
     std::string conn;
@@ -102,6 +113,12 @@ class Engine {
     bool current = st.attempt == attempt;
     if (auto* e = std::get_if<envelope::Envelope>(&r)) {
       e->tags.emplace_back("replay_of", flows_[requests_[index].index].exchange.flow_id);
+      if (current && e->protocol == envelope::Protocol::ws && e->direction == envelope::Direction::receive &&
+          !e->modified && e->overlay.empty()) {
+        ++st.ws_received;
+        if (auto c = st.client.lock(); c && c->upgraded) send_frames(index, c, false);
+        return;
+      }
       const auto* m = std::get_if<envelope::HttpMessage>(&e->message);
       if (!current || !m || e->protocol != envelope::Protocol::http || e->modified || !e->overlay.empty()) return;
       if (m->kind == envelope::HttpMessage::Kind::request && st.flow.empty()) st.flow = e->flow_id;
@@ -137,9 +154,9 @@ class Engine {
   void launch(size_t i) {
     const Request& q = requests_[i];
     State& st = state_[i];
-    st = State{st.attempt + 1, std::nullopt, {}, {}};
-    outcomes_[i].attempts = st.attempt;
     auto c = std::make_shared<Client>(io_);
+    st = State{st.attempt + 1, std::nullopt, {}, {}, 0, c};
+    outcomes_[i].attempts = st.attempt;
     int fds[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
       end(i, c, std::string("socketpair: ") + std::strerror(errno));
@@ -171,19 +188,54 @@ class Engine {
       std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(options_.timeout.count()) / 1000.0);
       end(i, c, std::string("no complete response within ") + buf + " s (--timeout)");
     });
-    asio::async_write(c->sock, asio::buffer(q.bytes), [this, i, c](boost::system::error_code ec, size_t) {
-      if (c->done) return;
-      if (ec) end(i, c, "cannot send the request: " + ec.message());
-    });
+    write(i, c, q.bytes);
     read(i, c);
+  }
+
+  void write(size_t i, const std::shared_ptr<Client>& c, core::Bytes bytes) {
+    c->out.push_back(std::move(bytes));
+    if (!c->writing) write_next(i, c);
+  }
+
+  void write_next(size_t i, const std::shared_ptr<Client>& c) {
+    c->writing = true;
+    asio::async_write(c->sock, asio::buffer(c->out.front()), [this, i, c](boost::system::error_code ec, size_t) {
+      c->writing = false;
+      c->out.pop_front();
+      if (c->done) return;
+      if (ec) {
+        end(i, c, "cannot send the request: " + ec.message());
+        return;
+      }
+      if (!c->out.empty()) write_next(i, c);
+    });
+  }
+
+  // After the 101: the recorded client frames whose turn has come (the server sent as many frames as
+  // it had before each was recorded), or, with `force`, the next one anyway.
+  void send_frames(size_t i, const std::shared_ptr<Client>& c, bool force) {
+    const auto& frames = flows_[requests_[i].index].ws_frames;
+    core::Bytes batch;
+    while (c->next_frame < frames.size() && (force || frames[c->next_frame].server_before <= state_[i].ws_received)) {
+      batch += frames[c->next_frame++].raw;
+      force = false;
+    }
+    if (!batch.empty()) write(i, c, std::move(batch));
+    quiet_after(i, c);
   }
 
   void read(size_t i, const std::shared_ptr<Client>& c) {
     c->sock.async_read_some(asio::buffer(c->buf), [this, i, c](boost::system::error_code ec, size_t n) {
       if (c->done) return;
       if (ec) {
-        bool whole = ec == asio::error::eof && c->parser.finish() == layer::Http1Parser::Status::complete;
+        bool whole = ec == asio::error::eof &&
+                     (c->upgraded || c->parser.finish() == layer::Http1Parser::Status::complete);
         end(i, c, whole ? "" : "the connection closed before a complete response");
+        return;
+      }
+      if (c->upgraded) {  // the server's frames: the stream has them (annotate counts them)
+        quiet_after(i, c);
+        read(i, c);
         return;
       }
       core::ByteView data(c->buf.data(), n);
@@ -198,6 +250,12 @@ class Engine {
           end(i, c, "malformed response: " + c->parser.error());
           return;
         }
+        if (s == layer::Http1Parser::Status::upgrade && c->parser.head().status == 101 &&
+            !flows_[requests_[i].index].ws_frames.empty()) {
+          c->upgraded = true;
+          send_frames(i, c, false);
+          break;
+        }
         if (s == layer::Http1Parser::Status::upgrade ||
             (s == layer::Http1Parser::Status::complete && c->parser.head().status >= 200)) {
           end(i, c, "");
@@ -208,9 +266,23 @@ class Engine {
     });
   }
 
+  // After an upgrade, when the server has said nothing for a while: the next recorded frame goes out
+  // whatever the server sent, and once none is left, the exchange is over.
+  void quiet_after(size_t i, const std::shared_ptr<Client>& c) {
+    c->idle.expires_after(kUpgradedQuiet);
+    c->idle.async_wait([this, i, c](boost::system::error_code ec) {
+      if (ec || c->done) return;
+      if (c->next_frame < flows_[requests_[i].index].ws_frames.size())
+        send_frames(i, c, true);
+      else
+        end(i, c, "");
+    });
+  }
+
   void end(size_t i, const std::shared_ptr<Client>& c, std::string error) {
     c->done = true;
     c->timer.cancel();
+    c->idle.cancel();
     boost::system::error_code ignored;
     c->sock.close(ignored);
     State& st = state_[i];

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "core/ascii.hpp"
+#include "layer/http1_wire.hpp"
 #include "layer/mode_spec.hpp"
 #include "tls/session.hpp"
 
@@ -12,6 +13,20 @@ namespace sluice::replay {
 void Collector::add(const envelope::Record& r) {
   exchanges_.add(r);
   const auto* e = std::get_if<envelope::Envelope>(&r);
+  if (e && e->protocol == envelope::Protocol::ws && e->overlay.empty()) {
+    auto it = extra_.find(e->flow_id);
+    if (it == extra_.end()) return;
+    Extra& x = it->second;
+    if (e->direction == envelope::Direction::receive) {
+      if (!e->modified) ++x.ws_received;
+    } else if (e->modified && e->variant_of) {
+      for (auto& [seq, frame] : x.ws_frames)
+        if (seq == *e->variant_of) frame.raw = e->raw;
+    } else {
+      x.ws_frames.emplace_back(e->seq, WsFrame{e->raw, x.ws_received});
+    }
+    return;
+  }
   if (!e || e->protocol != envelope::Protocol::http || !e->overlay.empty()) return;
   const auto* m = std::get_if<envelope::HttpMessage>(&e->message);
   if (!m || m->kind != envelope::HttpMessage::Kind::request) return;
@@ -43,6 +58,7 @@ std::vector<Recorded> Collector::take() {
       if (it->second.sent) r.sent = std::move(*it->second.sent);
       r.sni = std::move(it->second.sni);
       r.body_complete = it->second.body_complete;
+      for (auto& [seq, frame] : it->second.ws_frames) r.ws_frames.push_back(std::move(frame));
     }
     if (r.sent.method.empty()) r.sent = ex.request;
     r.exchange = std::move(ex);
@@ -67,7 +83,9 @@ core::Result<Target> parse_target(std::string_view url) {
 
 namespace {
 
-bool framing_header(std::string_view name) {
+// Fields that frame or route one hop, re-made by the encoder; an upgrade keeps Connection and Upgrade.
+bool framing_header(std::string_view name, bool upgrade) {
+  if (upgrade && (core::iequals(name, "connection") || core::iequals(name, "upgrade"))) return false;
   for (std::string_view h : {"content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection",
                              "proxy-authorization", "te", "upgrade"})
     if (core::iequals(name, h)) return true;
@@ -92,8 +110,9 @@ core::Bytes encode_request(const envelope::HttpMessage& m) {
   out += target.empty() ? "/" : target;
   out += " HTTP/1.1\r\n";
   bool has_host = false;
+  bool upgrade = layer::find_header(m.headers, "upgrade").has_value();
   for (const auto& h : m.headers) {
-    if (framing_header(h.name)) continue;
+    if (framing_header(h.name, upgrade)) continue;
     if (core::iequals(h.name, "host")) has_host = true;
     out += h.name;
     out += ": ";

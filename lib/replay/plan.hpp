@@ -7,6 +7,10 @@
 //                                                                     replayable as recorded)
 //   new responses ----> check() (diff::compare with `sluice diff`'s options) --> Report --> junit_xml()
 //
+// A WebSocket flow replays its upgrade request, then, after the 101, the frames the client sent, as
+// they were on the wire (masked as recorded; permessage-deflate as negotiated then), each once the
+// server has sent as many frames as it had before that one was recorded (or has been quiet a while).
+//
 // `--as-recorded` sends the bytes the server received (the request's `sluice` variant when the proxy
 // changed the head, else its raw bytes); otherwise the structured request is encoded again: origin-form
 // target, the recorded fields in order without the framing ones, Content-Length for the body (chunked
@@ -23,6 +27,13 @@
 
 namespace sluice::replay {
 
+// A frame the client sent after a WebSocket upgrade, and how many frames the server had sent before it
+// (a replay waits for as many before sending it, so the conversation keeps its turns).
+struct WsFrame {
+  core::Bytes raw;
+  size_t server_before = 0;
+};
+
 // One recorded HTTP exchange with what replaying it needs beyond the structured view.
 struct Recorded {
   diff::Exchange exchange;  // its `url` is the one the server was asked for (from `sent`)
@@ -31,6 +42,7 @@ struct Recorded {
   envelope::HttpMessage sent;
   core::Bytes wire;  // its bytes
   std::string sni;   // the client's SNI when it spoke TLS, else empty
+  std::vector<WsFrame> ws_frames;  // after a WebSocket upgrade: the client's frames, as the server got them
   bool body_complete = true;  // false when --record-body-limit cut the body
 };
 
@@ -44,6 +56,8 @@ class Collector {
   diff::ExchangeCollector exchanges_;
   struct Extra {
     std::optional<envelope::HttpMessage> sent;
+    std::vector<std::pair<uint64_t, WsFrame>> ws_frames;  // by seq (a variant replaces its original)
+    size_t ws_received = 0;                                // server frames so far
     core::Bytes wire;
     std::string sni;
     bool body_complete = true;

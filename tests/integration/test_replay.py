@@ -288,6 +288,47 @@ class Replay(unittest.TestCase):
         self.assertTrue(p.stderr.startswith(b"sluice: replay: "), p.stderr)
 
 
+class ReplayWebSocket(unittest.TestCase):
+    def test_websocket_conversations_replay_with_and_without_compression(self):
+        import asyncio
+        import websockets  # Debian: python3-websockets
+        from test_websocket import EchoServer, payload
+
+        async def talk(uri, compression):
+            async with websockets.connect(uri, compression=compression) as ws:
+                for m in ("hello", b"\x00binary\xff", "third " * 100):
+                    await ws.send(m)
+                    assert await ws.recv() == m
+                await ws.close(code=1000, reason="done")
+
+        for compression in (None, "deflate"):
+            with self.subTest(compression=compression):
+                server = EchoServer(compression)
+                try:
+                    proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % server.port)
+                    asyncio.run(talk("ws://127.0.0.1:%d/echo" % proxy.port, compression))
+                    time.sleep(0.3)
+                    cap = proxy.stop()[1]
+                    p = replay(cap, "--check")
+                finally:
+                    server.close()
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertIn(b"1 flows: 1 passed", p.stderr)
+                recs = records(p.stdout)
+                frames = [r for r in recs if r["type"] == "envelope" and r["protocol"] == "ws"]
+                self.assertTrue(frames)
+                self.assertTrue(all(dict(r["tags"]).get("replay_of") for r in frames))
+                for direction in ("send", "receive"):
+                    texts = [payload(f) for f in frames if f["direction"] == direction and f["message"]["opcode"] in (1, 2)]
+                    self.assertEqual(texts, [b"hello", b"\x00binary\xff", b"third " * 100],
+                                     (direction, [(f["direction"], f["message"]) for f in frames]))
+                    if compression:
+                        self.assertTrue(all(f["message"]["compressed"] for f in frames
+                                            if f["direction"] == direction and f["message"]["opcode"] == 1))
+                closes = [f["message"]["close_code"] for f in frames if f["message"]["opcode"] == 8]
+                self.assertEqual(closes, [1000, 1000])
+
+
 class ReplayTls(PkiCase):
     def test_https_capture_replays_with_the_recorded_sni(self):
         o = origin(self.pki)

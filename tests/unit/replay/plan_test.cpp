@@ -157,3 +157,43 @@ TEST(Check, MismatchesErrorsAndSkipsInTheJunitReport) {
 
 }  // namespace
 }  // namespace sluice::replay
+
+namespace sluice::replay {
+namespace {
+
+TEST(Collector, WebSocketFramesKeepTheirTurns) {
+  Collector c;
+  auto upgrade = request_envelope("f1", get("/ws", "h"), "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n");
+  c.add(envelope::Record{upgrade});
+  auto frame = [](envelope::Direction d, uint64_t seq, std::string raw) {
+    envelope::Envelope e;
+    e.flow_id = "f1";
+    e.protocol = envelope::Protocol::ws;
+    e.direction = d;
+    e.seq = seq;
+    e.raw = std::move(raw);
+    e.message = envelope::WsMessage{};
+    return envelope::Record{e};
+  };
+  c.add(frame(envelope::Direction::send, 0, "A"));
+  c.add(frame(envelope::Direction::send, 1, "B"));
+  c.add(frame(envelope::Direction::receive, 2, "a"));
+  c.add(frame(envelope::Direction::receive, 3, "b"));
+  c.add(frame(envelope::Direction::send, 4, "close"));
+  auto flows = c.take();
+  ASSERT_EQ(flows.size(), 1u);
+  ASSERT_EQ(flows[0].ws_frames.size(), 3u);
+  EXPECT_EQ(flows[0].ws_frames[0].raw, "A");
+  EXPECT_EQ(flows[0].ws_frames[0].server_before, 0u);
+  EXPECT_EQ(flows[0].ws_frames[1].server_before, 0u);
+  EXPECT_EQ(flows[0].ws_frames[2].raw, "close");
+  EXPECT_EQ(flows[0].ws_frames[2].server_before, 2u);
+  // The upgrade keeps the fields that ask for it.
+  envelope::HttpMessage m = get("/ws", "h");
+  m.headers.push_back({"Connection", "Upgrade"});
+  m.headers.push_back({"Upgrade", "websocket"});
+  EXPECT_EQ(encode_request(m), "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+}
+
+}  // namespace
+}  // namespace sluice::replay
