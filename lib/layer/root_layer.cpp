@@ -2,6 +2,7 @@
 
 #include "core/ascii.hpp"
 #include "layer/http1_layer.hpp"
+#include "layer/http2_layer.hpp"
 #include "layer/raw_layer.hpp"
 #include "layer/socks5_layer.hpp"
 #include "layer/tls_layer.hpp"
@@ -34,6 +35,13 @@ Verdict3 starts_http1(core::ByteView b) {
   return line.size() > 9 && line.substr(line.size() - 9, 8) == " HTTP/1." ? Verdict3::yes : Verdict3::no;
 }
 
+// The HTTP/2 client preface, or the start of it.
+Verdict3 starts_h2(core::ByteView b) {
+  size_t n = std::min(b.size(), Http2Layer::kPreface.size());
+  if (b.substr(0, n) != Http2Layer::kPreface.substr(0, n)) return Verdict3::no;
+  return n == Http2Layer::kPreface.size() ? Verdict3::yes : Verdict3::more;
+}
+
 std::unique_ptr<Layer> http1(ConnectionContext& ctx, ConnId) { return std::make_unique<Http1Layer>(ctx); }
 
 // HTTP/1 under a TLS layer that terminates the client's TLS when its first byte starts a handshake, and
@@ -56,6 +64,19 @@ std::chrono::milliseconds silence_unless_open(const ConnectionContext& ctx, Conn
   return server || ctx.options().lazy_connect ? std::chrono::milliseconds(0) : ctx.options().detect_timeout;
 }
 
+std::unique_ptr<Layer> reverse_decider(ConnectionContext& ctx, core::ByteView first, bool at_eof) {
+  const ModeSpec& mode = ctx.mode();
+  if (mode.target_scheme == "http") {
+    Verdict3 h2 = starts_h2(first);
+    if (h2 == Verdict3::more && !at_eof) return nullptr;
+    if (h2 == Verdict3::yes)
+      return std::make_unique<Http2Layer>(ctx, Http2Target{mode.target_host, mode.target_port, false, 0});
+  }
+  if (ctx.options().tls) return http1_maybe_tls(ctx, first, at_eof);
+  if (first.empty() && !at_eof) return nullptr;
+  return std::make_unique<Http1Layer>(ctx);
+}
+
 // The decider for the bytes to host:port: TLS (intercepted), HTTP/1.x, or raw. `server` is the
 // connection to it when one is open (a CONNECT tunnel), else 0 (the chosen layer connects). Inside
 // TLS (`in_tls`), the same detection runs again on the plaintext.
@@ -73,6 +94,9 @@ LayerDecider detect(ConnId server, std::string host, uint16_t port, bool in_tls)
         });
       }
     }
+    Verdict3 h2 = starts_h2(first);
+    if (h2 == Verdict3::more && !at_eof) return nullptr;
+    if (h2 == Verdict3::yes) return std::make_unique<Http2Layer>(c, Http2Target{host, port, in_tls, server});
     Verdict3 h = starts_http1(first);
     if (h == Verdict3::more && !at_eof) return nullptr;
     if (h == Verdict3::yes) return std::make_unique<Http1Layer>(c, Http1Target{host, port, in_tls, server});
@@ -93,9 +117,9 @@ std::unique_ptr<Layer> make_root_layer(ConnectionContext& ctx) {
       return std::make_unique<NextLayer>(ctx, detect(0, mode.target_host, mode.target_port, false), false,
                                          ctx.options().detect_timeout);
     case ModeSpec::Kind::reverse:
-      // A reverse proxy answers TLS and plain clients alike, whatever the target's scheme.
-      if (tls) return std::make_unique<NextLayer>(ctx, http1_maybe_tls, false);
-      return std::make_unique<Http1Layer>(ctx);
+      // A reverse proxy answers TLS and plain clients alike, whatever the target's scheme; to an http://
+      // target, an h2c client (prior knowledge) gets HTTP/2 both ways.
+      return std::make_unique<NextLayer>(ctx, reverse_decider, false);
     case ModeSpec::Kind::regular:
     case ModeSpec::Kind::upstream:
       if (tls) return std::make_unique<TlsLayer>(ctx, TlsLayerSpec{}, http1);

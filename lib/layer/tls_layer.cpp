@@ -187,6 +187,8 @@ void TlsLayer::on_hello(core::Timestamp now, Commands& out) {
   }
   std::string alpn = offers(hello_.alpn, "http/1.1") ? "http/1.1" : "";
   if (spec_.server) {
+    // The server chooses among what the client offered of h2 and http/1.1, and the client gets its
+    // choice: both legs speak the same HTTP.
     phase_ = Phase::server_handshake;
     Wrapped w;
     w.host = spec_.host;
@@ -195,7 +197,8 @@ void TlsLayer::on_hello(core::Timestamp now, Commands& out) {
       w.sni = hello_.sni;
     else if (!tls::is_ip_literal(spec_.host))
       w.sni = spec_.host;
-    if (!alpn.empty()) w.alpn = {alpn};
+    for (const auto& p : hello_.alpn)
+      if (p == "h2" || p == "http/1.1") w.alpn.push_back(p);
     start_wrapped(spec_.server, std::move(w), now, out);
     return;
   }

@@ -282,6 +282,30 @@ class Replay(unittest.TestCase):
         self.assertTrue(received[2].startswith(b"POST /odd?q=%41 HTTP/1.1\r\nhost: 127.0.0.1:"))
         self.assertIn(b"X-Odd: three spaces\r\nx-CASE: MiXeD\r\n", received[2])
 
+    def test_progress_on_a_terminal(self):
+        import pty
+        cap = capture([self.base + "/p/%d" % i for i in range(3)])
+        master, slave = pty.openpty()
+        with tempfile.NamedTemporaryFile(suffix=".sluice") as f:
+            f.write(cap)
+            f.flush()
+            p = subprocess.run([SLUICE, "replay", "-w", os.devnull, f.name], stderr=slave, env=TEST_ENV, timeout=60)
+        os.close(slave)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+        os.close(master)
+        self.assertEqual(p.returncode, 0)
+        self.assertIn(b"\rsluice: replay: 3/3 flows", shown)
+        # Not on a pipe.
+        self.assertNotIn(b"3/3 flows", replay(cap, "-w", os.devnull).stderr)
+
     def test_usage_errors(self):
         p = subprocess.run([SLUICE, "replay", "/nonexistent/capture"], capture_output=True, env=TEST_ENV, timeout=30)
         self.assertEqual(p.returncode, 2)

@@ -1,0 +1,695 @@
+#include "layer/http2_layer.hpp"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/ascii.hpp"
+
+namespace sluice::layer {
+
+namespace {
+
+using envelope::Direction;
+
+constexpr size_t kFrameHeader = 9;
+constexpr uint8_t kData = 0x0, kHeaders = 0x1, kContinuation = 0x9;
+
+// Splits a connection's bytes into whole frames (after the client preface, on the client's side), so
+// each stream's frames can be recorded exactly as they came.
+class FrameSplitter {
+ public:
+  explicit FrameSplitter(size_t preface) : preface_left_(preface) {}
+  template <typename Fn>
+  void feed(core::ByteView data, Fn&& fn) {
+    if (preface_left_) {
+      size_t n = std::min(preface_left_, data.size());
+      preface_left_ -= n;
+      data.remove_prefix(n);
+    }
+    pending_.append(data);
+    size_t pos = 0;
+    while (pending_.size() - pos >= kFrameHeader) {
+      const auto* p = reinterpret_cast<const uint8_t*>(pending_.data() + pos);
+      size_t len = (size_t{p[0]} << 16) | (size_t{p[1]} << 8) | p[2];
+      if (pending_.size() - pos < kFrameHeader + len) break;
+      uint8_t type = p[3];
+      int32_t stream = static_cast<int32_t>(((p[5] & 0x7fu) << 24) | (p[6] << 16) | (p[7] << 8) | p[8]);
+      fn(type, stream, core::ByteView(pending_).substr(pos, kFrameHeader + len));
+      pos += kFrameHeader + len;
+    }
+    pending_.erase(0, pos);
+  }
+
+ private:
+  size_t preface_left_;
+  core::Bytes pending_;
+};
+
+// Length-prefixed gRPC messages (1 byte compressed flag, 4 bytes big-endian length, the message).
+class LpmParser {
+ public:
+  template <typename Fn>
+  void feed(core::ByteView data, Fn&& fn) {
+    buf_.append(data);
+    size_t pos = 0;
+    while (buf_.size() - pos >= 5) {
+      const auto* p = reinterpret_cast<const uint8_t*>(buf_.data() + pos);
+      size_t len = (size_t{p[1]} << 24) | (size_t{p[2]} << 16) | (size_t{p[3]} << 8) | p[4];
+      if (buf_.size() - pos < 5 + len) break;
+      fn(p[0] != 0, core::ByteView(buf_).substr(pos, 5 + len));
+      pos += 5 + len;
+    }
+    buf_.erase(0, pos);
+  }
+  bool partial() const { return !buf_.empty(); }
+
+ private:
+  core::Bytes buf_;
+};
+
+// Bytes waiting for one leg, taken from the front.
+struct Pending {
+  core::Bytes buf;
+  size_t pos = 0;
+  size_t size() const { return buf.size() - pos; }
+  void append(core::ByteView b) {
+    if (pos && pos == buf.size()) {
+      buf.clear();
+      pos = 0;
+    }
+    buf.append(b);
+  }
+  size_t take(uint8_t* out, size_t max) {
+    size_t n = std::min(max, size());
+    std::memcpy(out, buf.data() + pos, n);
+    pos += n;
+    if (pos > (1u << 16) && pos * 2 > buf.size()) {
+      buf.erase(0, pos);
+      pos = 0;
+    }
+    return n;
+  }
+};
+
+// One direction of a stream, as it is recorded.
+struct Message {
+  envelope::Headers pseudo, headers, trailers;
+  core::Bytes raw;   // the frames, as they came
+  core::Bytes body;  // DATA payloads
+  uint64_t body_total = 0;
+  std::vector<core::Bytes> data_frames;  // for h2-frame overlays
+  core::Timestamp time;
+  bool have_head = false;
+  bool in_trailers = false;  // the HEADERS being received are trailers
+  bool ended = false;        // END_STREAM seen
+  bool recorded = false;
+};
+
+std::string pseudo_value(const envelope::Headers& h, std::string_view name) {
+  for (const auto& f : h)
+    if (f.name == name) return f.value;
+  return {};
+}
+
+std::vector<nghttp2_nv> to_nv(const envelope::Headers& pseudo, const envelope::Headers& headers) {
+  std::vector<nghttp2_nv> nv;
+  nv.reserve(pseudo.size() + headers.size());
+  auto add = [&nv](const envelope::Header& h) {
+    nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(h.name.data())),
+                  reinterpret_cast<uint8_t*>(const_cast<char*>(h.value.data())), h.name.size(), h.value.size(),
+                  NGHTTP2_NV_FLAG_NONE});
+  };
+  for (const auto& h : pseudo) add(h);
+  for (const auto& h : headers) add(h);
+  return nv;
+}
+
+}  // namespace
+
+struct Http2Layer::Impl {
+  struct Stream {
+    int32_t client_id = 0, upstream_id = 0;
+    std::string stream_id, flow_id;
+    uint64_t seq = 0;
+    Message req, resp;
+    Pending to_upstream, to_client;
+    bool submitted = false;          // the request went to the server
+    bool response_submitted = false; // the response headers went to the client
+    bool client_closed = false, upstream_closed = false;
+    uint32_t reset_code = 0;  // a RST_STREAM from either side
+    bool grpc = false;
+    LpmParser req_lpm, resp_lpm;
+    bool grpc_started = false, grpc_ended = false;
+  };
+
+  ConnectionContext& ctx;
+  Http2Target target;
+  std::string conn_stream;  // this HTTP/2 connection's sub-stream prefix
+  nghttp2_session* client = nullptr;
+  nghttp2_session* upstream = nullptr;
+  ConnId server = 0;
+  CommandId open_id = 0;
+  bool closed = false;
+  Commands* out = nullptr;
+  core::Timestamp now;
+  FrameSplitter client_frames{kPreface.size()};
+  FrameSplitter server_frames{0};
+  std::map<int32_t, std::unique_ptr<Stream>> streams;  // by client stream id
+  std::map<int32_t, Stream*> by_upstream;
+  std::vector<int32_t> waiting;  // client streams whose request waits for the server connection
+  std::string failure_code, failure;  // the server connection could not be opened
+
+  Impl(ConnectionContext& c, Http2Target t) : ctx(c), target(std::move(t)) {}
+  ~Impl() {
+    if (client) nghttp2_session_del(client);
+    if (upstream) nghttp2_session_del(upstream);
+  }
+
+  uint64_t limit() const {
+    uint64_t l = ctx.options().record_body_limit;
+    return l ? l : (16u << 20);
+  }
+  std::string server_key() const { return format_host_port(target.host, target.port); }
+
+  // ---- sessions ------------------------------------------------------------------------------------
+
+  nghttp2_session_callbacks* callbacks() {
+    nghttp2_session_callbacks* cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    return cbs;
+  }
+
+  void start() {
+    conn_stream = ctx.new_stream_id();
+    nghttp2_session_callbacks* cbs = callbacks();
+    nghttp2_option* opt;
+    nghttp2_option_new(&opt);
+    nghttp2_option_set_no_auto_window_update(opt, 1);  // windows open as the other leg takes the bytes
+    nghttp2_session_server_new2(&client, cbs, this, opt);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_option_del(opt);
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 256}};
+    nghttp2_submit_settings(client, NGHTTP2_FLAG_NONE, iv, 1);
+    if (target.server) {
+      server = target.server;
+      start_upstream();
+    }
+  }
+
+  void start_upstream() {
+    nghttp2_session_callbacks* cbs = callbacks();
+    nghttp2_option* opt;
+    nghttp2_option_new(&opt);
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_session_client_new2(&upstream, cbs, this, opt);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_option_del(opt);
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
+    nghttp2_submit_settings(upstream, NGHTTP2_FLAG_NONE, iv, 1);
+    for (int32_t id : waiting)
+      if (auto it = streams.find(id); it != streams.end()) submit_request(*it->second);
+    waiting.clear();
+  }
+
+  void open_upstream() {
+    if (server || open_id || !failure_code.empty()) return;
+    server = ctx.new_conn();
+    open_id = ctx.new_command();
+    out->push_back(OpenConnection{open_id, server, target.host, target.port, target.tls});
+  }
+
+  // ---- callbacks -----------------------------------------------------------------------------------
+
+  static Impl& self(void* user_data) { return *static_cast<Impl*>(user_data); }
+
+  Stream* find(nghttp2_session* s, int32_t id) {
+    if (s == client) {
+      auto it = streams.find(id);
+      return it == streams.end() ? nullptr : it->second.get();
+    }
+    auto it = by_upstream.find(id);
+    return it == by_upstream.end() ? nullptr : it->second;
+  }
+
+  static int on_begin_headers(nghttp2_session* s, const nghttp2_frame* frame, void* ud) {
+    Impl& im = self(ud);
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    if (s == im.client && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      auto st = std::make_unique<Stream>();
+      st->client_id = frame->hd.stream_id;
+      st->stream_id = im.conn_stream + "." + std::to_string(frame->hd.stream_id);
+      st->flow_id = st->stream_id + "-0";
+      st->req.time = im.now;
+      im.streams[frame->hd.stream_id] = std::move(st);
+      return 0;
+    }
+    if (Stream* st = im.find(s, frame->hd.stream_id)) {
+      Message& m = s == im.client ? st->req : st->resp;
+      if (s != im.client && frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+        m.pseudo.clear();  // a 1xx before: the final response replaces it
+        m.headers.clear();
+        m.time = im.now;
+      }
+      m.in_trailers = frame->headers.cat == NGHTTP2_HCAT_HEADERS;
+    }
+    return 0;
+  }
+
+  static int on_header(nghttp2_session* s, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                       const uint8_t* value, size_t valuelen, uint8_t, void* ud) {
+    Impl& im = self(ud);
+    Stream* st = im.find(s, frame->hd.stream_id);
+    if (!st) return 0;
+    Message& m = s == im.client ? st->req : st->resp;
+    envelope::Header h{std::string(reinterpret_cast<const char*>(name), namelen),
+                       std::string(reinterpret_cast<const char*>(value), valuelen)};
+    if (m.in_trailers)
+      m.trailers.push_back(std::move(h));
+    else if (!h.name.empty() && h.name[0] == ':')
+      m.pseudo.push_back(std::move(h));
+    else
+      m.headers.push_back(std::move(h));
+    return 0;
+  }
+
+  static int on_frame_recv(nghttp2_session* s, const nghttp2_frame* frame, void* ud) {
+    Impl& im = self(ud);
+    Stream* st = im.find(s, frame->hd.stream_id);
+    if (!st) return 0;
+    bool from_client = s == im.client;
+    bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+    Message& m = from_client ? st->req : st->resp;
+    if (frame->hd.type == NGHTTP2_HEADERS) {
+      if (from_client && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        m.have_head = true;
+        st->grpc = core::to_lower(pseudo_value(m.headers, "content-type")).starts_with("application/grpc") &&
+                   !core::to_lower(pseudo_value(m.headers, "content-type")).starts_with("application/grpc-web");
+        if (st->grpc) im.grpc_start(*st);
+        if (im.upstream)
+          im.submit_request(*st);
+        else {
+          im.waiting.push_back(st->client_id);
+          im.open_upstream();
+        }
+      } else if (!from_client && frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+        std::string status = pseudo_value(m.pseudo, ":status");
+        if (status.size() == 3 && status[0] == '1') return 0;  // interim: not passed on
+        m.have_head = true;
+        if (!st->grpc && core::to_lower(pseudo_value(m.headers, "content-type")).starts_with("application/grpc")) st->grpc = true;
+        im.submit_response(*st, end);
+      }
+      if (end) {
+        m.ended = true;
+        im.resume(*st, from_client);
+      }
+    } else if (frame->hd.type == NGHTTP2_DATA && end) {
+      m.ended = true;
+      im.resume(*st, from_client);
+    } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
+      st->reset_code = frame->rst_stream.error_code;
+    }
+    return 0;
+  }
+
+  static int on_data_chunk(nghttp2_session* s, uint8_t, int32_t stream_id, const uint8_t* data, size_t len, void* ud) {
+    Impl& im = self(ud);
+    Stream* st = im.find(s, stream_id);
+    if (!st) {
+      nghttp2_session_consume(s, stream_id, len);
+      return 0;
+    }
+    bool from_client = s == im.client;
+    Message& m = from_client ? st->req : st->resp;
+    core::ByteView bytes(reinterpret_cast<const char*>(data), len);
+    (from_client ? st->to_upstream : st->to_client).append(bytes);
+    m.body_total += len;
+    if (m.body.size() < im.limit()) m.body.append(bytes.substr(0, im.limit() - m.body.size()));
+    if (st->grpc) {
+      (from_client ? st->req_lpm : st->resp_lpm).feed(bytes, [&](bool compressed, core::ByteView lpm) {
+        im.grpc_data(*st, from_client ? Direction::send : Direction::receive, compressed, lpm);
+      });
+    }
+    im.resume(*st, from_client);
+    return 0;
+  }
+
+  static int on_stream_close(nghttp2_session* s, int32_t stream_id, uint32_t error_code, void* ud) {
+    Impl& im = self(ud);
+    Stream* st = im.find(s, stream_id);
+    if (!st) return 0;
+    if (s == im.client) {
+      st->client_closed = true;
+      if (error_code && im.upstream && st->upstream_id && !st->upstream_closed)
+        nghttp2_submit_rst_stream(im.upstream, NGHTTP2_FLAG_NONE, st->upstream_id, error_code);
+    } else {
+      st->upstream_closed = true;
+      if (error_code && !st->client_closed) nghttp2_submit_rst_stream(im.client, NGHTTP2_FLAG_NONE, st->client_id, error_code);
+    }
+    if (error_code && !st->reset_code) st->reset_code = error_code;
+    return 0;
+  }
+
+  // A data provider's read: bytes for the other leg, and the end (with trailers) once they are out.
+  static ssize_t read_for(nghttp2_session* s, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+                          nghttp2_data_source* source, void* ud) {
+    Impl& im = self(ud);
+    Stream* st = static_cast<Stream*>(source->ptr);
+    bool to_server = s == im.upstream;
+    Pending& p = to_server ? st->to_upstream : st->to_client;
+    Message& m = to_server ? st->req : st->resp;
+    size_t n = p.take(buf, length);
+    // The sender may send as much again.
+    if (n) nghttp2_session_consume(to_server ? im.client : im.upstream, to_server ? st->client_id : st->upstream_id, n);
+    if (p.size() == 0 && m.ended) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!m.trailers.empty()) {
+        auto nv = to_nv({}, m.trailers);
+        if (nghttp2_submit_trailer(s, to_server ? st->upstream_id : st->client_id, nv.data(), nv.size()) == 0)
+          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      }
+      return static_cast<ssize_t>(n);
+    }
+    if (n == 0) return NGHTTP2_ERR_DEFERRED;
+    return static_cast<ssize_t>(n);
+  }
+
+  void resume(Stream& st, bool from_client) {
+    if (from_client) {
+      if (upstream && st.upstream_id) nghttp2_session_resume_data(upstream, st.upstream_id);
+    } else if (st.response_submitted) {
+      nghttp2_session_resume_data(client, st.client_id);
+    }
+  }
+
+  void submit_request(Stream& st) {
+    if (st.submitted) return;
+    st.submitted = true;
+    envelope::Headers pseudo = st.req.pseudo;
+    auto nv = to_nv(pseudo, st.req.headers);
+    nghttp2_data_provider prd;
+    prd.source.ptr = &st;
+    prd.read_callback = read_for;
+    bool body = !(st.req.ended && st.to_upstream.size() == 0 && st.req.trailers.empty());
+    int32_t id = nghttp2_submit_request(upstream, nullptr, nv.data(), nv.size(), body ? &prd : nullptr, &st);
+    if (id < 0) {
+      fail_stream(st, 502, std::string("sluice: cannot send the request on: ") + nghttp2_strerror(id) + "\n");
+      return;
+    }
+    st.upstream_id = id;
+    by_upstream[id] = &st;
+  }
+
+  void submit_response(Stream& st, bool end) {
+    if (st.response_submitted || st.client_closed) return;
+    st.response_submitted = true;
+    auto nv = to_nv(st.resp.pseudo, st.resp.headers);
+    nghttp2_data_provider prd;
+    prd.source.ptr = &st;
+    prd.read_callback = read_for;
+    nghttp2_submit_response(client, st.client_id, nv.data(), nv.size(), end ? nullptr : &prd);
+  }
+
+  // Answers a stream ourselves (the server is unreachable): a plain-text response.
+  void fail_stream(Stream& st, int status, const std::string& text) {
+    st.resp = Message{};
+    st.resp.pseudo.push_back({":status", std::to_string(status)});
+    st.resp.headers.push_back({"content-type", "text/plain; charset=utf-8"});
+    st.resp.headers.push_back({"content-length", std::to_string(text.size())});
+    st.resp.have_head = true;
+    st.resp.time = now;
+    st.resp.body = text;
+    st.resp.body_total = text.size();
+    st.resp.ended = true;
+    st.to_client.append(text);
+    st.upstream_closed = true;
+    submit_response(st, false);
+    record_message(st, st.resp, Direction::receive, {{"synthesized", "sluice"}});
+  }
+
+  // ---- records -------------------------------------------------------------------------------------
+
+  envelope::Envelope envelope_for(Stream& st, Direction d, envelope::Protocol p) {
+    envelope::Envelope e;
+    e.stream_id = st.stream_id;
+    e.flow_id = st.flow_id;
+    e.seq = st.seq++;
+    e.direction = d;
+    e.protocol = p;
+    e.time = now;
+    e.context = ctx.envelope_context(server_key());
+    return e;
+  }
+
+  void record_message(Stream& st, Message& m, Direction d, envelope::Tags tags = {}) {
+    if (m.recorded || !m.have_head) return;
+    m.recorded = true;
+    envelope::Envelope e = envelope_for(st, d, envelope::Protocol::http);
+    e.time = m.time.ns ? m.time : now;
+    envelope::HttpMessage msg;
+    msg.version = "HTTP/2";
+    if (d == Direction::send) {
+      msg.kind = envelope::HttpMessage::Kind::request;
+      msg.method = pseudo_value(m.pseudo, ":method");
+      msg.scheme = pseudo_value(m.pseudo, ":scheme");
+      msg.authority = pseudo_value(m.pseudo, ":authority");
+      msg.path = pseudo_value(m.pseudo, ":path");
+    } else {
+      msg.kind = envelope::HttpMessage::Kind::response;
+      msg.status = std::atoi(pseudo_value(m.pseudo, ":status").c_str());
+    }
+    msg.headers = m.headers;
+    msg.trailers = m.trailers;
+    msg.body = std::move(m.body);
+    msg.body_omitted = m.body_total > msg.body.size() ? m.body_total - msg.body.size() : 0;
+    e.raw = std::move(m.raw);
+    e.message = std::move(msg);
+    e.tags = std::move(tags);
+    if (!m.ended) e.tags.emplace_back("incomplete", "true");
+    if (st.reset_code) e.tags.emplace_back("rst_stream", nghttp2_http2_strerror(st.reset_code));
+    out->push_back(EmitRecord{std::move(e)});
+    for (auto& f : m.data_frames) {
+      envelope::Envelope o = envelope_for(st, d, envelope::Protocol::http);
+      o.overlay = "h2-frame";
+      o.raw = std::move(f);
+      out->push_back(EmitRecord{std::move(o)});
+    }
+    m.data_frames.clear();
+  }
+
+  void grpc_start(Stream& st) {
+    st.grpc_started = true;
+    envelope::Envelope e = envelope_for(st, Direction::send, envelope::Protocol::grpc);
+    envelope::GrpcStartMessage g;
+    std::string path = pseudo_value(st.req.pseudo, ":path");
+    size_t slash = path.find('/', 1);
+    g.service = path.substr(1, slash == std::string::npos ? std::string::npos : slash - 1);
+    if (slash != std::string::npos) g.method = path.substr(slash + 1);
+    for (const auto& h : st.req.headers) {
+      if (h.name == "grpc-timeout") g.timeout = h.value;
+      if (h.name != "content-type" && h.name != "te" && h.name != "grpc-timeout") g.metadata.push_back(h);
+    }
+    e.message = std::move(g);
+    out->push_back(EmitRecord{std::move(e)});
+  }
+
+  void grpc_data(Stream& st, Direction d, bool compressed, core::ByteView lpm) {
+    envelope::Envelope e = envelope_for(st, d, envelope::Protocol::grpc);
+    envelope::GrpcDataMessage g;
+    g.compressed = compressed;
+    g.payload = core::Bytes(lpm.substr(5));
+    e.raw = core::Bytes(lpm);
+    e.message = std::move(g);
+    out->push_back(EmitRecord{std::move(e)});
+  }
+
+  void grpc_end(Stream& st) {
+    if (!st.grpc || st.grpc_ended || !st.resp.have_head) return;
+    st.grpc_ended = true;
+    envelope::Envelope e = envelope_for(st, Direction::receive, envelope::Protocol::grpc);
+    envelope::GrpcEndMessage g;
+    // Trailers, or a trailers-only response's headers.
+    const envelope::Headers& t = st.resp.trailers.empty() ? st.resp.headers : st.resp.trailers;
+    std::string status = pseudo_value(t, "grpc-status");
+    g.status = status.empty() ? -1 : std::atoi(status.c_str());
+    g.message = pseudo_value(t, "grpc-message");
+    g.trailers = t;
+    e.message = std::move(g);
+    if (st.reset_code) e.tags.emplace_back("rst_stream", nghttp2_http2_strerror(st.reset_code));
+    out->push_back(EmitRecord{std::move(e)});
+  }
+
+  // Raw frames to the messages they belong to.
+  void attribute(bool from_client, uint8_t type, int32_t id, core::ByteView frame) {
+    if (id == 0 || (type != kData && type != kHeaders && type != kContinuation)) return;
+    Stream* st = find(from_client ? client : upstream, id);
+    if (!st) return;
+    Message& m = from_client ? st->req : st->resp;
+    if (m.raw.size() < limit()) m.raw.append(frame.substr(0, limit() - m.raw.size()));
+    if (type == kData && m.data_frames.size() < 4096 && m.body_total <= limit()) m.data_frames.emplace_back(frame);
+  }
+
+  // After each input: messages that ended are recorded, streams closed on both legs are forgotten.
+  void settle() {
+    for (auto it = streams.begin(); it != streams.end();) {
+      Stream& st = *it->second;
+      if (st.req.ended || st.client_closed) record_message(st, st.req, Direction::send);
+      if (st.resp.ended || (st.upstream_closed && st.client_closed)) {
+        record_message(st, st.resp, Direction::receive);
+        grpc_end(st);
+      }
+      if (st.client_closed && (st.upstream_closed || !st.upstream_id)) {
+        record_message(st, st.req, Direction::send);
+        if (st.upstream_id) by_upstream.erase(st.upstream_id);
+        it = streams.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  void flush() {
+    if (client) {
+      for (;;) {
+        const uint8_t* data;
+        ssize_t n = nghttp2_session_mem_send(client, &data);
+        if (n <= 0) break;
+        out->push_back(SendData{kClientConn, core::Bytes(reinterpret_cast<const char*>(data), n)});
+      }
+    }
+    if (upstream && server) {
+      for (;;) {
+        const uint8_t* data;
+        ssize_t n = nghttp2_session_mem_send(upstream, &data);
+        if (n <= 0) break;
+        out->push_back(SendData{server, core::Bytes(reinterpret_cast<const char*>(data), n)});
+      }
+    }
+    settle();
+    if (!closed && client && !nghttp2_session_want_read(client) && !nghttp2_session_want_write(client))
+      close_all("closed");
+  }
+
+  void close_all(const std::string& reason) {
+    if (closed) return;
+    for (auto& [id, st] : streams) {
+      record_message(*st, st->req, Direction::send);
+      record_message(*st, st->resp, Direction::receive);
+      grpc_end(*st);
+    }
+    streams.clear();
+    by_upstream.clear();
+    closed = true;
+    if (server) out->push_back(CloseConnection{server, false});
+    out->push_back(CloseConnection{kClientConn, false});
+    envelope::EndRecord end;
+    end.scope = "stream";
+    end.stream_id = conn_stream;
+    end.time = now;
+    end.reason = reason;
+    out->push_back(EmitRecord{std::move(end)});
+  }
+
+  void error_record(const std::string& code, const std::string& message) {
+    envelope::ErrorRecord err;
+    err.stream_id = conn_stream;
+    err.time = now;
+    err.code = code;
+    err.message = message;
+    out->push_back(EmitRecord{std::move(err)});
+  }
+
+  // ---- events --------------------------------------------------------------------------------------
+
+  void on_data(ConnId conn, core::ByteView data) {
+    bool from_client = conn == kClientConn;
+    nghttp2_session* s = from_client ? client : upstream;
+    if (!s) return;
+    ssize_t n = nghttp2_session_mem_recv(s, reinterpret_cast<const uint8_t*>(data.data()), data.size());
+    (from_client ? client_frames : server_frames).feed(data, [&](uint8_t type, int32_t id, core::ByteView frame) {
+      attribute(from_client, type, id, frame);
+    });
+    if (n < 0) {
+      std::string why = std::string(from_client ? "the client" : "the server") + " broke HTTP/2: " + nghttp2_strerror(static_cast<int>(n));
+      error_record("h2_protocol_error", why);
+      flush();
+      close_all("error");
+      return;
+    }
+    flush();
+  }
+
+  void on_open(const OpenCompleted& o) {
+    if (o.id != open_id) return;
+    open_id = 0;
+    if (!o.error_code.empty()) {
+      failure_code = o.error_code;
+      failure = o.error;
+      server = 0;
+      error_record(o.error_code, o.error);
+      for (int32_t id : waiting)
+        if (auto it = streams.find(id); it != streams.end())
+          fail_stream(*it->second, 502, "sluice: " + server_key() + ": " + o.error + "\n");
+      waiting.clear();
+      flush();
+      return;
+    }
+    start_upstream();
+    flush();
+  }
+
+  void on_closed(const ConnectionClosed& c) {
+    if (c.conn == kClientConn) {
+      close_all(c.reset ? "reset" : "closed");
+      return;
+    }
+    if (c.conn != server) return;
+    // The server went away: every stream still waiting for it is reset, then the connection ends.
+    for (auto& [id, st] : streams)
+      if (!st->upstream_closed && !st->client_closed) {
+        st->upstream_closed = true;
+        st->reset_code = NGHTTP2_INTERNAL_ERROR;
+        nghttp2_submit_rst_stream(client, NGHTTP2_FLAG_NONE, st->client_id, NGHTTP2_INTERNAL_ERROR);
+      }
+    error_record(c.reset ? "server_reset" : "server_closed", "the server closed the HTTP/2 connection");
+    nghttp2_session_terminate_session(client, NGHTTP2_NO_ERROR);
+    server = 0;
+    flush();
+    close_all("error");
+  }
+};
+
+Http2Layer::Http2Layer(ConnectionContext& ctx, Http2Target target)
+    : impl_(std::make_unique<Impl>(ctx, std::move(target))) {}
+
+Http2Layer::~Http2Layer() = default;
+
+void Http2Layer::handle(const Event& event, core::Timestamp now, Commands& out) {
+  Impl& im = *impl_;
+  if (im.closed) return;
+  im.out = &out;
+  im.now = now;
+  if (std::holds_alternative<Start>(event)) {
+    im.start();
+    im.flush();
+  } else if (const auto* d = std::get_if<DataReceived>(&event)) {
+    im.on_data(d->conn, d->data);
+  } else if (const auto* o = std::get_if<OpenCompleted>(&event)) {
+    im.on_open(*o);
+  } else if (const auto* c = std::get_if<ConnectionClosed>(&event)) {
+    im.on_closed(*c);
+  } else if (std::holds_alternative<Shutdown>(event)) {
+    nghttp2_submit_goaway(im.client, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(im.client),
+                          NGHTTP2_NO_ERROR, nullptr, 0);
+    im.flush();
+  }
+  im.out = nullptr;
+}
+
+}  // namespace sluice::layer

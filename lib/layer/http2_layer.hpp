@@ -1,0 +1,53 @@
+#pragma once
+// Http2Layer: HTTP/2 on both legs, over nghttp2 driven sans-IO (nghttp2_session_mem_recv/mem_send;
+// Debian 12's nghttp2 1.52 predates the *2 variants).
+//
+// The client side is an nghttp2 server session, the server side one nghttp2 client session on one
+// connection (the tunnel's, already speaking TLS with ALPN h2, or a new one: h2c with prior knowledge
+// or TLS). Every client stream becomes a stream to the server at once: headers, DATA and trailers pass
+// as they come, so one slow stream never holds another, and gRPC streaming in both directions works.
+//
+// Flow control is end to end with bounded buffers: WINDOW_UPDATE goes to a sender only for bytes the
+// other leg has taken (nghttp2_session_consume when the other session's data provider reads them), so
+// each stream buffers at most its window. RST_STREAM and the end of either connection propagate.
+//
+// Recorded per stream, when each direction ends: one `http` envelope (version HTTP/2; `raw` the
+// stream's frames exactly as they came, HPACK-coded, up to --record-body-limit), then `h2-frame`
+// overlays holding each DATA frame's bytes. A stream whose content-type is application/grpc also gets
+// `grpc` envelopes: start (service, method, metadata, timeout), one per length-prefixed message in
+// either direction (gzip-compressed ones inflated for the view), and end (status, message, trailers).
+//
+// Not yet: translation to and from HTTP/1.1 servers and clients, pipeline steps on HTTP/2 streams
+// (envelopes are recorded, not held), anomalies for peer protocol errors beyond the RST nghttp2 sends.
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "layer/layer.hpp"
+
+namespace sluice::layer {
+
+struct Http2Target {
+  std::string host;
+  uint16_t port = 0;
+  bool tls = false;
+  ConnId server = 0;  // a connection to it already open (its TLS up, ALPN h2); 0: open one
+};
+
+class Http2Layer final : public Layer {
+ public:
+  Http2Layer(ConnectionContext& ctx, Http2Target target);
+  ~Http2Layer() override;
+  void handle(const Event& event, core::Timestamp now, Commands& out) override;
+  std::string_view name() const override { return "http2"; }
+
+  // "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n": what an h2 client sends first.
+  static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sluice::layer

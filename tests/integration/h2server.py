@@ -1,0 +1,106 @@
+"""A loopback HTTP/2 origin for the tests, on Debian's python3-h2: h2c with prior knowledge, or TLS with
+ALPN h2. It answers every request with "h2 hello from PATH" (the request body's length appended for
+POST), /slow/... after 2 s without holding the other streams, /big with 1 MiB (past every flow-control
+window), and /trailers with trailers. One thread per connection; scheduled answers keep their turn."""
+import socket
+import ssl
+import threading
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+
+
+class H2Server:
+    def __init__(self, cert=None, key=None):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.ctx = None
+        if cert:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(cert, key)
+            self.ctx.set_alpn_protocols(["h2"])
+        self.requests = []  # (path, headers dict)
+        self.running = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        self.running = False
+        self.sock.close()
+
+    def _accept(self):
+        while self.running:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, sock):
+        try:
+            if self.ctx:
+                sock = self.ctx.wrap_socket(sock, server_side=True)
+            conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False))
+            conn.initiate_connection()
+            sock.sendall(conn.data_to_send())
+            sock.settimeout(0.05)
+            bodies, heads, due, pending_out = {}, {}, [], {}
+            while self.running:
+                try:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    events = conn.receive_data(data)
+                except (socket.timeout, ssl.SSLWantReadError):
+                    events = []
+                for ev in events:
+                    if isinstance(ev, h2.events.RequestReceived):
+                        heads[ev.stream_id] = dict((k.decode() if isinstance(k, bytes) else k,
+                                                    v.decode() if isinstance(v, bytes) else v) for k, v in ev.headers)
+                        bodies[ev.stream_id] = b""
+                    elif isinstance(ev, h2.events.DataReceived):
+                        bodies[ev.stream_id] += ev.data
+                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        head = heads[ev.stream_id]
+                        self.requests.append((head[":path"], head))
+                        delay = 2.0 if head[":path"].startswith("/slow") else 0
+                        due.append((time.monotonic() + delay, ev.stream_id))
+                    elif isinstance(ev, h2.events.WindowUpdated):
+                        pass
+                now = time.monotonic()
+                for when, sid in sorted(d for d in due if d[0] <= now):
+                    due.remove((when, sid))
+                    path = heads[sid][":path"]
+                    body = b"x" * (1 << 20) if path == "/big" else ("h2 hello from %s" % path).encode()
+                    if heads[sid][":method"] == "POST":
+                        body += b" got %d" % len(bodies[sid])
+                    conn.send_headers(sid, [(":status", "200"), ("content-type", "text/plain"),
+                                            ("content-length", str(len(body)))] if path != "/trailers" else
+                                      [(":status", "200"), ("content-type", "text/plain")])
+                    pending_out[sid] = body
+                for sid in list(pending_out):
+                    body = pending_out[sid]
+                    window = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
+                    if window <= 0 and body:
+                        continue
+                    chunk, rest = body[:window], body[window:]
+                    if rest:
+                        conn.send_data(sid, chunk)
+                        pending_out[sid] = rest
+                    else:
+                        trailers = heads[sid][":path"] == "/trailers"
+                        conn.send_data(sid, chunk, end_stream=not trailers)
+                        if trailers:
+                            conn.send_headers(sid, [("x-checksum", "abc123")], end_stream=True)
+                        del pending_out[sid]
+                out = conn.data_to_send()
+                if out:
+                    sock.sendall(out)
+        except (OSError, ssl.SSLError, h2.exceptions.ProtocolError, KeyError):
+            return
+        finally:
+            sock.close()
