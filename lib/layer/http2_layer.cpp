@@ -554,22 +554,25 @@ struct Http2Layer::Impl {
     }
   }
 
-  void flush() {
-    if (client) {
-      for (;;) {
-        const uint8_t* data;
-        ssize_t n = nghttp2_session_mem_send(client, &data);
-        if (n <= 0) break;
-        out->push_back(SendData{kClientConn, core::Bytes(reinterpret_cast<const char*>(data), n)});
-      }
+  // Everything either session has to send. Sending on one leg can make the other owe something (bytes
+  // the server-side provider took open the client's window: a WINDOW_UPDATE), so until both are quiet.
+  size_t drain(nghttp2_session* s, ConnId conn) {
+    size_t total = 0;
+    for (;;) {
+      const uint8_t* data;
+      ssize_t n = nghttp2_session_mem_send(s, &data);
+      if (n <= 0) break;
+      out->push_back(SendData{conn, core::Bytes(reinterpret_cast<const char*>(data), n)});
+      total += n;
     }
-    if (upstream && server) {
-      for (;;) {
-        const uint8_t* data;
-        ssize_t n = nghttp2_session_mem_send(upstream, &data);
-        if (n <= 0) break;
-        out->push_back(SendData{server, core::Bytes(reinterpret_cast<const char*>(data), n)});
-      }
+    return total;
+  }
+
+  void flush() {
+    for (;;) {
+      size_t sent = client ? drain(client, kClientConn) : 0;
+      if (upstream && server) sent += drain(upstream, server);
+      if (sent == 0) break;
     }
     settle();
     if (!closed && client && !nghttp2_session_want_read(client) && !nghttp2_session_want_write(client))

@@ -164,6 +164,7 @@ class ConnectionContext {
   envelope::Context envelope_context(std::string server) const;
   // The client-facing TLS session, once a TLS layer established it; envelopes carry it from then on.
   void set_tls(envelope::TlsInfo info) { tls_ = std::move(info); }
+  const std::optional<envelope::TlsInfo>& tls() const { return tls_; }
 
  private:
   std::string conn_id_;

@@ -89,7 +89,10 @@ LayerDecider detect(ConnId server, std::string host, uint16_t port, bool in_tls)
       if (t == Verdict3::more && !at_eof) return nullptr;
       if (t == Verdict3::yes) {
         TlsLayerSpec spec{true, server, host, port, {}};
-        return std::make_unique<TlsLayer>(c, std::move(spec), [host, port](ConnectionContext& cc, ConnId s) {
+        return std::make_unique<TlsLayer>(c, std::move(spec), [host, port](ConnectionContext& cc, ConnId s) -> std::unique_ptr<Layer> {
+          // Both legs agreed on h2 (the server chose it from the client's offer): HTTP/2 at once, since
+          // an h2 server speaks first (its SETTINGS) and must not be taken for a server-first protocol.
+          if (s && cc.tls() && cc.tls()->alpn == "h2") return std::make_unique<Http2Layer>(cc, Http2Target{host, port, true, s});
           return std::make_unique<NextLayer>(cc, detect(s, host, port, true), false, silence_unless_open(cc, s));
         });
       }

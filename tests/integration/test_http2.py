@@ -1,0 +1,237 @@
+"""HTTP/2 through `sluice proxy`: curl --http2 and nghttp over TLS (CONNECT, ALPN h2 on both legs) and h2c
+with prior knowledge (reverse:http://) against a loopback h2 origin (python3-h2); flow control past the
+windows, trailers, one slow stream beside 50 quick ones; Python grpc (python3-grpcio) unary, server
+streaming, client streaming and bidirectional calls with an error status and large messages, through
+reverse:http:// (h2c) and regular (TLS, the client going through CONNECT); the stream's envelopes."""
+import base64
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import warnings
+from concurrent import futures
+
+import grpc
+
+sys.path.insert(0, os.path.dirname(__file__))
+from support import Proxy, records  # noqa: E402
+from test_tls import PkiCase  # noqa: E402
+from h2server import H2Server  # noqa: E402
+
+warnings.simplefilter("ignore", ResourceWarning)
+
+
+def envelopes(recs, protocol, overlay=""):
+    return [r for r in recs if r["type"] == "envelope" and r["protocol"] == protocol and r.get("overlay", "") == overlay]
+
+
+def body_of(m):
+    return base64.b64decode(m["body"]) if m.get("body_encoding") == "base64" else m["body"].encode()
+
+
+def curl(*args):
+    return subprocess.run(["curl", "-sS", "--max-time", "20", *args], capture_output=True, timeout=60)
+
+
+class Http2(PkiCase):
+    def setUp(self):
+        self.tls_origin = H2Server(self.pki.cert, self.pki.key)
+        self.h2c_origin = H2Server()
+
+    def tearDown(self):
+        self.tls_origin.close()
+        self.h2c_origin.close()
+
+    def stop(self, proxy):
+        time.sleep(0.3)
+        code, out = proxy.stop()
+        self.assertEqual(code, 0)
+        return records(out)
+
+    def test_curl_http2_through_connect_is_h2_on_both_legs(self):
+        proxy = Proxy("--mode", "regular@0", "--server-ca", self.pki.ca)
+        url = "https://localhost:%d" % self.tls_origin.port
+        p = curl("--http2", "-x", "http://127.0.0.1:%d" % proxy.port, "--cacert", self.sluice_ca,
+                 "-w", "\\n%{http_version}", url + "/hello?x=1")
+        self.assertEqual(p.stdout, b"h2 hello from /hello?x=1\n2", p.stderr)
+        big = curl("--http2", "-x", "http://127.0.0.1:%d" % proxy.port, "--cacert", self.sluice_ca, url + "/big")
+        self.assertEqual(big.stdout, b"x" * (1 << 20))  # past every flow-control window
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(os.urandom(3 << 20))
+            f.flush()
+            up = curl("--http2", "-x", "http://127.0.0.1:%d" % proxy.port, "--cacert", self.sluice_ca,
+                      "--data-binary", "@" + f.name, url + "/upload")
+        self.assertEqual(up.stdout, b"h2 hello from /upload got %d" % (3 << 20))
+        recs = self.stop(proxy)
+        hs = envelopes(recs, "tls-handshake")
+        self.assertTrue(hs and all(h["message"]["alpn"] == "h2" for h in hs))
+        http = envelopes(recs, "http")
+        reqs = [r for r in http if r["direction"] == "send" and r["message"]["version"] == "HTTP/2"]
+        self.assertEqual([r["message"]["path"] for r in reqs], ["/hello?x=1", "/big", "/upload"])
+        self.assertEqual(reqs[0]["message"]["scheme"], "https")
+        self.assertEqual(reqs[0]["message"]["authority"], "localhost:%d" % self.tls_origin.port)
+        resp = [r for r in http if r["direction"] == "receive" and r["flow_id"] == reqs[1]["flow_id"]][0]
+        self.assertEqual(resp["message"]["status"], 200)
+        self.assertEqual(len(body_of(resp["message"])), 1 << 20)
+        # The DATA frames are overlays, each exactly a frame: 9 bytes of header, then its payload.
+        frames = [base64.b64decode(r["raw"]) for r in envelopes(recs, "http", "h2-frame")
+                  if r["flow_id"] == reqs[1]["flow_id"] and r["direction"] == "receive"]
+        self.assertEqual(sum(len(f) - 9 for f in frames), 1 << 20)
+        self.assertTrue(all(f[3] == 0 and int.from_bytes(f[:3], "big") == len(f) - 9 for f in frames))
+        # The request's raw bytes are its frames as the client sent them: a HEADERS frame first.
+        raw = base64.b64decode(reqs[0]["raw"])
+        self.assertEqual(raw[3], 1)
+
+    def test_h2c_with_prior_knowledge_to_a_reverse_target(self):
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % self.h2c_origin.port)
+        p = curl("--http2-prior-knowledge", "http://127.0.0.1:%d/plain" % proxy.port)
+        self.assertEqual(p.stdout, b"h2 hello from /plain", p.stderr)
+        n = subprocess.run(["nghttp", "-v", "http://127.0.0.1:%d/trailers" % proxy.port], capture_output=True,
+                           timeout=30)
+        self.assertIn(b"recv (stream_id=13) x-checksum: abc123", n.stdout)  # the trailer came through
+        recs = self.stop(proxy)
+        resp = [r for r in envelopes(recs, "http") if r["direction"] == "receive"]
+        self.assertEqual([r["message"]["status"] for r in resp], [200, 200])
+        self.assertEqual(resp[1]["message"]["trailers"], [["x-checksum", "abc123"]])
+        self.assertEqual([path for path, _ in self.h2c_origin.requests], ["/plain", "/trailers"])
+
+    def test_a_slow_stream_holds_no_other(self):
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % self.h2c_origin.port)
+        base = "http://127.0.0.1:%d" % proxy.port
+        urls = [base + "/slow/1"] + [base + "/quick/%d" % i for i in range(50)]
+        n = subprocess.run(["nghttp", "-n", "-s", "-m", "1", *urls], capture_output=True, timeout=60)
+        self.assertEqual(n.returncode, 0, n.stderr)
+        # nghttp -s: one line per stream with its responseEnd, all on one connection.
+        ends = {}
+        for line in n.stdout.decode().splitlines():
+            m = re.match(r"\s*\d+\s+\+([\d.]+)(us|ms|s)\s+\S+\s+\S+\s+200\s+\d+\s+(\S+)$", line)
+            if m:
+                v = float(m.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[m.group(2)]
+                ends[m.group(3)] = v
+        self.assertEqual(len(ends), 51, n.stdout.decode())
+        quick = [v for k, v in ends.items() if k.startswith("/quick")]
+        self.assertLess(max(quick), 1.0)  # well under the slow stream's 2 s
+        self.assertGreaterEqual(ends["/slow/1"], 2.0)
+        self.stop(proxy)
+
+
+# ---- gRPC ---------------------------------------------------------------------------------------------
+
+BIG = b"m" * (3 << 20)  # over the default flow-control windows
+
+
+def unary(request, context):
+    if request == b"fail":
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no such thing")
+    return b"echo:" + request
+
+
+def server_stream(request, context):
+    for i in range(3):
+        yield b"%s-%d" % (request, i)
+
+
+def client_stream(requests, context):
+    return b"+".join(requests)
+
+
+def bidi(requests, context):
+    for r in requests:
+        yield r.upper()
+
+
+class GrpcServer:
+    def __init__(self, credentials=None):
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
+                                  options=[("grpc.max_receive_message_length", 16 << 20),
+                                           ("grpc.max_send_message_length", 16 << 20)])
+        handlers = {
+            "Unary": grpc.unary_unary_rpc_method_handler(unary),
+            "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream),
+            "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream),
+            "Bidi": grpc.stream_stream_rpc_method_handler(bidi),
+        }
+        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Echo", handlers),))
+        addr = "127.0.0.1:0"
+        self.port = self.server.add_secure_port(addr, credentials) if credentials else self.server.add_insecure_port(addr)
+        self.server.start()
+
+    def close(self):
+        self.server.stop(0)
+
+
+def exercise(test, channel):
+    call = lambda kind, name: getattr(channel, kind)("/test.Echo/" + name)  # noqa: E731
+    test.assertEqual(call("unary_unary", "Unary")(b"hi", timeout=10), b"echo:hi")
+    test.assertEqual(call("unary_unary", "Unary")(BIG, timeout=20), b"echo:" + BIG)
+    with test.assertRaises(grpc.RpcError) as err:
+        call("unary_unary", "Unary")(b"fail", timeout=10)
+    test.assertEqual(err.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+    test.assertEqual(err.exception.details(), "no such thing")
+    test.assertEqual(list(call("unary_stream", "ServerStream")(b"s", timeout=10)), [b"s-0", b"s-1", b"s-2"])
+    test.assertEqual(call("stream_unary", "ClientStream")(iter([b"a", b"b", b"c"]), timeout=10), b"a+b+c")
+    test.assertEqual(list(call("stream_stream", "Bidi")(iter([b"x", b"y"]), timeout=10)), [b"X", b"Y"])
+
+
+def check_grpc_stream(test, recs):
+    g = envelopes(recs, "grpc")
+    starts = [r["message"] for r in g if r["message"]["kind"] == "start"]
+    test.assertEqual([(s["service"], s["method"]) for s in starts],
+                     [("test.Echo", m) for m in ("Unary", "Unary", "Unary", "ServerStream", "ClientStream", "Bidi")])
+    ends = [r["message"] for r in g if r["message"]["kind"] == "end"]
+    test.assertEqual([e["status"] for e in ends], [0, 0, 3, 0, 0, 0])
+    test.assertEqual(ends[2]["message"], "no such thing")
+    data = [r for r in g if r["message"]["kind"] == "data"]
+    sizes = sorted(len(base64.b64decode(r["message"]["payload"]["base64"]) if isinstance(r["message"]["payload"], dict)
+                       else r["message"]["payload"].encode()) for r in data)
+    test.assertEqual(sizes[-2:], [len(BIG), len(BIG) + 5])  # the big request and its echo, whole
+    by_flow = {}
+    for r in data:
+        by_flow.setdefault(r["flow_id"], []).append((r["direction"], r["message"]["payload"]))
+    test.assertIn([("send", "a"), ("send", "b"), ("send", "c"), ("receive", "a+b+c")], by_flow.values())
+
+
+class Grpc(PkiCase):
+    def test_h2c_through_reverse_mode(self):
+        server = GrpcServer()
+        try:
+            proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % server.port)
+            with grpc.insecure_channel("127.0.0.1:%d" % proxy.port,
+                                       options=[("grpc.max_receive_message_length", 16 << 20)]) as ch:
+                exercise(self, ch)
+            time.sleep(0.3)
+            code, out = proxy.stop()
+        finally:
+            server.close()
+        self.assertEqual(code, 0)
+        check_grpc_stream(self, records(out))
+
+    def test_tls_through_connect(self):
+        with open(self.pki.cert, "rb") as c, open(self.pki.key, "rb") as k:
+            creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+        server = GrpcServer(creds)
+        try:
+            proxy = Proxy("--mode", "regular@0", "--server-ca", self.pki.ca)
+            with open(self.sluice_ca, "rb") as f:
+                client_creds = grpc.ssl_channel_credentials(f.read())
+            with grpc.secure_channel("localhost:%d" % server.port, client_creds,
+                                     options=[("grpc.http_proxy", "http://127.0.0.1:%d" % proxy.port),
+                                              ("grpc.max_receive_message_length", 16 << 20)]) as ch:
+                exercise(self, ch)
+            time.sleep(0.3)
+            code, out = proxy.stop()
+        finally:
+            server.close()
+        self.assertEqual(code, 0)
+        recs = records(out)
+        self.assertTrue(any(r["message"]["method"] == "CONNECT" for r in envelopes(recs, "http")
+                            if r["direction"] == "send"))
+        check_grpc_stream(self, recs)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
