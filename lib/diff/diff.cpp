@@ -226,22 +226,39 @@ std::vector<Difference> compare(const envelope::HttpMessage* a, const envelope::
     }
     return g;
   };
-  auto ha = group(a->headers), hb = group(b->headers);
   auto join = [](const std::vector<std::string>& v) {
     std::string s;
     for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
     return s;
   };
-  for (const auto& [name, values] : ha) {
-    auto it = std::find_if(hb.begin(), hb.end(), [&](const auto& p) { return p.first == name; });
-    if (it == hb.end())
-      out.push_back({"header " + name, shorten(join(values)), "(absent)"});
-    else if (it->second != values)
-      out.push_back({"header " + name, shorten(join(values)), shorten(join(it->second))});
-  }
-  for (const auto& [name, values] : hb)
-    if (std::find_if(ha.begin(), ha.end(), [&](const auto& p) { return p.first == name; }) == ha.end())
-      out.push_back({"header " + name, "(absent)", shorten(join(values))});
+  // Fields (headers, or trailers such as grpc-status) by name, values in order.
+  auto fields = [&](const char* what, const envelope::Headers& fa, const envelope::Headers& fb) {
+    auto ha = group(fa), hb = group(fb);
+    for (const auto& [name, values] : ha) {
+      auto it = std::find_if(hb.begin(), hb.end(), [&](const auto& p) { return p.first == name; });
+      if (it == hb.end())
+        out.push_back({what + name, shorten(join(values)), "(absent)"});
+      else if (it->second != values)
+        out.push_back({what + name, shorten(join(values)), shorten(join(it->second))});
+    }
+    for (const auto& [name, values] : hb)
+      if (std::find_if(ha.begin(), ha.end(), [&](const auto& p) { return p.first == name; }) == ha.end())
+        out.push_back({what + name, "(absent)", shorten(join(values))});
+  };
+  // gRPC's status may come in the headers (a trailers-only response) or the trailers: compared as trailers.
+  auto split = [](const envelope::HttpMessage& m) {
+    std::pair<envelope::Headers, envelope::Headers> ht{{}, m.trailers};
+    for (const auto& h : m.headers) {
+      std::string name = core::to_lower(h.name);
+      (name == "grpc-status" || name == "grpc-message" || name == "grpc-status-details-bin" ? ht.second : ht.first)
+          .push_back(h);
+    }
+    return ht;
+  };
+  auto [head_a, trail_a] = split(*a);
+  auto [head_b, trail_b] = split(*b);
+  fields("header ", head_a, head_b);
+  fields("trailer ", trail_a, trail_b);
   compare_bodies(a->body, b->body, o, out);
   return out;
 }

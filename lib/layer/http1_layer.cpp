@@ -919,29 +919,20 @@ void Http1Layer::start_tunnel(core::ByteView server_rest, core::Timestamp now, C
 void Http1Layer::answer_with(const envelope::Envelope& reply, core::Timestamp now, Commands& out) {
   Exchange& x = *ex_;
   record_overlays(x.req, now, out);
-  Http1Parser parser(Http1Parser::Type::response);
-  parser.set_request_method(std::string(x.req.head.method));
   core::ByteView data = reply.raw;
-  size_t pos = 0;
-  Http1Parser::Status s;
-  do {
-    size_t used = 0;
-    s = parser.feed(data.substr(pos), used);
-    pos += used;
-  } while (s == Http1Parser::Status::head);
-  if (s == Http1Parser::Status::need_more) s = parser.finish();
-  if (s != Http1Parser::Status::complete || parser.head().status < 200) {
-    std::string why = parser.error().empty() ? "incomplete, or an interim response" : parser.error();
-    fail(502, "Bad Gateway", "bad_reply", "a pipeline step answered with no complete HTTP/1 response (" + why + ")",
-         now, out);
+  auto parsed = parse_whole_response(data, x.req.head.method);
+  if (!parsed) {
+    fail(502, "Bad Gateway", "bad_reply",
+         "a pipeline step answered with no complete HTTP/1 response (" + parsed.error().message + ")", now, out);
     return;
   }
+  size_t pos = parsed->size;
   Message& m = x.resp;
   m.direction = Direction::receive;
-  m.head = parser.take_head();
-  m.body = parser.take_body();
+  m.head = std::move(parsed->head);
+  m.body = std::move(parsed->body);
   m.body_total = m.body.size();
-  m.chunks = parser.take_chunks();
+  m.chunks = std::move(parsed->chunks);
   if (m.head.chunked) m.wire = core::Bytes(data.substr(m.head.raw.size(), pos - m.head.raw.size()));
   m.have_head = true;
   m.complete = true;

@@ -293,4 +293,26 @@ Http1Parser::Status Http1Parser::finish() {
                                                          : "the connection closed inside a message body");
 }
 
+core::Result<WholeResponse> parse_whole_response(core::ByteView raw, std::string_view request_method) {
+  Http1Parser parser(Http1Parser::Type::response);
+  parser.set_request_method(request_method);
+  size_t pos = 0;
+  Http1Parser::Status s;
+  do {
+    size_t used = 0;
+    s = parser.feed(raw.substr(pos), used);
+    pos += used;
+  } while (s == Http1Parser::Status::head);
+  if (s == Http1Parser::Status::need_more) s = parser.finish();
+  if (s != Http1Parser::Status::complete || parser.head().status < 200)
+    return core::make_error(parser.error().empty() ? "incomplete, or an interim response" : parser.error());
+  WholeResponse r;
+  r.trailers = parser.trailers();
+  r.head = parser.take_head();
+  r.body = parser.take_body();
+  r.chunks = parser.take_chunks();
+  r.size = pos;
+  return r;
+}
+
 }  // namespace sluice::layer

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/bytes.hpp"
+#include "core/result.hpp"
 #include "envelope/record.hpp"
 
 namespace sluice::layer {
@@ -96,5 +97,16 @@ class Http1Parser {
   std::string error_name_, error_;
   char last_byte_ = 0;  // the byte before the next input, for naming errors at a chunk boundary
 };
+
+// A complete final response held in memory (a pipeline step's answer), parsed whole.
+struct WholeResponse {
+  Http1Head head;
+  core::Bytes body;                // decoded
+  std::vector<core::Bytes> chunks;  // chunked: each chunk's wire bytes
+  envelope::Headers trailers;
+  size_t size = 0;  // bytes of `raw` the response took
+};
+// Fails (with the reason) unless `raw` starts with one complete final response to `request_method`.
+core::Result<WholeResponse> parse_whole_response(core::ByteView raw, std::string_view request_method);
 
 }  // namespace sluice::layer

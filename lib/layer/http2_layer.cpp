@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/ascii.hpp"
+#include "layer/http1_parser.hpp"
 
 namespace sluice::layer {
 
@@ -142,6 +143,7 @@ struct Http2Layer::Impl {
     bool grpc = false;
     LpmParser req_lpm, resp_lpm;
     bool grpc_started = false, grpc_ended = false;
+    CommandId pipeline = 0;  // the request waits for the pipeline's verdict (lazy_connect)
   };
 
   ConnectionContext& ctx;
@@ -159,6 +161,8 @@ struct Http2Layer::Impl {
   std::map<int32_t, std::unique_ptr<Stream>> streams;  // by client stream id
   std::map<int32_t, Stream*> by_upstream;
   std::vector<int32_t> waiting;  // client streams whose request waits for the server connection
+  std::map<CommandId, int32_t> verdicts;  // RunPipeline id -> client stream
+  std::vector<int32_t> ended;              // client streams whose request just ended (lazy_connect)
   std::string failure_code, failure;  // the server connection could not be opened
 
   Impl(ConnectionContext& c, Http2Target t) : ctx(c), target(std::move(t)) {}
@@ -222,7 +226,7 @@ struct Http2Layer::Impl {
     if (server || open_id || !failure_code.empty()) return;
     server = ctx.new_conn();
     open_id = ctx.new_command();
-    out->push_back(OpenConnection{open_id, server, target.host, target.port, target.tls});
+    out->push_back(OpenConnection{open_id, server, target.host, target.port, target.tls, {"h2"}});
   }
 
   // ---- callbacks -----------------------------------------------------------------------------------
@@ -292,12 +296,7 @@ struct Http2Layer::Impl {
         st->grpc = core::to_lower(pseudo_value(m.headers, "content-type")).starts_with("application/grpc") &&
                    !core::to_lower(pseudo_value(m.headers, "content-type")).starts_with("application/grpc-web");
         if (st->grpc) im.grpc_start(*st);
-        if (im.upstream)
-          im.submit_request(*st);
-        else {
-          im.waiting.push_back(st->client_id);
-          im.open_upstream();
-        }
+        if (!im.lazy()) im.send_on(*st);
       } else if (!from_client && frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
         std::string status = pseudo_value(m.pseudo, ":status");
         if (status.size() == 3 && status[0] == '1') return 0;  // interim: not passed on
@@ -308,10 +307,12 @@ struct Http2Layer::Impl {
       if (end) {
         m.ended = true;
         im.resume(*st, from_client);
+        if (from_client) im.request_ended(*st);
       }
     } else if (frame->hd.type == NGHTTP2_DATA && end) {
       m.ended = true;
       im.resume(*st, from_client);
+      if (from_client) im.request_ended(*st);
     } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
       st->reset_code = frame->rst_stream.error_code;
     }
@@ -337,6 +338,8 @@ struct Http2Layer::Impl {
       });
     }
     im.resume(*st, from_client);
+    // Too much to hold for a verdict: the request streams on without one.
+    if (from_client && im.lazy() && !st->submitted && !st->pipeline && st->to_upstream.size() > im.limit()) im.send_on(*st);
     return 0;
   }
 
@@ -386,6 +389,94 @@ struct Http2Layer::Impl {
     } else if (st.response_submitted) {
       nghttp2_session_resume_data(client, st.client_id);
     }
+  }
+
+  bool lazy() const { return ctx.options().lazy_connect; }
+
+  // The request goes to the server: now, or once the connection is up.
+  void send_on(Stream& st) {
+    if (st.submitted) return;
+    if (upstream) {
+      submit_request(st);
+      return;
+    }
+    if (std::find(waiting.begin(), waiting.end(), st.client_id) == waiting.end()) waiting.push_back(st.client_id);
+    open_upstream();
+    if (!failure_code.empty()) fail_stream(st, 502, "sluice: " + server_key() + ": " + failure + "\n");
+  }
+
+  // lazy_connect: a whole request goes through the pipeline, which may answer it itself; once its
+  // last frames are attributed to it (after the input is parsed), see run_pipelines().
+  void request_ended(Stream& st) {
+    if (lazy() && !st.submitted && !st.pipeline) ended.push_back(st.client_id);
+  }
+
+  void run_pipelines() {
+    std::vector<int32_t> ids;
+    ids.swap(ended);
+    for (int32_t id : ids) {
+      auto it = streams.find(id);
+      if (it != streams.end() && !it->second->submitted && !it->second->pipeline) run_pipeline(*it->second);
+    }
+  }
+
+  void run_pipeline(Stream& st) {
+    st.pipeline = ctx.new_command();
+    verdicts[st.pipeline] = st.client_id;
+    envelope::Envelope e = request_envelope(st);
+    out->push_back(RunPipeline{st.pipeline, std::move(e)});
+  }
+
+  void on_verdict(const PipelineVerdict& v) {
+    auto it = verdicts.find(v.id);
+    if (it == verdicts.end()) return;
+    int32_t id = it->second;
+    verdicts.erase(it);
+    auto sit = streams.find(id);
+    if (sit == streams.end()) return;
+    Stream& st = *sit->second;
+    record_overlays(st, st.req, Direction::send);
+    if (v.verdict == Verdict::drop || v.verdict == Verdict::kill) {
+      nghttp2_submit_rst_stream(client, NGHTTP2_FLAG_NONE, st.client_id, NGHTTP2_REFUSED_STREAM);
+      st.upstream_closed = true;
+    } else if (v.verdict == Verdict::respond && v.reply) {
+      answer_with(st, *v.reply);
+    } else {
+      send_on(st);
+    }
+    flush();
+  }
+
+  // A pipeline step's answer (HTTP/1 response bytes) as this stream's HTTP/2 response.
+  void answer_with(Stream& st, const envelope::Envelope& reply) {
+    auto parsed = parse_whole_response(reply.raw, pseudo_value(st.req.pseudo, ":method"));
+    if (!parsed) {
+      error_record("bad_reply", "a pipeline step answered with no complete HTTP/1 response (" + parsed.error().message + ")");
+      fail_stream(st, 502, "sluice: a pipeline step answered with no complete response\n");
+      return;
+    }
+    st.resp = Message{};
+    st.resp.pseudo.push_back({":status", std::to_string(parsed->head.status)});
+    for (const auto& h : parsed->head.headers) {
+      std::string name = core::to_lower(h.name);
+      if (name == "connection" || name == "keep-alive" || name == "transfer-encoding" || name == "proxy-connection" ||
+          name == "upgrade")
+        continue;
+      st.resp.headers.push_back({name, h.value});
+    }
+    for (const auto& t : parsed->trailers) st.resp.trailers.push_back({core::to_lower(t.name), t.value});
+    st.resp.have_head = true;
+    st.resp.time = now;
+    st.resp.body_total = parsed->body.size();
+    st.to_client.append(parsed->body);
+    st.resp.body = std::move(parsed->body);
+    st.resp.ended = true;
+    st.upstream_closed = true;
+    if (!st.grpc && core::to_lower(pseudo_value(st.resp.headers, "content-type")).starts_with("application/grpc"))
+      st.grpc = true;
+    submit_response(st, st.to_client.size() == 0 && st.resp.trailers.empty());
+    record_message(st, st.resp, Direction::receive, reply.tags);
+    grpc_end(st);
   }
 
   void submit_request(Stream& st) {
@@ -447,9 +538,31 @@ struct Http2Layer::Impl {
     return e;
   }
 
+  // The request as the pipeline sees it (and records it): the message, no overlays yet.
+  envelope::Envelope request_envelope(Stream& st) {
+    Message& m = st.req;
+    m.recorded = true;
+    return message_envelope(st, m, Direction::send, {});
+  }
+
   void record_message(Stream& st, Message& m, Direction d, envelope::Tags tags = {}) {
     if (m.recorded || !m.have_head) return;
     m.recorded = true;
+    out->push_back(EmitRecord{message_envelope(st, m, d, std::move(tags))});
+    record_overlays(st, m, d);
+  }
+
+  void record_overlays(Stream& st, Message& m, Direction d) {
+    for (auto& f : m.data_frames) {
+      envelope::Envelope o = envelope_for(st, d, envelope::Protocol::http);
+      o.overlay = "h2-frame";
+      o.raw = std::move(f);
+      out->push_back(EmitRecord{std::move(o)});
+    }
+    m.data_frames.clear();
+  }
+
+  envelope::Envelope message_envelope(Stream& st, Message& m, Direction d, envelope::Tags tags) {
     envelope::Envelope e = envelope_for(st, d, envelope::Protocol::http);
     e.time = m.time.ns ? m.time : now;
     envelope::HttpMessage msg;
@@ -473,14 +586,7 @@ struct Http2Layer::Impl {
     e.tags = std::move(tags);
     if (!m.ended) e.tags.emplace_back("incomplete", "true");
     if (st.reset_code) e.tags.emplace_back("rst_stream", nghttp2_http2_strerror(st.reset_code));
-    out->push_back(EmitRecord{std::move(e)});
-    for (auto& f : m.data_frames) {
-      envelope::Envelope o = envelope_for(st, d, envelope::Protocol::http);
-      o.overlay = "h2-frame";
-      o.raw = std::move(f);
-      out->push_back(EmitRecord{std::move(o)});
-    }
-    m.data_frames.clear();
+    return e;
   }
 
   void grpc_start(Stream& st) {
@@ -618,6 +724,7 @@ struct Http2Layer::Impl {
     (from_client ? client_frames : server_frames).feed(data, [&](uint8_t type, int32_t id, core::ByteView frame) {
       attribute(from_client, type, id, frame);
     });
+    run_pipelines();
     if (n < 0) {
       std::string why = std::string(from_client ? "the client" : "the server") + " broke HTTP/2: " + nghttp2_strerror(static_cast<int>(n));
       error_record("h2_protocol_error", why);
@@ -687,6 +794,8 @@ void Http2Layer::handle(const Event& event, core::Timestamp now, Commands& out) 
     im.on_open(*o);
   } else if (const auto* c = std::get_if<ConnectionClosed>(&event)) {
     im.on_closed(*c);
+  } else if (const auto* v = std::get_if<PipelineVerdict>(&event)) {
+    im.on_verdict(*v);
   } else if (std::holds_alternative<Shutdown>(event)) {
     nghttp2_submit_goaway(im.client, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(im.client),
                           NGHTTP2_NO_ERROR, nullptr, 0);

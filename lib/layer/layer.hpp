@@ -93,6 +93,7 @@ struct OpenConnection {
   std::string host;
   uint16_t port = 0;
   bool tls = false;
+  std::vector<std::string> alpn = {};  // with `tls`: the protocols to offer (empty: http/1.1)
 };
 struct SendData {
   ConnId conn;

@@ -52,7 +52,14 @@ std::unique_ptr<Layer> http1_maybe_tls(ConnectionContext& ctx, core::ByteView fi
   spec.terminate = !first.empty() && first[0] == kHandshakeRecord;
   spec.host = ctx.mode().target_host;
   spec.port = ctx.mode().target_port;
-  return std::make_unique<TlsLayer>(ctx, std::move(spec), http1);
+  return std::make_unique<TlsLayer>(ctx, std::move(spec), [](ConnectionContext& c, ConnId) -> std::unique_ptr<Layer> {
+    // h2 is chosen only when --serve-from answers (lazy_connect): the HTTP/2 layer then speaks h2 to
+    // the target too, should a request go on.
+    const ModeSpec& m = c.mode();
+    if (c.tls() && c.tls()->alpn == "h2")
+      return std::make_unique<Http2Layer>(c, Http2Target{m.target_host, m.target_port, m.target_scheme == "https", 0});
+    return std::make_unique<Http1Layer>(c);
+  });
 }
 
 // How long a silent client waits before the connection is taken for a server-first protocol: only
@@ -90,9 +97,10 @@ LayerDecider detect(ConnId server, std::string host, uint16_t port, bool in_tls)
       if (t == Verdict3::yes) {
         TlsLayerSpec spec{true, server, host, port, {}};
         return std::make_unique<TlsLayer>(c, std::move(spec), [host, port](ConnectionContext& cc, ConnId s) -> std::unique_ptr<Layer> {
-          // Both legs agreed on h2 (the server chose it from the client's offer): HTTP/2 at once, since
-          // an h2 server speaks first (its SETTINGS) and must not be taken for a server-first protocol.
-          if (s && cc.tls() && cc.tls()->alpn == "h2") return std::make_unique<Http2Layer>(cc, Http2Target{host, port, true, s});
+          // The client got h2 (the server chose it from the client's offer, or --serve-from answers):
+          // HTTP/2 at once, since an h2 server speaks first (its SETTINGS) and must not be taken for a
+          // server-first protocol.
+          if (cc.tls() && cc.tls()->alpn == "h2") return std::make_unique<Http2Layer>(cc, Http2Target{host, port, true, s});
           return std::make_unique<NextLayer>(cc, detect(s, host, port, true), false, silence_unless_open(cc, s));
         });
       }

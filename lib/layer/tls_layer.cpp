@@ -100,7 +100,7 @@ void TlsLayer::handle(const Event& event, core::Timestamp now, Commands& out) {
       w.sni = spec_.sni;
     else if (!tls::is_ip_literal(op.host))
       w.sni = op.host;
-    w.alpn = {"http/1.1"};
+    w.alpn = op.alpn.empty() ? std::vector<std::string>{"http/1.1"} : op.alpn;
     w.open_id = o->id;
     w.peer = o->peer;
     start_wrapped(o->conn, std::move(w), now, out);
@@ -202,6 +202,9 @@ void TlsLayer::on_hello(core::Timestamp now, Commands& out) {
     start_wrapped(spec_.server, std::move(w), now, out);
     return;
   }
+  // Answering before any server is contacted (--serve-from): HTTP/2 when the client offers it, since
+  // the HTTP/2 layer then dials with ALPN h2 itself if it must.
+  if (ctx_.options().lazy_connect && offers(hello_.alpn, "h2")) alpn = "h2";
   start_client_handshake({name}, alpn, now, out);
 }
 
@@ -421,7 +424,7 @@ void TlsLayer::rewrite(Commands& out, size_t from) {
       }
     } else if (auto* o = std::get_if<OpenConnection>(&cmd)) {
       if (o->tls) {
-        opening_[o->id] = Opening{o->conn, o->host, o->port};
+        opening_[o->id] = Opening{o->conn, o->host, o->port, o->alpn};
         o->tls = false;
       }
     }

@@ -66,6 +66,7 @@ class TlsLayer final : public Layer {
     ConnId conn;
     std::string host;
     uint16_t port;
+    std::vector<std::string> alpn;
   };
 
   void on_client_bytes(core::ByteView data, core::Timestamp now, Commands& out);

@@ -13,6 +13,8 @@
 
 #include "layer/http1_layer.hpp"
 #include "layer/http1_parser.hpp"
+#include "layer/http2_layer.hpp"
+#include "replay/h2_request.hpp"
 #include "layer/tls_layer.hpp"
 #include "pipeline/pipeline.hpp"
 #include "runtime/connection.hpp"
@@ -26,17 +28,23 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 using Local = asio::local::stream_protocol;
 
-// The root layer of one replayed request: HTTP/1 to the target, under TLS for https.
+// The root layer of one replayed request: HTTP/1 or HTTP/2 (as recorded) to the target, under TLS for
+// https (ALPN h2 for HTTP/2).
 std::unique_ptr<layer::Layer> make_root(layer::ConnectionContext& ctx, const Request& q) {
   std::string host = q.target.host;
   uint16_t port = q.target.port;
-  if (q.target.scheme != "https") return std::make_unique<layer::Http1Layer>(ctx, layer::Http1Target{host, port, false, 0});
+  bool http2 = q.http2;
+  auto protocol = [host, port, http2](layer::ConnectionContext& c, bool tls, layer::ConnId s) -> std::unique_ptr<layer::Layer> {
+    if (http2) return std::make_unique<layer::Http2Layer>(c, layer::Http2Target{host, port, tls, s});
+    return std::make_unique<layer::Http1Layer>(c, layer::Http1Target{host, port, tls, s});
+  };
+  if (q.target.scheme != "https") return protocol(ctx, false, 0);
   layer::TlsLayerSpec spec;
   spec.host = host;
   spec.port = port;
   spec.sni = q.sni;
-  return std::make_unique<layer::TlsLayer>(ctx, std::move(spec), [host, port](layer::ConnectionContext& c, layer::ConnId s) {
-    return std::make_unique<layer::Http1Layer>(c, layer::Http1Target{host, port, true, s});
+  return std::make_unique<layer::TlsLayer>(ctx, std::move(spec), [protocol](layer::ConnectionContext& c, layer::ConnId s) {
+    return protocol(c, true, s);
   });
 }
 
@@ -80,6 +88,7 @@ class Engine {
     asio::steady_timer timer;
     asio::steady_timer idle;  // after an upgrade: the conversation is over once the server is quiet
     layer::Http1Parser parser;
+    std::unique_ptr<H2Request> h2;  // an HTTP/2 flow's client
     std::array<char, 64 * 1024> buf;
     Clock::time_point started = Clock::now();
     bool done = false;
@@ -188,7 +197,12 @@ class Engine {
       std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(options_.timeout.count()) / 1000.0);
       end(i, c, std::string("no complete response within ") + buf + " s (--timeout)");
     });
-    write(i, c, q.bytes);
+    if (q.http2) {
+      c->h2 = std::make_unique<H2Request>(q.message);
+      write(i, c, c->h2->output());
+    } else {
+      write(i, c, q.bytes);
+    }
     read(i, c);
   }
 
@@ -229,8 +243,17 @@ class Engine {
       if (c->done) return;
       if (ec) {
         bool whole = ec == asio::error::eof &&
-                     (c->upgraded || c->parser.finish() == layer::Http1Parser::Status::complete);
-        end(i, c, whole ? "" : "the connection closed before a complete response");
+                     (c->upgraded || (c->h2 ? c->h2->done() : c->parser.finish() == layer::Http1Parser::Status::complete));
+        end(i, c, whole ? (c->h2 ? c->h2->error() : "") : "the connection closed before a complete response");
+        return;
+      }
+      if (c->h2) {
+        c->h2->input(core::ByteView(c->buf.data(), n));
+        if (core::Bytes more = c->h2->output(); !more.empty()) write(i, c, std::move(more));
+        if (c->h2->done())
+          end(i, c, c->h2->error());
+        else
+          read(i, c);
         return;
       }
       if (c->upgraded) {  // the server's frames: the stream has them (annotate counts them)

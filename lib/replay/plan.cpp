@@ -43,6 +43,7 @@ void Collector::add(const envelope::Record& r) {
   Extra x;
   x.wire = e->raw;
   if (e->context.tls) x.sni = e->context.tls->sni;
+  x.server = e->context.server;
   x.body_complete = m->body_omitted == 0;
   for (const auto& [k, v] : e->tags)
     if (k == "incomplete") x.body_complete = false;
@@ -57,6 +58,7 @@ std::vector<Recorded> Collector::take() {
       r.wire = std::move(it->second.wire);
       if (it->second.sent) r.sent = std::move(*it->second.sent);
       r.sni = std::move(it->second.sni);
+      r.server = std::move(it->second.server);
       r.body_complete = it->second.body_complete;
       for (auto& [seq, frame] : it->second.ws_frames) r.ws_frames.push_back(std::move(frame));
     }
@@ -149,12 +151,28 @@ Request plan(const Recorded& r, size_t index, const PlanOptions& o) {
     return q;
   }
   q.target = o.target ? *o.target : Target{url->scheme, url->host, url->port};
+  // Where the proxy sent it: the URL names the proxy itself when a reverse proxy's client addressed it.
+  if (!o.target)
+    if (auto hp = layer::parse_host_port(r.server)) {
+      q.target.host = hp->first;
+      q.target.port = hp->second;
+    }
   if (!o.scope.empty() &&
       std::none_of(o.scope.begin(), o.scope.end(), [&](const std::string& p) { return tls::host_matches(p, q.target.host); })) {
     q.skipped = "host " + q.target.host + " is outside --scope";
     return q;
   }
   q.sni = r.sni.empty() && !tls::is_ip_literal(q.target.host) ? q.target.host : r.sni;
+  if (r.sent.version == "HTTP/2") {
+    if (!r.body_complete) {
+      q.skipped = "the recorded body is incomplete (--record-body-limit)";
+      return q;
+    }
+    q.http2 = true;  // HPACK state cannot be replayed byte for byte: always encoded again
+    q.message = r.sent;
+    q.message.scheme = q.target.scheme;
+    return q;
+  }
   if (o.as_recorded) {
     if (!r.body_complete) {
       q.skipped = "the recorded body is incomplete (--record-body-limit): cannot send it as recorded";

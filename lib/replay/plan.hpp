@@ -42,6 +42,7 @@ struct Recorded {
   envelope::HttpMessage sent;
   core::Bytes wire;  // its bytes
   std::string sni;   // the client's SNI when it spoke TLS, else empty
+  std::string server;  // "host:port" the proxy dialled for it (a reverse proxy's target), if known
   std::vector<WsFrame> ws_frames;  // after a WebSocket upgrade: the client's frames, as the server got them
   bool body_complete = true;  // false when --record-body-limit cut the body
 };
@@ -60,6 +61,7 @@ class Collector {
     size_t ws_received = 0;                                // server frames so far
     core::Bytes wire;
     std::string sni;
+    std::string server;
     bool body_complete = true;
   };
   std::map<std::string, Extra> extra_;  // flow id -> what the exchange does not keep
@@ -84,7 +86,9 @@ struct Request {
   size_t index = 0;  // into the collected flows
   Target target;
   std::string sni;    // empty: the target host unless it is an IP literal
-  core::Bytes bytes;  // what goes on the wire
+  core::Bytes bytes;  // what goes on the wire (HTTP/1)
+  bool http2 = false;  // an HTTP/2 flow: `message` is sent as HTTP/2, re-encoded
+  envelope::HttpMessage message;  // HTTP/2: the request to send (its scheme the target's)
   std::string skipped;  // non-empty: not sent, and why (one line)
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <ctime>
 
 #include "core/ascii.hpp"
@@ -43,6 +44,30 @@ std::string without(std::string_view pairs, const std::vector<std::string>& drop
 bool form_encoded(const envelope::HttpMessage& m) {
   auto ct = layer::find_header(m.headers, "content-type");
   return ct && core::to_lower(ct->substr(0, 33)) == "application/x-www-form-urlencoded";
+}
+
+// A response recorded from HTTP/2 as HTTP/1.1 bytes (what a step answers with; the HTTP/2 layer turns
+// it back into a stream's response): its fields without the framing ones, then its body, chunked
+// when there are trailers.
+core::Bytes http1_from_message(const envelope::HttpMessage& m) {
+  envelope::Headers headers;
+  for (const auto& h : m.headers)
+    if (!core::iequals(h.name, "content-length") && !core::iequals(h.name, "transfer-encoding")) headers.push_back(h);
+  if (m.trailers.empty()) {
+    headers.push_back({"content-length", std::to_string(m.body.size())});
+    return layer::response_bytes(m.status, m.reason, headers, m.body);
+  }
+  headers.push_back({"transfer-encoding", "chunked"});
+  core::Bytes body;
+  if (!m.body.empty()) {
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx\r\n", m.body.size());
+    body = size + m.body + "\r\n";
+  }
+  body += "0\r\n";
+  for (const auto& t : m.trailers) body += t.name + ": " + t.value + "\r\n";
+  body += "\r\n";
+  return layer::response_bytes(m.status, m.reason, headers, body);
 }
 
 }  // namespace
@@ -244,7 +269,7 @@ void ServeFrom::add(const envelope::Record& r) {
   if (!e->overlay.empty() || m->status < 200) return;
   if (l.response && !e->modified) return;  // a second response in one flow: keep the first
   Served s;
-  s.raw = e->raw;
+  s.raw = m->version == "HTTP/2" ? http1_from_message(*m) : e->raw;
   s.flow_id = e->flow_id;
   auto date = layer::find_header(m->headers, "date");
   auto parsed = date ? parse_http_date(*date) : std::nullopt;

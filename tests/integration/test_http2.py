@@ -195,16 +195,22 @@ def check_grpc_stream(test, recs):
     test.assertIn([("send", "a"), ("send", "b"), ("send", "c"), ("receive", "a+b+c")], by_flow.values())
 
 
+def record_grpc_session(test, server):
+    """(exit code, stream) of a proxy in reverse:http:// (h2c) mode in front of `server` while
+    exercise() runs through it."""
+    proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % server.port)
+    with grpc.insecure_channel("127.0.0.1:%d" % proxy.port,
+                               options=[("grpc.max_receive_message_length", 16 << 20)]) as ch:
+        exercise(test, ch)
+    time.sleep(0.3)
+    return proxy.stop()
+
+
 class Grpc(PkiCase):
     def test_h2c_through_reverse_mode(self):
         server = GrpcServer()
         try:
-            proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % server.port)
-            with grpc.insecure_channel("127.0.0.1:%d" % proxy.port,
-                                       options=[("grpc.max_receive_message_length", 16 << 20)]) as ch:
-                exercise(self, ch)
-            time.sleep(0.3)
-            code, out = proxy.stop()
+            code, out = record_grpc_session(self, server)
         finally:
             server.close()
         self.assertEqual(code, 0)

@@ -353,6 +353,70 @@ class ReplayWebSocket(unittest.TestCase):
                 self.assertEqual(closes, [1000, 1000])
 
 
+class ReplayHttp2(PkiCase):
+    def test_grpc_calls_replay_and_check(self):
+        from test_http2 import GrpcServer, record_grpc_session
+        server = GrpcServer()
+        try:
+            cap = record_grpc_session(self, server)[1]
+            p = replay(cap, "--check")  # to the gRPC server the proxy reached, as HTTP/2 (h2c)
+        finally:
+            server.close()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"6 flows: 6 passed", p.stderr)
+        recs = records(p.stdout)
+        g = [r for r in recs if r["type"] == "envelope" and r["protocol"] == "grpc"]
+        self.assertEqual([r["message"]["method"] for r in g if r["message"]["kind"] == "start"],
+                         ["Unary", "Unary", "Unary", "ServerStream", "ClientStream", "Bidi"])
+        self.assertEqual([r["message"]["status"] for r in g if r["message"]["kind"] == "end"], [0, 0, 3, 0, 0, 0])
+        self.assertTrue(all(dict(r["tags"]).get("replay_of") for r in g))
+        http = [r for r in recs if r["type"] == "envelope" and r["protocol"] == "http" and not r.get("overlay")]
+        self.assertTrue(http and all(r["message"]["version"] == "HTTP/2" for r in http))
+
+    def test_grpc_status_change_is_a_mismatch(self):
+        import grpc
+        from test_http2 import GrpcServer, record_grpc_session
+        server = GrpcServer()
+        cap = record_grpc_session(self, server)[1]
+        server.close()
+        changed = grpc.server(__import__("concurrent.futures").futures.ThreadPoolExecutor(max_workers=4))
+        changed.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Echo", {
+            "Unary": grpc.unary_unary_rpc_method_handler(lambda req, ctx: b"echo:" + req)}),))
+        port = changed.add_insecure_port("127.0.0.1:0")
+        changed.start()
+        try:
+            p = replay(cap, "--check", "--target", "http://127.0.0.1:%d" % port)
+        finally:
+            changed.stop(0)
+        self.assertEqual(p.returncode, 1)
+        err = p.stderr.decode()
+        self.assertIn("trailer grpc-status: 3 -> 0", err)  # "fail" is no longer refused
+        self.assertIn("trailer grpc-status: 0 -> 12", err)  # the streaming methods are gone (UNIMPLEMENTED)
+
+    def test_http2_over_tls_replays_as_http2(self):
+        from h2server import H2Server
+        origin = H2Server(self.pki.cert, self.pki.key)
+        try:
+            proxy = Proxy("--mode", "regular@0", "--server-ca", self.pki.ca)
+            url = "https://localhost:%d/h2/page" % origin.port
+            c = subprocess.run(["curl", "-sS", "--http2", "-x", "http://127.0.0.1:%d" % proxy.port, "--cacert",
+                                self.sluice_ca, url], capture_output=True, timeout=30)
+            self.assertEqual(c.stdout, b"h2 hello from /h2/page", c.stderr)
+            time.sleep(0.3)
+            cap = proxy.stop()[1]
+            p = replay(cap, "--check", "--server-ca", self.pki.ca)
+        finally:
+            origin.close()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        recs = records(p.stdout)
+        hs = [r for r in recs if r["type"] == "envelope" and r["protocol"] == "tls-handshake"]
+        self.assertEqual([(h["message"]["sni"], h["message"]["alpn"]) for h in hs], [("localhost", "h2")])
+        resp = [r for r in recs if r["type"] == "envelope" and r["protocol"] == "http" and r["direction"] == "receive"
+                and not r.get("overlay")]
+        self.assertEqual([(r["message"]["version"], r["message"]["status"]) for r in resp], [("HTTP/2", 200)])
+        self.assertEqual([path for path, _ in origin.requests], ["/h2/page", "/h2/page"])
+
+
 class ReplayTls(PkiCase):
     def test_https_capture_replays_with_the_recorded_sni(self):
         o = origin(self.pki)

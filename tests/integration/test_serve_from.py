@@ -222,12 +222,61 @@ class ServeFromTls(PkiCase):
         # when it was not, the miss is named rather than a DNS error.
         p = curl("-x", "http://127.0.0.1:%d" % proxy.port, "--cacert", self.sluice_ca, "-i",
                  "https://nowhere.invalid/x")
-        self.assertIn(b"502 Bad Gateway", p.stdout)
+        self.assertRegex(p.stdout, rb"HTTP/(1.1|2) 502")  # curl speaks h2 to us, we answer without a server
         self.assertIn(b"no recorded response matches GET https://nowhere.invalid/x", p.stdout)
         time.sleep(0.2)
         code, out = proxy.stop()
         self.assertEqual(code, 0)
         self.assertEqual([r for r in records(out) if r["type"] == "error"], [])
+
+    def test_http2_clients_are_served_too_whatever_was_recorded(self):
+        from h2server import H2Server
+        h2 = H2Server(self.pki.cert, self.pki.key)
+        h1 = origin(self.pki)
+        try:
+            urls = {"h2": "https://localhost:%d/from-h2" % h2.port, "h1": "https://localhost:%d/from-h1" % h1.server_address[1]}
+            path = os.path.join(self.tmp.name, "mixed.zst")
+            with open(path, "wb") as f:
+                f.write(record([("--http2", urls["h2"]), ("--http1.1", urls["h1"])], "--server-ca", self.pki.ca,
+                               curl_args=("--cacert", self.sluice_ca)))
+        finally:
+            h2.close()
+            h1.shutdown()
+            h1.server_close()
+        proxy = Proxy("--mode", "regular@0", "--serve-from", path, "--reuse")
+        via = ("-x", "http://127.0.0.1:%d" % proxy.port, "--cacert", self.sluice_ca, "-w", "|%{http_version}")
+        # Each answer reaches an HTTP/2 client and an HTTP/1.1 client alike, with no server.
+        for version in ("--http2", "--http1.1"):
+            got = curl(version, *via, urls["h2"])
+            self.assertEqual(got.stdout, b"h2 hello from /from-h2|" + (b"2" if version == "--http2" else b"1.1"), got.stderr)
+            got = curl(version, *via, urls["h1"])
+            self.assertEqual(got.stdout, b"hello from /from-h1\n|" + (b"2" if version == "--http2" else b"1.1"), got.stderr)
+        miss = curl("--http2", *via, "https://localhost:%d/nothing" % h2.port)
+        self.assertIn(b"no recorded response matches GET https://localhost", miss.stdout)
+        time.sleep(0.2)
+        code, out = proxy.stop()
+        self.assertEqual(code, 0)
+        served = [r for r in records(out) if r["type"] == "envelope" and r["protocol"] == "http"
+                  and r["direction"] == "receive" and not r.get("overlay")]
+        self.assertEqual(sum(1 for r in served if dict(r["tags"]).get("served_from")), 4)
+        self.assertEqual({r["message"]["version"] for r in served}, {"HTTP/2", "HTTP/1.1"})
+        self.assertEqual([r for r in records(out) if r["type"] == "error"], [])
+
+    def test_h2c_to_a_reverse_target(self):
+        from h2server import H2Server
+        h2 = H2Server()
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % h2.port)
+        p = curl("--http2-prior-knowledge", "http://127.0.0.1:%d/c" % proxy.port)
+        self.assertEqual(p.stdout, b"h2 hello from /c")
+        time.sleep(0.2)
+        path = os.path.join(self.tmp.name, "h2c.zst")
+        with open(path, "wb") as f:
+            f.write(proxy.stop()[1])
+        h2.close()
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % h2.port, "--serve-from", path)
+        self.assertEqual(curl("--http2-prior-knowledge", "http://127.0.0.1:%d/c" % proxy.port).stdout, b"h2 hello from /c")
+        self.assertIn(b"502", curl("--http2-prior-knowledge", "-i", "http://127.0.0.1:%d/d" % proxy.port).stdout)
+        proxy.stop()
 
 
 if __name__ == "__main__":
