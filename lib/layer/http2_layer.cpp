@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/ascii.hpp"
+#include "layer/gzip.hpp"
 #include "layer/http1_parser.hpp"
 
 namespace sluice::layer {
@@ -102,6 +103,7 @@ struct Message {
   uint64_t body_total = 0;
   std::vector<core::Bytes> data_frames;  // for h2-frame overlays
   core::Timestamp time;
+  std::vector<envelope::Anomaly> anomalies;  // what the peer got wrong
   bool have_head = false;
   bool in_trailers = false;  // the HEADERS being received are trailers
   bool ended = false;        // END_STREAM seen
@@ -187,6 +189,8 @@ struct Http2Layer::Impl {
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_invalid_header_callback(cbs, on_invalid_header);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, on_invalid_frame);
     return cbs;
   }
 
@@ -280,6 +284,32 @@ struct Http2Layer::Impl {
       m.pseudo.push_back(std::move(h));
     else
       m.headers.push_back(std::move(h));
+    return 0;
+  }
+
+  // A header field HTTP/2 forbids (upper case, connection-specific, a bad pseudo-header): named on
+  // the message, and the stream reset with PROTOCOL_ERROR, to that peer only.
+  static int on_invalid_header(nghttp2_session* s, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                               const uint8_t*, size_t, uint8_t, void* ud) {
+    Impl& im = self(ud);
+    if (Stream* st = im.find(s, frame->hd.stream_id)) {
+      (s == im.client ? st->req : st->resp)
+          .anomalies.push_back({"h2_bad_header", "a header field HTTP/2 does not allow: \"" +
+                                                     std::string(reinterpret_cast<const char*>(name), namelen) + "\""});
+    }
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+
+  static int on_invalid_frame(nghttp2_session* s, const nghttp2_frame* frame, int lib_error, void* ud) {
+    Impl& im = self(ud);
+    std::string what = std::string(s == im.client ? "the client" : "the server") + " sent an invalid frame: " +
+                       nghttp2_strerror(lib_error);
+    // nghttp2 refuses forbidden fields (upper case, connection-specific, bad pseudo-headers) here.
+    std::string name = lib_error == NGHTTP2_ERR_HTTP_HEADER ? "h2_bad_header" : "h2_protocol_error";
+    if (Stream* st = im.find(s, frame->hd.stream_id))
+      (s == im.client ? st->req : st->resp).anomalies.push_back({name, what});
+    else
+      im.error_record("h2_protocol_error", what);
     return 0;
   }
 
@@ -546,7 +576,7 @@ struct Http2Layer::Impl {
   }
 
   void record_message(Stream& st, Message& m, Direction d, envelope::Tags tags = {}) {
-    if (m.recorded || !m.have_head) return;
+    if (m.recorded || (!m.have_head && m.anomalies.empty())) return;  // a refused head is still named
     m.recorded = true;
     out->push_back(EmitRecord{message_envelope(st, m, d, std::move(tags))});
     record_overlays(st, m, d);
@@ -586,6 +616,7 @@ struct Http2Layer::Impl {
     e.tags = std::move(tags);
     if (!m.ended) e.tags.emplace_back("incomplete", "true");
     if (st.reset_code) e.tags.emplace_back("rst_stream", nghttp2_http2_strerror(st.reset_code));
+    e.anomalies = m.anomalies;
     return e;
   }
 
@@ -610,6 +641,14 @@ struct Http2Layer::Impl {
     envelope::GrpcDataMessage g;
     g.compressed = compressed;
     g.payload = core::Bytes(lpm.substr(5));
+    // The view inflates what the sender's grpc-encoding says it compressed with gzip.
+    const Message& m = d == Direction::send ? st.req : st.resp;
+    if (compressed && core::to_lower(pseudo_value(m.headers, "grpc-encoding")) == "gzip") {
+      if (auto plain = gunzip(g.payload, limit()))
+        g.payload = std::move(*plain);
+      else
+        e.anomalies.push_back({"grpc_bad_compression", "a message flagged compressed (gzip) does not inflate"});
+    }
     e.raw = core::Bytes(lpm);
     e.message = std::move(g);
     out->push_back(EmitRecord{std::move(e)});

@@ -118,6 +118,41 @@ class Http2(PkiCase):
         self.assertGreaterEqual(ends["/slow/1"], 2.0)
         self.stop(proxy)
 
+    def test_a_forbidden_header_resets_that_stream_only_and_is_named(self):
+        import socket
+        import h2.config
+        import h2.connection
+        import h2.events
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % self.h2c_origin.port)
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False))
+        conn.initiate_connection()
+        base = [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1"), (":path", "/bad")]
+        conn.send_headers(1, base + [("Bad-Upper-Case", "1")], end_stream=True)
+        conn.send_headers(3, [(k, "/good" if k == ":path" else v) for k, v in base], end_stream=True)
+        reset, answered = None, b""
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+            sock.sendall(conn.data_to_send())
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not (reset and answered):
+                data = sock.recv(65536)
+                if not data:
+                    break
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.StreamReset) and ev.stream_id == 1:
+                        reset = ev.error_code
+                    if isinstance(ev, h2.events.DataReceived) and ev.stream_id == 3:
+                        answered += ev.data
+                        conn.acknowledge_received_data(ev.flow_controlled_length, 3)
+                sock.sendall(conn.data_to_send())
+        self.assertEqual(reset, 1)  # PROTOCOL_ERROR, on that stream
+        self.assertEqual(answered, b"h2 hello from /good")  # the connection and its other streams go on
+        recs = self.stop(proxy)
+        bad = [r for r in envelopes(recs, "http") if r.get("anomalies")]
+        self.assertEqual([a["name"] for r in bad for a in r["anomalies"]], ["h2_bad_header"], bad)
+        self.assertIn("invalid http header", bad[0]["anomalies"][0]["detail"].lower())
+        self.assertEqual([path for path, _ in self.h2c_origin.requests], ["/good"])  # never forwarded
+
 
 # ---- gRPC ---------------------------------------------------------------------------------------------
 
@@ -215,6 +250,26 @@ class Grpc(PkiCase):
             server.close()
         self.assertEqual(code, 0)
         check_grpc_stream(self, records(out))
+
+    def test_gzip_messages_are_inflated_for_the_view(self):
+        server = GrpcServer()
+        try:
+            proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % server.port)
+            with grpc.insecure_channel("127.0.0.1:%d" % proxy.port) as ch:
+                text = b"zip me " * 200
+                self.assertEqual(ch.unary_unary("/test.Echo/Unary")(text, timeout=10, compression=grpc.Compression.Gzip),
+                                 b"echo:" + text)
+            time.sleep(0.3)
+            code, out = proxy.stop()
+        finally:
+            server.close()
+        self.assertEqual(code, 0)
+        sent = [r for r in envelopes(records(out), "grpc") if r["message"]["kind"] == "data" and r["direction"] == "send"]
+        self.assertEqual(len(sent), 1)
+        self.assertTrue(sent[0]["message"]["compressed"])
+        self.assertEqual(sent[0]["message"]["payload"], (b"zip me " * 200).decode())  # inflated
+        self.assertLess(len(base64.b64decode(sent[0]["raw"])), 200)  # the wire kept it compressed
+        self.assertFalse(sent[0].get("anomalies"))
 
     def test_tls_through_connect(self):
         with open(self.pki.cert, "rb") as c, open(self.pki.key, "rb") as k:
