@@ -4,6 +4,7 @@
 
 #include "core/ascii.hpp"
 #include "core/base64.hpp"
+#include "layer/grpc_web.hpp"
 #include "layer/root_layer.hpp"
 #include "layer/sse.hpp"
 #include "layer/ws_layer.hpp"
@@ -778,8 +779,21 @@ void Http1Layer::record_message(Message& m, core::Timestamp now, Commands& out) 
   if (m.recorded) return;
   m.recorded = true;
   envelope::Envelope e = make_envelope(m, m.time.ns ? m.time : now, true);
+  std::vector<envelope::Envelope> grpc_web = grpc_web_envelopes(e);
   out.push_back(EmitRecord{std::move(e)});
   if (m.complete) record_overlays(m, now, out);
+  emit_numbered(std::move(grpc_web), out);
+}
+
+void Http1Layer::record_grpc_web(const envelope::Envelope& http, Commands& out) {
+  emit_numbered(grpc_web_envelopes(http), out);
+}
+
+void Http1Layer::emit_numbered(std::vector<envelope::Envelope> envelopes, Commands& out) {
+  for (auto& e : envelopes) {
+    e.seq = seq_++;
+    out.push_back(EmitRecord{std::move(e)});
+  }
 }
 
 envelope::Envelope Http1Layer::overlay(const Message& m, std::string_view kind, core::Timestamp now) {
@@ -814,6 +828,7 @@ void Http1Layer::on_verdict(const PipelineVerdict& v, core::Timestamp now, Comma
   }
   if (v.id == x.req_pipeline) {
     x.req_pipeline = 0;
+    record_grpc_web(v.envelope, out);
     if (x.local_connect) {
       record_overlays(x.req, now, out);
       if (x.server_ready || ctx_.options().lazy_connect) start_tunnel({}, now, out);
@@ -830,6 +845,7 @@ void Http1Layer::on_verdict(const PipelineVerdict& v, core::Timestamp now, Comma
   send_to_client(v.envelope.raw, out);
   x.response_begun = true;
   record_overlays(x.resp, now, out);
+  record_grpc_web(v.envelope, out);
   finish_exchange(now, out);
 }
 

@@ -108,6 +108,9 @@ class Http1Layer final : public Layer {
   void record_message(Message& m, core::Timestamp now, Commands& out);
   envelope::Envelope overlay(const Message& m, std::string_view kind, core::Timestamp now);
   void record_overlays(const Message& m, core::Timestamp now, Commands& out);
+  // gRPC-Web requests and responses also as grpc-web envelopes (start, data, end).
+  void record_grpc_web(const envelope::Envelope& http, Commands& out);
+  void emit_numbered(std::vector<envelope::Envelope> envelopes, Commands& out);  // seq assigned here
   void on_verdict(const PipelineVerdict& v, core::Timestamp now, Commands& out);
   void finish_exchange(core::Timestamp now, Commands& out);
   void start_tunnel(core::ByteView server_rest, core::Timestamp now, Commands& out);

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/ascii.hpp"
+#include "layer/grpc_web.hpp"
 #include "layer/gzip.hpp"
 #include "layer/http1_parser.hpp"
 
@@ -578,8 +579,14 @@ struct Http2Layer::Impl {
   void record_message(Stream& st, Message& m, Direction d, envelope::Tags tags = {}) {
     if (m.recorded || (!m.have_head && m.anomalies.empty())) return;  // a refused head is still named
     m.recorded = true;
-    out->push_back(EmitRecord{message_envelope(st, m, d, std::move(tags))});
+    envelope::Envelope e = message_envelope(st, m, d, std::move(tags));
+    std::vector<envelope::Envelope> grpc_web = grpc_web_envelopes(e);
+    out->push_back(EmitRecord{std::move(e)});
     record_overlays(st, m, d);
+    for (auto& g : grpc_web) {
+      g.seq = st.seq++;
+      out->push_back(EmitRecord{std::move(g)});
+    }
   }
 
   void record_overlays(Stream& st, Message& m, Direction d) {
