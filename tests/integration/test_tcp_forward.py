@@ -226,7 +226,9 @@ class TcpForward(unittest.TestCase):
         server.close()
         self.assertEqual(code, 0)
         print("peak RSS forwarding 128 MiB to a slow client: %.1f MiB" % (peak_kib / 1024), file=sys.stderr)
-        limit = 64 if "asan" not in os.path.basename(os.path.dirname(os.path.abspath(SLUICE))) else 128
+        # The bound is the normal build's (about 40 MiB measured); under ASan, whose allocator keeps
+        # freed memory in per-thread caches, only a runaway check (124-136 MiB seen on a loaded machine).
+        limit = 64 if "asan" not in os.path.basename(os.path.dirname(os.path.abspath(SLUICE))) else 200
         self.assertLess(peak_kib / 1024, limit)
 
     def test_listen_failure_is_a_clear_error(self):
