@@ -31,7 +31,7 @@ using Reply = std::optional<envelope::Envelope>;
 struct Decision {
   Outcome outcome = Outcome::next;
   envelope::Envelope envelope;  // for a resumed hold: the envelope as the step left it
-  Reply reply;                  // Outcome::respond
+  Reply reply = {};             // Outcome::respond
 };
 using Resume = std::function<void(Decision)>;
 
@@ -48,7 +48,7 @@ class Step {
 struct Result {
   Outcome outcome = Outcome::next;  // next (forward), drop, kill or respond; never held
   envelope::Envelope envelope;      // what to send (respond: the request as recorded)
-  Reply reply;                      // respond: what to answer
+  Reply reply = {};                 // respond: what to answer
 };
 
 class Pipeline {
