@@ -9,6 +9,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+
 #include "stream/fd_io.hpp"
 #include "stream/format.hpp"
 #include "stream/reader.hpp"
@@ -120,6 +123,22 @@ StreamOutput open_stream_output(const std::string& write, const std::string& for
   out.options.encoding = *stream::parse_encoding(format);
   out.options.compression = no_compress ? stream::Compression::none : stream::Compression::zstd;
   return out;
+}
+
+void add_server_tls_flags(CLI::App* sub, ServerTlsFlags& flags) {
+  sub->add_flag("--insecure", flags.insecure, "Do not verify servers' TLS certificates");
+  sub->add_option("--server-ca", flags.server_ca, "Also trust the CA certificates in FILE (PEM) for servers, repeatable");
+  sub->add_option("--client-cert", flags.client_certs,
+                  "FILE[:HOST_PATTERN]: present the certificate and key in FILE (PEM) to matching servers, repeatable");
+}
+
+tls::TlsSettings server_tls_settings(const ServerTlsFlags& flags) {
+  tls::TlsSettings settings;
+  settings.insecure = flags.insecure;
+  settings.server_ca = flags.server_ca;
+  for (const auto& spec : flags.client_certs) settings.client_certs.push_back(tls::parse_client_cert_spec(spec));
+  if (const char* keylog = std::getenv("SSLKEYLOGFILE"); keylog && *keylog) settings.keylog_path = keylog;
+  return settings;
 }
 
 }  // namespace sluice::cmd

@@ -9,6 +9,7 @@
 
 #include "envelope/record.hpp"
 #include "stream/writer.hpp"
+#include "tls/session.hpp"
 
 namespace CLI {
 class App;
@@ -79,6 +80,15 @@ struct StreamOutput {
 };
 StreamOutput open_stream_output(const std::string& write, const std::string& format, bool no_compress,
                                 const std::string& command);
+
+// How sluice talks TLS to servers (proxy and replay alike): --insecure, --server-ca, --client-cert.
+struct ServerTlsFlags {
+  bool insecure = false;
+  std::vector<std::string> server_ca, client_certs;
+};
+void add_server_tls_flags(CLI::App* sub, ServerTlsFlags& flags);
+// The settings those flags make, with SSLKEYLOGFILE from the environment.
+tls::TlsSettings server_tls_settings(const ServerTlsFlags& flags);
 
 // "16MiB", "512k", "0", "1G": a byte count with an optional binary suffix. `what` prefixes errors
 // ("proxy: --record-body-limit").

@@ -34,8 +34,6 @@ const char* kind_name(diff::PairResult::Kind k) {
 
 int run_diff(DiffConfig cfg) {
   if (cfg.a == "-" && cfg.b == "-") throw CommandError(kUsage, "diff: only one of A and B can be standard input");
-  for (auto& h : cfg.options.ignore_headers)
-    for (auto& c : h) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
   auto a = load(cfg.a);
   auto b = load(cfg.b);
   auto results = diff::diff(a, b, cfg.options);

@@ -41,8 +41,8 @@ struct ProxyConfig {
   std::string ca_dir, ca_cert, ca_key;
   bool ca_ephemeral = false;
   size_t cert_cache = 1024;
-  bool insecure = false;
-  std::vector<std::string> server_ca, client_certs, passthrough;
+  ServerTlsFlags server_tls;
+  std::vector<std::string> passthrough;
   // Server replay.
   std::vector<std::string> serve_from;
   std::string match = "method,scheme,host,port,path,query,body";
@@ -77,13 +77,9 @@ std::unique_ptr<tls::TlsConfig> make_tls(const ProxyConfig& cfg) {
       std::fprintf(stderr, "sluice: created a CA in %s (`sluice ca trust-hint` shows how to trust it)\n", dir.c_str());
   }
   if (!ca) throw CommandError(kFailure, "proxy: " + ca.error().message);
-  tls::TlsSettings settings;
-  settings.insecure = cfg.insecure;
-  settings.server_ca = cfg.server_ca;
+  tls::TlsSettings settings = server_tls_settings(cfg.server_tls);
   settings.passthrough = cfg.passthrough;
   settings.cert_cache = cfg.cert_cache;
-  for (const auto& spec : cfg.client_certs) settings.client_certs.push_back(tls::parse_client_cert_spec(spec));
-  if (const char* keylog = std::getenv("SSLKEYLOGFILE"); keylog && *keylog) settings.keylog_path = keylog;
   auto config = tls::TlsConfig::create(std::move(*ca), std::move(settings));
   if (!config) throw CommandError(kUsage, "proxy: " + config.error().message);
   return std::move(*config);
@@ -226,10 +222,7 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
   sub->add_flag("--ca-ephemeral", cfg->ca_ephemeral, "Sign with a throwaway CA that lives in memory only");
   sub->add_option("--cert-cache", cfg->cert_cache, "Leaf certificates kept for reuse (default 1024)")
       ->check(CLI::Range(size_t{1}, size_t{1} << 24));
-  sub->add_flag("--insecure", cfg->insecure, "Do not verify servers' TLS certificates");
-  sub->add_option("--server-ca", cfg->server_ca, "Also trust the CA certificates in FILE (PEM) for servers, repeatable");
-  sub->add_option("--client-cert", cfg->client_certs,
-                  "FILE[:HOST_PATTERN]: present the certificate and key in FILE (PEM) to matching servers, repeatable");
+  add_server_tls_flags(sub, cfg->server_tls);
   sub->add_option("--tls-passthrough", cfg->passthrough,
                   "Tunnel hosts matching PATTERN (*.example.com) without intercepting TLS, repeatable");
   sub->add_option("--serve-from", cfg->serve_from,

@@ -8,7 +8,6 @@
 #include <cstdio>
 
 #include "common.hpp"
-#include "core/ascii.hpp"
 #include "replay/client.hpp"
 #include "replay/plan.hpp"
 #include "runtime/recorder.hpp"
@@ -36,8 +35,7 @@ struct ReplayConfig {
   std::string format = "jsonl";
   bool no_compress = false;
   std::string record_body_limit = "16MiB";
-  bool insecure = false;
-  std::vector<std::string> server_ca, client_certs;
+  ServerTlsFlags server_tls;
   bool quiet = false;
 };
 
@@ -50,12 +48,7 @@ std::chrono::milliseconds millis(double seconds) {
 std::unique_ptr<tls::TlsConfig> make_client_tls(const ReplayConfig& cfg) {
   auto ca = tls::CertificateAuthority::ephemeral();
   if (!ca) throw CommandError(kFailure, "replay: " + ca.error().message);
-  tls::TlsSettings settings;
-  settings.insecure = cfg.insecure;
-  settings.server_ca = cfg.server_ca;
-  for (const auto& spec : cfg.client_certs) settings.client_certs.push_back(tls::parse_client_cert_spec(spec));
-  if (const char* keylog = std::getenv("SSLKEYLOGFILE"); keylog && *keylog) settings.keylog_path = keylog;
-  auto config = tls::TlsConfig::create(std::move(*ca), std::move(settings));
+  auto config = tls::TlsConfig::create(std::move(*ca), server_tls_settings(cfg.server_tls));
   if (!config) throw CommandError(kUsage, "replay: " + config.error().message);
   return std::move(*config);
 }
@@ -86,7 +79,6 @@ std::string describe(const replay::CaseResult& c) {
 }
 
 int run_replay(ReplayConfig cfg) {
-  for (auto& h : cfg.diff.ignore_headers) h = core::to_lower(h);
   replay::PlanOptions plan;
   if (!cfg.target.empty()) {
     auto t = replay::parse_target(cfg.target);
@@ -204,10 +196,7 @@ void setup_replay(CLI::App& app, CommandRunner& run) {
   sub->add_flag("--no-compress", cfg->no_compress, "Write the stream without zstd compression");
   sub->add_option("--record-body-limit", cfg->record_body_limit,
                   "Body bytes recorded per message, e.g. 16MiB, 512k; 0 records everything (default 16MiB)");
-  sub->add_flag("--insecure", cfg->insecure, "Do not verify servers' TLS certificates");
-  sub->add_option("--server-ca", cfg->server_ca, "Also trust the CA certificates in FILE (PEM) for servers, repeatable");
-  sub->add_option("--client-cert", cfg->client_certs,
-                  "FILE[:HOST_PATTERN]: present the certificate and key in FILE (PEM) to matching servers, repeatable");
+  add_server_tls_flags(sub, cfg->server_tls);
   sub->add_flag("-q,--quiet", cfg->quiet, "No progress, report or skip lines on stderr (the exit status still tells)");
   sub->callback([&run, cfg] { run = [cfg] { return run_replay(*cfg); }; });
 }

@@ -175,6 +175,22 @@ std::vector<Exchange> ExchangeCollector::take() {
   return std::move(out_);
 }
 
+std::string without_pairs(std::string_view pairs, const std::vector<std::string>& names) {
+  if (names.empty()) return std::string(pairs);
+  std::string kept;
+  size_t start = 0;
+  while (start <= pairs.size()) {
+    size_t amp = pairs.find('&', start);
+    std::string_view part = pairs.substr(start, amp == std::string_view::npos ? std::string_view::npos : amp - start);
+    std::string_view name = part.substr(0, part.find('='));
+    if (!part.empty() && std::find(names.begin(), names.end(), name) == names.end())
+      kept += (kept.empty() ? "" : "&") + std::string(part);
+    if (amp == std::string_view::npos) break;
+    start = amp + 1;
+  }
+  return kept;
+}
+
 std::string pairing_key(const Exchange& e, const Options& o) {
   std::string url = e.url;
   if (o.ignore_host) {
@@ -185,18 +201,7 @@ std::string pairing_key(const Exchange& e, const Options& o) {
   if (!o.ignore_params.empty()) {
     size_t q = url.find('?');
     if (q != std::string::npos) {
-      std::string kept;
-      std::string_view query = std::string_view(url).substr(q + 1);
-      size_t start = 0;
-      while (start <= query.size()) {
-        size_t amp = query.find('&', start);
-        std::string_view part = query.substr(start, amp == std::string_view::npos ? std::string_view::npos : amp - start);
-        std::string_view name = part.substr(0, part.find('='));
-        if (!part.empty() && std::find(o.ignore_params.begin(), o.ignore_params.end(), name) == o.ignore_params.end())
-          kept += (kept.empty() ? "" : "&") + std::string(part);
-        if (amp == std::string_view::npos) break;
-        start = amp + 1;
-      }
+      std::string kept = without_pairs(std::string_view(url).substr(q + 1), o.ignore_params);
       url = url.substr(0, q) + (kept.empty() ? "" : "?" + kept);
     }
   }
@@ -217,7 +222,9 @@ std::vector<Difference> compare(const envelope::HttpMessage* a, const envelope::
     std::vector<std::pair<std::string, std::vector<std::string>>> g;
     for (const auto& [k, v] : h) {
       std::string name = core::to_lower(k);
-      if (std::find(o.ignore_headers.begin(), o.ignore_headers.end(), name) != o.ignore_headers.end()) continue;
+      if (std::any_of(o.ignore_headers.begin(), o.ignore_headers.end(),
+                      [&](const std::string& i) { return core::iequals(i, name); }))
+        continue;
       if (std::find(volatile_headers().begin(), volatile_headers().end(), name) != volatile_headers().end()) continue;
       if (name == "content-length" || name == "transfer-encoding") continue;  // the body comparison speaks for them
       auto it = std::find_if(g.begin(), g.end(), [&](const auto& p) { return p.first == name; });

@@ -19,7 +19,7 @@ struct Options {
   std::vector<std::string> ignore_params;   // query parameters left out of the pairing key
   bool ignore_host = false;                 // pair without scheme and authority
   bool ignore_body = false;                 // pair without the request body
-  std::vector<std::string> ignore_headers;  // response headers not compared (lower case)
+  std::vector<std::string> ignore_headers;  // response headers not compared (any case)
   std::vector<std::string> ignore_json_paths;  // "$.a.b", "$.items[0].id", "$.items[*].ts"
 };
 
@@ -46,6 +46,9 @@ class ExchangeCollector {
 };
 
 std::string pairing_key(const Exchange& e, const Options& o);
+
+// "a=1&b=2" (a query, or a form body) without the pairs whose name is in `names`, order kept.
+std::string without_pairs(std::string_view pairs, const std::vector<std::string>& names);
 
 struct Difference {
   std::string what;    // "status", "header Content-Type", "body $.user.name", "body"

@@ -2,14 +2,18 @@
 
 #include "core/ascii.hpp"
 #include "core/base64.hpp"
+#include "layer/grpc.hpp"
 #include "layer/http1_wire.hpp"
 
 namespace sluice::layer {
 
+// Checked on every recorded HTTP message: no allocation.
 GrpcWebForm grpc_web_form(std::string_view content_type) {
-  std::string ct = core::to_lower(content_type.substr(0, content_type.find(';')));
-  if (ct.starts_with("application/grpc-web-text")) return GrpcWebForm::text;
-  if (ct.starts_with("application/grpc-web")) return GrpcWebForm::binary;
+  auto starts = [content_type](std::string_view prefix) {
+    return content_type.size() >= prefix.size() && core::iequals(content_type.substr(0, prefix.size()), prefix);
+  };
+  if (starts("application/grpc-web-text")) return GrpcWebForm::text;
+  if (starts("application/grpc-web")) return GrpcWebForm::binary;
   return GrpcWebForm::none;
 }
 
@@ -54,11 +58,6 @@ envelope::Headers trailer_block(core::ByteView block) {
   return out;
 }
 
-std::string field(const envelope::Headers& h, std::string_view name) {
-  auto v = find_header(h, name);
-  return v ? std::string(*v) : std::string();
-}
-
 }  // namespace
 
 std::vector<envelope::Envelope> grpc_web_envelopes(const envelope::Envelope& http) {
@@ -67,7 +66,7 @@ std::vector<envelope::Envelope> grpc_web_envelopes(const envelope::Envelope& htt
   if (!m || m->body_omitted) return out;
   for (const auto& [k, v] : http.tags)
     if (k == "incomplete") return out;
-  GrpcWebForm form = grpc_web_form(field(m->headers, "content-type"));
+  GrpcWebForm form = grpc_web_form(find_header(m->headers, "content-type").value_or(""));
   if (form == GrpcWebForm::none) return out;
   bool request = m->kind == envelope::HttpMessage::Kind::request;
   auto make = [&](envelope::Message msg) {
@@ -82,23 +81,7 @@ std::vector<envelope::Envelope> grpc_web_envelopes(const envelope::Envelope& htt
     out.push_back(std::move(e));
     return &out.back();
   };
-  if (request) {
-    envelope::GrpcStartMessage s;
-    std::string path = m->path;
-    if (size_t scheme = path.find("://"); scheme != std::string::npos) {
-      size_t slash = path.find('/', scheme + 3);
-      path = slash == std::string::npos ? "/" : path.substr(slash);
-    }
-    size_t slash = path.find('/', 1);
-    s.service = path.substr(1, slash == std::string::npos ? std::string::npos : slash - 1);
-    if (slash != std::string::npos) s.method = path.substr(slash + 1);
-    for (const auto& h : m->headers) {
-      std::string name = core::to_lower(h.name);
-      if (name == "grpc-timeout") s.timeout = h.value;
-      if (name.starts_with("x-") || name.starts_with("grpc-") || name == "authorization") s.metadata.push_back(h);
-    }
-    make(std::move(s));
-  }
+  if (request) make(grpc_start_message(m->path, m->headers));
   core::Bytes body = m->body;
   std::vector<envelope::Anomaly> trouble;
   if (form == GrpcWebForm::text) {
@@ -111,48 +94,27 @@ std::vector<envelope::Envelope> grpc_web_envelopes(const envelope::Envelope& htt
     }
   }
   bool ended = false;
-  size_t pos = 0;
-  while (pos < body.size()) {
-    if (body.size() - pos < 5) {
-      trouble.push_back({"malformed_grpc_web_lpm", "a message prefix cut short (" + std::to_string(body.size() - pos) + " bytes)"});
-      break;
-    }
-    auto flag = static_cast<uint8_t>(body[pos]);
-    size_t len = (size_t{static_cast<uint8_t>(body[pos + 1])} << 24) | (size_t{static_cast<uint8_t>(body[pos + 2])} << 16) |
-                 (size_t{static_cast<uint8_t>(body[pos + 3])} << 8) | static_cast<uint8_t>(body[pos + 4]);
-    if (body.size() - pos - 5 < len) {
-      trouble.push_back({"malformed_grpc_web_lpm", "a message says " + std::to_string(len) + " bytes, " +
-                                                       std::to_string(body.size() - pos - 5) + " follow"});
-      break;
-    }
-    core::ByteView frame = core::ByteView(body).substr(pos, 5 + len);
-    pos += 5 + len;
+  LpmParser lpm;
+  lpm.feed(body, [&](uint8_t flag, core::ByteView frame) {
     if (flag & 0x80) {  // the trailer frame
-      envelope::GrpcEndMessage end;
-      end.trailers = trailer_block(frame.substr(5));
-      std::string status = field(end.trailers, "grpc-status");
-      end.status = status.empty() ? -1 : std::atoi(status.c_str());
-      end.message = field(end.trailers, "grpc-message");
-      make(std::move(end))->raw = core::Bytes(frame);
+      make(grpc_end_message(trailer_block(frame.substr(5))))->raw = core::Bytes(frame);
       ended = true;
-      continue;
+      return;
     }
     envelope::GrpcDataMessage d;
     d.compressed = flag & 1;
     d.payload = core::Bytes(frame.substr(5));
     make(std::move(d))->raw = core::Bytes(frame);
+  });
+  if (core::ByteView rest = lpm.pending(); !rest.empty()) {
+    std::string what = rest.size() < 5
+        ? "a message prefix cut short (" + std::to_string(rest.size()) + " bytes)"
+        : "a message says " + std::to_string(LpmParser::message_length(reinterpret_cast<const uint8_t*>(rest.data()))) +
+              " bytes, " + std::to_string(rest.size() - 5) + " follow";
+    trouble.push_back({"malformed_grpc_web_lpm", what});
   }
-  if (!request && !ended) {
-    std::string status = field(m->headers, "grpc-status");  // a trailers-only answer
-    if (!status.empty()) {
-      envelope::GrpcEndMessage end;
-      end.status = std::atoi(status.c_str());
-      end.message = field(m->headers, "grpc-message");
-      for (const auto& h : m->headers)
-        if (core::to_lower(h.name).starts_with("grpc-")) end.trailers.push_back(h);
-      make(std::move(end));
-    }
-  }
+  // A trailers-only answer: the status is in the headers.
+  if (!request && !ended && find_header(m->headers, "grpc-status")) make(grpc_end_message(m->headers));
   if (!trouble.empty()) {
     if (out.empty()) make(envelope::GrpcDataMessage{});
     out.back().anomalies = std::move(trouble);

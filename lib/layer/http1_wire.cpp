@@ -1,6 +1,7 @@
 #include "layer/http1_wire.hpp"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "core/ascii.hpp"
 
@@ -88,6 +89,26 @@ std::optional<std::string_view> find_header(const envelope::Headers& headers, st
   for (const auto& h : headers)
     if (core::iequals(h.name, name)) return std::string_view(h.value);
   return std::nullopt;
+}
+
+std::string header_value(const envelope::Headers& headers, std::string_view name) {
+  auto v = find_header(headers, name);
+  return v ? std::string(*v) : std::string();
+}
+
+core::Bytes chunked_body(core::ByteView body, const envelope::Headers& trailers) {
+  core::Bytes out;
+  if (!body.empty()) {
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx\r\n", body.size());
+    out += size;
+    out += body;
+    out += "\r\n";
+  }
+  out += "0\r\n";
+  for (const auto& t : trailers) out += t.name + ": " + t.value + "\r\n";
+  out += "\r\n";
+  return out;
 }
 
 core::Bytes response_bytes(int status, std::string_view reason, const envelope::Headers& headers,

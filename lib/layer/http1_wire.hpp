@@ -26,6 +26,11 @@ void edit_message(envelope::HttpMessage& m, const HeadEdit& edit);
 
 // The first value of field `name` (case-insensitive), if present.
 std::optional<std::string_view> find_header(const envelope::Headers& headers, std::string_view name);
+// The same, empty when absent.
+std::string header_value(const envelope::Headers& headers, std::string_view name);
+
+// A body in chunked coding: `body` as one chunk (none when empty), the last chunk, `trailers`.
+core::Bytes chunked_body(core::ByteView body, const envelope::Headers& trailers);
 
 // A response the proxy makes itself: "HTTP/1.1 STATUS REASON", the fields, the body.
 core::Bytes response_bytes(int status, std::string_view reason, const envelope::Headers& headers,

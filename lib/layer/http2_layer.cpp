@@ -6,9 +6,12 @@
 #include <cstring>
 
 #include "core/ascii.hpp"
+#include "layer/grpc.hpp"
 #include "layer/grpc_web.hpp"
 #include "layer/gzip.hpp"
 #include "layer/http1_parser.hpp"
+#include "layer/http1_wire.hpp"
+#include "layer/nghttp2_fields.hpp"
 
 namespace sluice::layer {
 
@@ -50,28 +53,6 @@ class FrameSplitter {
   core::Bytes pending_;
 };
 
-// Length-prefixed gRPC messages (1 byte compressed flag, 4 bytes big-endian length, the message).
-class LpmParser {
- public:
-  template <typename Fn>
-  void feed(core::ByteView data, Fn&& fn) {
-    buf_.append(data);
-    size_t pos = 0;
-    while (buf_.size() - pos >= 5) {
-      const auto* p = reinterpret_cast<const uint8_t*>(buf_.data() + pos);
-      size_t len = (size_t{p[1]} << 24) | (size_t{p[2]} << 16) | (size_t{p[3]} << 8) | p[4];
-      if (buf_.size() - pos < 5 + len) break;
-      fn(p[0] != 0, core::ByteView(buf_).substr(pos, 5 + len));
-      pos += 5 + len;
-    }
-    buf_.erase(0, pos);
-  }
-  bool partial() const { return !buf_.empty(); }
-
- private:
-  core::Bytes buf_;
-};
-
 // Bytes waiting for one leg, taken from the front.
 struct Pending {
   core::Bytes buf;
@@ -111,24 +92,6 @@ struct Message {
   bool recorded = false;
 };
 
-std::string pseudo_value(const envelope::Headers& h, std::string_view name) {
-  for (const auto& f : h)
-    if (f.name == name) return f.value;
-  return {};
-}
-
-std::vector<nghttp2_nv> to_nv(const envelope::Headers& pseudo, const envelope::Headers& headers) {
-  std::vector<nghttp2_nv> nv;
-  nv.reserve(pseudo.size() + headers.size());
-  auto add = [&nv](const envelope::Header& h) {
-    nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(h.name.data())),
-                  reinterpret_cast<uint8_t*>(const_cast<char*>(h.value.data())), h.name.size(), h.value.size(),
-                  NGHTTP2_NV_FLAG_NONE});
-  };
-  for (const auto& h : pseudo) add(h);
-  for (const auto& h : headers) add(h);
-  return nv;
-}
 
 }  // namespace
 
@@ -324,15 +287,14 @@ struct Http2Layer::Impl {
     if (frame->hd.type == NGHTTP2_HEADERS) {
       if (from_client && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
         m.have_head = true;
-        st->grpc = core::to_lower(pseudo_value(m.headers, "content-type")).starts_with("application/grpc") &&
-                   !core::to_lower(pseudo_value(m.headers, "content-type")).starts_with("application/grpc-web");
+        st->grpc = is_grpc(header_value(m.headers, "content-type"));
         if (st->grpc) im.grpc_start(*st);
         if (!im.lazy()) im.send_on(*st);
       } else if (!from_client && frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
-        std::string status = pseudo_value(m.pseudo, ":status");
+        std::string status = header_value(m.pseudo, ":status");
         if (status.size() == 3 && status[0] == '1') return 0;  // interim: not passed on
         m.have_head = true;
-        if (!st->grpc && core::to_lower(pseudo_value(m.headers, "content-type")).starts_with("application/grpc")) st->grpc = true;
+        if (is_grpc(header_value(m.headers, "content-type"))) st->grpc = true;
         im.submit_response(*st, end);
       }
       if (end) {
@@ -364,8 +326,8 @@ struct Http2Layer::Impl {
     m.body_total += len;
     if (m.body.size() < im.limit()) m.body.append(bytes.substr(0, im.limit() - m.body.size()));
     if (st->grpc) {
-      (from_client ? st->req_lpm : st->resp_lpm).feed(bytes, [&](bool compressed, core::ByteView lpm) {
-        im.grpc_data(*st, from_client ? Direction::send : Direction::receive, compressed, lpm);
+      (from_client ? st->req_lpm : st->resp_lpm).feed(bytes, [&](uint8_t flag, core::ByteView lpm) {
+        im.grpc_data(*st, from_client ? Direction::send : Direction::receive, flag & 1, lpm);
       });
     }
     im.resume(*st, from_client);
@@ -404,7 +366,7 @@ struct Http2Layer::Impl {
     if (p.size() == 0 && m.ended) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (!m.trailers.empty()) {
-        auto nv = to_nv({}, m.trailers);
+        auto nv = to_nv(m.trailers);
         if (nghttp2_submit_trailer(s, to_server ? st->upstream_id : st->client_id, nv.data(), nv.size()) == 0)
           *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
       }
@@ -480,7 +442,7 @@ struct Http2Layer::Impl {
 
   // A pipeline step's answer (HTTP/1 response bytes) as this stream's HTTP/2 response.
   void answer_with(Stream& st, const envelope::Envelope& reply) {
-    auto parsed = parse_whole_response(reply.raw, pseudo_value(st.req.pseudo, ":method"));
+    auto parsed = parse_whole_response(reply.raw, header_value(st.req.pseudo, ":method"));
     if (!parsed) {
       error_record("bad_reply", "a pipeline step answered with no complete HTTP/1 response (" + parsed.error().message + ")");
       fail_stream(st, 502, "sluice: a pipeline step answered with no complete response\n");
@@ -503,8 +465,7 @@ struct Http2Layer::Impl {
     st.resp.body = std::move(parsed->body);
     st.resp.ended = true;
     st.upstream_closed = true;
-    if (!st.grpc && core::to_lower(pseudo_value(st.resp.headers, "content-type")).starts_with("application/grpc"))
-      st.grpc = true;
+    if (is_grpc(header_value(st.resp.headers, "content-type"))) st.grpc = true;
     submit_response(st, st.to_client.size() == 0 && st.resp.trailers.empty());
     record_message(st, st.resp, Direction::receive, reply.tags);
     grpc_end(st);
@@ -606,13 +567,13 @@ struct Http2Layer::Impl {
     msg.version = "HTTP/2";
     if (d == Direction::send) {
       msg.kind = envelope::HttpMessage::Kind::request;
-      msg.method = pseudo_value(m.pseudo, ":method");
-      msg.scheme = pseudo_value(m.pseudo, ":scheme");
-      msg.authority = pseudo_value(m.pseudo, ":authority");
-      msg.path = pseudo_value(m.pseudo, ":path");
+      msg.method = header_value(m.pseudo, ":method");
+      msg.scheme = header_value(m.pseudo, ":scheme");
+      msg.authority = header_value(m.pseudo, ":authority");
+      msg.path = header_value(m.pseudo, ":path");
     } else {
       msg.kind = envelope::HttpMessage::Kind::response;
-      msg.status = std::atoi(pseudo_value(m.pseudo, ":status").c_str());
+      msg.status = std::atoi(header_value(m.pseudo, ":status").c_str());
     }
     msg.headers = m.headers;
     msg.trailers = m.trailers;
@@ -630,16 +591,7 @@ struct Http2Layer::Impl {
   void grpc_start(Stream& st) {
     st.grpc_started = true;
     envelope::Envelope e = envelope_for(st, Direction::send, envelope::Protocol::grpc);
-    envelope::GrpcStartMessage g;
-    std::string path = pseudo_value(st.req.pseudo, ":path");
-    size_t slash = path.find('/', 1);
-    g.service = path.substr(1, slash == std::string::npos ? std::string::npos : slash - 1);
-    if (slash != std::string::npos) g.method = path.substr(slash + 1);
-    for (const auto& h : st.req.headers) {
-      if (h.name == "grpc-timeout") g.timeout = h.value;
-      if (h.name != "content-type" && h.name != "te" && h.name != "grpc-timeout") g.metadata.push_back(h);
-    }
-    e.message = std::move(g);
+    e.message = grpc_start_message(header_value(st.req.pseudo, ":path"), st.req.headers);
     out->push_back(EmitRecord{std::move(e)});
   }
 
@@ -650,7 +602,7 @@ struct Http2Layer::Impl {
     g.payload = core::Bytes(lpm.substr(5));
     // The view inflates what the sender's grpc-encoding says it compressed with gzip.
     const Message& m = d == Direction::send ? st.req : st.resp;
-    if (compressed && core::to_lower(pseudo_value(m.headers, "grpc-encoding")) == "gzip") {
+    if (compressed && core::to_lower(header_value(m.headers, "grpc-encoding")) == "gzip") {
       if (auto plain = gunzip(g.payload, limit()))
         g.payload = std::move(*plain);
       else
@@ -665,14 +617,8 @@ struct Http2Layer::Impl {
     if (!st.grpc || st.grpc_ended || !st.resp.have_head) return;
     st.grpc_ended = true;
     envelope::Envelope e = envelope_for(st, Direction::receive, envelope::Protocol::grpc);
-    envelope::GrpcEndMessage g;
     // Trailers, or a trailers-only response's headers.
-    const envelope::Headers& t = st.resp.trailers.empty() ? st.resp.headers : st.resp.trailers;
-    std::string status = pseudo_value(t, "grpc-status");
-    g.status = status.empty() ? -1 : std::atoi(status.c_str());
-    g.message = pseudo_value(t, "grpc-message");
-    g.trailers = t;
-    e.message = std::move(g);
+    e.message = grpc_end_message(st.resp.trailers.empty() ? st.resp.headers : st.resp.trailers);
     if (st.reset_code) e.tags.emplace_back("rst_stream", nghttp2_http2_strerror(st.reset_code));
     out->push_back(EmitRecord{std::move(e)});
   }

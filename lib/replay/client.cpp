@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
-#include <random>
 #include <unordered_map>
 
 #include "layer/http1_layer.hpp"
@@ -65,10 +64,7 @@ class Engine {
         pacer_(io_),
         outcomes_(requests.size()),
         state_(requests.size()) {
-    std::random_device rd;
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%06x", rd() & 0xFFFFFF);
-    run_id_ = buf;
+    run_id_ = runtime::new_run_id();
     for (size_t i = 0; i < requests.size(); ++i)
       if (requests[i].skipped.empty()) queue_.push_back(i);
   }

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/ascii.hpp"
+#include "layer/nghttp2_fields.hpp"
 
 namespace sluice::replay {
 
@@ -65,11 +66,7 @@ struct H2Request::Session {
     if (me.body_pos == me.body.size()) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (!me.trailers.empty()) {
-        std::vector<nghttp2_nv> nv;
-        for (const auto& h : me.trailers)
-          nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(h.name.data())),
-                        reinterpret_cast<uint8_t*>(const_cast<char*>(h.value.data())), h.name.size(), h.value.size(),
-                        NGHTTP2_NV_FLAG_NONE});
+        auto nv = layer::to_nv(me.trailers);
         if (nghttp2_submit_trailer(s, id, nv.data(), nv.size()) == 0) *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
       }
     }
@@ -102,11 +99,7 @@ H2Request::H2Request(const envelope::HttpMessage& m) : s_(std::make_unique<Sessi
   nghttp2_session_callbacks_del(cbs);
   nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
   nghttp2_submit_settings(s.session, NGHTTP2_FLAG_NONE, iv, 1);
-  std::vector<nghttp2_nv> nv;
-  for (const auto& h : s.fields)
-    nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(h.name.data())),
-                  reinterpret_cast<uint8_t*>(const_cast<char*>(h.value.data())), h.name.size(), h.value.size(),
-                  NGHTTP2_NV_FLAG_NONE});
+  auto nv = layer::to_nv(s.fields);
   nghttp2_data_provider prd;
   prd.source.ptr = nullptr;
   prd.read_callback = Session::read_body;

@@ -124,16 +124,7 @@ core::Bytes encode_request(const envelope::HttpMessage& m) {
   if (!has_host && !m.authority.empty()) out += "Host: " + std::string(m.authority) + "\r\n";
   if (!m.trailers.empty()) {
     out += "Transfer-Encoding: chunked\r\n\r\n";
-    if (!m.body.empty()) {
-      char size[32];
-      std::snprintf(size, sizeof size, "%zx\r\n", m.body.size());
-      out += size;
-      out += m.body;
-      out += "\r\n";
-    }
-    out += "0\r\n";
-    for (const auto& t : m.trailers) out += t.name + ": " + t.value + "\r\n";
-    out += "\r\n";
+    out += layer::chunked_body(m.body, m.trailers);
     return out;
   }
   if (!m.body.empty() || body_expected(std::string(m.method))) out += "Content-Length: " + std::to_string(m.body.size()) + "\r\n";

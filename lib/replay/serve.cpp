@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdio>
 #include <ctime>
 
 #include "core/ascii.hpp"
+#include "diff/diff.hpp"
 #include "layer/http1_wire.hpp"
 #include "layer/mode_spec.hpp"
 
@@ -27,20 +27,6 @@ std::vector<std::string_view> split(std::string_view s, char c) {
   return out;
 }
 
-// "a=1&b=2" without the pairs whose name is in `drop`, order kept.
-std::string without(std::string_view pairs, const std::vector<std::string>& drop) {
-  if (drop.empty()) return std::string(pairs);
-  std::string out;
-  for (auto part : split(pairs, '&')) {
-    if (part.empty()) continue;
-    std::string_view name = part.substr(0, part.find('='));
-    if (std::find(drop.begin(), drop.end(), name) != drop.end()) continue;
-    if (!out.empty()) out += '&';
-    out += part;
-  }
-  return out;
-}
-
 bool form_encoded(const envelope::HttpMessage& m) {
   auto ct = layer::find_header(m.headers, "content-type");
   return ct && core::to_lower(ct->substr(0, 33)) == "application/x-www-form-urlencoded";
@@ -58,16 +44,7 @@ core::Bytes http1_from_message(const envelope::HttpMessage& m) {
     return layer::response_bytes(m.status, m.reason, headers, m.body);
   }
   headers.push_back({"transfer-encoding", "chunked"});
-  core::Bytes body;
-  if (!m.body.empty()) {
-    char size[32];
-    std::snprintf(size, sizeof size, "%zx\r\n", m.body.size());
-    body = size + m.body + "\r\n";
-  }
-  body += "0\r\n";
-  for (const auto& t : m.trailers) body += t.name + ": " + t.value + "\r\n";
-  body += "\r\n";
-  return layer::response_bytes(m.status, m.reason, headers, body);
+  return layer::response_bytes(m.status, m.reason, headers, layer::chunked_body(m.body, m.trailers));
 }
 
 }  // namespace
@@ -136,14 +113,14 @@ std::string match_key(const envelope::Envelope& request, const MatchOptions& o) 
   key += kSep;
   if (o.path) key += t.substr(0, q);
   key += kSep;
-  if (o.query && q != std::string_view::npos) key += without(t.substr(q + 1), o.ignore_params);
+  if (o.query && q != std::string_view::npos) key += diff::without_pairs(t.substr(q + 1), o.ignore_params);
   key += kSep;
   for (const auto& name : o.headers) {
     for (const auto& h : m.headers)
       if (core::iequals(h.name, name)) key += h.value + "\n";
     key += kSep;
   }
-  if (o.body) key += !o.ignore_form_fields.empty() && form_encoded(m) ? without(m.body, o.ignore_form_fields) : std::string(m.body);
+  if (o.body) key += !o.ignore_form_fields.empty() && form_encoded(m) ? diff::without_pairs(m.body, o.ignore_form_fields) : std::string(m.body);
   return key;
 }
 
@@ -244,9 +221,7 @@ core::Bytes shift_dates(core::ByteView raw, int64_t shift) {
   return out;
 }
 
-ServeFrom::ServeFrom(ServeOptions options) : options_(std::move(options)) {
-  for (auto& h : options_.match.headers) h = core::to_lower(h);
-}
+ServeFrom::ServeFrom(ServeOptions options) : options_(std::move(options)) {}
 
 void ServeFrom::add(const envelope::Record& r) {
   const auto* e = std::get_if<envelope::Envelope>(&r);

@@ -1,6 +1,7 @@
 #include "runtime/connection.hpp"
 
 #include <cstdio>
+#include <random>
 
 #include "pipeline/pipeline.hpp"
 #include "runtime/endpoint.hpp"
@@ -9,6 +10,13 @@
 namespace sluice::runtime {
 
 using namespace layer;
+
+std::string new_run_id() {
+  std::random_device rd;
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%06x", rd() & 0xFFFFFF);
+  return buf;
+}
 
 Connection::Connection(tcp::socket client, std::unique_ptr<ConnectionContext> ctx, ConnectionDeps deps)
     : strand_(asio::make_strand(client.get_executor())), ctx_(std::move(ctx)), deps_(deps) {

@@ -30,6 +30,9 @@ struct ConnectionDeps {
   std::function<void(envelope::Record&)> annotate = {};
 };
 
+// A short random id naming one run (proxy or replay): the prefix of its connection ids.
+std::string new_run_id();
+
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   using Strand = asio::strand<asio::any_io_executor>;

@@ -3,7 +3,6 @@
 #include <atomic>
 #include <cstdio>
 #include <mutex>
-#include <random>
 #include <thread>
 
 #include "layer/root_layer.hpp"
@@ -39,10 +38,7 @@ struct Server::Impl {
       workers.push_back(std::make_unique<asio::io_context>(1));
       worker_guards.push_back(asio::make_work_guard(*workers.back()));
     }
-    std::random_device rd;
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%06x", rd() & 0xFFFFFF);
-    run_id = buf;
+    run_id = new_run_id();
   }
 
   void accept(size_t index) {
