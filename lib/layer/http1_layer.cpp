@@ -22,11 +22,6 @@ std::string seconds(Ms d) {
   return ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms";
 }
 
-std::string authority_of(const std::string& host, uint16_t port, uint16_t default_port) {
-  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  return port == default_port ? h : h + ":" + std::to_string(port);
-}
-
 }  // namespace
 
 struct Http1Layer::Exchange {

@@ -96,19 +96,33 @@ std::string header_value(const envelope::Headers& headers, std::string_view name
   return v ? std::string(*v) : std::string();
 }
 
-core::Bytes chunked_body(core::ByteView body, const envelope::Headers& trailers) {
+core::Bytes body_chunk(core::ByteView data) {
   core::Bytes out;
-  if (!body.empty()) {
-    char size[32];
-    std::snprintf(size, sizeof size, "%zx\r\n", body.size());
-    out += size;
-    out += body;
-    out += "\r\n";
-  }
-  out += "0\r\n";
+  if (data.empty()) return out;
+  char size[32];
+  std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+  out.reserve(data.size() + 24);
+  out += size;
+  out += data;
+  out += "\r\n";
+  return out;
+}
+
+core::Bytes last_chunk(const envelope::Headers& trailers) {
+  core::Bytes out = "0\r\n";
   for (const auto& t : trailers) out += t.name + ": " + t.value + "\r\n";
   out += "\r\n";
   return out;
+}
+
+core::Bytes chunked_body(core::ByteView body, const envelope::Headers& trailers) {
+  return body_chunk(body) + last_chunk(trailers);
+}
+
+bool is_connection_specific(std::string_view name) {
+  for (std::string_view h : {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"})
+    if (core::iequals(name, h)) return true;
+  return false;
 }
 
 core::Bytes response_bytes(int status, std::string_view reason, const envelope::Headers& headers,

@@ -31,6 +31,14 @@ std::string header_value(const envelope::Headers& headers, std::string_view name
 
 // A body in chunked coding: `body` as one chunk (none when empty), the last chunk, `trailers`.
 core::Bytes chunked_body(core::ByteView body, const envelope::Headers& trailers);
+// One chunk of a body sent as it comes ("" for no bytes: an empty chunk would end the body).
+core::Bytes body_chunk(core::ByteView data);
+// The last chunk and the trailers.
+core::Bytes last_chunk(const envelope::Headers& trailers);
+
+// A field that belongs to one HTTP/1 connection and that HTTP/2 forbids (RFC 9113 §8.2.2): Connection,
+// Keep-Alive, Proxy-Connection, Transfer-Encoding, Upgrade. Case-insensitive.
+bool is_connection_specific(std::string_view name);
 
 // A response the proxy makes itself: "HTTP/1.1 STATUS REASON", the fields, the body.
 core::Bytes response_bytes(int status, std::string_view reason, const envelope::Headers& headers,

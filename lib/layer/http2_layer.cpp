@@ -79,6 +79,8 @@ struct Pending {
 
 // One direction of a stream, as it is recorded.
 struct Message {
+  std::string version = "HTTP/2";
+  core::Bytes reason;  // from an HTTP/1.1 server
   envelope::Headers pseudo, headers, trailers;
   core::Bytes raw;   // the frames, as they came
   core::Bytes body;  // DATA payloads
@@ -90,7 +92,35 @@ struct Message {
   bool in_trailers = false;  // the HEADERS being received are trailers
   bool ended = false;        // END_STREAM seen
   bool recorded = false;
+  uint64_t seq = 0;  // the recorded envelope's
 };
+
+// HTTP/1 fields as HTTP/2 carries them: names in lower case, without the connection-specific ones
+// and those the Connection field names (RFC 9113 §8.2.2).
+envelope::Headers h2_fields(const envelope::Headers& fields) {
+  std::vector<std::string> named;
+  for (const auto& h : fields) {
+    if (!core::iequals(h.name, "connection")) continue;
+    std::string_view v = h.value;
+    while (!v.empty()) {
+      size_t comma = v.find(',');
+      std::string_view item = v.substr(0, comma);
+      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+      if (!item.empty()) named.push_back(core::to_lower(item));
+      if (comma == std::string_view::npos) break;
+      v.remove_prefix(comma + 1);
+    }
+  }
+  envelope::Headers out;
+  out.reserve(fields.size());
+  for (const auto& h : fields) {
+    std::string name = core::to_lower(h.name);
+    if (is_connection_specific(name) || std::find(named.begin(), named.end(), name) != named.end()) continue;
+    out.push_back({std::move(name), h.value});
+  }
+  return out;
+}
 
 
 }  // namespace
@@ -110,7 +140,26 @@ struct Http2Layer::Impl {
     LpmParser req_lpm, resp_lpm;
     bool grpc_started = false, grpc_ended = false;
     CommandId pipeline = 0;  // the request waits for the pipeline's verdict (lazy_connect)
+    // Translated to an HTTP/1.1 server: the stream's own connection while its exchange lasts.
+    struct H1Leg {
+      ConnId conn = 0;
+      CommandId open = 0;
+      bool ready = false;      // connected
+      bool chunked = false;    // the request body goes chunked (no content-length)
+      bool head_sent = false, body_done = false;
+      bool done = false;       // the response ended: the connection is back in the pool or closed
+      std::unique_ptr<Http1Parser> parser;
+      envelope::Headers fields;  // the head's fields as sent
+      core::Bytes body;          // the body as sent (up to the limit)
+      core::Bytes sent;        // what went to the server, for the request's variant (up to the limit)
+      bool variant_recorded = false;
+    };
+    std::unique_ptr<H1Leg> h1;
   };
+
+  // What the server speaks: known from a tunnel's ALPN or our own TLS handshake's, or found out
+  // on a cleartext connection (our h2c preface answered with SETTINGS, or not).
+  enum class Speaks : uint8_t { unknown, h2, h1 };
 
   ConnectionContext& ctx;
   Http2Target target;
@@ -130,6 +179,12 @@ struct Http2Layer::Impl {
   std::map<CommandId, int32_t> verdicts;  // RunPipeline id -> client stream
   std::vector<int32_t> ended;              // client streams whose request just ended (lazy_connect)
   std::string failure_code, failure;  // the server connection could not be opened
+  Speaks speaks = Speaks::unknown;
+  bool probing = false;     // cleartext: our preface is out, the server's first bytes decide
+  core::Bytes probe_bytes;  // the server's first bytes while probing
+  std::map<ConnId, Stream*> h1_conns;     // HTTP/1.1 connections in use, by connection
+  std::map<CommandId, Stream*> h1_opens;  // ... being opened
+  std::vector<ConnId> h1_idle;            // ... kept alive for the next stream
 
   Impl(ConnectionContext& c, Http2Target t) : ctx(c), target(std::move(t)) {}
   ~Impl() {
@@ -171,6 +226,7 @@ struct Http2Layer::Impl {
     nghttp2_submit_settings(client, NGHTTP2_FLAG_NONE, iv, 1);
     if (target.server) {
       server = target.server;
+      speaks = Speaks::h2;
       start_upstream();
     }
   }
@@ -185,16 +241,31 @@ struct Http2Layer::Impl {
     nghttp2_option_del(opt);
     nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
     nghttp2_submit_settings(upstream, NGHTTP2_FLAG_NONE, iv, 1);
-    for (int32_t id : waiting)
-      if (auto it = streams.find(id); it != streams.end()) submit_request(*it->second);
-    waiting.clear();
+    if (speaks == Speaks::h2) send_waiting();
   }
 
+  // Requests held until the server's protocol was known.
+  void send_waiting() {
+    std::vector<int32_t> ids;
+    ids.swap(waiting);
+    for (int32_t id : ids)
+      if (auto it = streams.find(id); it != streams.end()) {
+        if (speaks == Speaks::h1)
+          start_h1(*it->second);
+        else
+          submit_request(*it->second);
+      }
+  }
+
+  // The first connection to the server: TLS offers h2 and http/1.1 and the server picks; cleartext
+  // starts with our h2c preface, and the server's answer says which (see on_probe).
   void open_upstream() {
     if (server || open_id || !failure_code.empty()) return;
     server = ctx.new_conn();
     open_id = ctx.new_command();
-    out->push_back(OpenConnection{open_id, server, target.host, target.port, target.tls, {"h2"}});
+    std::vector<std::string> alpn;
+    if (target.tls) alpn = {"h2", "http/1.1"};
+    out->push_back(OpenConnection{open_id, server, target.host, target.port, target.tls, std::move(alpn)});
   }
 
   // ---- callbacks -----------------------------------------------------------------------------------
@@ -344,6 +415,11 @@ struct Http2Layer::Impl {
       st->client_closed = true;
       if (error_code && im.upstream && st->upstream_id && !st->upstream_closed)
         nghttp2_submit_rst_stream(im.upstream, NGHTTP2_FLAG_NONE, st->upstream_id, error_code);
+      if (error_code && st->h1 && !st->h1->done) {
+        st->h1->done = true;
+        st->upstream_closed = true;
+        im.forget_h1(*st);
+      }
     } else {
       st->upstream_closed = true;
       if (error_code && !st->client_closed) nghttp2_submit_rst_stream(im.client, NGHTTP2_FLAG_NONE, st->client_id, error_code);
@@ -362,11 +438,14 @@ struct Http2Layer::Impl {
     Message& m = to_server ? st->req : st->resp;
     size_t n = p.take(buf, length);
     // The sender may send as much again.
-    if (n) nghttp2_session_consume(to_server ? im.client : im.upstream, to_server ? st->client_id : st->upstream_id, n);
+    if (n && !(!to_server && st->h1))
+      nghttp2_session_consume(to_server ? im.client : im.upstream, to_server ? st->client_id : st->upstream_id, n);
     if (p.size() == 0 && m.ended) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (!m.trailers.empty()) {
-        auto nv = to_nv(m.trailers);
+        envelope::Headers translated;
+        if (!to_server && st->h1) translated = h2_fields(m.trailers);
+        auto nv = to_nv(translated.empty() ? m.trailers : translated);
         if (nghttp2_submit_trailer(s, to_server ? st->upstream_id : st->client_id, nv.data(), nv.size()) == 0)
           *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
       }
@@ -378,7 +457,10 @@ struct Http2Layer::Impl {
 
   void resume(Stream& st, bool from_client) {
     if (from_client) {
-      if (upstream && st.upstream_id) nghttp2_session_resume_data(upstream, st.upstream_id);
+      if (st.h1)
+        pump_h1(st);
+      else if (upstream && st.upstream_id)
+        nghttp2_session_resume_data(upstream, st.upstream_id);
     } else if (st.response_submitted) {
       nghttp2_session_resume_data(client, st.client_id);
     }
@@ -389,7 +471,11 @@ struct Http2Layer::Impl {
   // The request goes to the server: now, or once the connection is up.
   void send_on(Stream& st) {
     if (st.submitted) return;
-    if (upstream) {
+    if (speaks == Speaks::h1) {
+      start_h1(st);
+      return;
+    }
+    if (upstream && speaks == Speaks::h2) {
       submit_request(st);
       return;
     }
@@ -450,14 +536,8 @@ struct Http2Layer::Impl {
     }
     st.resp = Message{};
     st.resp.pseudo.push_back({":status", std::to_string(parsed->head.status)});
-    for (const auto& h : parsed->head.headers) {
-      std::string name = core::to_lower(h.name);
-      if (name == "connection" || name == "keep-alive" || name == "transfer-encoding" || name == "proxy-connection" ||
-          name == "upgrade")
-        continue;
-      st.resp.headers.push_back({name, h.value});
-    }
-    for (const auto& t : parsed->trailers) st.resp.trailers.push_back({core::to_lower(t.name), t.value});
+    st.resp.headers = h2_fields(parsed->head.headers);
+    st.resp.trailers = h2_fields(parsed->trailers);
     st.resp.have_head = true;
     st.resp.time = now;
     st.resp.body_total = parsed->body.size();
@@ -492,7 +572,9 @@ struct Http2Layer::Impl {
   void submit_response(Stream& st, bool end) {
     if (st.response_submitted || st.client_closed) return;
     st.response_submitted = true;
-    auto nv = to_nv(st.resp.pseudo, st.resp.headers);
+    envelope::Headers translated;
+    if (st.h1) translated = h2_fields(st.resp.headers);
+    auto nv = to_nv(st.resp.pseudo, st.h1 ? translated : st.resp.headers);
     nghttp2_data_provider prd;
     prd.source.ptr = &st;
     prd.read_callback = read_for;
@@ -514,6 +596,322 @@ struct Http2Layer::Impl {
     st.upstream_closed = true;
     submit_response(st, false);
     record_message(st, st.resp, Direction::receive, {{"synthesized", "sluice"}});
+  }
+
+  // ---- an HTTP/1.1 server (translation) ------------------------------------------------------------
+  //
+  // Each stream gets a connection of its own while its exchange lasts (HTTP/1.1 has one exchange at a
+  // time per connection), taken from the idle ones kept alive or opened. The request goes out as an
+  // HTTP/1.1 message (Host from :authority, cookie fields joined, a body without content-length
+  // chunked, trailers in the last chunk); the response comes back as the stream's HTTP/2 response
+  // (fields in lower case without the connection-specific ones, body and trailers as they arrive).
+  // Recorded: the client's request as it came (HTTP/2), a variant with the HTTP/1.1 bytes sent, and
+  // the server's response as it came (HTTP/1.1).
+
+  static constexpr size_t kMaxIdleH1 = 16;
+
+  void start_h1(Stream& st) {
+    if (st.submitted) return;
+    st.submitted = true;
+    if (header_value(st.req.pseudo, ":method") == "CONNECT") {
+      fail_stream(st, 501, "sluice: CONNECT over HTTP/2 to an HTTP/1.1 server is not supported\n");
+      return;
+    }
+    st.h1 = std::make_unique<Stream::H1Leg>();
+    Stream::H1Leg& h = *st.h1;
+    h.parser = std::make_unique<Http1Parser>(Http1Parser::Type::response);
+    h.parser->set_request_method(header_value(st.req.pseudo, ":method"));
+    if (!h1_idle.empty()) {
+      h.conn = h1_idle.back();
+      h1_idle.pop_back();
+      h.ready = true;
+      h1_conns[h.conn] = &st;
+      pump_h1(st);
+      return;
+    }
+    h.conn = ctx.new_conn();
+    h.open = ctx.new_command();
+    h1_conns[h.conn] = &st;
+    h1_opens[h.open] = &st;
+    out->push_back(OpenConnection{h.open, h.conn, target.host, target.port, target.tls, {"http/1.1"}});
+  }
+
+  // The request's fields as HTTP/1.1 (kept for the variant's view), and whether its body goes chunked.
+  envelope::Headers h1_request_fields(const Stream& st, bool& chunked) const {
+    const Message& m = st.req;
+    std::string method = header_value(m.pseudo, ":method");
+    envelope::Headers fields;
+    // Host: the client's :authority, or in reverse mode the target (unless --keep-host-header).
+    std::string authority = header_value(m.pseudo, ":authority");
+    if (auto host = find_header(m.headers, "host"); host && authority.empty()) authority = *host;
+    if (ctx.mode().kind == ModeSpec::Kind::reverse && !ctx.options().keep_host_header)
+      authority = authority_of(target.host, target.port, target.tls ? 443 : 80);
+    if (!authority.empty()) fields.push_back({"host", authority});
+    std::string cookies;  // HTTP/2 may split them; HTTP/1.1 wants one field (RFC 9113 §8.2.3)
+    bool has_length = false;
+    for (const auto& h : m.headers) {
+      if (h.name == "cookie") {
+        cookies += (cookies.empty() ? "" : "; ") + h.value;
+        continue;
+      }
+      if (is_connection_specific(h.name) || h.name == "host") continue;
+      if (h.name == "content-length") has_length = true;
+      fields.push_back(h);
+    }
+    if (!cookies.empty()) fields.push_back({"cookie", std::move(cookies)});
+    bool no_body = m.ended && m.body_total == 0 && m.trailers.empty();
+    // Trailers need the chunked coding, which a content-length field would contradict.
+    chunked = !no_body && (!has_length || !m.trailers.empty());
+    if (chunked && has_length)
+      std::erase_if(fields, [](const envelope::Header& h) { return h.name == "content-length"; });
+    if (chunked)
+      fields.push_back({"transfer-encoding", "chunked"});
+    else if (!has_length && (method == "POST" || method == "PUT" || method == "PATCH"))
+      fields.push_back({"content-length", "0"});
+    return fields;
+  }
+
+  // What the server can be sent now: the head, the body bytes received, the end.
+  void pump_h1(Stream& st) {
+    Stream::H1Leg& h = *st.h1;
+    if (!h.ready || h.body_done || !h.conn) return;
+    core::Bytes bytes;
+    if (!h.head_sent) {
+      h.fields = h1_request_fields(st, h.chunked);
+      std::string path = header_value(st.req.pseudo, ":path");
+      bytes = header_value(st.req.pseudo, ":method") + " " + (path.empty() ? "/" : path) + " HTTP/1.1\r\n";
+      for (const auto& f : h.fields) bytes += f.name + ": " + f.value + "\r\n";
+      bytes += "\r\n";
+      h.head_sent = true;
+    }
+    if (size_t n = st.to_upstream.size()) {
+      core::Bytes body(n, '\0');
+      st.to_upstream.take(reinterpret_cast<uint8_t*>(body.data()), n);
+      nghttp2_session_consume(client, st.client_id, n);  // the client may send as much again
+      if (h.body.size() < limit()) h.body.append(core::ByteView(body).substr(0, limit() - h.body.size()));
+      bytes += h.chunked ? body_chunk(body) : body;
+    }
+    if (st.req.ended && st.to_upstream.size() == 0) {
+      if (h.chunked) bytes += last_chunk(st.req.trailers);
+      h.body_done = true;
+    }
+    if (bytes.empty()) return;
+    if (h.sent.size() < limit()) h.sent.append(core::ByteView(bytes).substr(0, limit() - h.sent.size()));
+    out->push_back(SendData{h.conn, std::move(bytes)});
+  }
+
+  void on_h1_open(const OpenCompleted& o) {
+    auto it = h1_opens.find(o.id);
+    if (it == h1_opens.end()) return;
+    Stream& st = *it->second;
+    h1_opens.erase(it);
+    Stream::H1Leg& h = *st.h1;
+    h.open = 0;
+    if (!o.error_code.empty()) {
+      h1_conns.erase(h.conn);
+      h.conn = 0;
+      h.done = true;
+      error_record(o.error_code, o.error);
+      fail_stream(st, 502, "sluice: " + server_key() + ": " + o.error + "\n");
+      return;
+    }
+    h.ready = true;
+    pump_h1(st);
+  }
+
+  // Response body bytes the parser decoded: on to the client (and to the record, and gRPC's view).
+  void take_h1_body(Stream& st) {
+    core::Bytes body = st.h1->parser->take_body();
+    if (body.empty()) return;
+    st.to_client.append(body);
+    st.resp.body_total += body.size();
+    if (st.resp.body.size() < limit()) st.resp.body.append(core::ByteView(body).substr(0, limit() - st.resp.body.size()));
+    if (st.grpc)
+      st.resp_lpm.feed(body, [&](uint8_t flag, core::ByteView lpm) { grpc_data(st, Direction::receive, flag & 1, lpm); });
+    resume(st, false);
+  }
+
+  void on_h1_data(ConnId conn, core::ByteView data) {
+    auto it = h1_conns.find(conn);
+    if (it == h1_conns.end()) {  // an idle connection spoke: it is not ours to keep
+      drop_idle(conn, true);
+      return;
+    }
+    Stream& st = *it->second;
+    Stream::H1Leg& h = *st.h1;
+    while (!h.done) {
+      size_t used = 0;
+      Http1Parser::Status status = h.parser->feed(data, used);
+      if (st.resp.raw.size() < limit()) st.resp.raw.append(data.substr(0, std::min(used, limit() - st.resp.raw.size())));
+      data.remove_prefix(used);
+      take_h1_body(st);
+      if (status == Http1Parser::Status::need_more) return;
+      bool whole = status == Http1Parser::Status::complete;  // a body-less message may come whole
+      if (status == Http1Parser::Status::head || (whole && !st.resp.have_head)) {
+        if (h.parser->head().status < 200) {  // interim (100 Continue...): not passed on
+          h.parser->take_head();
+          st.resp.raw.clear();
+          continue;
+        }
+        Http1Head head = h.parser->take_head();
+        st.resp.pseudo = {{":status", std::to_string(head.status)}};
+        st.resp.headers = std::move(head.headers);
+        st.resp.reason = std::move(head.reason);
+        st.resp.version = head.version;
+        st.resp.have_head = true;
+        st.resp.time = now;
+        if (is_grpc(header_value(st.resp.headers, "content-type"))) st.grpc = true;
+        submit_response(st, false);
+        if (!whole) continue;
+      }
+      if (whole) {
+        st.resp.trailers = h.parser->trailers();
+        st.resp.ended = true;
+        st.upstream_closed = true;
+        h.done = true;
+        resume(st, false);
+        release_h1(st, h.parser->head().keep_alive && h.body_done && data.empty());
+        return;
+      }
+      // An upgrade (101) cannot be carried to an HTTP/2 stream; a malformed response is refused.
+      bool upgrade = status == Http1Parser::Status::upgrade;
+      std::string name = upgrade ? "h2_translation_upgrade" : h.parser->error_name();
+      std::string why = upgrade ? "the HTTP/1.1 server switched protocols, which an HTTP/2 stream cannot carry"
+                                : h.parser->error();
+      st.resp.anomalies.push_back({name, why});
+      h1_failed(st, why);
+      return;
+    }
+  }
+
+  // The exchange is over: the connection goes back to the pool, or is closed.
+  void release_h1(Stream& st, bool keep) {
+    Stream::H1Leg& h = *st.h1;
+    if (!h.conn) return;
+    h1_conns.erase(h.conn);
+    if (keep && !closed && h1_idle.size() < kMaxIdleH1)
+      h1_idle.push_back(h.conn);
+    else
+      out->push_back(CloseConnection{h.conn, false});
+    h.conn = 0;
+  }
+
+  void drop_idle(ConnId conn, bool close) {
+    auto it = std::find(h1_idle.begin(), h1_idle.end(), conn);
+    if (it == h1_idle.end()) return;
+    h1_idle.erase(it);
+    if (close) out->push_back(CloseConnection{conn, false});
+  }
+
+  // The server's answer failed: a 502 if nothing went to the client yet, else the stream is reset.
+  void h1_failed(Stream& st, const std::string& why) {
+    Stream::H1Leg& h = *st.h1;
+    h.done = true;
+    st.upstream_closed = true;
+    release_h1(st, false);
+    if (!st.response_submitted) {
+      fail_stream(st, 502, "sluice: " + server_key() + ": " + why + "\n");
+      return;
+    }
+    st.reset_code = NGHTTP2_INTERNAL_ERROR;
+    if (!st.client_closed) nghttp2_submit_rst_stream(client, NGHTTP2_FLAG_NONE, st.client_id, NGHTTP2_INTERNAL_ERROR);
+  }
+
+  void on_h1_closed(ConnId conn, bool reset) {
+    auto it = h1_conns.find(conn);
+    if (it == h1_conns.end()) {
+      drop_idle(conn, false);
+      return;
+    }
+    Stream& st = *it->second;
+    Stream::H1Leg& h = *st.h1;
+    h1_conns.erase(it);
+    h.conn = 0;
+    if (h.done) return;
+    if (!reset && h.parser->finish() == Http1Parser::Status::complete) {  // a body delimited by the close
+      take_h1_body(st);
+      st.resp.ended = true;
+      st.upstream_closed = true;
+      h.done = true;
+      resume(st, false);
+      return;
+    }
+    std::string why = st.resp.have_head ? "the server closed the connection in the middle of the response"
+                                        : "the server closed the connection without answering";
+    error_record(reset ? "server_reset" : "server_closed", why);
+    if (st.resp.have_head) st.resp.anomalies.push_back({"truncated_message", why});
+    h1_failed(st, why);
+  }
+
+  // The stream is over on the client's side before its exchange is: its connection is not reused.
+  void forget_h1(Stream& st) {
+    if (!st.h1) return;
+    Stream::H1Leg& h = *st.h1;
+    if (h.open) h1_opens.erase(h.open);
+    h.open = 0;
+    if (h.conn) {
+      h1_conns.erase(h.conn);
+      out->push_back(CloseConnection{h.conn, false});
+      h.conn = 0;
+    }
+  }
+
+  // The request as it went to the HTTP/1.1 server, beside the client's: a variant of it.
+  void record_h1_variant(Stream& st) {
+    if (!st.h1 || st.h1->variant_recorded || !st.req.recorded || !st.h1->head_sent) return;
+    st.h1->variant_recorded = true;
+    envelope::Envelope e = envelope_for(st, Direction::send, envelope::Protocol::http);
+    --st.seq;  // a variant shares its original's seq
+    e.seq = st.req.seq;
+    envelope::HttpMessage msg;
+    msg.kind = envelope::HttpMessage::Kind::request;
+    msg.version = "HTTP/1.1";
+    msg.method = header_value(st.req.pseudo, ":method");
+    msg.scheme = header_value(st.req.pseudo, ":scheme");
+    msg.authority = header_value(st.req.pseudo, ":authority");
+    msg.path = header_value(st.req.pseudo, ":path");
+    msg.headers = std::move(st.h1->fields);
+    msg.trailers = st.req.trailers;
+    msg.body = std::move(st.h1->body);
+    e.raw = std::move(st.h1->sent);
+    e.message = std::move(msg);
+    e.modified = true;
+    e.variant_of = st.req.seq;
+    e.modified_by = "sluice";
+    e.tags.emplace_back("translated", "HTTP/2 to HTTP/1.1");
+    out->push_back(EmitRecord{std::move(e)});
+  }
+
+  // ---- the server's protocol -----------------------------------------------------------------------
+
+  // Cleartext: a server that speaks HTTP/2 answers our preface with its SETTINGS (RFC 9113 §3.4);
+  // anything else (an HTTP/1 error response, a close) means HTTP/1.1, and the requests go translated.
+  void on_probe(core::ByteView data) {
+    probe_bytes.append(data);
+    if (probe_bytes.size() < kFrameHeader) return;
+    const auto* p = reinterpret_cast<const uint8_t*>(probe_bytes.data());
+    bool settings = p[3] == 0x4 && (p[5] & 0x7f) == 0 && p[6] == 0 && p[7] == 0 && p[8] == 0;
+    if (!settings) {
+      fall_back_to_h1();
+      return;
+    }
+    probing = false;
+    speaks = Speaks::h2;
+    core::Bytes bytes;
+    bytes.swap(probe_bytes);
+    send_waiting();
+    on_data(server, bytes);
+  }
+
+  void fall_back_to_h1() {
+    probing = false;
+    speaks = Speaks::h1;
+    probe_bytes.clear();
+    if (server) out->push_back(CloseConnection{server, false});
+    server = 0;
+    if (upstream) nghttp2_session_del(upstream);
+    upstream = nullptr;
+    send_waiting();
   }
 
   // ---- records -------------------------------------------------------------------------------------
@@ -564,7 +962,8 @@ struct Http2Layer::Impl {
     envelope::Envelope e = envelope_for(st, d, envelope::Protocol::http);
     e.time = m.time.ns ? m.time : now;
     envelope::HttpMessage msg;
-    msg.version = "HTTP/2";
+    msg.version = m.version;
+    m.seq = e.seq;
     if (d == Direction::send) {
       msg.kind = envelope::HttpMessage::Kind::request;
       msg.method = header_value(m.pseudo, ":method");
@@ -574,6 +973,7 @@ struct Http2Layer::Impl {
     } else {
       msg.kind = envelope::HttpMessage::Kind::response;
       msg.status = std::atoi(header_value(m.pseudo, ":status").c_str());
+      msg.reason = m.reason;
     }
     msg.headers = m.headers;
     msg.trailers = m.trailers;
@@ -638,12 +1038,15 @@ struct Http2Layer::Impl {
     for (auto it = streams.begin(); it != streams.end();) {
       Stream& st = *it->second;
       if (st.req.ended || st.client_closed) record_message(st, st.req, Direction::send);
+      if (st.h1 && (st.h1->body_done || st.client_closed)) record_h1_variant(st);
       if (st.resp.ended || (st.upstream_closed && st.client_closed)) {
         record_message(st, st.resp, Direction::receive);
         grpc_end(st);
       }
       if (st.client_closed && (st.upstream_closed || !st.upstream_id)) {
         record_message(st, st.req, Direction::send);
+        record_h1_variant(st);
+        forget_h1(st);
         if (st.upstream_id) by_upstream.erase(st.upstream_id);
         it = streams.erase(it);
       } else {
@@ -681,13 +1084,17 @@ struct Http2Layer::Impl {
     if (closed) return;
     for (auto& [id, st] : streams) {
       record_message(*st, st->req, Direction::send);
+      record_h1_variant(*st);
       record_message(*st, st->resp, Direction::receive);
       grpc_end(*st);
+      forget_h1(*st);
     }
     streams.clear();
     by_upstream.clear();
     closed = true;
     if (server) out->push_back(CloseConnection{server, false});
+    for (ConnId idle : h1_idle) out->push_back(CloseConnection{idle, false});
+    h1_idle.clear();
     out->push_back(CloseConnection{kClientConn, false});
     envelope::EndRecord end;
     end.scope = "stream";
@@ -709,6 +1116,16 @@ struct Http2Layer::Impl {
   // ---- events --------------------------------------------------------------------------------------
 
   void on_data(ConnId conn, core::ByteView data) {
+    if (conn != kClientConn && conn != server) {
+      on_h1_data(conn, data);
+      flush();
+      return;
+    }
+    if (conn == server && probing) {
+      on_probe(data);
+      flush();
+      return;
+    }
     bool from_client = conn == kClientConn;
     nghttp2_session* s = from_client ? client : upstream;
     if (!s) return;
@@ -728,7 +1145,11 @@ struct Http2Layer::Impl {
   }
 
   void on_open(const OpenCompleted& o) {
-    if (o.id != open_id) return;
+    if (o.id != open_id) {
+      on_h1_open(o);
+      flush();
+      return;
+    }
     open_id = 0;
     if (!o.error_code.empty()) {
       failure_code = o.error_code;
@@ -742,7 +1163,17 @@ struct Http2Layer::Impl {
       flush();
       return;
     }
-    start_upstream();
+    if (target.tls && o.alpn != "h2") {
+      // The server chose HTTP/1.1 (or nothing): this connection serves the first stream translated.
+      speaks = Speaks::h1;
+      h1_idle.push_back(server);
+      server = 0;
+      send_waiting();
+    } else {
+      speaks = target.tls ? Speaks::h2 : Speaks::unknown;
+      probing = !target.tls;
+      start_upstream();
+    }
     flush();
   }
 
@@ -751,7 +1182,16 @@ struct Http2Layer::Impl {
       close_all(c.reset ? "reset" : "closed");
       return;
     }
-    if (c.conn != server) return;
+    if (c.conn != server || !server) {
+      on_h1_closed(c.conn, c.reset);
+      flush();
+      return;
+    }
+    if (probing) {  // our h2c preface was answered with a close: an HTTP/1.1 server
+      fall_back_to_h1();
+      flush();
+      return;
+    }
     // The server went away: every stream still waiting for it is reset, then the connection ends.
     for (auto& [id, st] : streams)
       if (!st->upstream_closed && !st->client_closed) {

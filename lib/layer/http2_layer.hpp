@@ -2,23 +2,32 @@
 // Http2Layer: HTTP/2 on both legs, over nghttp2 driven sans-IO (nghttp2_session_mem_recv/mem_send;
 // Debian 12's nghttp2 1.52 predates the *2 variants).
 //
-// The client side is an nghttp2 server session, the server side one nghttp2 client session on one
-// connection (the tunnel's, already speaking TLS with ALPN h2, or a new one: h2c with prior knowledge
-// or TLS). Every client stream becomes a stream to the server at once: headers, DATA and trailers pass
-// as they come, so one slow stream never holds another, and gRPC streaming in both directions works.
+// The client side is an nghttp2 server session. The server side is what the server speaks:
+//  - HTTP/2: one nghttp2 client session on one connection (the tunnel's, already speaking TLS with
+//    ALPN h2; or one we open: TLS offering h2 and http/1.1, or cleartext starting with our h2c preface).
+//    Every client stream becomes a stream to the server at once: headers, DATA and trailers pass as
+//    they come, so one slow stream never holds another, and gRPC streaming in both directions works.
+//  - HTTP/1.1 (the server chose it by ALPN, or answered our h2c preface with anything but SETTINGS):
+//    each stream is translated to an HTTP/1.1 exchange on a connection of its own while it lasts
+//    (kept alive and reused by later streams): Host from :authority (the target in reverse mode unless
+//    --keep-host-header), cookie fields joined, a body without content-length sent chunked with its
+//    trailers; the response's fields go back in lower case without the connection-specific ones.
 //
 // Flow control is end to end with bounded buffers: WINDOW_UPDATE goes to a sender only for bytes the
-// other leg has taken (nghttp2_session_consume when the other session's data provider reads them), so
-// each stream buffers at most its window. RST_STREAM and the end of either connection propagate.
+// other leg has taken (nghttp2_session_consume when the other session's data provider reads them, or
+// when they are written to the HTTP/1.1 server), so each stream buffers at most its window.
+// RST_STREAM and the end of either connection propagate.
 //
 // Recorded per stream, when each direction ends: one `http` envelope (version HTTP/2; `raw` the
 // stream's frames exactly as they came, HPACK-coded, up to --record-body-limit), then `h2-frame`
-// overlays holding each DATA frame's bytes. A stream whose content-type is application/grpc also gets
-// `grpc` envelopes: start (service, method, metadata, timeout), one per length-prefixed message in
-// either direction (gzip-compressed ones inflated for the view), and end (status, message, trailers).
+// overlays holding each DATA frame's bytes. Translated to HTTP/1.1: the client's request as it came,
+// a variant of it with the HTTP/1.1 bytes sent (tagged `translated`), and the server's response as it
+// came (version HTTP/1.1). A stream whose content-type is application/grpc also gets `grpc`
+// envelopes: start (service, method, metadata, timeout), one per length-prefixed message in either
+// direction (gzip-compressed ones inflated for the view), and end (status, message, trailers).
 //
-// Not yet: translation to and from HTTP/1.1 servers and clients, pipeline steps on HTTP/2 streams
-// (envelopes are recorded, not held), anomalies for peer protocol errors beyond the RST nghttp2 sends.
+// Not yet: pipeline steps on HTTP/2 streams other than --serve-from's answers; HTTP/1.1 clients in
+// front of HTTP/2-only servers (the HTTP/1 layer's side of translation); timeouts on HTTP/2 connections.
 #include <map>
 #include <memory>
 #include <optional>

@@ -59,6 +59,7 @@ struct OpenCompleted {
   std::string error_code;  // "connect_refused", "dns_failure", "timeout", ...
   std::string error;       // one line, for the client and the error record
   std::string peer;        // "127.0.0.1:7000" as connected
+  std::string alpn = {};   // with TLS: the protocol the server chose ("h2", "http/1.1"; "" none)
 };
 enum class Verdict : uint8_t {
   forward,  // send the (possibly modified) envelope on

@@ -33,6 +33,11 @@ inline std::string format_host_port(const std::string& host, uint16_t port) {
   bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
+// A Host value: "host", or "host:port" unless the port is the scheme's `default_port`.
+inline std::string authority_of(const std::string& host, uint16_t port, uint16_t default_port) {
+  bool v6 = host.find(':') != std::string::npos;
+  return port == default_port ? (v6 ? "[" + host + "]" : host) : format_host_port(host, port);
+}
 
 // An absolute URL's parts as a proxy needs them: "http://h:1/p?q" -> http, h, 1, "/p?q".
 struct Url {

@@ -53,8 +53,8 @@ std::unique_ptr<Layer> http1_maybe_tls(ConnectionContext& ctx, core::ByteView fi
   spec.host = ctx.mode().target_host;
   spec.port = ctx.mode().target_port;
   return std::make_unique<TlsLayer>(ctx, std::move(spec), [](ConnectionContext& c, ConnId) -> std::unique_ptr<Layer> {
-    // h2 is chosen only when --serve-from answers (lazy_connect): the HTTP/2 layer then speaks h2 to
-    // the target too, should a request go on.
+    // A client that offered h2 got it: the HTTP/2 layer speaks h2 to the target if it can, else
+    // HTTP/1.1, translated.
     const ModeSpec& m = c.mode();
     if (c.tls() && c.tls()->alpn == "h2")
       return std::make_unique<Http2Layer>(c, Http2Target{m.target_host, m.target_port, m.target_scheme == "https", 0});

@@ -202,9 +202,10 @@ void TlsLayer::on_hello(core::Timestamp now, Commands& out) {
     start_wrapped(spec_.server, std::move(w), now, out);
     return;
   }
-  // Answering before any server is contacted (--serve-from): HTTP/2 when the client offers it, since
-  // the HTTP/2 layer then dials with ALPN h2 itself if it must.
-  if (ctx_.options().lazy_connect && offers(hello_.alpn, "h2")) alpn = "h2";
+  // Answering before any server is contacted (a reverse proxy, a TCP forward, --serve-from): HTTP/2
+  // when the client offers it, since the HTTP/2 layer then speaks h2 to the server if it can, or
+  // HTTP/1.1 translated (as mitmproxy and nginx do in front of an HTTP/1.1 server).
+  if (offers(hello_.alpn, "h2")) alpn = "h2";
   start_client_handshake({name}, alpn, now, out);
 }
 
@@ -354,7 +355,7 @@ void TlsLayer::on_wrapped_handshake(ConnId conn, core::Timestamp now, Commands& 
     return;
   }
   w.ready = true;
-  to_child(OpenCompleted{w.open_id, conn, "", "", w.peer}, now, out);
+  to_child(OpenCompleted{w.open_id, conn, "", "", w.peer, s.alpn()}, now, out);
 }
 
 void TlsLayer::wrapped_failed(ConnId conn, std::string code, std::string message, core::Timestamp now, Commands& out) {

@@ -5,17 +5,14 @@
 #include <cstring>
 
 #include "core/ascii.hpp"
+#include "layer/http1_wire.hpp"
 #include "layer/nghttp2_fields.hpp"
 
 namespace sluice::replay {
 
 namespace {
 
-bool forbidden_in_h2(std::string_view name) {
-  for (std::string_view h : {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host"})
-    if (core::iequals(name, h)) return true;
-  return false;
-}
+bool forbidden_in_h2(std::string_view name) { return layer::is_connection_specific(name) || core::iequals(name, "host"); }
 
 }  // namespace
 

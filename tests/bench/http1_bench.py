@@ -139,6 +139,50 @@ def wrk(url, duration, connections, headers=()):
             "errors": (int(bad.group(1)) if bad else 0) + (sum(map(int, failed.groups())) if failed else 0)}
 
 
+def tls_origin_setup(prefix):
+    """A work directory with a 1 KiB file, an ECDSA P-256 certificate for localhost/127.0.0.1 (key,
+    cert, and both in one file for mitmdump --certs), and a loopback nginx origin serving the file."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    with open(os.path.join(work, "1k"), "wb") as f:
+        f.write(b"x" * 1024)
+    key, cert = os.path.join(work, "key.pem"), os.path.join(work, "cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    with open(os.path.join(work, "key+cert.pem"), "w") as f:
+        f.write(open(key).read() + open(cert).read())
+    origin, origin_port = start_nginx(work, "origin", 1,
+                                      "server { listen 127.0.0.1:%%d; location / { root %s; } }" % work)
+    return work, key, cert, origin, origin_port
+
+
+def start_tls_reverse_peers(work, origin_port, sluice_bin, workers, skip_mitmdump, mitm_name, sluice_name):
+    """mitmdump (unless skipped) and sluice as TLS-terminating reverse proxies to the origin, sluice
+    recording to work/capture.zst. Returns [(name, proc, port)] and the capture's path."""
+    peers = []
+    if not skip_mitmdump:
+        mitm_port = free_port()
+        mitm = subprocess.Popen(["mitmdump", "-q", "-p", str(mitm_port), "--mode",
+                                 "reverse:http://127.0.0.1:%d" % origin_port,
+                                 "--certs", "*=" + os.path.join(work, "key+cert.pem")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(mitm_port, 60)
+        peers.append((mitm_name, mitm, mitm_port))
+    capture = os.path.join(work, "capture.zst")
+    sluice = subprocess.Popen([sluice_bin, "proxy", "--mode", "reverse:http://127.0.0.1:%d@0" % origin_port,
+                               "--ca-dir", os.path.join(work, "ca"), "--threads", str(workers), "-w", capture],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sluice_port = None
+    while sluice_port is None:
+        line = sluice.stderr.readline().decode()
+        if not line:
+            sys.exit("bench: sluice did not start")
+        m = re.search(r"listening on [\d.]+:(\d+)", line)
+        sluice_port = int(m.group(1)) if m else None
+    peers.append((sluice_name, sluice, sluice_port))
+    return peers, capture
+
+
 def stop(proc):
     proc.send_signal(signal.SIGINT)
     try:

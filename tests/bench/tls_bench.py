@@ -15,15 +15,12 @@ ratios. Not a test: it asserts nothing and prints numbers for tests/bench/RESULT
 """
 import argparse
 import os
-import re
 import resource
 import shutil
-import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from http1_bench import free_port, peak_rss_mib, settle, start_nginx, stop, wait_port, wrk  # noqa: E402
+from http1_bench import peak_rss_mib, settle, start_nginx, start_tls_reverse_peers, stop, tls_origin_setup, wrk  # noqa: E402
 
 
 def main():
@@ -42,18 +39,7 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
 
-    work = tempfile.mkdtemp(prefix="sluice-tls-bench-")
-    with open(os.path.join(work, "1k"), "wb") as f:
-        f.write(b"x" * 1024)
-    key, cert = os.path.join(work, "key.pem"), os.path.join(work, "cert.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
-    with open(os.path.join(work, "key+cert.pem"), "w") as f:
-        f.write(open(key).read() + open(cert).read())
-
-    origin, origin_port = start_nginx(work, "origin", 1,
-                                      "server { listen 127.0.0.1:%%d; location / { root %s; } }" % work)
+    work, key, cert, origin, origin_port = tls_origin_setup("sluice-tls-bench-")
     # nginx 1.22's default protocols stop at TLS 1.2 (where wrk's resumed sessions skip the key exchange
     # altogether); nginx >= 1.23.4 enables TLS 1.3 by default, which sluice and mitmdump negotiate. Both
     # are measured.
@@ -65,26 +51,10 @@ server { listen 127.0.0.1:%%d ssl; ssl_certificate %s; ssl_certificate_key %s; %
   location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }"""
                                  % (origin_port, cert, key, protocols))
         peers.append((name, proc, port))
-    if not args.skip_mitmdump:
-        mitm_port = free_port()
-        mitm = subprocess.Popen(["mitmdump", "-q", "-p", str(mitm_port), "--mode",
-                                 "reverse:http://127.0.0.1:%d" % origin_port,
-                                 "--certs", "*=" + os.path.join(work, "key+cert.pem")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(mitm_port, 60)
-        peers.append(("mitmdump 8.1 reverse, TLS", mitm, mitm_port))
-    capture = os.path.join(work, "capture.zst")
-    sluice = subprocess.Popen([args.sluice, "proxy", "--mode", "reverse:http://127.0.0.1:%d@0" % origin_port,
-                               "--ca-dir", os.path.join(work, "ca"), "--threads", str(args.workers), "-w", capture],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    sluice_port = None
-    while sluice_port is None:
-        line = sluice.stderr.readline().decode()
-        if not line:
-            sys.exit("tls_bench: sluice did not start")
-        m = re.search(r"listening on [\d.]+:(\d+)", line)
-        sluice_port = int(m.group(1)) if m else None
-    peers.append(("sluice reverse, TLS, recording", sluice, sluice_port))
+    started, capture = start_tls_reverse_peers(work, origin_port, args.sluice, args.workers, args.skip_mitmdump,
+                                               "mitmdump 8.1 reverse, TLS", "sluice reverse, TLS, recording")
+    peers += started
+    sluice = started[-1][1]
 
     runs = {}
     for _ in range(args.repeat):

@@ -1,5 +1,6 @@
 // Fuzz target: the HTTP/2 layer fed arbitrary frames from both sides (the client's after its preface,
-// the server's on an open connection), recording gRPC too. Property: no crash, no sanitizer report,
+// the server's on an open connection, or on connections it opened itself: HTTP/2 or, translated,
+// HTTP/1.1), recording gRPC too. Property: no crash, no sanitizer report,
 // whatever nghttp2 accepts or refuses, and whatever our frame splitter and gRPC message parser see.
 #include <cstddef>
 #include <cstdint>
@@ -15,15 +16,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.record_body_limit = 1u << 16;
   ConnectionContext ctx("f", "127.0.0.1:1", core::Timestamp{0}, *parse_mode_spec("reverse:http://127.0.0.1:7000@0"),
                         &options);
-  ConnId server = ctx.new_conn();
+  // The first byte's high bit: the layer dials the server itself (cleartext: our h2c preface, and
+  // the server's first bytes decide between HTTP/2 and HTTP/1.1, translated) instead of being given
+  // an HTTP/2 connection; server bytes then go to the connection opened last.
+  bool dial = size > 0 && (data[0] & 0x80);
+  ConnId server = dial ? 0 : ctx.new_conn();
   test_support::LayerDriver d(std::make_unique<Http2Layer>(ctx, Http2Target{"127.0.0.1", 7000, false, server}));
   d.data(kClientConn, std::string(Http2Layer::kPreface));
   size_t pos = 0;
   while (pos + 2 <= size) {
     bool from_client = data[pos] & 1;
     size_t len = std::min<size_t>(data[pos + 1], size - pos - 2);
-    d.data(from_client ? kClientConn : server, std::string(reinterpret_cast<const char*>(data + pos + 2), len));
+    std::string chunk(reinterpret_cast<const char*>(data + pos + 2), len);
     pos += 2 + len;
+    if (from_client)
+      d.client(chunk);
+    else if (ConnId to = dial ? d.last_opened : server)
+      d.data(to, chunk);
   }
   return 0;
 }

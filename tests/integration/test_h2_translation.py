@@ -1,0 +1,249 @@
+"""HTTP/2 clients in front of HTTP/1.1-only servers, and reverse proxying to HTTP/2 servers: curl
+--http2-prior-knowledge (h2c) and curl --http2 (TLS, ALPN h2) through reverse mode to a Python
+http.server origin (HTTP/1.1 only, cleartext and TLS), a python3-h2 client sending a body without
+content-length, trailers and split cookie fields on concurrent streams, and reverse:https:// to an h2-only
+origin. Checks what the origin received, what the client got, and the stream's request, translated
+variant and response envelopes."""
+import base64
+import http.server
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import warnings
+
+import h2.config
+import h2.connection
+import h2.events
+
+sys.path.insert(0, os.path.dirname(__file__))
+from support import Proxy, records, serve_hello  # noqa: E402
+from test_tls import PkiCase  # noqa: E402
+from h2server import H2Server  # noqa: E402
+
+warnings.simplefilter("ignore", ResourceWarning)
+
+
+def curl(*args):
+    return subprocess.run(["curl", "-sS", "--max-time", "20", *args], capture_output=True, timeout=60)
+
+
+def body_of(m):
+    return base64.b64decode(m["body"]) if m.get("body_encoding") == "base64" else m["body"].encode()
+
+
+class H1Origin(http.server.BaseHTTPRequestHandler):
+    """HTTP/1.1 only: answers with what it got (method, path, Host, Cookie, body length, trailers);
+    decodes chunked bodies itself (http.server does not). Every request is kept in `server.seen`."""
+    protocol_version = "HTTP/1.1"
+
+    def read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body, trailers = b"", []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    break
+                body += self.rfile.read(size)
+                self.rfile.readline()
+            while True:
+                line = self.rfile.readline()
+                if line in (b"\r\n", b""):
+                    break
+                trailers.append(line.strip().decode())
+            return body, trailers
+        return self.rfile.read(int(self.headers.get("Content-Length", "0"))), []
+
+    def answer(self):
+        body, trailers = self.read_body()
+        self.server.seen.append({"method": self.command, "path": self.path, "version": self.request_version,
+                                 "headers": self.headers.items(), "body": body, "trailers": trailers})
+        text = ("%s %s host=%s cookie=%s got=%d trailers=%s" % (
+            self.command, self.path, self.headers.get("Host"), self.headers.get("Cookie"), len(body),
+            ",".join(trailers))).encode()
+        if self.path == "/big":
+            text = b"y" * (1 << 20)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(text)))
+        self.send_header("Connection", "keep-alive, X-Hop")
+        self.send_header("X-Hop", "dropped")
+        self.send_header("X-Kept", "yes")
+        self.end_headers()
+        self.wfile.write(text)
+
+    do_GET = do_POST = do_PUT = answer
+
+    def log_message(self, *args):
+        pass
+
+
+def h1_origin(pki=None):
+    server = serve_hello(pki.cert if pki else None, pki.key if pki else None,
+                         ["http/1.1"] if pki else None, handler=H1Origin)
+    server.seen = []
+    return server
+
+
+def h2_exchange(port, requests, timeout=20):
+    """A python3-h2 client on one h2c connection: each request (headers, body chunks, trailers) on a
+    stream of its own, all sent before any answer is read. Returns {stream_id: (headers, body)}."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    ids = []
+    for headers, chunks, trailers in requests:
+        sid = conn.get_next_available_stream_id()
+        ids.append(sid)
+        conn.send_headers(sid, headers, end_stream=not chunks and not trailers)
+        for i, c in enumerate(chunks):
+            conn.send_data(sid, c, end_stream=(i == len(chunks) - 1 and not trailers))
+        if trailers:
+            conn.send_headers(sid, trailers, end_stream=True)
+    sock.sendall(conn.data_to_send())
+    answers = {sid: [None, b""] for sid in ids}
+    done = set()
+    deadline = time.time() + timeout
+    while len(done) < len(ids) and time.time() < deadline:
+        data = sock.recv(65536)
+        if not data:
+            break
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                answers[ev.stream_id][0] = dict(ev.headers)
+            elif isinstance(ev, h2.events.DataReceived):
+                answers[ev.stream_id][1] += ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.StreamEnded):
+                done.add(ev.stream_id)
+        sock.sendall(conn.data_to_send())
+    sock.close()
+    return answers
+
+
+class Translation(PkiCase):
+    def proxy(self, *args):
+        # The stream goes to a file: records of megabyte bodies would fill a pipe nobody reads yet (and
+        # the proxy waits rather than lose them).
+        self.capture = tempfile.NamedTemporaryFile(suffix=".jsonl.zst")
+        return Proxy(*args, stdout=self.capture)
+
+    def stop(self, proxy):
+        time.sleep(0.3)
+        code, _ = proxy.stop()
+        self.assertEqual(code, 0, proxy.stderr_lines)
+        with open(self.capture.name, "rb") as f:
+            return records(f.read())
+
+    def http(self, recs):
+        return [r for r in recs if r["type"] == "envelope" and r["protocol"] == "http" and not r.get("overlay")]
+
+    def test_h2c_client_to_an_http1_only_reverse_target(self):
+        origin = h1_origin()
+        port = origin.server_address[1]
+        proxy = self.proxy("--mode", "reverse:http://127.0.0.1:%d@0" % port)
+        p = curl("--http2-prior-knowledge", "-w", "\\n%{http_version}", "http://127.0.0.1:%d/a?x=1" % proxy.port)
+        self.assertEqual(p.stdout, b"GET /a?x=1 host=127.0.0.1:%d cookie=None got=0 trailers=\n2" % port, p.stderr)
+        big = curl("--http2-prior-knowledge", "http://127.0.0.1:%d/big" % proxy.port)
+        self.assertEqual(big.stdout, b"y" * (1 << 20))  # past the client's flow-control window
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(os.urandom(3 << 20))
+            f.flush()
+            up = curl("--http2-prior-knowledge", "--data-binary", "@" + f.name,
+                      "http://127.0.0.1:%d/upload" % proxy.port)
+        self.assertIn(b"POST /upload host=127.0.0.1:%d cookie=None got=%d" % (port, 3 << 20), up.stdout)
+        # Bodies without content-length go chunked, with their trailers; split cookies are joined; the
+        # streams of one connection each get a server connection and all finish.
+        base = [(":method", "POST"), (":scheme", "http"), (":authority", "127.0.0.1:%d" % proxy.port)]
+        answers = h2_exchange(proxy.port, [
+            (base + [(":path", "/chunked/%d" % i), ("cookie", "a=1"), ("cookie", "b=%d" % i)],
+             [b"part-one;", b"part-two"], [("x-checksum", "c%d" % i)]) for i in range(4)])
+        for i, sid in enumerate(sorted(answers)):
+            headers, body = answers[sid]
+            self.assertEqual(headers[b":status"], b"200")
+            self.assertEqual(body, b"POST /chunked/%d host=127.0.0.1:%d cookie=a=1; b=%d got=17 trailers=x-checksum: c%d"
+                             % (i, port, i, i))
+            self.assertEqual(headers[b"x-kept"], b"yes")
+            self.assertNotIn(b"x-hop", headers)  # named by Connection: not forwarded
+            self.assertNotIn(b"connection", headers)
+        recs = self.stop(proxy)
+        origin.shutdown()
+        self.assertTrue(all(s["version"] == "HTTP/1.1" for s in origin.seen))
+        chunked = [s for s in origin.seen if s["path"].startswith("/chunked/")]
+        self.assertEqual(len(chunked), 4)
+        self.assertTrue(all(dict(s["headers"]).get("transfer-encoding") == "chunked" for s in chunked))
+        # The stream: the client's request (HTTP/2), a variant with the HTTP/1.1 bytes sent, the
+        # server's response (HTTP/1.1) as it came.
+        http = self.http(recs)
+        flows = {}
+        for r in http:
+            flows.setdefault(r["flow_id"], []).append(r)
+        self.assertEqual(len(flows), 7)
+        for flow in flows.values():
+            req = [r for r in flow if r["direction"] == "send" and r.get("variant") != "modified"][0]
+            var = [r for r in flow if r["direction"] == "send" and r.get("variant") == "modified"][0]
+            resp = [r for r in flow if r["direction"] == "receive"][0]
+            self.assertEqual(req["message"]["version"], "HTTP/2")
+            self.assertEqual(var["message"]["version"], "HTTP/1.1")
+            self.assertEqual(var["variant_of"], req["seq"])
+            self.assertEqual(var["seq"], req["seq"])
+            self.assertEqual(var["modified_by"], "sluice")
+            self.assertEqual(var["tags"]["translated"], "HTTP/2 to HTTP/1.1")
+            raw = base64.b64decode(var["raw"])
+            self.assertTrue(raw.startswith(b"%s %s HTTP/1.1\r\n" % (req["message"]["method"].encode(),
+                                                                   req["message"]["path"].encode())), raw[:80])
+            self.assertEqual(resp["message"]["version"], "HTTP/1.1")
+            self.assertEqual(resp["message"]["status"], 200)
+            self.assertTrue(base64.b64decode(resp["raw"]).startswith(b"HTTP/1.1 200 OK\r\n"))
+        chunked_var = [r for r in http if r.get("variant") == "modified" and r["message"]["path"] == "/chunked/0"][0]
+        self.assertTrue(base64.b64decode(chunked_var["raw"]).endswith(b"0\r\nx-checksum: c0\r\n\r\n"))
+        self.assertEqual(body_of(chunked_var["message"]), b"part-one;part-two")
+
+    def test_h2_over_tls_client_to_an_http1_only_target(self):
+        # reverse:http:// answering TLS clients (ALPN h2) and reverse:https:// to an HTTPS origin that
+        # offers only http/1.1: the client gets HTTP/2 either way.
+        plain = h1_origin()
+        tls = h1_origin(self.pki)
+        for target, origin in (("http://127.0.0.1:%d" % plain.server_address[1], plain),
+                               ("https://localhost:%d" % tls.server_address[1], tls)):
+            proxy = self.proxy("--mode", "reverse:%s@0" % target, "--server-ca", self.pki.ca)
+            p = curl("--http2", "--cacert", self.sluice_ca, "-w", "\\n%{http_version}",
+                     "https://localhost:%d/tls" % proxy.port)
+            self.assertTrue(p.stdout.startswith(b"GET /tls host="), p.stderr)
+            self.assertTrue(p.stdout.endswith(b"\n2"), p.stdout)
+            recs = self.stop(proxy)
+            self.assertEqual([s["version"] for s in origin.seen], ["HTTP/1.1"])
+            http = self.http(recs)
+            self.assertEqual(sorted(r["message"]["version"] for r in http), ["HTTP/1.1", "HTTP/1.1", "HTTP/2"])
+            origin.shutdown()
+
+    def test_reverse_https_to_an_h2_origin_is_h2_on_both_legs(self):
+        origin = H2Server(self.pki.cert, self.pki.key)
+        try:
+            proxy = self.proxy("--mode", "reverse:https://localhost:%d@0" % origin.port, "--server-ca", self.pki.ca)
+            p = curl("--http2", "--cacert", self.sluice_ca, "-w", "\\n%{http_version}",
+                     "https://localhost:%d/over-h2" % proxy.port)
+            self.assertEqual(p.stdout, b"h2 hello from /over-h2\n2", p.stderr)
+            recs = self.stop(proxy)
+            self.assertEqual([path for path, _ in origin.requests], ["/over-h2"])
+            http = self.http(recs)
+            self.assertEqual([r["message"]["version"] for r in http], ["HTTP/2", "HTTP/2"])
+            self.assertFalse(any(r.get("variant") == "modified" for r in http))
+            hs = [r for r in recs if r["type"] == "envelope" and r["protocol"] == "tls-handshake"]
+            self.assertTrue(hs and all(h["message"]["alpn"] == "h2" for h in hs))
+        finally:
+            origin.close()
+
+    def test_an_h1_server_that_goes_away_gives_502(self):
+        from support import closed_port
+        proxy = self.proxy("--mode", "reverse:http://127.0.0.1:%d@0" % closed_port())
+        p = curl("--http2-prior-knowledge", "-w", "\\n%{http_code}", "http://127.0.0.1:%d/x" % proxy.port)
+        self.assertTrue(p.stdout.endswith(b"\n502"), p.stdout)
+        self.assertIn(b"refused", p.stdout.lower())
+        self.stop(proxy)
+
+
+if __name__ == "__main__":
+    unittest.main()

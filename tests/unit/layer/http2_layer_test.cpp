@@ -1,0 +1,141 @@
+// Http2Layer in front of an HTTP/1.1-only server: an h2c client's stream is translated into an HTTP/1.1
+// exchange (after our h2c preface is answered with an HTTP/1 error), with the server's response fed
+// at every split point; and a server that answers the preface with SETTINGS keeps HTTP/2.
+#include <gtest/gtest.h>
+
+#include "layer/http2_layer.hpp"
+#include "replay/h2_request.hpp"
+#include "support/layer_driver.hpp"
+
+namespace sluice::layer {
+namespace {
+
+using test_support::LayerDriver;
+
+struct Fixture {
+  ProxyOptions options;
+  ConnectionContext ctx{"t", "127.0.0.1:1", core::Timestamp{0}, *parse_mode_spec("reverse:http://127.0.0.1:7000@0"),
+                        &options};
+  std::unique_ptr<LayerDriver> d;
+  std::unique_ptr<replay::H2Request> client;
+
+  explicit Fixture(const envelope::HttpMessage& request) {
+    d = std::make_unique<LayerDriver>(std::make_unique<Http2Layer>(ctx, Http2Target{"127.0.0.1", 7000, false, 0}));
+    client = std::make_unique<replay::H2Request>(request);
+    d->client(client->output());
+  }
+  // What the client got so far goes to its session; what it has to say goes to the layer.
+  void exchange() {
+    std::string got;
+    got.swap(d->sent[kClientConn]);
+    client->input(got);
+    if (auto more = client->output(); !more.empty()) d->client(more);
+  }
+};
+
+envelope::HttpMessage post_with_trailers() {
+  envelope::HttpMessage m;
+  m.method = "POST";
+  m.scheme = "http";
+  m.authority = "127.0.0.1:1";
+  m.path = "/submit?x=1";
+  m.headers = {{"cookie", "a=1"}, {"x-order", "kept"}, {"cookie", "b=2"}};
+  m.body = "hello";
+  m.trailers = {{"x-sum", "5"}};
+  return m;
+}
+
+envelope::HttpMessage get(const std::string& path) {
+  envelope::HttpMessage m;
+  m.method = "GET";
+  m.scheme = "http";
+  m.authority = "a";
+  m.path = path;
+  return m;
+}
+
+const std::string kResponse =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n"
+    "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n";
+
+TEST(Http2Translation, AStreamBecomesAnHttp1ExchangeAtEverySplitPoint) {
+  for (size_t split = 0; split <= kResponse.size(); ++split) {
+    Fixture f(post_with_trailers());
+    // The first connection carries our h2c preface; the server answers it as HTTP/1.1 would.
+    ASSERT_EQ(f.d->opened.size(), 1u);
+    ConnId probe = f.d->opened[0].conn;
+    ASSERT_TRUE(f.d->sent[probe].starts_with(std::string(Http2Layer::kPreface)));
+    f.d->data(probe, "HTTP/1.1 505 HTTP Version Not Supported\r\nConnection: close\r\n\r\n");
+    ASSERT_EQ(f.d->opened.size(), 2u) << split;
+    ConnId h1 = f.d->opened[1].conn;
+    f.exchange();
+    EXPECT_EQ(f.d->sent[h1],
+              "POST /submit?x=1 HTTP/1.1\r\nhost: 127.0.0.1:7000\r\nx-order: kept\r\ncookie: a=1; b=2\r\n"
+              "transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-sum: 5\r\n\r\n");
+    f.d->data(h1, kResponse.substr(0, split));
+    f.exchange();
+    f.d->data(h1, kResponse.substr(split));
+    f.exchange();
+    EXPECT_TRUE(f.client->done()) << split;
+    EXPECT_EQ(f.client->error(), "") << split;
+    EXPECT_EQ(f.client->status(), 200) << split;
+    // Recorded: the request (HTTP/2), its HTTP/1.1 variant (same seq), the response as it came.
+    std::vector<envelope::Envelope> http;
+    for (auto& e : f.d->envelopes())
+      if (e.protocol == envelope::Protocol::http && e.overlay.empty()) http.push_back(e);
+    ASSERT_EQ(http.size(), 3u) << split;
+    const auto& req = std::get<envelope::HttpMessage>(http[0].message);
+    const auto& var = std::get<envelope::HttpMessage>(http[1].message);
+    const auto& resp = std::get<envelope::HttpMessage>(http[2].message);
+    EXPECT_EQ(req.version, "HTTP/2");
+    EXPECT_EQ(var.version, "HTTP/1.1");
+    EXPECT_TRUE(http[1].modified);
+    EXPECT_EQ(http[1].variant_of, http[0].seq);
+    EXPECT_EQ(http[1].seq, http[0].seq);
+    EXPECT_EQ(http[1].raw, f.d->sent[h1]);
+    EXPECT_EQ(var.body, "hello");
+    EXPECT_EQ(resp.version, "HTTP/1.1");
+    EXPECT_EQ(resp.status, 200);
+    EXPECT_EQ(resp.body, "abcde");
+    EXPECT_EQ(http[2].raw, kResponse);
+    ASSERT_EQ(resp.trailers.size(), 1u);
+    EXPECT_EQ(resp.trailers[0].value, "t");
+  }
+}
+
+TEST(Http2Translation, KeepAliveConnectionsServeLaterStreams) {
+  Fixture f(get("/one"));
+  f.d->data(f.d->opened[0].conn, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+  ConnId h1 = f.d->opened[1].conn;
+  f.exchange();
+  EXPECT_EQ(f.d->sent[h1], "GET /one HTTP/1.1\r\nhost: 127.0.0.1:7000\r\n\r\n");
+  f.d->data(h1, "HTTP/1.1 204 No Content\r\n\r\n");
+  f.exchange();
+  EXPECT_EQ(f.client->status(), 204);
+  // The probe connection and nothing else was closed: the HTTP/1.1 one waits for the next stream.
+  ASSERT_EQ(f.d->closed.size(), 1u);
+  EXPECT_EQ(f.d->closed[0].conn, f.d->opened[0].conn);
+}
+
+TEST(Http2Translation, AServerThatSpeaksH2cKeepsHttp2) {
+  Fixture f(get("/h2"));
+  ConnId server = f.d->opened[0].conn;
+  size_t before = f.d->sent[server].size();
+  // SETTINGS (empty): the server speaks HTTP/2, and only then does the request go out.
+  f.d->data(server, std::string("\x00\x00\x00\x04\x00\x00\x00\x00\x00", 9));
+  EXPECT_EQ(f.d->opened.size(), 1u);
+  EXPECT_GT(f.d->sent[server].size(), before);
+  EXPECT_TRUE(f.d->closed.empty());
+}
+
+TEST(Http2Translation, AServerThatClosesBeforeAnsweringGives502) {
+  Fixture f(get("/gone"));
+  f.d->close(f.d->opened[0].conn);  // the preface was refused by a close: HTTP/1.1 then
+  ConnId h1 = f.d->opened[1].conn;
+  f.d->close(h1);
+  f.exchange();
+  EXPECT_EQ(f.client->status(), 502);
+}
+
+}  // namespace
+}  // namespace sluice::layer
