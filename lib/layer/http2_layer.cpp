@@ -12,6 +12,7 @@
 #include "layer/http1_parser.hpp"
 #include "layer/http1_wire.hpp"
 #include "layer/nghttp2_fields.hpp"
+#include "layer/ws_layer.hpp"
 
 namespace sluice::layer {
 
@@ -137,6 +138,10 @@ struct Http2Layer::Impl {
     bool client_closed = false, upstream_closed = false;
     uint32_t reset_code = 0;  // a RST_STREAM from either side
     bool grpc = false;
+    // An RFC 8441 extended CONNECT for websocket: its DATA is WebSocket frames, recorded as such.
+    bool ws = false;
+    std::unique_ptr<WsRecorder> ws_recorder;  // once the server accepted
+    core::Bytes ws_pending[2];                // frames' bytes (client's, server's) not recorded yet
     LpmParser req_lpm, resp_lpm;
     bool grpc_started = false, grpc_ended = false;
     CommandId pipeline = 0;  // the request waits for the pipeline's verdict (lazy_connect)
@@ -185,6 +190,7 @@ struct Http2Layer::Impl {
   std::map<ConnId, Stream*> h1_conns;     // HTTP/1.1 connections in use, by connection
   std::map<CommandId, Stream*> h1_opens;  // ... being opened
   std::vector<ConnId> h1_idle;            // ... kept alive for the next stream
+  bool connect_protocol = false;  // we told the client it may use extended CONNECT (the server allows it)
 
   Impl(ConnectionContext& c, Http2Target t) : ctx(c), target(std::move(t)) {}
   ~Impl() {
@@ -228,6 +234,8 @@ struct Http2Layer::Impl {
       server = target.server;
       speaks = Speaks::h2;
       start_upstream();
+    } else if (!lazy()) {
+      open_upstream();  // at once: what the server speaks (and allows: extended CONNECT) is known sooner
     }
   }
 
@@ -350,6 +358,7 @@ struct Http2Layer::Impl {
 
   static int on_frame_recv(nghttp2_session* s, const nghttp2_frame* frame, void* ud) {
     Impl& im = self(ud);
+    if (frame->hd.type == NGHTTP2_SETTINGS && s == im.upstream && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) im.on_server_settings();
     Stream* st = im.find(s, frame->hd.stream_id);
     if (!st) return 0;
     bool from_client = s == im.client;
@@ -358,6 +367,7 @@ struct Http2Layer::Impl {
     if (frame->hd.type == NGHTTP2_HEADERS) {
       if (from_client && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
         m.have_head = true;
+        st->ws = header_value(m.pseudo, ":method") == "CONNECT" && core::iequals(header_value(m.pseudo, ":protocol"), "websocket");
         st->grpc = is_grpc(header_value(m.headers, "content-type"));
         if (st->grpc) im.grpc_start(*st);
         if (!im.lazy()) im.send_on(*st);
@@ -366,6 +376,10 @@ struct Http2Layer::Impl {
         if (status.size() == 3 && status[0] == '1') return 0;  // interim: not passed on
         m.have_head = true;
         if (is_grpc(header_value(m.headers, "content-type"))) st->grpc = true;
+        if (st->ws && status[0] == '2')
+          st->ws_recorder = std::make_unique<WsRecorder>(
+              st->stream_id, st->flow_id, im.ctx.envelope_context(im.server_key()),
+              parse_ws_extensions(header_value(m.headers, "sec-websocket-extensions")), im.limit());
         im.submit_response(*st, end);
       }
       if (end) {
@@ -395,7 +409,10 @@ struct Http2Layer::Impl {
     core::ByteView bytes(reinterpret_cast<const char*>(data), len);
     (from_client ? st->to_upstream : st->to_client).append(bytes);
     m.body_total += len;
-    if (m.body.size() < im.limit()) m.body.append(bytes.substr(0, im.limit() - m.body.size()));
+    if (st->ws)  // WebSocket frames, recorded as such (settle)
+      st->ws_pending[from_client ? 0 : 1].append(bytes);
+    else if (m.body.size() < im.limit())
+      m.body.append(bytes.substr(0, im.limit() - m.body.size()));
     if (st->grpc) {
       (from_client ? st->req_lpm : st->resp_lpm).feed(bytes, [&](uint8_t flag, core::ByteView lpm) {
         im.grpc_data(*st, from_client ? Direction::send : Direction::receive, flag & 1, lpm);
@@ -982,7 +999,7 @@ struct Http2Layer::Impl {
     e.raw = std::move(m.raw);
     e.message = std::move(msg);
     e.tags = std::move(tags);
-    if (!m.ended) e.tags.emplace_back("incomplete", "true");
+    if (!m.ended && !st.ws) e.tags.emplace_back("incomplete", "true");
     if (st.reset_code) e.tags.emplace_back("rst_stream", nghttp2_http2_strerror(st.reset_code));
     e.anomalies = m.anomalies;
     return e;
@@ -1029,14 +1046,38 @@ struct Http2Layer::Impl {
     Stream* st = find(from_client ? client : upstream, id);
     if (!st) return;
     Message& m = from_client ? st->req : st->resp;
+    if (type == kData && st->ws) return;  // the frames inside are recorded one envelope each
     if (m.raw.size() < limit()) m.raw.append(frame.substr(0, limit() - m.raw.size()));
     if (type == kData && m.data_frames.size() < 4096 && m.body_total <= limit()) m.data_frames.emplace_back(frame);
+  }
+
+  // A WebSocket stream: its request and response when their heads are in (the frames follow them),
+  // then the frames that came.
+  void record_ws(Stream& st) {
+    if (st.req.have_head) record_message(st, st.req, Direction::send);
+    if (st.resp.have_head) record_message(st, st.resp, Direction::receive);
+    if (!st.ws_recorder) return;
+    for (int i = 0; i < 2; ++i) {
+      if (st.ws_pending[i].empty()) continue;
+      core::Bytes bytes;
+      bytes.swap(st.ws_pending[i]);
+      st.ws_recorder->feed(i == 0 ? Direction::send : Direction::receive, bytes, now, st.seq, *out);
+    }
+  }
+
+  // The server allows extended CONNECT (RFC 8441): so may the client, from now on.
+  void on_server_settings() {
+    if (connect_protocol || !nghttp2_session_get_remote_settings(upstream, NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL)) return;
+    connect_protocol = true;
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}};
+    nghttp2_submit_settings(client, NGHTTP2_FLAG_NONE, iv, 1);
   }
 
   // After each input: messages that ended are recorded, streams closed on both legs are forgotten.
   void settle() {
     for (auto it = streams.begin(); it != streams.end();) {
       Stream& st = *it->second;
+      if (st.ws) record_ws(st);
       if (st.req.ended || st.client_closed) record_message(st, st.req, Direction::send);
       if (st.h1 && (st.h1->body_done || st.client_closed)) record_h1_variant(st);
       if (st.resp.ended || (st.upstream_closed && st.client_closed)) {
@@ -1083,6 +1124,7 @@ struct Http2Layer::Impl {
   void close_all(const std::string& reason) {
     if (closed) return;
     for (auto& [id, st] : streams) {
+      if (st->ws) record_ws(*st);
       record_message(*st, st->req, Direction::send);
       record_h1_variant(*st);
       record_message(*st, st->resp, Direction::receive);

@@ -25,6 +25,9 @@
 // came (version HTTP/1.1). A stream whose content-type is application/grpc also gets `grpc`
 // envelopes: start (service, method, metadata, timeout), one per length-prefixed message in either
 // direction (gzip-compressed ones inflated for the view), and end (status, message, trailers).
+// An RFC 8441 extended CONNECT for websocket (allowed to the client once the server allows it) is
+// recorded like an HTTP/1.1 upgrade: request and response, then one `ws` envelope per frame its DATA
+// carries (WsRecorder).
 //
 // Not yet: pipeline steps on HTTP/2 streams other than --serve-from's answers; HTTP/1.1 clients in
 // front of HTTP/2-only servers (the HTTP/1 layer's side of translation); timeouts on HTTP/2 connections.

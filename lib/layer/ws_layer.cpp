@@ -54,14 +54,11 @@ WsDeflate parse_ws_extensions(std::string_view header) {
   return d;
 }
 
-struct WsLayer::Side {
-  ConnId from = 0, to = 0;
+struct WsRecorder::Side {
   envelope::Direction direction = envelope::Direction::send;
   bool client = false;  // frames from the client must be masked
   core::Bytes buf;      // bytes not parsed into frames yet
   bool broken = false;  // parsing gave up on this direction; its bytes still pass
-  bool eof = false;
-  uint64_t bytes = 0;
   // The data message in progress.
   bool in_message = false;
   int message_opcode = 0;
@@ -106,18 +103,38 @@ struct WsLayer::Side {
   }
 };
 
-WsLayer::WsLayer(ConnectionContext& ctx, ConnId server, std::string server_name, std::string stream_id,
-                 std::string flow_id, WsDeflate deflate)
-    : ctx_(ctx), server_(server), stream_id_(std::move(stream_id)), flow_id_(std::move(flow_id)),
-      context_(ctx.envelope_context(std::move(server_name))), deflate_(deflate),
-      client_(std::make_unique<Side>()), server_side_(std::make_unique<Side>()) {
-  client_->from = kClientConn, client_->to = server;
+WsRecorder::WsRecorder(std::string stream_id, std::string flow_id, envelope::Context context, WsDeflate deflate,
+                       uint64_t record_body_limit)
+    : stream_id_(std::move(stream_id)), flow_id_(std::move(flow_id)), context_(std::move(context)),
+      deflate_(deflate), max_frame_(std::max<uint64_t>(record_body_limit ? record_body_limit : 64u << 20, 1u << 20)),
+      client_(std::make_unique<Side>()), server_(std::make_unique<Side>()) {
   client_->direction = envelope::Direction::send;
   client_->client = true;
   client_->no_context_takeover = deflate.client_no_context_takeover;
-  server_side_->from = server, server_side_->to = kClientConn;
-  server_side_->direction = envelope::Direction::receive;
-  server_side_->no_context_takeover = deflate.server_no_context_takeover;
+  server_->direction = envelope::Direction::receive;
+  server_->no_context_takeover = deflate.server_no_context_takeover;
+}
+
+WsRecorder::~WsRecorder() = default;
+WsRecorder::WsRecorder(WsRecorder&&) noexcept = default;
+
+void WsRecorder::feed(envelope::Direction direction, core::ByteView data, core::Timestamp now, uint64_t& seq,
+                      Commands& out) {
+  Side& side = direction == envelope::Direction::send ? *client_ : *server_;
+  if (side.broken) return;
+  side.buf.append(data);
+  parse(side, now, seq, out);
+}
+
+WsLayer::WsLayer(ConnectionContext& ctx, ConnId server, std::string server_name, std::string stream_id,
+                 std::string flow_id, WsDeflate deflate)
+    : server_(server), stream_id_(stream_id),
+      recorder_(std::move(stream_id), std::move(flow_id), ctx.envelope_context(std::move(server_name)), deflate,
+                ctx.options().record_body_limit) {
+  client_.from = kClientConn, client_.to = server;
+  client_.direction = envelope::Direction::send;
+  server_side_.from = server, server_side_.to = kClientConn;
+  server_side_.direction = envelope::Direction::receive;
 }
 
 WsLayer::~WsLayer() = default;
@@ -126,9 +143,9 @@ void WsLayer::handle(const Event& event, core::Timestamp now, Commands& out) {
   if (done_) return;
   if (const auto* d = std::get_if<DataReceived>(&event)) {
     if (d->conn == kClientConn)
-      on_data(*client_, d->data, now, out);
+      on_data(client_, d->data, now, out);
     else if (d->conn == server_)
-      on_data(*server_side_, d->data, now, out);
+      on_data(server_side_, d->data, now, out);
   } else if (const auto* c = std::get_if<ConnectionClosed>(&event)) {
     if (c->conn != kClientConn && c->conn != server_) return;
     if (c->reset) {
@@ -139,31 +156,28 @@ void WsLayer::handle(const Event& event, core::Timestamp now, Commands& out) {
       end.stream_id = stream_id_;
       end.time = now;
       end.reason = c->reason == "shutdown" ? "shutdown" : "reset";
-      end.bytes_sent = client_->bytes;
-      end.bytes_received = server_side_->bytes;
+      end.bytes_sent = client_.bytes;
+      end.bytes_received = server_side_.bytes;
       out.push_back(EmitRecord{std::move(end)});
       return;
     }
-    Side& side = c->conn == kClientConn ? *client_ : *server_side_;
+    Side& side = c->conn == kClientConn ? client_ : server_side_;
     if (!side.eof) {
       side.eof = true;
       out.push_back(CloseConnection{side.to, true});
     }
-    if (client_->eof && server_side_->eof) finish(now, out);
+    if (client_.eof && server_side_.eof) finish(now, out);
   }
 }
 
 void WsLayer::on_data(Side& side, core::ByteView data, core::Timestamp now, Commands& out) {
   side.bytes += data.size();
   out.push_back(SendData{side.to, core::Bytes(data)});  // at once: frames are never held back
-  if (side.broken) return;
-  side.buf.append(data);
-  parse(side, now, out);
+  recorder_.feed(side.direction, data, now, seq_, out);
 }
 
-void WsLayer::parse(Side& side, core::Timestamp now, Commands& out) {
-  uint64_t limit = ctx_.options().record_body_limit;
-  uint64_t max_frame = std::max<uint64_t>(limit ? limit : 64u << 20, 1u << 20);
+void WsRecorder::parse(Side& side, core::Timestamp now, uint64_t& seq, Commands& out) {
+  uint64_t max_frame = max_frame_;
   size_t pos = 0;
   core::ByteView b = side.buf;
   while (b.size() - pos >= 2) {
@@ -191,7 +205,7 @@ void WsLayer::parse(Side& side, core::Timestamp now, Commands& out) {
     e.context = context_;
     if (len > max_frame) {  // recorded by its head only; the rest of this direction passes unparsed
       if (b.size() - pos < head) break;
-      e.seq = seq_++;
+      e.seq = seq++;
       e.raw = core::Bytes(b.substr(pos, head));
       envelope::WsMessage m;
       m.opcode = opcode;
@@ -268,7 +282,7 @@ void WsLayer::parse(Side& side, core::Timestamp now, Commands& out) {
         if (side.message_frames > 1) e.tags.emplace_back("message_frames", std::to_string(side.message_frames));
       }
     }
-    e.seq = seq_++;
+    e.seq = seq++;
     e.raw = core::Bytes(frame);
     e.message = std::move(m);
     out.push_back(EmitRecord{std::move(e)});
@@ -288,8 +302,8 @@ void WsLayer::finish(core::Timestamp now, Commands& out) {
   end.stream_id = stream_id_;
   end.time = now;
   end.reason = "closed";
-  end.bytes_sent = client_->bytes;
-  end.bytes_received = server_side_->bytes;
+  end.bytes_sent = client_.bytes;
+  end.bytes_received = server_side_.bytes;
   out.push_back(EmitRecord{std::move(end)});
 }
 

@@ -1,7 +1,9 @@
 """A loopback HTTP/2 origin for the tests, on Debian's python3-h2: h2c with prior knowledge, or TLS with
 ALPN h2. It answers every request with "h2 hello from PATH" (the request body's length appended for
 POST), /slow/... after 2 s without holding the other streams, /big with 1 MiB (past every flow-control
-window), and /trailers with trailers. One thread per connection; scheduled answers keep their turn."""
+window), and /trailers with trailers; an RFC 8441 extended CONNECT for websocket is accepted (200) and
+each WebSocket frame the client sends is echoed back unmasked. One thread per connection; scheduled
+answers keep their turn."""
 import socket
 import ssl
 import threading
@@ -10,6 +12,30 @@ import time
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
+
+
+def ws_echo(buf):
+    """Whole masked client frames in `buf` -> the same frames unmasked (the server's echo), and the
+    bytes left over."""
+    out = b""
+    while len(buf) >= 2:
+        n, head = buf[1] & 0x7F, 2
+        if n == 126:
+            n, head = int.from_bytes(buf[2:4], "big"), 4
+        elif n == 127:
+            n, head = int.from_bytes(buf[2:10], "big"), 10
+        masked = buf[1] & 0x80
+        key = buf[head:head + 4] if masked else b"\0\0\0\0"
+        start = head + (4 if masked else 0)
+        if len(buf) < start + n:
+            break
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(buf[start:start + n]))
+        length = bytes([n]) if n < 126 else (bytes([126]) + n.to_bytes(2, "big") if n < 65536
+                                              else bytes([127]) + n.to_bytes(8, "big"))
+        out += bytes([buf[0]]) + length + payload
+        buf = buf[start + n:]
+    return out, buf
 
 
 class H2Server:
@@ -44,6 +70,8 @@ class H2Server:
             if self.ctx:
                 sock = self.ctx.wrap_socket(sock, server_side=True)
             conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False))
+            conn.local_settings = h2.settings.Settings(
+                client=False, initial_values={h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
             conn.initiate_connection()
             sock.sendall(conn.data_to_send())
             sock.settimeout(0.05)
@@ -61,9 +89,18 @@ class H2Server:
                         heads[ev.stream_id] = dict((k.decode() if isinstance(k, bytes) else k,
                                                     v.decode() if isinstance(v, bytes) else v) for k, v in ev.headers)
                         bodies[ev.stream_id] = b""
+                        if heads[ev.stream_id].get(":protocol") == "websocket":
+                            self.requests.append((heads[ev.stream_id][":path"], heads[ev.stream_id]))
+                            conn.send_headers(ev.stream_id, [(":status", "200")])
                     elif isinstance(ev, h2.events.DataReceived):
                         bodies[ev.stream_id] += ev.data
                         conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                        if heads[ev.stream_id].get(":protocol") == "websocket":
+                            frames, bodies[ev.stream_id] = ws_echo(bodies[ev.stream_id])
+                            if frames:
+                                conn.send_data(ev.stream_id, frames)
+                    elif isinstance(ev, h2.events.StreamEnded) and heads[ev.stream_id].get(":protocol") == "websocket":
+                        conn.end_stream(ev.stream_id)
                     elif isinstance(ev, h2.events.StreamEnded):
                         head = heads[ev.stream_id]
                         self.requests.append((head[":path"], head))

@@ -294,5 +294,88 @@ class Grpc(PkiCase):
         check_grpc_stream(self, recs)
 
 
+
+
+def ws_frame(opcode, payload, mask=b"\x01\x02\x03\x04", fin=True):
+    n = len(payload)
+    length = bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    return bytes([(0x80 if fin else 0) | opcode]) + length + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+class WebSocketOverHttp2(unittest.TestCase):
+    """RFC 8441: an extended CONNECT (:protocol websocket) on an HTTP/2 connection, through reverse:http://
+    (h2c both ways) to an origin that allows it; frames both ways recorded one `ws` envelope each."""
+
+    def test_extended_connect_is_forwarded_and_its_frames_recorded(self):
+        import socket
+        import h2.connection
+        import h2.config
+        import h2.events
+        import h2.settings
+        origin = H2Server()
+        try:
+            proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % origin.port)
+            sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+            conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+            conn.initiate_connection()
+            sock.sendall(conn.data_to_send())
+            # The proxy allows extended CONNECT once the origin has said it does (a later SETTINGS).
+            deadline = time.time() + 10
+            while not conn.remote_settings.enable_connect_protocol and time.time() < deadline:
+                conn.receive_data(sock.recv(65536))
+                sock.sendall(conn.data_to_send())
+            self.assertEqual(conn.remote_settings.enable_connect_protocol, 1)
+            sid = conn.get_next_available_stream_id()
+            conn.send_headers(sid, [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+                                    (":path", "/chat"), (":authority", "127.0.0.1:%d" % proxy.port),
+                                    ("sec-websocket-version", "13")])
+            conn.send_data(sid, ws_frame(1, b"hello") + ws_frame(2, b"\x00\x01" * 200) +
+                           ws_frame(1, b"frag", fin=False) + ws_frame(0, b"mented"))
+            sock.sendall(conn.data_to_send())
+            status, echoed = None, b""
+            want = 7 + 4 + 400 + 6 + 8
+            while len(echoed) < want and time.time() < deadline:
+                for ev in conn.receive_data(sock.recv(65536)):
+                    if isinstance(ev, h2.events.ResponseReceived):
+                        status = dict(ev.headers)[b":status"]
+                    elif isinstance(ev, h2.events.DataReceived):
+                        echoed += ev.data
+                        conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+                sock.sendall(conn.data_to_send())
+            self.assertEqual(status, b"200")
+            self.assertEqual(echoed[:7], b"\x81\x05hello")
+            conn.send_data(sid, ws_frame(8, b"\x03\xe8bye"), end_stream=True)
+            sock.sendall(conn.data_to_send())
+            time.sleep(0.5)
+            sock.close()
+            time.sleep(0.3)
+            code, out = proxy.stop()
+            self.assertEqual(code, 0)
+            recs = records(out)
+        finally:
+            origin.close()
+        http = envelopes(recs, "http")
+        self.assertEqual(http[0]["message"]["method"], "CONNECT")
+        flow = http[0]["flow_id"]
+        ws = [r for r in envelopes(recs, "ws") if r["flow_id"] == flow]
+        sent = [r["message"] for r in ws if r["direction"] == "send"]
+        got = [r["message"] for r in ws if r["direction"] == "receive"]
+        self.assertEqual([m["opcode"] for m in sent], [1, 2, 1, 0, 8])
+        self.assertEqual(body_of_ws(sent[0]), b"hello")
+        self.assertTrue(all(m["masked"] for m in sent))
+        self.assertEqual(body_of_ws(sent[3]), b"fragmented")  # the message, reassembled for the view
+        self.assertEqual(sent[4]["close_code"], 1000)
+        self.assertEqual([m["opcode"] for m in got[:4]], [1, 2, 1, 0])
+        self.assertFalse(any(m["masked"] for m in got))
+        # The frames come after the CONNECT's request and response, in the flow's order.
+        seqs = [r["seq"] for r in recs if r.get("flow_id") == flow and r["type"] == "envelope"]
+        self.assertEqual(seqs, sorted(seqs))
+        self.assertEqual([r["protocol"] for r in recs if r.get("flow_id") == flow][:2], ["http", "http"])
+
+
+def body_of_ws(m):
+    return base64.b64decode(m["payload"]) if m.get("payload_encoding") == "base64" else m["payload"].encode()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
