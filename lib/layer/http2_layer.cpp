@@ -158,6 +158,7 @@ struct Http2Layer::Impl {
       core::Bytes body;          // the body as sent (up to the limit)
       core::Bytes sent;        // what went to the server, for the request's variant (up to the limit)
       bool variant_recorded = false;
+      bool paused = false;     // reading from the server waits for the client to take the response
     };
     std::unique_ptr<H1Leg> h1;
   };
@@ -457,6 +458,7 @@ struct Http2Layer::Impl {
     // The sender may send as much again.
     if (n && !(!to_server && st->h1))
       nghttp2_session_consume(to_server ? im.client : im.upstream, to_server ? st->client_id : st->upstream_id, n);
+    if (!to_server && st->h1) im.h1_resume_reading(*st);
     if (p.size() == 0 && m.ended) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (!m.trailers.empty()) {
@@ -737,10 +739,26 @@ struct Http2Layer::Impl {
   }
 
   // Response body bytes the parser decoded: on to the client (and to the record, and gRPC's view).
+  // An HTTP/1.1 server has no flow control: its connection is read no further while the client has
+  // this much of its response still to take (the runtime stops reading what it cannot write out).
+  static constexpr size_t kH1Buffered = 1u << 20;
+
+  void h1_resume_reading(Stream& st) {
+    Stream::H1Leg& h = *st.h1;
+    if (h.paused && h.conn && st.to_client.size() < kH1Buffered / 2) {
+      h.paused = false;
+      out->push_back(PauseReading{h.conn, false});
+    }
+  }
+
   void take_h1_body(Stream& st) {
     core::Bytes body = st.h1->parser->take_body();
     if (body.empty()) return;
     st.to_client.append(body);
+    if (!st.h1->paused && st.h1->conn && st.to_client.size() > kH1Buffered) {
+      st.h1->paused = true;
+      out->push_back(PauseReading{st.h1->conn, true});
+    }
     st.resp.body_total += body.size();
     if (st.resp.body.size() < limit()) st.resp.body.append(core::ByteView(body).substr(0, limit() - st.resp.body.size()));
     if (st.grpc)
@@ -806,10 +824,13 @@ struct Http2Layer::Impl {
     Stream::H1Leg& h = *st.h1;
     if (!h.conn) return;
     h1_conns.erase(h.conn);
-    if (keep && !closed && h1_idle.size() < kMaxIdleH1)
+    if (keep && !closed && h1_idle.size() < kMaxIdleH1) {
+      if (h.paused) out->push_back(PauseReading{h.conn, false});  // the next stream's response is read
       h1_idle.push_back(h.conn);
-    else
+    } else {
       out->push_back(CloseConnection{h.conn, false});
+    }
+    h.paused = false;
     h.conn = 0;
   }
 

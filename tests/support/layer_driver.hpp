@@ -102,6 +102,7 @@ class LayerDriver {
   std::vector<layer::OpenConnection> opened;
   std::vector<layer::CloseConnection> closed;
   std::vector<envelope::Record> records;
+  std::map<layer::ConnId, bool> paused;  // PauseReading's last word per connection
   layer::ConnId last_opened = 0;
 
  private:
@@ -134,6 +135,8 @@ class LayerDriver {
         timers_[t->id] = core::Timestamp{now.ns + t->after.count()};
       } else if (auto* ct = std::get_if<layer::CancelTimer>(&c)) {
         timers_.erase(ct->id);
+      } else if (auto* p = std::get_if<layer::PauseReading>(&c)) {
+        paused[p->conn] = p->paused;
       }
     }
   }

@@ -117,6 +117,24 @@ TEST(Http2Translation, KeepAliveConnectionsServeLaterStreams) {
   EXPECT_EQ(f.d->closed[0].conn, f.d->opened[0].conn);
 }
 
+TEST(Http2Translation, AServerIsReadNoFurtherWhileTheClientHasAMegabyteToTake) {
+  Fixture f(get("/big"));
+  f.d->data(f.d->opened[0].conn, "HTTP/1.1 505 Nope\r\nContent-Length: 0\r\n\r\n");
+  ConnId h1 = f.d->opened[1].conn;
+  f.exchange();
+  std::string part(2u << 20, 'z');
+  f.d->data(h1, "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(3 * part.size() / 2) + "\r\n\r\n" + part);
+  // The client's window (64 KiB) took a little: the rest waits, and the server is not read meanwhile.
+  EXPECT_TRUE(f.d->paused[h1]);
+  for (int i = 0; i < 200 && f.d->paused[h1]; ++i) f.exchange();  // the client reads, its window opens
+  EXPECT_FALSE(f.d->paused[h1]);
+  f.d->data(h1, part.substr(0, part.size() / 2));
+  for (int i = 0; i < 200 && !f.client->done(); ++i) f.exchange();
+  EXPECT_TRUE(f.client->done());
+  EXPECT_EQ(f.client->status(), 200);
+  EXPECT_FALSE(f.d->paused[h1]);
+}
+
 TEST(Http2Translation, AServerThatSpeaksH2cKeepsHttp2) {
   Fixture f(get("/h2"));
   ConnId server = f.d->opened[0].conn;
