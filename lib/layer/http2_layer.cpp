@@ -161,6 +161,8 @@ struct Http2Layer::Impl {
       bool paused = false;     // reading from the server waits for the client to take the response
     };
     std::unique_ptr<H1Leg> h1;
+    // From an HTTP/1.1 client (front()): how its response goes back.
+    bool front_chunked = false, front_done = false, front_variant_recorded = false;
   };
 
   // What the server speaks: known from a tunnel's ALPN or our own TLS handshake's, or found out
@@ -191,7 +193,15 @@ struct Http2Layer::Impl {
   std::map<ConnId, Stream*> h1_conns;     // HTTP/1.1 connections in use, by connection
   std::map<CommandId, Stream*> h1_opens;  // ... being opened
   std::vector<ConnId> h1_idle;            // ... kept alive for the next stream
-  bool connect_protocol = false;  // we told the client it may use extended CONNECT (the server allows it)
+  bool connect_protocol = false;
+  // An HTTP/1.1 client (target.h1_client): its requests, one exchange at a time.
+  std::unique_ptr<Http1Parser> front_parser;
+  core::Bytes front_backlog;  // client bytes not parsed yet
+  Stream* front_stream = nullptr;
+  int32_t next_front_id = 1;
+  bool front_close = false, front_paused = false;
+  bool front_parsing = false;  // inside front_parse
+  bool front_closing = false;  // the client connection is being closed: nothing more is read  // we told the client it may use extended CONNECT (the server allows it)
 
   Impl(ConnectionContext& c, Http2Target t) : ctx(c), target(std::move(t)) {}
   ~Impl() {
@@ -222,6 +232,15 @@ struct Http2Layer::Impl {
 
   void start() {
     conn_stream = ctx.new_stream_id();
+    if (front()) {
+      front_parser = std::make_unique<Http1Parser>(Http1Parser::Type::request);
+      if (target.server) {
+        server = target.server;
+        speaks = Speaks::h2;
+        start_upstream();
+      }
+      return;
+    }
     nghttp2_session_callbacks* cbs = callbacks();
     nghttp2_option* opt;
     nghttp2_option_new(&opt);
@@ -440,7 +459,12 @@ struct Http2Layer::Impl {
       }
     } else {
       st->upstream_closed = true;
-      if (error_code && !st->client_closed) nghttp2_submit_rst_stream(im.client, NGHTTP2_FLAG_NONE, st->client_id, error_code);
+      if (error_code && !st->client_closed) {
+        if (im.front())
+          im.front_failed(*st, std::string("the server reset the stream: ") + nghttp2_http2_strerror(error_code));
+        else
+          nghttp2_submit_rst_stream(im.client, NGHTTP2_FLAG_NONE, st->client_id, error_code);
+      }
     }
     if (error_code && !st->reset_code) st->reset_code = error_code;
     return 0;
@@ -456,8 +480,9 @@ struct Http2Layer::Impl {
     Message& m = to_server ? st->req : st->resp;
     size_t n = p.take(buf, length);
     // The sender may send as much again.
-    if (n && !(!to_server && st->h1))
+    if (n && !(!to_server && st->h1) && !(to_server && im.front()))
       nghttp2_session_consume(to_server ? im.client : im.upstream, to_server ? st->client_id : st->upstream_id, n);
+    if (to_server && im.front()) im.front_took(*st);
     if (!to_server && st->h1) im.h1_resume_reading(*st);
     if (p.size() == 0 && m.ended) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -480,6 +505,8 @@ struct Http2Layer::Impl {
         pump_h1(st);
       else if (upstream && st.upstream_id)
         nghttp2_session_resume_data(upstream, st.upstream_id);
+    } else if (front()) {
+      pump_front(st);
     } else if (st.response_submitted) {
       nghttp2_session_resume_data(client, st.client_id);
     }
@@ -574,7 +601,9 @@ struct Http2Layer::Impl {
     if (st.submitted) return;
     st.submitted = true;
     envelope::Headers pseudo = st.req.pseudo;
-    auto nv = to_nv(pseudo, st.req.headers);
+    envelope::Headers fields;
+    if (front()) fields = front_fields(st.req.headers);
+    auto nv = to_nv(pseudo, front() ? fields : st.req.headers);
     nghttp2_data_provider prd;
     prd.source.ptr = &st;
     prd.read_callback = read_for;
@@ -591,6 +620,11 @@ struct Http2Layer::Impl {
   void submit_response(Stream& st, bool end) {
     if (st.response_submitted || st.client_closed) return;
     st.response_submitted = true;
+    if (front()) {
+      front_response_head(st);
+      pump_front(st);
+      return;
+    }
     envelope::Headers translated;
     if (st.h1) translated = h2_fields(st.resp.headers);
     auto nv = to_nv(st.resp.pseudo, st.h1 ? translated : st.resp.headers);
@@ -898,26 +932,260 @@ struct Http2Layer::Impl {
   void record_h1_variant(Stream& st) {
     if (!st.h1 || st.h1->variant_recorded || !st.req.recorded || !st.h1->head_sent) return;
     st.h1->variant_recorded = true;
+    record_translated(st, "HTTP/1.1", std::move(st.h1->fields), std::move(st.h1->body), std::move(st.h1->sent),
+                      "HTTP/2 to HTTP/1.1");
+  }
+
+  // A variant of the stream's request: the message as it went to the server in the other version.
+  void record_translated(Stream& st, std::string version, envelope::Headers fields, core::Bytes body, core::Bytes raw,
+                         std::string how) {
     envelope::Envelope e = envelope_for(st, Direction::send, envelope::Protocol::http);
     --st.seq;  // a variant shares its original's seq
     e.seq = st.req.seq;
     envelope::HttpMessage msg;
     msg.kind = envelope::HttpMessage::Kind::request;
-    msg.version = "HTTP/1.1";
+    msg.version = std::move(version);
     msg.method = header_value(st.req.pseudo, ":method");
     msg.scheme = header_value(st.req.pseudo, ":scheme");
     msg.authority = header_value(st.req.pseudo, ":authority");
     msg.path = header_value(st.req.pseudo, ":path");
-    msg.headers = std::move(st.h1->fields);
+    msg.headers = std::move(fields);
     msg.trailers = st.req.trailers;
-    msg.body = std::move(st.h1->body);
-    e.raw = std::move(st.h1->sent);
+    msg.body = std::move(body);
+    e.raw = std::move(raw);
     e.message = std::move(msg);
     e.modified = true;
     e.variant_of = st.req.seq;
     e.modified_by = "sluice";
-    e.tags.emplace_back("translated", "HTTP/2 to HTTP/1.1");
+    e.tags.emplace_back("translated", std::move(how));
     out->push_back(EmitRecord{std::move(e)});
+  }
+
+  // ---- an HTTP/1.1 client (translation) ------------------------------------------------------------
+  //
+  // The client speaks HTTP/1.1 and the server only HTTP/2 (it chose h2 by ALPN when we offered it
+  // after it refused the client's http/1.1). Each request becomes a stream, one exchange at a time:
+  // pipelined requests wait in `front_backlog` until the response before them is out, so answers go
+  // back in order. Request fields go in lower case without the connection-specific ones and Host
+  // (which becomes :authority); the response comes back as HTTP/1.1, chunked unless it has a
+  // content-length, its trailers in the last chunk. Recorded: the client's request as it came
+  // (HTTP/1.1), a variant of it as sent (HTTP/2; `raw` empty: HPACK-coded), the server's response as
+  // it came (HTTP/2).
+
+  static constexpr size_t kFrontBuffered = 1u << 20;  // request body bytes held before the client is paused
+
+  bool front() const { return target.h1_client; }
+
+  void on_front_data(core::ByteView data) {
+    front_backlog.append(data);
+    front_parse();
+  }
+
+  void front_parse() {
+    if (front_parsing) return;  // an exchange that ended inside this loop: the loop goes on
+    front_parsing = true;
+    front_parse_loop();
+    front_parsing = false;
+  }
+
+  void front_parse_loop() {
+    while (!closed && !front_closing) {
+      if (front_stream && front_stream->req.ended) return;  // the next request waits for this answer
+      size_t used = 0;
+      Http1Parser::Status status = front_parser->feed(front_backlog, used);
+      core::ByteView taken = core::ByteView(front_backlog).substr(0, used);
+      if (front_stream && status != Http1Parser::Status::head) {
+        Message& m = front_stream->req;
+        if (m.raw.size() < limit()) m.raw.append(taken.substr(0, limit() - m.raw.size()));
+      }
+      front_backlog.erase(0, used);
+      switch (status) {
+        case Http1Parser::Status::need_more:
+          take_front_body();
+          return;
+        case Http1Parser::Status::head:
+          front_request(true);
+          continue;
+        case Http1Parser::Status::complete:
+          if (!front_stream) return;  // its exchange already ended (refused before its body came)
+          take_front_body();
+          front_stream->req.trailers = h2_fields(front_parser->trailers());
+          front_stream->req.ended = true;
+          resume(*front_stream, true);
+          continue;
+        case Http1Parser::Status::upgrade:
+          front_refuse(501, "h2_translation_upgrade",
+                       "an upgrade or CONNECT cannot be carried to a server that speaks only HTTP/2");
+          return;
+        case Http1Parser::Status::error:
+          front_refuse(front_parser->error_name() == "header_too_large" ? 431 : 400, front_parser->error_name(),
+                       front_parser->error());
+          return;
+      }
+    }
+  }
+
+  // A request the client may not send on: an answer of ours, and the connection ends after it.
+  void front_refuse(int status, const std::string& anomaly, const std::string& why) {
+    if (!front_stream) front_request(false);
+    Stream& st = *front_stream;
+    st.req.anomalies.push_back({anomaly, why});
+    st.req.ended = true;
+    front_close = true;
+    front_backlog.clear();
+    if (upstream && st.upstream_id && !st.upstream_closed)
+      nghttp2_submit_rst_stream(upstream, NGHTTP2_FLAG_NONE, st.upstream_id, NGHTTP2_CANCEL);
+    st.submitted = true;
+    if (st.response_submitted) {
+      front_failed(st, why);
+      return;
+    }
+    fail_stream(st, status, "sluice: " + why + "\n");
+  }
+
+  // The head just parsed becomes a stream's request.
+  void front_request(bool has_head) {
+    Http1Head head = has_head ? front_parser->take_head() : Http1Head{};
+    auto st = std::make_unique<Stream>();
+    st->client_id = next_front_id;
+    next_front_id += 2;
+    st->stream_id = conn_stream + "." + std::to_string(st->client_id);
+    st->flow_id = st->stream_id + "-0";
+    st->req.time = now;
+    st->req.version = head.version.empty() ? "HTTP/1.1" : head.version;
+    st->req.raw = std::move(head.raw);
+    st->req.have_head = has_head;
+    front_close = !head.keep_alive;
+    std::string path(head.target);
+    if (auto url = parse_absolute_url(path)) path = url->origin_form;
+    std::string authority(header_value(head.headers, "host"));
+    if (ctx.mode().kind == ModeSpec::Kind::reverse && !ctx.options().keep_host_header)
+      authority = authority_of(target.host, target.port, target.tls ? 443 : 80);
+    st->req.pseudo = {{":method", std::string(head.method)}, {":scheme", target.tls ? "https" : "http"},
+                      {":authority", authority}, {":path", path}};
+    st->req.headers = std::move(head.headers);
+    st->grpc = is_grpc(header_value(st->req.headers, "content-type"));
+    if (st->grpc) grpc_start(*st);
+    front_stream = st.get();
+    int32_t id = st->client_id;
+    streams[id] = std::move(st);
+    if (has_head) send_on(*front_stream);
+  }
+
+  void take_front_body() {
+    if (!front_stream) return;
+    Stream& st = *front_stream;
+    core::Bytes body = front_parser->take_body();
+    if (body.empty()) return;
+    st.to_upstream.append(body);
+    st.req.body_total += body.size();
+    if (st.req.body.size() < limit()) st.req.body.append(core::ByteView(body).substr(0, limit() - st.req.body.size()));
+    if (st.grpc)
+      st.req_lpm.feed(body, [&](uint8_t flag, core::ByteView lpm) { grpc_data(st, Direction::send, flag & 1, lpm); });
+    if (!front_paused && st.to_upstream.size() > kFrontBuffered) {
+      front_paused = true;
+      out->push_back(PauseReading{kClientConn, true});
+    }
+    resume(st, true);
+  }
+
+  // The server's window took request bytes: the client may send more.
+  void front_took(Stream& st) {
+    if (front_paused && st.to_upstream.size() < kFrontBuffered / 2) {
+      front_paused = false;
+      out->push_back(PauseReading{kClientConn, false});
+    }
+  }
+
+  // The request's fields as HTTP/2 carries them (Host is :authority; TE only as "trailers").
+  static envelope::Headers front_fields(const envelope::Headers& headers) {
+    envelope::Headers fields = h2_fields(headers);
+    std::erase_if(fields, [](const envelope::Header& h) {
+      return h.name == "host" || (h.name == "te" && !core::iequals(h.value, "trailers"));
+    });
+    return fields;
+  }
+
+  static const char* reason_phrase(int status) {
+    switch (status) {
+      case 200: return "OK";
+      case 201: return "Created";
+      case 204: return "No Content";
+      case 206: return "Partial Content";
+      case 301: return "Moved Permanently";
+      case 302: return "Found";
+      case 304: return "Not Modified";
+      case 400: return "Bad Request";
+      case 401: return "Unauthorized";
+      case 403: return "Forbidden";
+      case 404: return "Not Found";
+      case 500: return "Internal Server Error";
+      case 502: return "Bad Gateway";
+      case 503: return "Service Unavailable";
+      default: return "";
+    }
+  }
+
+  // The response's head as HTTP/1.1, to the client.
+  void front_response_head(Stream& st) {
+    int status = std::atoi(header_value(st.resp.pseudo, ":status").c_str());
+    std::string method = header_value(st.req.pseudo, ":method");
+    bool bodyless = method == "HEAD" || status == 204 || status == 304;
+    bool has_length = find_header(st.resp.headers, "content-length").has_value();
+    bool http10 = st.req.version == "HTTP/1.0";
+    st.front_chunked = !bodyless && !has_length && !http10;
+    if (!bodyless && !has_length && http10) front_close = true;  // the close delimits the body
+    core::Bytes head = "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) + "\r\n";
+    for (const auto& h : st.resp.headers)
+      if (!is_connection_specific(h.name)) head += h.name + ": " + h.value + "\r\n";
+    if (st.front_chunked) head += "transfer-encoding: chunked\r\n";
+    if (front_close) head += "connection: close\r\n";
+    head += "\r\n";
+    out->push_back(SendData{kClientConn, std::move(head)});
+  }
+
+  // Response body bytes the server sent, on to the client; the exchange ends with the last of them.
+  void pump_front(Stream& st) {
+    if (!st.response_submitted || st.front_done) return;
+    if (size_t n = st.to_client.size()) {
+      core::Bytes body(n, '\0');
+      st.to_client.take(reinterpret_cast<uint8_t*>(body.data()), n);
+      if (upstream && st.upstream_id && !st.upstream_closed) nghttp2_session_consume(upstream, st.upstream_id, n);
+      out->push_back(SendData{kClientConn, st.front_chunked ? body_chunk(body) : std::move(body)});
+    }
+    if (!st.resp.ended) return;
+    if (st.front_chunked) out->push_back(SendData{kClientConn, last_chunk(h2_fields(st.resp.trailers))});
+    st.front_done = true;
+    st.client_closed = true;  // for settle: the client's side of this stream is over
+    front_stream = nullptr;
+    if (front_close || !st.req.ended) {
+      out->push_back(CloseConnection{kClientConn, false});
+      front_closing = true;
+      front_backlog.clear();
+      return;
+    }
+    front_parse();  // a pipelined request, if one came
+  }
+
+  // The server reset the stream or went away before the response ended: nothing more can be said in
+  // HTTP/1.1 but a 502 (before the response began) or the end of the connection.
+  void front_failed(Stream& st, const std::string& why) {
+    if (st.front_done) return;
+    if (!st.response_submitted) {
+      fail_stream(st, 502, "sluice: " + server_key() + ": " + why + "\n");
+      return;
+    }
+    st.front_done = true;
+    st.client_closed = true;
+    front_stream = nullptr;
+    front_closing = true;
+    out->push_back(CloseConnection{kClientConn, false});
+  }
+
+  void record_front_variant(Stream& st) {
+    if (!front() || st.front_variant_recorded || !st.req.recorded || !st.submitted || !st.upstream_id) return;
+    st.front_variant_recorded = true;
+    record_translated(st, "HTTP/2", front_fields(st.req.headers), {}, {}, "HTTP/1.1 to HTTP/2");
   }
 
   // ---- the server's protocol -----------------------------------------------------------------------
@@ -1088,7 +1356,8 @@ struct Http2Layer::Impl {
 
   // The server allows extended CONNECT (RFC 8441): so may the client, from now on.
   void on_server_settings() {
-    if (connect_protocol || !nghttp2_session_get_remote_settings(upstream, NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL)) return;
+    if (!client || connect_protocol || !nghttp2_session_get_remote_settings(upstream, NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL))
+      return;
     connect_protocol = true;
     nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}};
     nghttp2_submit_settings(client, NGHTTP2_FLAG_NONE, iv, 1);
@@ -1101,6 +1370,7 @@ struct Http2Layer::Impl {
       if (st.ws) record_ws(st);
       if (st.req.ended || st.client_closed) record_message(st, st.req, Direction::send);
       if (st.h1 && (st.h1->body_done || st.client_closed)) record_h1_variant(st);
+      record_front_variant(st);
       if (st.resp.ended || (st.upstream_closed && st.client_closed)) {
         record_message(st, st.resp, Direction::receive);
         grpc_end(st);
@@ -1148,6 +1418,7 @@ struct Http2Layer::Impl {
       if (st->ws) record_ws(*st);
       record_message(*st, st->req, Direction::send);
       record_h1_variant(*st);
+      record_front_variant(*st);
       record_message(*st, st->resp, Direction::receive);
       grpc_end(*st);
       forget_h1(*st);
@@ -1179,6 +1450,11 @@ struct Http2Layer::Impl {
   // ---- events --------------------------------------------------------------------------------------
 
   void on_data(ConnId conn, core::ByteView data) {
+    if (conn == kClientConn && front()) {
+      on_front_data(data);
+      flush();
+      return;
+    }
     if (conn != kClientConn && conn != server) {
       on_h1_data(conn, data);
       flush();
@@ -1260,10 +1536,13 @@ struct Http2Layer::Impl {
       if (!st->upstream_closed && !st->client_closed) {
         st->upstream_closed = true;
         st->reset_code = NGHTTP2_INTERNAL_ERROR;
-        nghttp2_submit_rst_stream(client, NGHTTP2_FLAG_NONE, st->client_id, NGHTTP2_INTERNAL_ERROR);
+        if (front())
+          front_failed(*st, "the server closed the HTTP/2 connection");
+        else
+          nghttp2_submit_rst_stream(client, NGHTTP2_FLAG_NONE, st->client_id, NGHTTP2_INTERNAL_ERROR);
       }
     error_record(c.reset ? "server_reset" : "server_closed", "the server closed the HTTP/2 connection");
-    nghttp2_session_terminate_session(client, NGHTTP2_NO_ERROR);
+    if (client) nghttp2_session_terminate_session(client, NGHTTP2_NO_ERROR);
     server = 0;
     flush();
     close_all("error");
@@ -1292,8 +1571,14 @@ void Http2Layer::handle(const Event& event, core::Timestamp now, Commands& out) 
   } else if (const auto* v = std::get_if<PipelineVerdict>(&event)) {
     im.on_verdict(*v);
   } else if (std::holds_alternative<Shutdown>(event)) {
-    nghttp2_submit_goaway(im.client, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(im.client),
-                          NGHTTP2_NO_ERROR, nullptr, 0);
+    if (im.client) {
+      nghttp2_submit_goaway(im.client, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(im.client),
+                            NGHTTP2_NO_ERROR, nullptr, 0);
+    } else if (!im.front_stream) {  // an HTTP/1.1 client between requests
+      im.close_all("shutdown");
+    } else {
+      im.front_close = true;  // after the exchange in flight
+    }
     im.flush();
   }
   im.out = nullptr;

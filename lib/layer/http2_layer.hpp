@@ -2,7 +2,10 @@
 // Http2Layer: HTTP/2 on both legs, over nghttp2 driven sans-IO (nghttp2_session_mem_recv/mem_send;
 // Debian 12's nghttp2 1.52 predates the *2 variants).
 //
-// The client side is an nghttp2 server session. The server side is what the server speaks:
+// The client side is an nghttp2 server session, or, for an HTTP/1.1 client in front of a server
+// that speaks only HTTP/2 (`h1_client`), our own HTTP/1.1 parser: each request a stream, one exchange
+// at a time, answered in order as HTTP/1.1 (chunked unless the response has a content-length).
+// The server side is what the server speaks:
 //  - HTTP/2: one nghttp2 client session on one connection (the tunnel's, already speaking TLS with
 //    ALPN h2; or one we open: TLS offering h2 and http/1.1, or cleartext starting with our h2c preface).
 //    Every client stream becomes a stream to the server at once: headers, DATA and trailers pass as
@@ -29,8 +32,8 @@
 // recorded like an HTTP/1.1 upgrade: request and response, then one `ws` envelope per frame its DATA
 // carries (WsRecorder).
 //
-// Not yet: pipeline steps on HTTP/2 streams other than --serve-from's answers; HTTP/1.1 clients in
-// front of HTTP/2-only servers (the HTTP/1 layer's side of translation); timeouts on HTTP/2 connections.
+// Not yet: pipeline steps on HTTP/2 streams other than --serve-from's answers; timeouts on HTTP/2
+// connections.
 #include <map>
 #include <memory>
 #include <optional>
@@ -44,6 +47,7 @@ struct Http2Target {
   uint16_t port = 0;
   bool tls = false;
   ConnId server = 0;  // a connection to it already open (its TLS up, ALPN h2); 0: open one
+  bool h1_client = false;  // the client speaks HTTP/1.1 (the server only HTTP/2): translated
 };
 
 class Http2Layer final : public Layer {

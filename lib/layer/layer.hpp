@@ -167,6 +167,9 @@ class ConnectionContext {
   // The client-facing TLS session, once a TLS layer established it; envelopes carry it from then on.
   void set_tls(envelope::TlsInfo info) { tls_ = std::move(info); }
   const std::optional<envelope::TlsInfo>& tls() const { return tls_; }
+  // The protocol the intercepted server chose by ALPN ("h2", "http/1.1"; "" none or no TLS).
+  void set_server_alpn(std::string alpn) { server_alpn_ = std::move(alpn); }
+  const std::string& server_alpn() const { return server_alpn_; }
 
  private:
   std::string conn_id_;
@@ -175,6 +178,7 @@ class ConnectionContext {
   ModeSpec mode_;
   const ProxyOptions* options_;
   std::optional<envelope::TlsInfo> tls_;
+  std::string server_alpn_;
   static inline const ProxyOptions kDefaultOptions{};
   ConnId next_conn_ = kClientConn + 1;
   CommandId next_command_ = 1;

@@ -101,6 +101,8 @@ LayerDecider detect(ConnId server, std::string host, uint16_t port, bool in_tls)
           // HTTP/2 at once, since an h2 server speaks first (its SETTINGS) and must not be taken for a
           // server-first protocol.
           if (cc.tls() && cc.tls()->alpn == "h2") return std::make_unique<Http2Layer>(cc, Http2Target{host, port, true, s});
+          // An HTTP/1.1 client in front of a server that speaks only HTTP/2: translated.
+          if (cc.server_alpn() == "h2") return std::make_unique<Http2Layer>(cc, Http2Target{host, port, true, s, true});
           return std::make_unique<NextLayer>(cc, detect(s, host, port, true), false, silence_unless_open(cc, s));
         });
       }

@@ -69,6 +69,16 @@ void TlsLayer::handle(const Event& event, core::Timestamp now, Commands& out) {
       if (it != wrapped_.end()) wrapped_.erase(it);
       if (child_) to_child(event, now, out);
     }
+  } else if (const auto* o = std::get_if<OpenCompleted>(&event); o && o->id == retry_open_) {
+    retry_open_ = 0;
+    spec_.server = o->conn;
+    retry_.peer = o->peer;
+    if (!o->error_code.empty()) {
+      wrapped_[o->conn] = std::move(retry_);
+      wrapped_failed(o->conn, o->error_code, o->error, now, out);
+      return;
+    }
+    start_wrapped(o->conn, std::move(retry_), now, out);
   } else if (const auto* o = std::get_if<OpenCompleted>(&event)) {
     auto it = opening_.find(o->id);
     if (it == opening_.end()) {
@@ -327,6 +337,21 @@ void TlsLayer::on_wrapped_handshake(ConnId conn, core::Timestamp now, Commands& 
   if (s.state() == tls::TlsSession::State::failed) {
     std::string message = "TLS handshake with " + target + " failed: " + s.error();
     record_handshake(&s, &w, {{"tls_handshake_failed", message}}, now, out);
+    if (conn == spec_.server && phase_ == Phase::server_handshake && s.alert() == "no_application_protocol" &&
+        !alpn_retried_ && !offers(hello_.alpn, "h2")) {
+      // An HTTP/2-only server: once more, offering h2 (the HTTP/2 layer then translates).
+      alpn_retried_ = true;
+      retry_ = Wrapped{};
+      retry_.host = w.host;
+      retry_.sni = w.sni;
+      retry_.port = w.port;
+      retry_.alpn = {"h2"};
+      wrapped_.erase(conn);
+      out.push_back(CloseConnection{conn, false});
+      retry_open_ = ctx_.new_command();
+      out.push_back(OpenConnection{retry_open_, ctx_.new_conn(), retry_.host, retry_.port, false});
+      return;
+    }
     wrapped_failed(conn, "tls_failed", message, now, out);
     return;
   }
@@ -351,7 +376,12 @@ void TlsLayer::on_wrapped_handshake(ConnId conn, core::Timestamp now, Commands& 
         if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(std::move(n));
       }
     }
-    start_client_handshake(std::move(names), s.alpn(), now, out);
+    // The client gets the server's choice if it offered it (an HTTP/2-only server chosen on a retry
+    // leaves an HTTP/1.1 client with http/1.1).
+    ctx_.set_server_alpn(s.alpn());
+    std::string alpn = s.alpn();
+    if (!alpn.empty() && !offers(hello_.alpn, alpn)) alpn = offers(hello_.alpn, "http/1.1") ? "http/1.1" : "";
+    start_client_handshake(std::move(names), alpn, now, out);
     return;
   }
   w.ready = true;

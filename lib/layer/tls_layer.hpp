@@ -105,6 +105,11 @@ class TlsLayer final : public Layer {
   // answered with it rather than tried again.
   std::string server_failure_code_, server_failure_;
   CommandId timer_ = 0;
+  // A server that refused every protocol an HTTP/1.1-only client offered (alert
+  // no_application_protocol) is tried once more offering h2, and translated to.
+  bool alpn_retried_ = false;
+  CommandId retry_open_ = 0;
+  Wrapped retry_;
   bool leaf_minted_ = false;  // this handshake's certificate was made for it (not from the cache)
 };
 

@@ -1,6 +1,6 @@
 // Fuzz target: the HTTP/2 layer fed arbitrary frames from both sides (the client's after its preface,
 // the server's on an open connection, or on connections it opened itself: HTTP/2 or, translated,
-// HTTP/1.1), recording gRPC too. Property: no crash, no sanitizer report,
+// HTTP/1.1; or from an HTTP/1.1 client), recording gRPC too. Property: no crash, no sanitizer report,
 // whatever nghttp2 accepts or refuses, and whatever our frame splitter and gRPC message parser see.
 #include <cstddef>
 #include <cstdint>
@@ -19,10 +19,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The first byte's high bit: the layer dials the server itself (cleartext: our h2c preface, and
   // the server's first bytes decide between HTTP/2 and HTTP/1.1, translated) instead of being given
   // an HTTP/2 connection; server bytes then go to the connection opened last.
+  // The next bit (on a given connection): the client speaks HTTP/1.1, translated for the server.
   bool dial = size > 0 && (data[0] & 0x80);
+  bool h1_client = !dial && size > 0 && (data[0] & 0x40);
   ConnId server = dial ? 0 : ctx.new_conn();
-  test_support::LayerDriver d(std::make_unique<Http2Layer>(ctx, Http2Target{"127.0.0.1", 7000, false, server}));
-  d.data(kClientConn, std::string(Http2Layer::kPreface));
+  test_support::LayerDriver d(
+      std::make_unique<Http2Layer>(ctx, Http2Target{"127.0.0.1", 7000, false, server, h1_client}));
+  if (!h1_client) d.data(kClientConn, std::string(Http2Layer::kPreface));
   size_t pos = 0;
   while (pos + 2 <= size) {
     bool from_client = data[pos] & 1;

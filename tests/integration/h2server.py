@@ -4,6 +4,7 @@ POST), /slow/... after 2 s without holding the other streams, /big with 1 MiB (p
 window), and /trailers with trailers; an RFC 8441 extended CONNECT for websocket is accepted (200) and
 each WebSocket frame the client sends is echoed back unmasked. One thread per connection; scheduled
 answers keep their turn."""
+import select
 import socket
 import ssl
 import threading
@@ -13,6 +14,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
+from OpenSSL.SSL import Error as TlsError, WantReadError as WantRead
 
 
 def ws_echo(buf):
@@ -38,8 +40,22 @@ def ws_echo(buf):
     return out, buf
 
 
+class NoApplicationProtocol(OSError):
+    pass
+
+
+def select_h2_or_refuse(conn, offers):
+    # NO_OVERLAPPING_PROTOCOLS only ignores the offer; an exception makes pyOpenSSL fail the handshake,
+    # and OpenSSL then sends the alert no_application_protocol.
+    if b"h2" in offers:
+        return b"h2"
+    raise NoApplicationProtocol("the client offered no h2")
+
+
 class H2Server:
-    def __init__(self, cert=None, key=None):
+    def __init__(self, cert=None, key=None, strict_alpn=False):
+        """`strict_alpn`: a client that does not offer h2 gets the TLS alert no_application_protocol, as
+        HTTP/2-only servers (Go's, gRPC's) send (pyOpenSSL: Python's ssl only ignores the offer)."""
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
@@ -49,6 +65,12 @@ class H2Server:
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.ctx.load_cert_chain(cert, key)
             self.ctx.set_alpn_protocols(["h2"])
+        if cert and strict_alpn:
+            from OpenSSL import SSL
+            self.ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+            self.ctx.use_certificate_chain_file(cert)
+            self.ctx.use_privatekey_file(key)
+            self.ctx.set_alpn_select_callback(select_h2_or_refuse)
         self.requests = []  # (path, headers dict)
         self.running = True
         threading.Thread(target=self._accept, daemon=True).start()
@@ -67,8 +89,13 @@ class H2Server:
 
     def _serve(self, sock):
         try:
-            if self.ctx:
+            if isinstance(self.ctx, ssl.SSLContext):
                 sock = self.ctx.wrap_socket(sock, server_side=True)
+            elif self.ctx:
+                from OpenSSL import SSL
+                sock = SSL.Connection(self.ctx, sock)
+                sock.set_accept_state()
+                sock.do_handshake()
             conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False))
             conn.local_settings = h2.settings.Settings(
                 client=False, initial_values={h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
@@ -83,6 +110,9 @@ class H2Server:
                         return
                     events = conn.receive_data(data)
                 except (socket.timeout, ssl.SSLWantReadError):
+                    events = []
+                except WantRead:  # pyOpenSSL does not wait out the socket's timeout itself
+                    select.select([sock.fileno()], [], [], 0.05)
                     events = []
                 for ev in events:
                     if isinstance(ev, h2.events.RequestReceived):
@@ -137,7 +167,7 @@ class H2Server:
                 out = conn.data_to_send()
                 if out:
                     sock.sendall(out)
-        except (OSError, ssl.SSLError, h2.exceptions.ProtocolError, KeyError):
+        except (OSError, ssl.SSLError, h2.exceptions.ProtocolError, KeyError, TlsError):
             return
         finally:
             sock.close()

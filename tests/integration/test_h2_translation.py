@@ -32,7 +32,8 @@ def curl(*args):
 
 
 def body_of(m):
-    return base64.b64decode(m["body"]) if m.get("body_encoding") == "base64" else m["body"].encode()
+    b = m.get("body", "")  # a string if UTF-8, else {"base64": ...} (formats/STREAM.md §4)
+    return base64.b64decode(b["base64"]) if isinstance(b, dict) else b.encode()
 
 
 class H1Origin(http.server.BaseHTTPRequestHandler):
@@ -243,6 +244,62 @@ class Translation(PkiCase):
         self.assertTrue(p.stdout.endswith(b"\n502"), p.stdout)
         self.assertIn(b"refused", p.stdout.lower())
         self.stop(proxy)
+
+
+
+
+class Http1ClientToHttp2Server(PkiCase):
+    """curl --http1.1 through CONNECT to a server that speaks only HTTP/2 and refuses http/1.1 (alert
+    no_application_protocol): the proxy tries once more offering h2 and translates each request."""
+
+    def test_curl_http1_through_connect_to_an_h2_only_server(self):
+        origin = H2Server(self.pki.cert, self.pki.key, strict_alpn=True)
+        capture = tempfile.NamedTemporaryFile(suffix=".jsonl.zst")
+        try:
+            proxy = Proxy("--mode", "regular@0", "--server-ca", self.pki.ca, stdout=capture)
+            url = "https://localhost:%d" % origin.port
+            base = ["--http1.1", "-x", "http://127.0.0.1:%d" % proxy.port, "--cacert", self.sluice_ca]
+            p = curl(*base, "-w", "\\n%{http_version}", url + "/one", url + "/two?x=1")
+            self.assertEqual(p.stdout, b"h2 hello from /one\n1.1h2 hello from /two?x=1\n1.1", p.stderr)
+            with tempfile.NamedTemporaryFile() as f:
+                f.write(os.urandom(3 << 20))  # past the server's flow-control windows
+                f.flush()
+                up = curl(*base, "--data-binary", "@" + f.name, url + "/upload")
+            self.assertEqual(up.stdout, b"h2 hello from /upload got %d" % (3 << 20), up.stderr)
+            big = curl(*base, url + "/big")
+            self.assertEqual(big.stdout, b"x" * (1 << 20))
+            trailers = curl(*base, "-i", url + "/trailers")
+            self.assertIn(b"transfer-encoding: chunked", trailers.stdout.lower())
+            # curl -i shows the trailer after the body: it came in the last chunk.
+            self.assertTrue(trailers.stdout.endswith(b"h2 hello from /trailersx-checksum: abc123\r\n"),
+                            trailers.stdout[-80:])
+            time.sleep(0.3)
+            code, _ = proxy.stop()
+            self.assertEqual(code, 0, proxy.stderr_lines)
+        finally:
+            origin.close()
+        with open(capture.name, "rb") as f:
+            recs = records(f.read())
+        self.assertEqual([path for path, _ in origin.requests], ["/one", "/two?x=1", "/upload", "/big", "/trailers"])
+        self.assertEqual(origin.requests[0][1][":authority"], "localhost:%d" % origin.port)
+        http = [r for r in recs if r["type"] == "envelope" and r["protocol"] == "http" and not r.get("overlay")]
+        http = [r for r in http if r["message"].get("method") != "CONNECT" and "synthesized" not in r.get("tags", {})]
+        reqs = [r for r in http if r["direction"] == "send" and r.get("variant") != "modified"]
+        self.assertEqual([r["message"]["version"] for r in reqs], ["HTTP/1.1"] * 5)
+        self.assertTrue(base64.b64decode(reqs[0]["raw"]).startswith(b"GET /one HTTP/1.1\r\n"))
+        variants = [r for r in http if r.get("variant") == "modified"]
+        self.assertEqual(len(variants), 5)
+        self.assertTrue(all(v["message"]["version"] == "HTTP/2" and v["tags"]["translated"] == "HTTP/1.1 to HTTP/2"
+                            for v in variants))
+        resps = [r for r in http if r["direction"] == "receive"]
+        self.assertEqual([r["message"]["version"] for r in resps], ["HTTP/2"] * 5)
+        upload = [r for r in reqs if r["message"]["path"] == "/upload"][0]
+        self.assertEqual(len(body_of(upload["message"])), 3 << 20)
+        # The refused handshake and the one that worked are both recorded.
+        hs = [r for r in recs if r["type"] == "envelope" and r["protocol"] == "tls-handshake"
+              and r["direction"] == "receive"]
+        self.assertTrue(any(a["name"] == "tls_handshake_failed" for h in hs for a in h.get("anomalies", [])))
+        self.assertTrue(any(h["message"].get("alpn") == "h2" for h in hs))
 
 
 if __name__ == "__main__":

@@ -374,7 +374,8 @@ class WebSocketOverHttp2(unittest.TestCase):
 
 
 def body_of_ws(m):
-    return base64.b64decode(m["payload"]) if m.get("payload_encoding") == "base64" else m["payload"].encode()
+    p = m.get("payload", "")  # a string if UTF-8, else {"base64": ...} (formats/STREAM.md §4)
+    return base64.b64decode(p["base64"]) if isinstance(p, dict) else p.encode()
 
 
 if __name__ == "__main__":

@@ -157,3 +157,61 @@ TEST(Http2Translation, AServerThatClosesBeforeAnsweringGives502) {
 
 }  // namespace
 }  // namespace sluice::layer
+
+namespace sluice::layer {
+namespace {
+
+// An HTTP/2 frame: 9-byte header, then the payload.
+std::string frame(uint8_t type, uint8_t flags, uint32_t stream, const std::string& payload) {
+  std::string f;
+  f += static_cast<char>(payload.size() >> 16), f += static_cast<char>(payload.size() >> 8),
+      f += static_cast<char>(payload.size());
+  f += static_cast<char>(type), f += static_cast<char>(flags);
+  f += static_cast<char>(stream >> 24), f += static_cast<char>(stream >> 16), f += static_cast<char>(stream >> 8),
+      f += static_cast<char>(stream);
+  return f + payload;
+}
+
+TEST(Http2Translation, AnHttp1ClientsPipelinedRequestsGoAsStreamsAtEverySplitPoint) {
+  const std::string requests =
+      "GET /a HTTP/1.1\r\nHost: origin\r\nConnection: keep-alive\r\nX-One: 1\r\n\r\n"
+      "POST /b HTTP/1.1\r\nHost: origin\r\nContent-Length: 3\r\n\r\nabc";
+  // The server: its SETTINGS, then for each stream ":status 200" (HPACK static index 8) and a body.
+  const std::string server_settings = frame(4, 0, 0, "");
+  const std::string answer1 = frame(1, 4, 1, "\x88") + frame(0, 1, 1, "one");
+  const std::string answer3 = frame(1, 4, 3, "\x88") + frame(0, 1, 3, "three");
+  const std::string expected = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\none\r\n0\r\n\r\n"
+                               "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nthree\r\n0\r\n\r\n";
+  for (size_t split = 0; split <= requests.size(); ++split) {
+    ProxyOptions options;
+    ConnectionContext ctx{"t", "127.0.0.1:1", core::Timestamp{0}, *parse_mode_spec("regular@0"), &options};
+    ConnId server = ctx.new_conn();
+    LayerDriver d(std::make_unique<Http2Layer>(ctx, Http2Target{"origin", 443, true, server, true}));
+    ASSERT_TRUE(d.sent[server].starts_with(std::string(Http2Layer::kPreface))) << split;
+    d.data(server, server_settings);
+    d.client(requests.substr(0, split));
+    d.client(requests.substr(split));
+    d.data(server, answer1);
+    d.data(server, answer3);  // the second request went out once the first was answered
+    EXPECT_EQ(d.sent[kClientConn], expected) << split;
+    std::vector<envelope::Envelope> http;
+    for (auto& e : d.envelopes())
+      if (e.protocol == envelope::Protocol::http && e.overlay.empty()) http.push_back(e);
+    ASSERT_EQ(http.size(), 6u) << split;  // per exchange: the request, its HTTP/2 variant, the response
+    const auto& first = std::get<envelope::HttpMessage>(http[0].message);
+    EXPECT_EQ(first.version, "HTTP/1.1");
+    EXPECT_EQ(http[0].raw, requests.substr(0, requests.find("POST")));
+    const auto& variant = std::get<envelope::HttpMessage>(http[1].message);
+    EXPECT_TRUE(http[1].modified);
+    EXPECT_EQ(variant.version, "HTTP/2");
+    EXPECT_EQ(variant.authority, "origin");
+    ASSERT_EQ(variant.headers.size(), 1u);  // Host became :authority; Connection is HTTP/1's own
+    EXPECT_EQ(variant.headers[0].name, "x-one");
+    const auto& second = std::get<envelope::HttpMessage>(http[3].message);
+    EXPECT_EQ(second.body, "abc");
+    EXPECT_EQ(http[3].raw, requests.substr(requests.find("POST")));
+  }
+}
+
+}  // namespace
+}  // namespace sluice::layer
