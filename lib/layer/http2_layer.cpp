@@ -488,7 +488,7 @@ struct Http2Layer::Impl {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (!m.trailers.empty()) {
         envelope::Headers translated;
-        if (!to_server && st->h1) translated = h2_fields(m.trailers);
+        if ((!to_server && st->h1) || (to_server && im.front())) translated = h2_fields(m.trailers);
         auto nv = to_nv(translated.empty() ? m.trailers : translated);
         if (nghttp2_submit_trailer(s, to_server ? st->upstream_id : st->client_id, nv.data(), nv.size()) == 0)
           *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -621,7 +621,7 @@ struct Http2Layer::Impl {
     if (st.response_submitted || st.client_closed) return;
     st.response_submitted = true;
     if (front()) {
-      front_response_head(st);
+      front_response_head(st, end);
       pump_front(st);
       return;
     }
@@ -932,13 +932,13 @@ struct Http2Layer::Impl {
   void record_h1_variant(Stream& st) {
     if (!st.h1 || st.h1->variant_recorded || !st.req.recorded || !st.h1->head_sent) return;
     st.h1->variant_recorded = true;
-    record_translated(st, "HTTP/1.1", std::move(st.h1->fields), std::move(st.h1->body), std::move(st.h1->sent),
-                      "HTTP/2 to HTTP/1.1");
+    record_translated(st, "HTTP/1.1", std::move(st.h1->fields), st.req.trailers, std::move(st.h1->body),
+                      std::move(st.h1->sent), "HTTP/2 to HTTP/1.1");
   }
 
   // A variant of the stream's request: the message as it went to the server in the other version.
-  void record_translated(Stream& st, std::string version, envelope::Headers fields, core::Bytes body, core::Bytes raw,
-                         std::string how) {
+  void record_translated(Stream& st, std::string version, envelope::Headers fields, envelope::Headers trailers,
+                         core::Bytes body, core::Bytes raw, std::string how) {
     envelope::Envelope e = envelope_for(st, Direction::send, envelope::Protocol::http);
     --st.seq;  // a variant shares its original's seq
     e.seq = st.req.seq;
@@ -950,7 +950,7 @@ struct Http2Layer::Impl {
     msg.authority = header_value(st.req.pseudo, ":authority");
     msg.path = header_value(st.req.pseudo, ":path");
     msg.headers = std::move(fields);
-    msg.trailers = st.req.trailers;
+    msg.trailers = std::move(trailers);
     msg.body = std::move(body);
     e.raw = std::move(raw);
     e.message = std::move(msg);
@@ -1009,7 +1009,7 @@ struct Http2Layer::Impl {
         case Http1Parser::Status::complete:
           if (!front_stream) return;  // its exchange already ended (refused before its body came)
           take_front_body();
-          front_stream->req.trailers = h2_fields(front_parser->trailers());
+          front_stream->req.trailers = front_parser->trailers();  // as sent; in lower case to the server
           front_stream->req.ended = true;
           resume(*front_stream, true);
           continue;
@@ -1127,18 +1127,21 @@ struct Http2Layer::Impl {
   }
 
   // The response's head as HTTP/1.1, to the client.
-  void front_response_head(Stream& st) {
+  // `end`: the response ends with its head.
+  void front_response_head(Stream& st, bool end) {
     int status = std::atoi(header_value(st.resp.pseudo, ":status").c_str());
     std::string method = header_value(st.req.pseudo, ":method");
     bool bodyless = method == "HEAD" || status == 204 || status == 304;
     bool has_length = find_header(st.resp.headers, "content-length").has_value();
     bool http10 = st.req.version == "HTTP/1.0";
-    st.front_chunked = !bodyless && !has_length && !http10;
-    if (!bodyless && !has_length && http10) front_close = true;  // the close delimits the body
+    bool empty = end || (st.resp.ended && st.to_client.size() == 0 && st.resp.trailers.empty());  // all there is
+    st.front_chunked = !bodyless && !has_length && !http10 && !empty;
+    if (!bodyless && !has_length && http10 && !empty) front_close = true;  // the close delimits the body
     core::Bytes head = "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) + "\r\n";
     for (const auto& h : st.resp.headers)
       if (!is_connection_specific(h.name)) head += h.name + ": " + h.value + "\r\n";
     if (st.front_chunked) head += "transfer-encoding: chunked\r\n";
+    if (!bodyless && !has_length && empty) head += "content-length: 0\r\n";
     if (front_close) head += "connection: close\r\n";
     head += "\r\n";
     out->push_back(SendData{kClientConn, std::move(head)});
@@ -1185,7 +1188,8 @@ struct Http2Layer::Impl {
   void record_front_variant(Stream& st) {
     if (!front() || st.front_variant_recorded || !st.req.recorded || !st.submitted || !st.upstream_id) return;
     st.front_variant_recorded = true;
-    record_translated(st, "HTTP/2", front_fields(st.req.headers), {}, {}, "HTTP/1.1 to HTTP/2");
+    record_translated(st, "HTTP/2", front_fields(st.req.headers), h2_fields(st.req.trailers), {}, {},
+                      "HTTP/1.1 to HTTP/2");
   }
 
   // ---- the server's protocol -----------------------------------------------------------------------

@@ -215,3 +215,46 @@ TEST(Http2Translation, AnHttp1ClientsPipelinedRequestsGoAsStreamsAtEverySplitPoi
 
 }  // namespace
 }  // namespace sluice::layer
+
+namespace sluice::layer {
+namespace {
+
+TEST(Http2Translation, AnHttp1ClientsTrailersAreRecordedAsSentAndGoOnInLowerCase) {
+  ProxyOptions options;
+  ConnectionContext ctx{"t", "127.0.0.1:1", core::Timestamp{0}, *parse_mode_spec("regular@0"), &options};
+  ConnId server = ctx.new_conn();
+  LayerDriver d(std::make_unique<Http2Layer>(ctx, Http2Target{"origin", 443, true, server, true}));
+  d.data(server, frame(4, 0, 0, ""));
+  d.client("POST /t HTTP/1.1\r\nHost: origin\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\r\n"
+           "2\r\nhi\r\n0\r\nX-Sum: 2\r\n\r\n");
+  // The server got HEADERS, DATA and a trailing HEADERS frame that ends the stream.
+  std::string sent = d.sent[server].substr(Http2Layer::kPreface.size());
+  std::vector<uint8_t> types;
+  for (size_t pos = 0; pos + 9 <= sent.size();) {
+    size_t len = (size_t(uint8_t(sent[pos])) << 16) | (size_t(uint8_t(sent[pos + 1])) << 8) | uint8_t(sent[pos + 2]);
+    if (uint8_t(sent[pos + 3]) != 4 && uint8_t(sent[pos + 3]) != 8) types.push_back(uint8_t(sent[pos + 3]));
+    if (uint8_t(sent[pos + 3]) == 1 && types.size() == 3) {
+      EXPECT_TRUE(uint8_t(sent[pos + 4]) & 1);  // END_STREAM
+    }
+    pos += 9 + len;
+  }
+  EXPECT_EQ(types, (std::vector<uint8_t>{1, 0, 1}));
+  d.data(server, frame(1, 5, 1, "\x88"));
+  // END_STREAM on the head: nothing more will come.
+  EXPECT_EQ(d.sent[kClientConn], "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+  std::vector<envelope::Envelope> http;
+  for (auto& e : d.envelopes())
+    if (e.protocol == envelope::Protocol::http && e.overlay.empty()) http.push_back(e);
+  ASSERT_GE(http.size(), 2u);
+  const auto& req = std::get<envelope::HttpMessage>(http[0].message);
+  const auto& variant = std::get<envelope::HttpMessage>(http[1].message);
+  ASSERT_EQ(req.trailers.size(), 1u);
+  EXPECT_EQ(req.trailers[0].name, "X-Sum");
+  ASSERT_EQ(variant.trailers.size(), 1u);
+  EXPECT_EQ(variant.trailers[0].name, "x-sum");
+  ASSERT_EQ(variant.headers.size(), 1u);  // te: trailers is the one TE HTTP/2 allows
+  EXPECT_EQ(variant.headers[0].name, "te");
+}
+
+}  // namespace
+}  // namespace sluice::layer
