@@ -2,10 +2,10 @@
 import json
 import os
 import re
-import select
 import signal
 import socket
 import atexit
+import base64
 import http.server
 import shutil
 import ssl
@@ -160,6 +160,14 @@ def run(*args, input=None, check=True, timeout=60):
     if check and p.returncode != 0:
         raise AssertionError("sluice %s exited %d: %s" % (" ".join(args), p.returncode, p.stderr.decode()))
     return p
+
+
+def byte_member(value):
+    """A byte member of a JSONL record (body, payload, ...) as bytes: a string when the bytes were
+    UTF-8, else {"base64": ...} (formats/STREAM.md §4)."""
+    if isinstance(value, dict):
+        return base64.b64decode(value["base64"])
+    return value.encode()
 
 
 def records(stream_bytes):

@@ -1,7 +1,6 @@
 """`sluice export` and `sluice import`: HAR 1.2 validated by the npm package har-validator, the round trip
 capture -> HAR -> capture, HAR files shaped as Chrome, Firefox and mitmproxy write them, and curl and
 HTTPie commands that a loopback server receives exactly as the captured request."""
-import copy
 import json
 import os
 import socket

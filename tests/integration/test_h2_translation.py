@@ -20,7 +20,7 @@ import h2.connection
 import h2.events
 
 sys.path.insert(0, os.path.dirname(__file__))
-from support import Proxy, records, serve_hello  # noqa: E402
+from support import Proxy, byte_member, records, serve_hello  # noqa: E402
 from test_tls import PkiCase  # noqa: E402
 from h2server import H2Server  # noqa: E402
 
@@ -32,8 +32,7 @@ def curl(*args):
 
 
 def body_of(m):
-    b = m.get("body", "")  # a string if UTF-8, else {"base64": ...} (formats/STREAM.md §4)
-    return base64.b64decode(b["base64"]) if isinstance(b, dict) else b.encode()
+    return byte_member(m.get("body", ""))
 
 
 class H1Origin(http.server.BaseHTTPRequestHandler):

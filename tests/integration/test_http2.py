@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 import warnings
@@ -18,7 +17,7 @@ from concurrent import futures
 import grpc
 
 sys.path.insert(0, os.path.dirname(__file__))
-from support import Proxy, records  # noqa: E402
+from support import Proxy, byte_member, records  # noqa: E402
 from test_tls import PkiCase  # noqa: E402
 from h2server import H2Server  # noqa: E402
 
@@ -30,7 +29,7 @@ def envelopes(recs, protocol, overlay=""):
 
 
 def body_of(m):
-    return base64.b64decode(m["body"]) if m.get("body_encoding") == "base64" else m["body"].encode()
+    return byte_member(m.get("body", ""))
 
 
 def curl(*args):
@@ -221,8 +220,7 @@ def check_grpc_stream(test, recs):
     test.assertEqual([e["status"] for e in ends], [0, 0, 3, 0, 0, 0])
     test.assertEqual(ends[2]["message"], "no such thing")
     data = [r for r in g if r["message"]["kind"] == "data"]
-    sizes = sorted(len(base64.b64decode(r["message"]["payload"]["base64"]) if isinstance(r["message"]["payload"], dict)
-                       else r["message"]["payload"].encode()) for r in data)
+    sizes = sorted(len(byte_member(r["message"]["payload"])) for r in data)
     test.assertEqual(sizes[-2:], [len(BIG), len(BIG) + 5])  # the big request and its echo, whole
     by_flow = {}
     for r in data:
@@ -374,8 +372,7 @@ class WebSocketOverHttp2(unittest.TestCase):
 
 
 def body_of_ws(m):
-    p = m.get("payload", "")  # a string if UTF-8, else {"base64": ...} (formats/STREAM.md §4)
-    return base64.b64decode(p["base64"]) if isinstance(p, dict) else p.encode()
+    return byte_member(m.get("payload", ""))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import warnings
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(__file__))
-from support import SLUICE, TEST_ENV, Proxy, closed_port, connect, curl, records, recv_all, serve_hello  # noqa: E402
+from support import SLUICE, TEST_ENV, Proxy, connect, curl, records, recv_all, serve_hello  # noqa: E402
 from test_tls import PkiCase, origin  # noqa: E402
 
 warnings.simplefilter("ignore", ResourceWarning)

@@ -17,7 +17,7 @@ import websockets
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 sys.path.insert(0, os.path.dirname(__file__))
-from support import Proxy, recv_exactly, records  # noqa: E402
+from support import Proxy, byte_member, recv_exactly, records  # noqa: E402
 from test_tls import PkiCase  # noqa: E402
 
 warnings.simplefilter("ignore", ResourceWarning)
@@ -76,8 +76,7 @@ async def conversation(uri, compression, **kw):
 
 
 def payload(env):
-    p = env["message"]["payload"]
-    return base64.b64decode(p["base64"]) if isinstance(p, dict) else p.encode()
+    return byte_member(env["message"]["payload"])
 
 
 class WebSocket(PkiCase):
