@@ -125,6 +125,15 @@ bool is_connection_specific(std::string_view name) {
   return false;
 }
 
+core::Bytes request_head(std::string_view method, std::string_view target, const envelope::Headers& headers) {
+  core::Bytes out = std::string(method) + " " + std::string(target) + " HTTP/1.1\r\n";
+  for (const auto& h : headers) out += h.name + ": " + h.value + "\r\n";
+  out += "\r\n";
+  return out;
+}
+
+bool body_expected(std::string_view method) { return method == "POST" || method == "PUT" || method == "PATCH"; }
+
 core::Bytes response_bytes(int status, std::string_view reason, const envelope::Headers& headers,
                            core::ByteView body) {
   core::Bytes out = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) + "\r\n";

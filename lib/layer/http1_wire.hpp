@@ -40,6 +40,11 @@ core::Bytes last_chunk(const envelope::Headers& trailers);
 // Keep-Alive, Proxy-Connection, Transfer-Encoding, Upgrade. Case-insensitive.
 bool is_connection_specific(std::string_view name);
 
+// A request head: "METHOD TARGET HTTP/1.1", the fields, the empty line.
+core::Bytes request_head(std::string_view method, std::string_view target, const envelope::Headers& headers);
+// Whether a request with this method is expected to carry a body (so an empty one says Content-Length: 0).
+bool body_expected(std::string_view method);
+
 // A response the proxy makes itself: "HTTP/1.1 STATUS REASON", the fields, the body.
 core::Bytes response_bytes(int status, std::string_view reason, const envelope::Headers& headers,
                            core::ByteView body);

@@ -105,9 +105,7 @@ envelope::Headers h2_fields(const envelope::Headers& fields) {
     std::string_view v = h.value;
     while (!v.empty()) {
       size_t comma = v.find(',');
-      std::string_view item = v.substr(0, comma);
-      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+      std::string_view item = core::trim_ows(v.substr(0, comma));
       if (!item.empty()) named.push_back(core::to_lower(item));
       if (comma == std::string_view::npos) break;
       v.remove_prefix(comma + 1);
@@ -122,7 +120,6 @@ envelope::Headers h2_fields(const envelope::Headers& fields) {
   }
   return out;
 }
-
 
 }  // namespace
 
@@ -193,7 +190,7 @@ struct Http2Layer::Impl {
   std::map<ConnId, Stream*> h1_conns;     // HTTP/1.1 connections in use, by connection
   std::map<CommandId, Stream*> h1_opens;  // ... being opened
   std::vector<ConnId> h1_idle;            // ... kept alive for the next stream
-  bool connect_protocol = false;
+  bool connect_protocol = false;  // we told the client it may use extended CONNECT (the server allows it)
   // An HTTP/1.1 client (target.h1_client): its requests, one exchange at a time.
   std::unique_ptr<Http1Parser> front_parser;
   core::Bytes front_backlog;  // client bytes not parsed yet
@@ -201,7 +198,7 @@ struct Http2Layer::Impl {
   int32_t next_front_id = 1;
   bool front_close = false, front_paused = false;
   bool front_parsing = false;  // inside front_parse
-  bool front_closing = false;  // the client connection is being closed: nothing more is read  // we told the client it may use extended CONNECT (the server allows it)
+  bool front_closing = false;  // the client connection is being closed: nothing more is read
 
   Impl(ConnectionContext& c, Http2Target t) : ctx(c), target(std::move(t)) {}
   ~Impl() {
@@ -234,27 +231,22 @@ struct Http2Layer::Impl {
     conn_stream = ctx.new_stream_id();
     if (front()) {
       front_parser = std::make_unique<Http1Parser>(Http1Parser::Type::request);
-      if (target.server) {
-        server = target.server;
-        speaks = Speaks::h2;
-        start_upstream();
-      }
-      return;
+    } else {
+      nghttp2_session_callbacks* cbs = callbacks();
+      nghttp2_option* opt;
+      nghttp2_option_new(&opt);
+      nghttp2_option_set_no_auto_window_update(opt, 1);  // windows open as the other leg takes the bytes
+      nghttp2_session_server_new2(&client, cbs, this, opt);
+      nghttp2_session_callbacks_del(cbs);
+      nghttp2_option_del(opt);
+      nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 256}};
+      nghttp2_submit_settings(client, NGHTTP2_FLAG_NONE, iv, 1);
     }
-    nghttp2_session_callbacks* cbs = callbacks();
-    nghttp2_option* opt;
-    nghttp2_option_new(&opt);
-    nghttp2_option_set_no_auto_window_update(opt, 1);  // windows open as the other leg takes the bytes
-    nghttp2_session_server_new2(&client, cbs, this, opt);
-    nghttp2_session_callbacks_del(cbs);
-    nghttp2_option_del(opt);
-    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 256}};
-    nghttp2_submit_settings(client, NGHTTP2_FLAG_NONE, iv, 1);
     if (target.server) {
       server = target.server;
       speaks = Speaks::h2;
       start_upstream();
-    } else if (!lazy()) {
+    } else if (!lazy() && !front()) {
       open_upstream();  // at once: what the server speaks (and allows: extended CONNECT) is known sooner
     }
   }
@@ -479,17 +471,21 @@ struct Http2Layer::Impl {
     Pending& p = to_server ? st->to_upstream : st->to_client;
     Message& m = to_server ? st->req : st->resp;
     size_t n = p.take(buf, length);
-    // The sender may send as much again.
-    if (n && !(!to_server && st->h1) && !(to_server && im.front()))
+    // The bytes came from an HTTP/1.1 peer (translated): no window to open, but its connection may
+    // be read again; and its trailers go in HTTP/2's form.
+    bool from_h1 = to_server ? im.front() : st->h1 != nullptr;
+    if (from_h1 && to_server)
+      im.front_took(*st);
+    else if (from_h1)
+      im.h1_resume_reading(*st);
+    else if (n)  // the sender may send as much again
       nghttp2_session_consume(to_server ? im.client : im.upstream, to_server ? st->client_id : st->upstream_id, n);
-    if (to_server && im.front()) im.front_took(*st);
-    if (!to_server && st->h1) im.h1_resume_reading(*st);
     if (p.size() == 0 && m.ended) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (!m.trailers.empty()) {
         envelope::Headers translated;
-        if ((!to_server && st->h1) || (to_server && im.front())) translated = h2_fields(m.trailers);
-        auto nv = to_nv(translated.empty() ? m.trailers : translated);
+        if (from_h1) translated = h2_fields(m.trailers);
+        auto nv = to_nv(from_h1 ? translated : m.trailers);
         if (nghttp2_submit_trailer(s, to_server ? st->upstream_id : st->client_id, nv.data(), nv.size()) == 0)
           *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
       }
@@ -689,16 +685,22 @@ struct Http2Layer::Impl {
     out->push_back(OpenConnection{h.open, h.conn, target.host, target.port, target.tls, {"http/1.1"}});
   }
 
+  // The authority a translated request names: the client's, or in reverse mode the target (unless
+  // --keep-host-header), as the HTTP/1 layer rewrites Host.
+  std::string authority_for(std::string client_authority) const {
+    if (ctx.mode().kind == ModeSpec::Kind::reverse && !ctx.options().keep_host_header)
+      return authority_of(target.host, target.port, target.tls ? 443 : 80);
+    return client_authority;
+  }
+
   // The request's fields as HTTP/1.1 (kept for the variant's view), and whether its body goes chunked.
   envelope::Headers h1_request_fields(const Stream& st, bool& chunked) const {
     const Message& m = st.req;
     std::string method = header_value(m.pseudo, ":method");
     envelope::Headers fields;
-    // Host: the client's :authority, or in reverse mode the target (unless --keep-host-header).
     std::string authority = header_value(m.pseudo, ":authority");
     if (auto host = find_header(m.headers, "host"); host && authority.empty()) authority = *host;
-    if (ctx.mode().kind == ModeSpec::Kind::reverse && !ctx.options().keep_host_header)
-      authority = authority_of(target.host, target.port, target.tls ? 443 : 80);
+    authority = authority_for(std::move(authority));
     if (!authority.empty()) fields.push_back({"host", authority});
     std::string cookies;  // HTTP/2 may split them; HTTP/1.1 wants one field (RFC 9113 §8.2.3)
     bool has_length = false;
@@ -719,7 +721,7 @@ struct Http2Layer::Impl {
       std::erase_if(fields, [](const envelope::Header& h) { return h.name == "content-length"; });
     if (chunked)
       fields.push_back({"transfer-encoding", "chunked"});
-    else if (!has_length && (method == "POST" || method == "PUT" || method == "PATCH"))
+    else if (!has_length && body_expected(method))
       fields.push_back({"content-length", "0"});
     return fields;
   }
@@ -732,9 +734,7 @@ struct Http2Layer::Impl {
     if (!h.head_sent) {
       h.fields = h1_request_fields(st, h.chunked);
       std::string path = header_value(st.req.pseudo, ":path");
-      bytes = header_value(st.req.pseudo, ":method") + " " + (path.empty() ? "/" : path) + " HTTP/1.1\r\n";
-      for (const auto& f : h.fields) bytes += f.name + ": " + f.value + "\r\n";
-      bytes += "\r\n";
+      bytes = request_head(header_value(st.req.pseudo, ":method"), path.empty() ? "/" : path, h.fields);
       h.head_sent = true;
     }
     if (size_t n = st.to_upstream.size()) {
@@ -772,7 +772,6 @@ struct Http2Layer::Impl {
     pump_h1(st);
   }
 
-  // Response body bytes the parser decoded: on to the client (and to the record, and gRPC's view).
   // An HTTP/1.1 server has no flow control: its connection is read no further while the client has
   // this much of its response still to take (the runtime stops reading what it cannot write out).
   static constexpr size_t kH1Buffered = 1u << 20;
@@ -785,6 +784,7 @@ struct Http2Layer::Impl {
     }
   }
 
+  // Response body bytes the parser decoded: on to the client (and to the record, and gRPC's view).
   void take_h1_body(Stream& st) {
     core::Bytes body = st.h1->parser->take_body();
     if (body.empty()) return;
@@ -835,10 +835,7 @@ struct Http2Layer::Impl {
       }
       if (whole) {
         st.resp.trailers = h.parser->trailers();
-        st.resp.ended = true;
-        st.upstream_closed = true;
-        h.done = true;
-        resume(st, false);
+        end_h1_response(st);
         release_h1(st, h.parser->head().keep_alive && h.body_done && data.empty());
         return;
       }
@@ -851,6 +848,14 @@ struct Http2Layer::Impl {
       h1_failed(st, why);
       return;
     }
+  }
+
+  // The server's response ended: so does the stream's, once the client has taken the rest.
+  void end_h1_response(Stream& st) {
+    st.resp.ended = true;
+    st.upstream_closed = true;
+    st.h1->done = true;
+    resume(st, false);
   }
 
   // The exchange is over: the connection goes back to the pool, or is closed.
@@ -902,10 +907,7 @@ struct Http2Layer::Impl {
     if (h.done) return;
     if (!reset && h.parser->finish() == Http1Parser::Status::complete) {  // a body delimited by the close
       take_h1_body(st);
-      st.resp.ended = true;
-      st.upstream_closed = true;
-      h.done = true;
-      resume(st, false);
+      end_h1_response(st);
       return;
     }
     std::string why = st.resp.have_head ? "the server closed the connection in the middle of the response"
@@ -1058,9 +1060,7 @@ struct Http2Layer::Impl {
     front_close = !head.keep_alive;
     std::string path(head.target);
     if (auto url = parse_absolute_url(path)) path = url->origin_form;
-    std::string authority(header_value(head.headers, "host"));
-    if (ctx.mode().kind == ModeSpec::Kind::reverse && !ctx.options().keep_host_header)
-      authority = authority_of(target.host, target.port, target.tls ? 443 : 80);
+    std::string authority = authority_for(header_value(head.headers, "host"));
     st->req.pseudo = {{":method", std::string(head.method)}, {":scheme", target.tls ? "https" : "http"},
                       {":authority", authority}, {":path", path}};
     st->req.headers = std::move(head.headers);
@@ -1137,14 +1137,12 @@ struct Http2Layer::Impl {
     bool empty = end || (st.resp.ended && st.to_client.size() == 0 && st.resp.trailers.empty());  // all there is
     st.front_chunked = !bodyless && !has_length && !http10 && !empty;
     if (!bodyless && !has_length && http10 && !empty) front_close = true;  // the close delimits the body
-    core::Bytes head = "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) + "\r\n";
-    for (const auto& h : st.resp.headers)
-      if (!is_connection_specific(h.name)) head += h.name + ": " + h.value + "\r\n";
-    if (st.front_chunked) head += "transfer-encoding: chunked\r\n";
-    if (!bodyless && !has_length && empty) head += "content-length: 0\r\n";
-    if (front_close) head += "connection: close\r\n";
-    head += "\r\n";
-    out->push_back(SendData{kClientConn, std::move(head)});
+    envelope::Headers fields = st.resp.headers;
+    std::erase_if(fields, [](const envelope::Header& h) { return is_connection_specific(h.name); });
+    if (st.front_chunked) fields.push_back({"transfer-encoding", "chunked"});
+    if (!bodyless && !has_length && empty) fields.push_back({"content-length", "0"});
+    if (front_close) fields.push_back({"connection", "close"});
+    out->push_back(SendData{kClientConn, response_bytes(status, reason_phrase(status), fields, {})});
   }
 
   // Response body bytes the server sent, on to the client; the exchange ends with the last of them.
@@ -1158,16 +1156,22 @@ struct Http2Layer::Impl {
     }
     if (!st.resp.ended) return;
     if (st.front_chunked) out->push_back(SendData{kClientConn, last_chunk(h2_fields(st.resp.trailers))});
+    finish_front(st, front_close || !st.req.ended);
+  }
+
+  // The exchange is over on the client's side: the next request (a pipelined one, if it came), or,
+  // with `close`, the end of the connection.
+  void finish_front(Stream& st, bool close) {
     st.front_done = true;
     st.client_closed = true;  // for settle: the client's side of this stream is over
     front_stream = nullptr;
-    if (front_close || !st.req.ended) {
-      out->push_back(CloseConnection{kClientConn, false});
-      front_closing = true;
-      front_backlog.clear();
+    if (!close) {
+      front_parse();
       return;
     }
-    front_parse();  // a pipelined request, if one came
+    out->push_back(CloseConnection{kClientConn, false});
+    front_closing = true;
+    front_backlog.clear();
   }
 
   // The server reset the stream or went away before the response ended: nothing more can be said in
@@ -1178,11 +1182,7 @@ struct Http2Layer::Impl {
       fail_stream(st, 502, "sluice: " + server_key() + ": " + why + "\n");
       return;
     }
-    st.front_done = true;
-    st.client_closed = true;
-    front_stream = nullptr;
-    front_closing = true;
-    out->push_back(CloseConnection{kClientConn, false});
+    finish_front(st, true);
   }
 
   void record_front_variant(Stream& st) {

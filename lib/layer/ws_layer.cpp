@@ -20,12 +20,6 @@ uint64_t be(core::ByteView b, size_t at, size_t n) {
   return v;
 }
 
-core::ByteView trim(core::ByteView v) {
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-  return v;
-}
-
 }  // namespace
 
 WsDeflate parse_ws_extensions(std::string_view header) {
@@ -36,12 +30,13 @@ WsDeflate parse_ws_extensions(std::string_view header) {
     size_t comma = header.find(',', start);
     core::ByteView ext = header.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     size_t semi = ext.find(';');
-    if (core::iequals(trim(ext.substr(0, semi)), "permessage-deflate")) {
+    if (core::iequals(core::trim_ows(ext.substr(0, semi)), "permessage-deflate")) {
       d.enabled = true;
       while (semi != core::ByteView::npos) {
         size_t next = ext.find(';', semi + 1);
-        core::ByteView param = trim(ext.substr(semi + 1, next == core::ByteView::npos ? core::ByteView::npos : next - semi - 1));
-        param = trim(param.substr(0, param.find('=')));
+        size_t len = next == core::ByteView::npos ? core::ByteView::npos : next - semi - 1;
+        core::ByteView param = core::trim_ows(ext.substr(semi + 1, len));
+        param = core::trim_ows(param.substr(0, param.find('=')));
         if (core::iequals(param, "client_no_context_takeover")) d.client_no_context_takeover = true;
         if (core::iequals(param, "server_no_context_takeover")) d.server_no_context_takeover = true;
         semi = next;

@@ -94,10 +94,6 @@ bool framing_header(std::string_view name, bool upgrade) {
   return false;
 }
 
-bool body_expected(std::string_view method) {
-  return method == "POST" || method == "PUT" || method == "PATCH";
-}
-
 }  // namespace
 
 core::Bytes encode_request(const envelope::HttpMessage& m) {
@@ -127,7 +123,7 @@ core::Bytes encode_request(const envelope::HttpMessage& m) {
     out += layer::chunked_body(m.body, m.trailers);
     return out;
   }
-  if (!m.body.empty() || body_expected(std::string(m.method))) out += "Content-Length: " + std::to_string(m.body.size()) + "\r\n";
+  if (!m.body.empty() || layer::body_expected(m.method)) out += "Content-Length: " + std::to_string(m.body.size()) + "\r\n";
   out += "\r\n";
   out += m.body;
   return out;

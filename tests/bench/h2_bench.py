@@ -14,13 +14,13 @@ and sluice's ratios. Not a test: it asserts nothing and prints numbers for tests
 import argparse
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from http1_bench import peak_rss_mib, settle, start_nginx, start_tls_reverse_peers, stop, tls_origin_setup  # noqa: E402
+from http1_bench import (peak_rss_mib, raise_fd_limit, require_tools, settle, start_nginx,  # noqa: E402
+                         start_tls_reverse_peers, stop, tls_origin_setup)
 
 
 def h2load(url, duration, clients, streams):
@@ -49,11 +49,9 @@ def main():
     ap.add_argument("--workers", type=int, default=os.cpu_count(),
                     help="nginx proxy worker processes and sluice --threads, alike (default: cores)")
     args = ap.parse_args()
-    for tool in ("nginx", "h2load", "openssl") + (() if args.skip_mitmdump else ("mitmdump",)):
-        if not shutil.which(tool):
-            sys.exit("h2_bench: %s is missing (apt-get install nginx-light mitmproxy nghttp2-client)" % tool)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+    require_tools("h2_bench", ("nginx", "h2load", "openssl") + (() if args.skip_mitmdump else ("mitmdump",)),
+                  "nginx-light mitmproxy nghttp2-client")
+    raise_fd_limit()
 
     work, key, cert, origin, origin_port = tls_origin_setup("sluice-h2-bench-")
     peers = []

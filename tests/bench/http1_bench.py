@@ -26,6 +26,19 @@ import tempfile
 import time
 
 
+def require_tools(bench, tools, packages):
+    """Exits with what to install when one of `tools` is missing."""
+    for tool in tools:
+        if not shutil.which(tool):
+            sys.exit("%s: %s is missing (apt-get install %s)" % (bench, tool, packages))
+
+
+def raise_fd_limit():
+    """Thousands of connections at once: as many descriptors as the hard limit allows, up to 8192."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -203,11 +216,9 @@ def main():
     ap.add_argument("--workers", type=int, default=os.cpu_count(),
                     help="nginx proxy worker processes and sluice --threads, alike (default: cores)")
     args = ap.parse_args()
-    for tool in ("nginx", "wrk") + (() if args.skip_mitmdump else ("mitmdump",)):
-        if not shutil.which(tool):
-            sys.exit("http1_bench: %s is missing (apt-get install nginx-light mitmproxy wrk)" % tool)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+    require_tools("http1_bench", ("nginx", "wrk") + (() if args.skip_mitmdump else ("mitmdump",)),
+                  "nginx-light mitmproxy wrk")
+    raise_fd_limit()
 
     work = tempfile.mkdtemp(prefix="sluice-bench-")
     with open(os.path.join(work, "1k"), "wb") as f:

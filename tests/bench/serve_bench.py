@@ -27,7 +27,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from http1_bench import free_port, peak_rss_mib, settle, stop, wait_port, wrk  # noqa: E402
+from http1_bench import free_port, peak_rss_mib, require_tools, settle, stop, wait_port, wrk  # noqa: E402
 
 
 class Item(http.server.BaseHTTPRequestHandler):
@@ -105,11 +105,10 @@ def main():
     ap.add_argument("--flows", type=int, default=100000)
     ap.add_argument("--skip-mitmdump", action="store_true")
     args = ap.parse_args()
-    for tool in ("wrk", "curl") + (() if args.skip_mitmdump else ("mitmdump",)):
-        if not shutil.which(tool):
-            sys.exit("serve_bench: %s is missing (apt-get install wrk curl mitmproxy)" % tool)
+    require_tools("serve_bench", ("wrk", "curl") + (() if args.skip_mitmdump else ("mitmdump",)),
+                  "wrk curl mitmproxy")
     work = tempfile.mkdtemp(prefix="sluice-serve-bench-")
-    env = dict(os.environ, XDG_DATA_HOME=os.path.join(work, "xdg"))
+    ca_dir = os.path.join(work, "ca")  # the bench's own CA, not the caller's
 
     origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Item)
     threading.Thread(target=origin.serve_forever, daemon=True).start()
@@ -117,7 +116,8 @@ def main():
 
     # Record the 10 flows through each proxy.
     small = os.path.join(work, "small.jsonl")
-    rec, port, _ = start([args.sluice, "proxy", "--mode", "reverse:%s@0" % target, "--no-compress", "-w", small],
+    rec, port, _ = start([args.sluice, "proxy", "--mode", "reverse:%s@0" % target, "--ca-dir", ca_dir, "--no-compress",
+                          "-w", small],
                          r"listening on [\d.]+:(\d+)")
     curl_all(port, 10)
     stop(rec)
@@ -143,7 +143,7 @@ def main():
     for name, capture in (("sluice --serve-from, 10 flows", small),
                           ("sluice --serve-from, %d flows" % args.flows, big)):
         proc, port, startup = start([args.sluice, "proxy", "--mode", "reverse:%s@0" % target, "--serve-from", capture,
-                                     "--reuse", "-w", os.path.join(work, "served-%d.zst" % len(peers))],
+                                     "--ca-dir", ca_dir, "--reuse", "-w", os.path.join(work, "served-%d.zst" % len(peers))],
                                     r"listening on [\d.]+:(\d+)")
         peers.append((name, proc, port, startup))
 

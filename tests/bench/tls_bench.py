@@ -15,12 +15,12 @@ ratios. Not a test: it asserts nothing and prints numbers for tests/bench/RESULT
 """
 import argparse
 import os
-import resource
 import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from http1_bench import peak_rss_mib, settle, start_nginx, start_tls_reverse_peers, stop, tls_origin_setup, wrk  # noqa: E402
+from http1_bench import (peak_rss_mib, raise_fd_limit, require_tools, settle, start_nginx,  # noqa: E402
+                         start_tls_reverse_peers, stop, tls_origin_setup, wrk)
 
 
 def main():
@@ -33,11 +33,9 @@ def main():
     ap.add_argument("--workers", type=int, default=os.cpu_count(),
                     help="nginx proxy worker processes and sluice --threads, alike (default: cores)")
     args = ap.parse_args()
-    for tool in ("nginx", "wrk", "openssl") + (() if args.skip_mitmdump else ("mitmdump",)):
-        if not shutil.which(tool):
-            sys.exit("tls_bench: %s is missing (apt-get install nginx-light mitmproxy wrk)" % tool)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+    require_tools("tls_bench", ("nginx", "wrk", "openssl") + (() if args.skip_mitmdump else ("mitmdump",)),
+                  "nginx-light mitmproxy wrk")
+    raise_fd_limit()
 
     work, key, cert, origin, origin_port = tls_origin_setup("sluice-tls-bench-")
     # nginx 1.22's default protocols stop at TLS 1.2 (where wrk's resumed sessions skip the key exchange
