@@ -52,32 +52,39 @@ int run_filter(const FilterConfig& cfg) {
       throw CommandError(kFailure, "filter: cannot write output: " + r.error().message);
     }
   };
-  std::optional<stream::Encoding> input_encoding;
-  filter::FlowFilter::Sink sink = [&](envelope::Record&& r, std::string&& original) {
+  filter::FlowFilter::Sink sink = [&](const filter::FlowFilter::Passed& p) {
     if (!writer) {
       if (wopts.compression == stream::Compression::zstd && is_terminal(out_fd) && !cfg.compress)
         throw CommandError(kUsage, "filter: refusing to write compressed data to a terminal (use --no-compress or -w FILE)");
       writer = std::make_unique<stream::StreamWriter>(out_fd, wopts);
     }
     // A record goes out as it came when the encodings agree (it may have been read only in part).
-    bool as_read = !original.empty() && input_encoding == wopts.encoding;
-    if (!(as_read ? writer->write_encoded(original) : writer->write(r))) flush();  // surfaces the error
+    bool as_read = !p.original.empty() && (p.cbor ? stream::Encoding::cbor : stream::Encoding::jsonl) == wopts.encoding;
+    if (!(as_read ? writer->write_encoded(p.original) : writer->write(*p.record))) flush();  // surfaces the error
   };
-  // JSONL read in part (filter::scan_jsonl), unless the output is to be re-encoded as CBOR.
-  bool fast = cfg.format.empty() || cfg.format == "jsonl";
 
-  // A live pipe sees each flow as soon as it is decided.
+  // JSONL lines are read in part (only what the expression looks at) and written out as they came, as
+  // long as the output is JSONL too; anything else is decoded in full. A live pipe sees each flow as
+  // soon as it is decided.
+  stream::StreamReader* current = nullptr;
+  auto jsonl_out = [&] {
+    choose_output(current->decoder());
+    return wopts.encoding == stream::Encoding::jsonl;
+  };
   read_records(
-      cfg.inputs, "filter",
-      [&](envelope::Record&& r, stream::StreamReader& reader) {
-        choose_output(reader.decoder());
-        input_encoding = reader.decoder().encoding();
-        flows.feed(std::move(r), sink, reader.decoder().take_payload());
-      },
-      flush,
+      cfg.inputs, "filter", [](envelope::Record&&, stream::StreamReader&) {}, flush,
       [&](stream::StreamReader& reader) {
-        reader.decoder().set_keep_payloads(true);
-        if (fast) reader.decoder().set_jsonl_parser(filter::scan_jsonl);
+        current = &reader;
+        auto& d = reader.decoder();
+        d.set_handlers([&](core::ByteView line) { return jsonl_out() && flows.feed_line(line, sink); },
+                       [&](envelope::Record&& r, core::ByteView payload) {
+                         choose_output(current->decoder());
+                         flows.feed(std::move(r), sink, payload, current->decoder().encoding() == stream::Encoding::cbor);
+                       });
+        d.set_jsonl_parser([&](core::ByteView line) -> core::Result<envelope::Record> {
+          if (!jsonl_out()) return core::make_error("re-encoded: decode it in full");
+          return filter::scan_jsonl(line);
+        });
       });
   flows.finish(sink);
   if (flows.forced())

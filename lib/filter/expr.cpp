@@ -47,11 +47,10 @@ std::string_view content_type(const envelope::Headers& h) {
   return {};
 }
 
-std::string host_of(const HttpMessage& m) {
+std::string_view host_of(const HttpMessage& m) {
   std::string_view a = m.authority;
-  if (!a.empty() && a.front() == '[') return std::string(a.substr(1, a.find(']') - 1));
-  return std::string(a.substr(0, a.rfind(':') == std::string_view::npos || a.find(':') != a.rfind(':') ? a.size()
-                                                                                                       : a.rfind(':')));
+  if (!a.empty() && a.front() == '[') return a.substr(1, a.find(']') - 1);
+  return a.substr(0, a.rfind(':') == std::string_view::npos || a.find(':') != a.rfind(':') ? a.size() : a.rfind(':'));
 }
 
 
@@ -139,6 +138,7 @@ struct Parser {
   Lexer lex;
   Token tok;
   std::string error;
+  uint32_t needs = 0;  // Reads bits of every leaf
 
   void advance() {
     tok = lex.next();
@@ -246,6 +246,7 @@ struct Parser {
     } else if (op == "~m") {
       f = any_request([r](const HttpMessage& m) { return r.search(m.method); });
     } else if (op == "~h" || op == "~hq" || op == "~hs") {
+      needs |= reads_headers;
       bool q = op != "~hs", s = op != "~hq";
       f = [r, q, s](const FlowView& fl) {
         const Envelope* a = q ? request(fl) : nullptr;
@@ -253,6 +254,7 @@ struct Parser {
         return (a && r.search(header_text(http(a).headers))) || (b && r.search(header_text(http(b).headers)));
       };
     } else if (op == "~t" || op == "~tq" || op == "~ts") {
+      needs |= reads_headers;
       bool q = op != "~ts", s = op != "~tq";
       f = [r, q, s](const FlowView& fl) {
         const Envelope* a = q ? request(fl) : nullptr;
@@ -260,6 +262,7 @@ struct Parser {
         return (a && r.search(content_type(http(a).headers))) || (b && r.search(content_type(http(b).headers)));
       };
     } else if (op == "~b" || op == "~bq" || op == "~bs") {
+      needs |= reads_bodies;
       bool q = op != "~bs", s = op != "~bq";
       f = [r, q, s](const FlowView& fl) {
         for (const auto* e : fl.envelopes) {
@@ -270,6 +273,7 @@ struct Parser {
         return false;
       };
     } else if (op == "~src" || op == "~dst") {
+      needs |= reads_context;
       bool src = op == "~src";
       f = [r, src](const FlowView& fl) {
         return !fl.envelopes.empty() && r.search(src ? fl.envelopes[0]->context.client : fl.envelopes[0]->context.server);
@@ -332,7 +336,8 @@ struct Parser {
             if (k == "replay_of") return true;
         return false;
       });
-    if (op.text == "~a")
+    if (op.text == "~a") {
+      needs |= reads_headers;
       return no_arg([](const FlowView& f) {
         const Envelope* r = response(f);
         if (!r) return false;
@@ -341,6 +346,7 @@ struct Parser {
           if (core::to_lower(t).find(kind) != std::string::npos) return true;
         return false;
       });
+    }
     if (op.text == "~c") {
       Token v;
       if (!value(op, v)) return false;
@@ -428,6 +434,7 @@ core::Result<Filter> Filter::parse(std::string_view text) {
   if (!ok) return core::make_error(p.error.empty() ? "bad expression" : p.error);
   Filter f;
   f.root_ = std::move(root);
+  f.needs_ = p.needs;
   return f;
 }
 

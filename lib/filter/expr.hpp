@@ -25,16 +25,22 @@ struct FlowView {
   std::vector<const envelope::ErrorRecord*> errors;
 };
 
+// What of a record a filter reads beyond ids, kinds, protocols, statuses, URLs, tags and anomalies.
+enum Reads : uint32_t { reads_headers = 1, reads_bodies = 2, reads_context = 4, reads_all = 7 };
+
 class Filter {
  public:
   // Errors say what and where, 1-based: "unknown operator '~x' at column 7".
   static core::Result<Filter> parse(std::string_view text);
   bool matches(const FlowView& flow) const;
+  uint32_t needs() const { return needs_; }  // Reads bits
+
 
   struct Node;
 
  private:
   std::shared_ptr<const Node> root_;
+  uint32_t needs_ = 0;
 };
 
 }  // namespace sluice::filter

@@ -1,5 +1,9 @@
 #include "filter/flow_filter.hpp"
 
+#include <algorithm>
+
+#include "filter/scan.hpp"
+
 namespace sluice::filter {
 
 namespace {
@@ -13,119 +17,220 @@ bool completes_flow(const envelope::Envelope& e) {
 
 }  // namespace
 
-FlowFilter::Flow& FlowFilter::flow(const std::string& id, const std::string& stream) {
-  auto [it, fresh] = flows_.try_emplace(id);
-  if (fresh) {
-    it->second.stream = stream;
-    order_.push_back(id);
-    ++pending_;
+FlowFilter::FlowFilter(Filter filter, Options options) : filter_(std::move(filter)), options_(options) {}
+FlowFilter::~FlowFilter() = default;
+
+template <class T>
+T* FlowFilter::IdTable<T>::find(std::string_view id, size_t hash) {
+  size_t mask = slots_.size() - 1;
+  for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    const Slot& slot = slots_[i];
+    if (slot.index == 0) return nullptr;
+    if (slot.hash == hash && entries_[slot.index - 1].id == id) return &entries_[slot.index - 1];
   }
-  return it->second;
+}
+
+template <class T>
+T& FlowFilter::IdTable<T>::insert(std::string_view id, size_t hash) {
+  if (2 * (entries_.size() + 1) > slots_.size()) {  // at most half full
+    std::vector<Slot> bigger(slots_.size() * 2);
+    size_t mask = bigger.size() - 1;
+    for (const Slot& slot : slots_) {
+      if (slot.index == 0) continue;
+      size_t i = slot.hash & mask;
+      while (bigger[i].index != 0) i = (i + 1) & mask;
+      bigger[i] = slot;
+    }
+    slots_.swap(bigger);
+  }
+  size_t mask = slots_.size() - 1;
+  size_t i = hash & mask;
+  while (slots_[i].index != 0) i = (i + 1) & mask;
+  T& entry = entries_.emplace_back();
+  entry.id = id;
+  slots_[i] = Slot{hash, static_cast<uint32_t>(entries_.size())};
+  return entry;
+}
+
+namespace {
+size_t hash_id(std::string_view id) { return std::hash<std::string_view>{}(id); }
+}  // namespace
+
+FlowFilter::StreamState& FlowFilter::stream(const std::string& id) {
+  if (last_stream_ && last_stream_->id == id) return *last_stream_;
+  size_t h = hash_id(id);
+  StreamState* s = streams_.find(id, h);
+  last_stream_ = s ? s : &streams_.insert(id, h);
+  return *last_stream_;
+}
+
+FlowFilter::Flow& FlowFilter::flow(const std::string& id, const std::string& stream_id) {
+  size_t h = hash_id(id);
+  if (Flow* known = flows_.find(id, h)) return *known;
+  Flow& f = flows_.insert(id, h);
+  StreamState& s = stream(stream_id);
+  f.stream = &s;
+  if (free_views_.empty()) {
+    f.view = static_cast<uint32_t>(views_.size());
+    views_.emplace_back();
+  } else {
+    f.view = free_views_.back();
+    free_views_.pop_back();
+  }
+  s.open.push_back(&f);
+  if (s.open.size() >= 2 * s.pruned) {  // forget the decided ones, now and then
+    std::erase_if(s.open, [](const Flow* o) { return o->state != State::pending; });
+    s.pruned = std::max<size_t>(16, s.open.size());
+  }
+  order_.push_back(&f);
+  ++pending_;
+  return f;
 }
 
 void FlowFilter::decide(Flow& f) {
   if (f.state != State::pending) return;
-  bool pass = filter_.matches(f.view);
+  FlowView& view = views_[f.view];
+  bool pass = filter_.matches(view);
   f.state = pass ? State::pass : State::drop;
   if (pass) {
     ++matched_;
-    stream_passed_[f.stream] = true;
+    f.stream->passed = true;
   }
-  f.view = FlowView{};  // its records are decided: the view is not needed again
+  view.envelopes.clear();  // its records are decided: the view is not needed again
+  view.errors.clear();
+  free_views_.push_back(f.view);
+  f.view = kNone;
   --pending_;
 }
 
-void FlowFilter::feed(envelope::Record record, const Sink& out, std::string original) {
-  Item item{std::move(record), std::move(original), {}, State::pending};
-  if (auto* e = std::get_if<envelope::Envelope>(&item.record)) {
-    if (options_.per_envelope) {
-      FlowView one;
-      one.envelopes.push_back(e);
-      bool pass = filter_.matches(one);
-      item.state = pass ? State::pass : State::drop;
-      if (pass) {
-        ++matched_;
-        stream_passed_[e->stream_id] = true;
-      }
-      queue_.push_back(std::move(item));
-    } else {
-      item.flow = e->flow_id.empty() ? e->stream_id : e->flow_id;
-      Flow& f = flow(item.flow, e->stream_id);
-      queue_.push_back(std::move(item));
-      auto& placed = std::get<envelope::Envelope>(queue_.back().record);  // deque: the address stays put
-      if (f.state == State::pending) {
-        f.view.envelopes.push_back(&placed);
-        if (completes_flow(placed)) {
-          // A 101 goes on as a WebSocket (or other) flow: decided when it ends.
-          if (std::get<envelope::HttpMessage>(placed.message).status != 101) decide(f);
-        }
-      }
+// Gives the item its flow (or its own verdict) and the flow its envelope.
+void FlowFilter::take(const envelope::Envelope& e, Item& item) {
+  if (options_.per_envelope) {
+    FlowView one;
+    one.envelopes.push_back(&e);
+    bool pass = filter_.matches(one);
+    item.state = pass ? State::pass : State::drop;
+    if (pass) {
+      ++matched_;
+      stream(e.stream_id).passed = true;
     }
-  } else if (auto* err = std::get_if<envelope::ErrorRecord>(&item.record)) {
-    item.flow = err->flow_id.empty() ? err->stream_id : err->flow_id;
+    return;
+  }
+  Flow& f = flow(e.flow_id.empty() ? e.stream_id : e.flow_id, e.stream_id);
+  item.flow = &f;
+  if (f.state != State::pending) return;
+  views_[f.view].envelopes.push_back(&e);
+  // A 101 goes on as a WebSocket (or other) flow: decided when it ends.
+  if (completes_flow(e) && std::get<envelope::HttpMessage>(e.message).status != 101) decide(f);
+}
+
+void FlowFilter::feed(envelope::Record record, const Sink& out, core::ByteView original, bool cbor) {
+  Item item;
+  item.cbor = cbor;
+  item.at = text_base_ + text_.size();
+  item.size = original.size();
+  text_.append(original);
+  item.record = std::make_unique<envelope::Record>(std::move(record));
+  const auto& r = *item.record;
+  if (const auto* e = std::get_if<envelope::Envelope>(&r)) {
+    take(*e, item);
+  } else if (const auto* err = std::get_if<envelope::ErrorRecord>(&r)) {
     if (options_.per_envelope) {
-      item.flow.clear();
-      item.state = stream_passed_[err->stream_id] ? State::pass : State::drop;
-      queue_.push_back(std::move(item));
+      item.state = stream(err->stream_id).passed ? State::pass : State::drop;
     } else {
-      Flow& f = flow(item.flow, err->stream_id);
-      queue_.push_back(std::move(item));
-      if (f.state == State::pending) f.view.errors.push_back(&std::get<envelope::ErrorRecord>(queue_.back().record));
+      Flow& f = flow(err->flow_id.empty() ? err->stream_id : err->flow_id, err->stream_id);
+      item.flow = &f;
+      if (f.state == State::pending) views_[f.view].errors.push_back(err);
     }
-  } else if (auto* end = std::get_if<envelope::EndRecord>(&item.record)) {
+  } else if (const auto* end = std::get_if<envelope::EndRecord>(&r)) {
     if (end->scope == "flow" && !options_.per_envelope) {
-      item.flow = end->flow_id;
-      Flow& f = flow(item.flow, end->stream_id);
-      decide(f);
+      item.flow = &flow(end->flow_id, end->stream_id);
+      decide(*item.flow);
     } else {
       // The stream is over: every flow of it is decided now, and the end passes with any of them.
-      if (!options_.per_envelope)
-        for (auto& [id, f] : flows_)
-          if (f.stream == end->stream_id) decide(f);
-      item.state = stream_passed_[end->stream_id] ? State::pass : State::drop;
+      StreamState& s = stream(end->stream_id);
+      if (!options_.per_envelope) {
+        for (Flow* f : s.open) decide(*f);
+        s.open.clear();
+      }
+      item.state = s.passed ? State::pass : State::drop;
     }
-    queue_.push_back(std::move(item));
   } else {
     item.state = State::pass;  // the header, and records of kinds this reader does not know
-    queue_.push_back(std::move(item));
   }
+  place(std::move(item), out);
+}
+
+bool FlowFilter::feed_line(core::ByteView line, const Sink& out) {
+  uint32_t slot;
+  if (free_.empty()) {
+    slot = static_cast<uint32_t>(envelopes_.size());
+    envelopes_.push_back(std::make_unique<envelope::Envelope>());
+  } else {
+    slot = free_.back();
+    free_.pop_back();
+  }
+  envelope::Envelope& e = *envelopes_[slot];
+  if (!scan_envelope(line, filter_.needs(), e)) {
+    free_.push_back(slot);
+    return false;
+  }
+  Item item;
+  item.at = text_base_ + text_.size();
+  item.size = line.size();
+  text_.append(line);
+  take(e, item);
+  if (item.flow && item.flow->state == State::pending) {
+    item.envelope = slot;  // the flow's view points at it until the flow is decided
+  } else {
+    free_.push_back(slot);
+  }
+  place(std::move(item), out);
+  return true;
+}
+
+void FlowFilter::place(Item item, const Sink& out) {
+  queue_.push_back(std::move(item));
   while (pending_ > options_.max_pending && !order_.empty()) {
-    auto it = flows_.find(order_.front());
+    Flow* f = order_.front();
     order_.pop_front();
-    if (it == flows_.end() || it->second.state != State::pending) continue;
-    decide(it->second);
+    if (f->state != State::pending) continue;
+    decide(*f);
     ++forced_;
   }
-  while (!order_.empty()) {  // forget the ids of decided flows at the front
-    auto it = flows_.find(order_.front());
-    if (it != flows_.end() && it->second.state == State::pending) break;
-    order_.pop_front();
-  }
+  while (!order_.empty() && order_.front()->state != State::pending) order_.pop_front();
   drain(out);
 }
 
 void FlowFilter::drain(const Sink& out) {
   while (!queue_.empty()) {
     Item& front = queue_.front();
-    State s = front.state;
-    if (!front.flow.empty()) {
-      auto it = flows_.find(front.flow);
-      s = it == flows_.end() ? State::drop : it->second.state;
+    State s = front.flow ? front.flow->state : front.state;
+    if (s == State::pending) break;
+    if (s == State::pass) {
+      Passed p;
+      p.record = front.record.get();
+      p.original = core::ByteView(text_).substr(front.at - text_base_, front.size);
+      p.cbor = front.cbor;
+      out(p);
     }
-    if (s == State::pending) return;
-    if (s == State::pass) out(std::move(front.record), std::move(front.original));
+    if (front.envelope != kNone) free_.push_back(front.envelope);
     queue_.pop_front();
+  }
+  if (queue_.empty()) {
+    text_base_ += text_.size();
+    text_.clear();
+  } else if (size_t used = queue_.front().at - text_base_; used > (1u << 20) && used * 2 > text_.size()) {
+    text_.erase(0, used);
+    text_base_ += used;
   }
 }
 
 void FlowFilter::finish(const Sink& out) {
-  for (const auto& id : order_) {
-    auto it = flows_.find(id);
-    if (it != flows_.end()) decide(it->second);
-  }
+  for (Flow* f : order_) decide(*f);
   order_.clear();
   for (auto& item : queue_)
-    if (item.flow.empty() && item.state == State::pending) item.state = State::drop;
+    if (!item.flow && item.state == State::pending) item.state = State::drop;
   drain(out);
 }
 

@@ -7,12 +7,19 @@
 // more than `max_pending` flows are undecided, the oldest is decided on what it has so far. A stream's
 // `end` record passes when any flow of that stream did. With `per_envelope`, each envelope is judged on
 // its own instead. The stream header always passes.
+//
+// Two ways in: feed() takes a decoded record; feed_line() takes a JSONL line and reads only what the
+// filter looks at (filter::scan_envelope into recycled envelopes), holding the line's text, never a
+// decoded copy of all of it. A held record costs its text plus, until its flow is decided, the few
+// members the filter reads.
+#include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "core/bytes.hpp"
 #include "filter/expr.hpp"
 
 namespace sluice::filter {
@@ -23,15 +30,27 @@ class FlowFilter {
     bool per_envelope = false;
     size_t max_pending = 10000;  // undecided flows held at once
   };
-  // Each record passed on, with its original encoding when feed() was given one (else empty).
-  using Sink = std::function<void(envelope::Record&&, std::string&& original)>;
+  // A record passed on. `original`: its encoded form as given (JSONL text, or a CBOR map when `cbor`),
+  // empty when none was; `record`: the decoded record, null for lines taken by feed_line().
+  struct Passed {
+    const envelope::Record* record = nullptr;
+    core::ByteView original;
+    bool cbor = false;
+  };
+  using Sink = std::function<void(const Passed&)>;
 
-  FlowFilter(Filter filter, Options options) : filter_(std::move(filter)), options_(options) {}
+  FlowFilter(Filter filter, Options options);
+  ~FlowFilter();
+  FlowFilter(const FlowFilter&) = delete;
+  FlowFilter& operator=(const FlowFilter&) = delete;
 
   // Takes one record; every record that is now decided to pass goes to `out`, in stream order.
-  // `original`: the record as it was encoded, passed on with it (so a partially read record can be
-  // written out as it came).
-  void feed(envelope::Record record, const Sink& out, std::string original = {});
+  // `original`: the record as it was encoded (copied), passed on with it (so a partially read record
+  // can be written out as it came).
+  void feed(envelope::Record record, const Sink& out, core::ByteView original = {}, bool cbor = false);
+  // Takes one JSONL line (copied). False, having taken nothing, when it is not an envelope the fast
+  // reader reads (the header, end and error records, anything odd): decode it and feed() it instead.
+  bool feed_line(core::ByteView line, const Sink& out);
   // End of input: decides every flow still open and passes what remains.
   void finish(const Sink& out);
 
@@ -40,28 +59,67 @@ class FlowFilter {
 
  private:
   enum class State : uint8_t { pending, pass, drop };
+  struct Flow;
+  struct StreamState {
+    std::string id;
+    bool passed = false;         // a flow of it passed: its end record passes too
+    std::vector<Flow*> open;     // its flows, some perhaps decided since (skipped)
+    size_t pruned = 16;          // open's size after the last sweep of decided flows, doubled
+  };
+  static constexpr uint32_t kNone = UINT32_MAX;
   struct Flow {
-    std::string stream;
+    std::string id;
+    StreamState* stream = nullptr;
+    uint32_t view = kNone;       // its FlowView in views_ while pending
     State state = State::pending;
-    FlowView view;
   };
   struct Item {
-    envelope::Record record;
-    std::string original;
-    std::string flow;                 // empty: `state` is the item's own verdict
+    Flow* flow = nullptr;            // null: `state` is the item's own verdict
     State state = State::pending;
+    bool cbor = false;
+    uint32_t envelope = kNone;       // a recycled envelope (feed_line), else `record`
+    std::unique_ptr<envelope::Record> record;
+    uint64_t at = 0;                 // the original's bytes: text_[at - text_base_, + size)
+    size_t size = 0;
+  };
+
+  // Ids to T (which has a std::string `id`), open addressing over (hash, index): one probe and one
+  // comparison per lookup, no node per entry; entries stay put (a deque) and are never removed.
+  template <class T>
+  class IdTable {
+   public:
+    T* find(std::string_view id, size_t hash);
+    T& insert(std::string_view id, size_t hash);  // id must not be present
+
+   private:
+    struct Slot {
+      size_t hash = 0;
+      uint32_t index = 0;  // entry + 1; 0: empty
+    };
+    std::vector<Slot> slots_ = std::vector<Slot>(1024);
+    std::deque<T> entries_;
   };
 
   Flow& flow(const std::string& id, const std::string& stream);
+  StreamState& stream(const std::string& id);
+  void take(const envelope::Envelope& e, Item& item);
+  void place(Item item, const Sink& out);
   void decide(Flow& f);
   void drain(const Sink& out);
 
   Filter filter_;
   Options options_;
   std::deque<Item> queue_;
-  std::unordered_map<std::string, Flow> flows_;
-  std::deque<std::string> order_;  // flow ids in order of their first record (decided ones are skipped)
-  std::unordered_map<std::string, bool> stream_passed_;
+  std::string text_;          // the originals of queued items
+  uint64_t text_base_ = 0;    // offset of text_[0] in all the text ever held
+  std::vector<std::unique_ptr<envelope::Envelope>> envelopes_;  // recycled for feed_line()
+  std::vector<uint32_t> free_;
+  IdTable<Flow> flows_;  // decided ones stay: later records follow their verdict
+  IdTable<StreamState> streams_;
+  StreamState* last_stream_ = nullptr;
+  std::vector<FlowView> views_;  // of pending flows, recycled
+  std::vector<uint32_t> free_views_;
+  std::deque<Flow*> order_;   // flows in order of their first record (decided ones are skipped)
   size_t pending_ = 0;
   uint64_t matched_ = 0, forced_ = 0;
 };

@@ -390,6 +390,35 @@ struct ThreadList {
 
 }  // namespace
 
+namespace {
+
+// A pattern that is a plain string, its punctuation perhaps escaped, perhaps anchored at either end:
+// searched without the VM. Anything else (classes, quantifiers, escapes like \d) is not.
+bool plain_string(std::string_view p, std::string& text, bool& begin, bool& end) {
+  auto alnum = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  text.clear();
+  size_t i = 0;
+  begin = !p.empty() && p[0] == '^';
+  if (begin) ++i;
+  end = false;
+  for (; i < p.size(); ++i) {
+    char c = p[i];
+    if (c == '\\') {
+      if (i + 1 >= p.size() || alnum(p[i + 1])) return false;
+      text.push_back(p[++i]);
+    } else if (c == '$' && i + 1 == p.size()) {
+      end = true;
+    } else if (std::string_view(".[]()^$*+?{}|").find(c) != std::string_view::npos) {
+      return false;
+    } else {
+      text.push_back(c);
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 core::Result<Regex> Regex::compile(std::string_view pattern, bool ignore_case) {
   Parser parser;
   parser.p = pattern;
@@ -427,16 +456,26 @@ core::Result<Regex> Regex::compile(std::string_view pattern, bool ignore_case) {
   Regex r;
   r.pattern_ = std::string(pattern);
   r.ignore_case_ = ignore_case;
-  if (pattern.find_first_of("\\.[]()^$*+?{}|") == std::string_view::npos) r.literal_ = std::string(pattern);
+  r.plain_ = plain_string(pattern, r.literal_, r.anchored_begin_, r.anchored_end_);
   r.prog_ = std::move(prog);
   return r;
 }
 
 bool Regex::search(core::ByteView text) const {
   if (pattern_.empty()) return true;
-  if (!literal_.empty()) {
-    if (!ignore_case_) return text.find(literal_) != core::ByteView::npos;
+  if (plain_) {
     auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+    auto same = [&](core::ByteView part) {
+      if (!ignore_case_) return part == literal_;
+      for (size_t i = 0; i < part.size(); ++i)
+        if (lower(part[i]) != lower(literal_[i])) return false;
+      return true;
+    };
+    size_t n = literal_.size();
+    if (anchored_begin_ && anchored_end_) return text.size() == n && same(text);
+    if (anchored_begin_) return text.size() >= n && same(text.substr(0, n));
+    if (anchored_end_) return text.size() >= n && same(text.substr(text.size() - n));
+    if (!ignore_case_) return text.find(literal_) != core::ByteView::npos;
     struct Hash {
       size_t operator()(char c) const { return static_cast<unsigned char>(c >= 'A' && c <= 'Z' ? c + 32 : c); }
     };

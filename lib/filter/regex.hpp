@@ -35,7 +35,10 @@ class Regex {
  private:
   std::string pattern_;
   std::shared_ptr<const Program> prog_;
-  std::string literal_;  // the pattern as a plain string, when it is one (searched without the VM)
+  // A pattern that is a plain string, perhaps anchored (`^api\.example\.com$`), is searched without the VM.
+  bool plain_ = false;
+  std::string literal_;
+  bool anchored_begin_ = false, anchored_end_ = false;
   bool ignore_case_ = true;
 };
 

@@ -5,6 +5,10 @@
 #include <cstring>
 #include <vector>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include "core/base64.hpp"
 #include "core/time.hpp"
 
@@ -14,6 +18,22 @@ namespace {
 
 using envelope::Envelope;
 using envelope::HttpMessage;
+
+// The offset of the first '"' or '\\' in p[0, n), or npos: where a JSON string ends or escapes.
+size_t quote_or_backslash(const char* p, size_t n) {
+  size_t i = 0;
+#ifdef __SSE2__
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+  for (; i + 16 <= n; i += 16) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+    if (m) return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(m)));
+  }
+#endif
+  for (; i < n; ++i)
+    if (p[i] == '"' || p[i] == '\\') return i;
+  return std::string_view::npos;
+}
 
 struct Scanner {
   core::ByteView s;
@@ -72,20 +92,11 @@ struct Scanner {
     ++pos;
     if (out) out->clear();
     while (true) {
-      if (pos >= s.size()) return fail();
-      const char* start = s.data() + pos;
-      const void* q = std::memchr(start, '"', s.size() - pos);
-      if (!q) return fail();
-      const void* b = std::memchr(start, '\\', static_cast<const char*>(q) - start);
-      if (!b) {  // no escape before the end
-        size_t n = static_cast<const char*>(q) - start;
-        if (out) out->append(start, n);
-        pos += n + 1;
-        return true;
-      }
-      size_t n = static_cast<const char*>(b) - start;
-      if (out) out->append(start, n);
+      size_t n = quote_or_backslash(s.data() + pos, s.size() - pos);
+      if (n == std::string_view::npos) return fail();
+      if (out) out->append(s.data() + pos, n);
       pos += n + 1;
+      if (s[pos - 1] == '"') return true;
       if (pos >= s.size()) return fail();
       char e = s[pos++];
       if (!out) {
@@ -198,15 +209,32 @@ struct Scanner {
     return true;
   }
 
+  // An object member's name, as a view of the line (of `scratch` when it has escapes).
+  bool key(std::string_view& out, std::string& scratch) {
+    ws();
+    if (pos >= s.size() || s[pos] != '"') return fail();
+    const char* start = s.data() + pos + 1;
+    size_t n = quote_or_backslash(start, s.size() - pos - 1);
+    if (n != std::string_view::npos && start[n] == '"') {
+      out = std::string_view(start, n);
+      pos += n + 2;
+      return true;
+    }
+    if (!str(&scratch)) return false;
+    out = scratch;
+    return true;
+  }
+
   // Iterates an object's members: fn(key) must consume the value.
   template <class F>
   bool object(F&& fn) {
     if (!eat('{')) return fail();
     if (eat('}')) return true;
-    std::string key;
+    std::string scratch;
+    std::string_view k;
     do {
-      if (!str(&key) || !eat(':')) return fail();
-      if (!fn(key)) return false;
+      if (!key(k, scratch) || !eat(':')) return fail();
+      if (!fn(k)) return false;
     } while (eat(','));
     return eat('}') || fail();
   }
@@ -220,20 +248,37 @@ struct Scanner {
     return eat(']') || fail();
   }
 
+  // Into `h`, reusing the strings it already holds.
   bool headers(envelope::Headers& h) {
-    return array([&] {
-      std::string name, value;
-      return eat('[') && str(&name) && eat(',') && bytes(value) && (eat(']') || fail()) &&
-             (h.push_back({std::move(name), std::move(value)}), true);
+    size_t n = 0;
+    bool ok = array([&] {
+      if (n == h.size()) h.emplace_back();
+      auto& field = h[n++];
+      return eat('[') && str(&field.name) && eat(',') && bytes(field.value) && (eat(']') || fail());
     });
+    h.resize(ok ? n : 0);
+    return ok;
   }
 };
 
-bool http_message(Scanner& sc, HttpMessage& m) {
-  return sc.object([&](const std::string& k) {
+// Reads `m`'s members into it, reusing its strings; headers and bodies only when `needs` asks.
+bool http_message(Scanner& sc, uint32_t needs, HttpMessage& m) {
+  m.kind = HttpMessage::Kind::request;
+  m.method.clear();
+  m.scheme.clear();
+  m.authority.clear();
+  m.path.clear();
+  m.status = 0;
+  m.reason.clear();
+  m.version.clear();
+  m.headers.clear();
+  m.trailers.clear();
+  m.body.clear();
+  return sc.object([&](std::string_view k) {
     if (k == "kind") {
-      std::string kind;
-      if (!sc.str(&kind)) return false;
+      std::string_view kind;
+      std::string scratch;
+      if (!sc.key(kind, scratch)) return false;  // a string like any other
       m.kind = kind == "response" ? HttpMessage::Kind::response : HttpMessage::Kind::request;
       return true;
     }
@@ -249,151 +294,210 @@ bool http_message(Scanner& sc, HttpMessage& m) {
     }
     if (k == "reason") return sc.bytes(m.reason);
     if (k == "version") return sc.str(&m.version);
-    if (k == "headers") return sc.headers(m.headers);
-    if (k == "trailers") return sc.headers(m.trailers);
-    if (k == "body") return sc.bytes(m.body);
+    if (k == "headers") return needs & reads_headers ? sc.headers(m.headers) : sc.skip();
+    if (k == "trailers") return needs & reads_headers ? sc.headers(m.trailers) : sc.skip();
+    if (k == "body") return needs & reads_bodies ? sc.bytes(m.body) : sc.skip();
     return sc.skip();
   });
 }
 
-bool message(Scanner& sc, Envelope& e) {
+bool message(Scanner& sc, uint32_t needs, Envelope& e) {
   // The kind decides the shape: read the members into the matching alternative.
   size_t start = sc.pos;
-  std::string kind;
-  bool ok = sc.object([&](const std::string& k) { return k == "kind" ? sc.str(&kind) : sc.skip(); });
-  if (!ok) return false;
+  std::string_view kind, first;
+  std::string scratch;
+  // Writers put the kind first; otherwise it is looked for.
+  bool peeked = sc.eat('{') && sc.key(first, scratch) && first == "kind" && sc.eat(':') && sc.key(kind, scratch);
+  sc.pos = start;
+  sc.bad = false;
+  if (!peeked && !sc.object([&](std::string_view k) { return k == "kind" ? sc.key(kind, scratch) : sc.skip(); }))
+    return false;
   sc.pos = start;
   if (kind == "request" || kind == "response") {
-    HttpMessage m;
-    if (!http_message(sc, m)) return false;
-    e.message = std::move(m);
-    return true;
+    auto* m = std::get_if<HttpMessage>(&e.message);
+    if (!m) m = &e.message.emplace<HttpMessage>();
+    return http_message(sc, needs, *m);
   }
+  bool bodies = needs & reads_bodies;
   if (kind == "frame") {
-    envelope::WsMessage m;
-    if (!sc.object([&](const std::string& k) {
-          if (k == "opcode") {
-            int64_t v;
-            return sc.number(v) && (m.opcode = static_cast<int>(v), true);
-          }
-          if (k == "payload") return sc.bytes(m.payload);
-          return sc.skip();
-        }))
-      return false;
-    e.message = std::move(m);
-    return true;
+    auto& m = e.message.emplace<envelope::WsMessage>();
+    return sc.object([&](std::string_view k) {
+      if (k == "opcode") {
+        int64_t v;
+        return sc.number(v) && (m.opcode = static_cast<int>(v), true);
+      }
+      if (k == "payload" && bodies) return sc.bytes(m.payload);
+      return sc.skip();
+    });
   }
   if (kind == "start") {
-    envelope::GrpcStartMessage m;
-    if (!sc.object([&](const std::string& k) {
-          if (k == "service") return sc.str(&m.service);
-          if (k == "method") return sc.str(&m.method);
-          return sc.skip();
-        }))
-      return false;
-    e.message = std::move(m);
-    return true;
+    auto& m = e.message.emplace<envelope::GrpcStartMessage>();
+    return sc.object([&](std::string_view k) {
+      if (k == "service") return sc.str(&m.service);
+      if (k == "method") return sc.str(&m.method);
+      return sc.skip();
+    });
   }
   if (kind == "data") {
-    envelope::GrpcDataMessage m;
-    if (!sc.object([&](const std::string& k) { return k == "payload" ? sc.bytes(m.payload) : sc.skip(); })) return false;
-    e.message = std::move(m);
-    return true;
+    auto& m = e.message.emplace<envelope::GrpcDataMessage>();
+    return sc.object([&](std::string_view k) { return k == "payload" && bodies ? sc.bytes(m.payload) : sc.skip(); });
   }
   if (kind == "event") {
-    envelope::SseMessage m;
-    if (!sc.object([&](const std::string& k) { return k == "data" ? sc.bytes(m.data) : sc.skip(); })) return false;
-    e.message = std::move(m);
-    return true;
+    auto& m = e.message.emplace<envelope::SseMessage>();
+    return sc.object([&](std::string_view k) { return k == "data" && bodies ? sc.bytes(m.data) : sc.skip(); });
   }
-  if (kind == "chunk") {
-    e.message = envelope::RawMessage{};
-    return sc.skip();
-  }
-  // end (gRPC), handshake and unknown kinds: nothing a filter reads beyond the protocol.
-  e.message = envelope::RawMessage{};
+  // chunk, end (gRPC), handshake and unknown kinds: nothing a filter reads beyond the protocol.
+  e.message.emplace<envelope::RawMessage>();
   return sc.skip();
 }
 
-}  // namespace
+// The top-level members a record may have once (a repeated one: the full decoder decides which counts).
+enum Member : uint32_t {
+  m_type = 1, m_stream = 2, m_flow = 4, m_seq = 8, m_direction = 16, m_protocol = 32, m_overlay = 64,
+  m_variant = 128, m_raw = 256, m_message = 512, m_context = 1024, m_tags = 2048, m_anomalies = 4096,
+  m_scope = 8192, m_code = 16384,
+};
 
-core::Result<envelope::Record> scan_jsonl(core::ByteView line) {
+enum class Type : uint8_t { envelope, error, end, other };
+
+// One line into `e` (reused: every member the scanner reads is reset first) and, for `end` and `error`
+// records, their scope and code. False when the line is not one this scanner reads.
+bool scan_line(core::ByteView line, uint32_t needs, Envelope& e, Type& type, std::string& scope, std::string& code) {
   Scanner sc{line};
-  std::string type;
-  Envelope e;
-  envelope::ErrorRecord err;
-  envelope::EndRecord end;
+  e.stream_id.clear();
+  e.flow_id.clear();
+  e.seq = 0;
+  e.direction = envelope::Direction::send;
+  e.protocol = envelope::Protocol::raw;
+  e.protocol_name.clear();
+  e.overlay.clear();
+  e.raw.clear();
+  e.context.conn_id.clear();
+  e.context.client.clear();
+  e.context.server.clear();
+  e.modified = false;
+  e.anomalies.clear();
+  e.tags.clear();
+  std::string_view protocol;
+  std::string protocol_scratch, scratch;
   size_t raw_at = std::string_view::npos;
-  std::string protocol;
-  std::vector<std::string> seen;  // a repeated member: the full decoder decides which one counts
-  bool ok = sc.object([&](const std::string& k) {
-    if (std::find(seen.begin(), seen.end(), k) != seen.end()) return sc.fail();
-    seen.push_back(k);
-    if (k == "type") return sc.str(&type);
-    if (k == "stream_id") return sc.str(&e.stream_id) && (err.stream_id = end.stream_id = e.stream_id, true);
-    if (k == "flow_id") return sc.str(&e.flow_id) && (err.flow_id = end.flow_id = e.flow_id, true);
+  uint32_t seen = 0;
+  bool has_message = false;
+  type = Type::other;
+  auto once = [&](Member m) {
+    if (seen & m) return false;
+    seen |= m;
+    return true;
+  };
+  bool ok = sc.object([&](std::string_view k) {
+    if (k == "type") {
+      std::string_view t;
+      if (!once(m_type) || !sc.key(t, scratch)) return sc.fail();
+      type = t == "envelope" ? Type::envelope : t == "error" ? Type::error : t == "end" ? Type::end : Type::other;
+      return true;
+    }
+    if (k == "stream_id") return once(m_stream) ? sc.str(&e.stream_id) : sc.fail();
+    if (k == "flow_id") return once(m_flow) ? sc.str(&e.flow_id) : sc.fail();
     if (k == "seq") {
       int64_t v;
-      return sc.number(v) && (e.seq = static_cast<uint64_t>(v), true);
+      return once(m_seq) && sc.number(v) && (e.seq = static_cast<uint64_t>(v), true);
     }
     if (k == "direction") {
-      std::string d;
-      return sc.str(&d) && (e.direction = d == "receive" ? envelope::Direction::receive : envelope::Direction::send, true);
+      std::string_view d;
+      return once(m_direction) && sc.key(d, scratch) &&
+             (e.direction = d == "receive" ? envelope::Direction::receive : envelope::Direction::send, true);
     }
-    if (k == "protocol") return sc.str(&protocol);
-    if (k == "overlay") return sc.str(&e.overlay);
+    if (k == "protocol") return once(m_protocol) ? sc.key(protocol, protocol_scratch) : sc.fail();
+    if (k == "overlay") return once(m_overlay) ? sc.str(&e.overlay) : sc.fail();
     if (k == "variant") {
-      std::string v;
-      return sc.str(&v) && (e.modified = v == "modified", true);
+      std::string_view v;
+      return once(m_variant) && sc.key(v, scratch) && (e.modified = v == "modified", true);
     }
     if (k == "raw") {  // decoded only for raw chunks, once the protocol is known
+      if (!once(m_raw)) return sc.fail();
       sc.ws();
       raw_at = sc.pos;
       return sc.skip();
     }
-    if (k == "message") return message(sc, e);
-    if (k == "context")
-      return sc.object([&](const std::string& c) {
+    if (k == "message") return once(m_message) && (has_message = true, message(sc, needs, e));
+    if (k == "context") {
+      if (!once(m_context)) return sc.fail();
+      if (!(needs & reads_context)) return sc.skip();
+      return sc.object([&](std::string_view c) {
         if (c == "client") return sc.str(&e.context.client);
         if (c == "server") return sc.str(&e.context.server);
         if (c == "conn_id") return sc.str(&e.context.conn_id);
         return sc.skip();
       });
+    }
     if (k == "tags")
-      return sc.object([&](const std::string& t) {
-        std::string v;
-        return sc.str(&v) && (e.tags.emplace_back(t, std::move(v)), true);
-      });
+      return once(m_tags) && sc.object([&](std::string_view t) {
+               std::string v;
+               return sc.str(&v) && (e.tags.emplace_back(std::string(t), std::move(v)), true);
+             });
     if (k == "anomalies")
-      return sc.array([&] {
-        envelope::Anomaly a;
-        return sc.object([&](const std::string& f) {
-                 if (f == "name") return sc.str(&a.name);
-                 if (f == "detail") return sc.str(&a.detail);
-                 return sc.skip();
-               }) &&
-               (e.anomalies.push_back(std::move(a)), true);
-      });
-    if (k == "scope") return sc.str(&end.scope);
-    if (k == "code") return sc.str(&err.code);
+      return once(m_anomalies) && sc.array([&] {
+               envelope::Anomaly a;
+               return sc.object([&](std::string_view f) {
+                        if (f == "name") return sc.str(&a.name);
+                        if (f == "detail") return sc.str(&a.detail);
+                        return sc.skip();
+                      }) &&
+                      (e.anomalies.push_back(std::move(a)), true);
+             });
+    if (k == "scope") return once(m_scope) ? sc.str(&scope) : sc.fail();
+    if (k == "code") return once(m_code) ? sc.str(&code) : sc.fail();
     return sc.skip();
   });
-  if (!ok || sc.bad) return core::make_error("not a record this scanner reads");
-  if (type == "envelope") {
-    e.protocol = envelope::parse_protocol(protocol);
-    if (e.protocol == envelope::Protocol::other) e.protocol_name = protocol;
-    if (e.protocol == envelope::Protocol::raw && raw_at != std::string_view::npos) {
-      Scanner r{line, raw_at};
-      std::string b64;
-      if (!r.str(&b64)) return core::make_error("bad raw");
-      auto d = core::base64_decode(b64);
-      if (!d) return core::make_error("bad raw");
-      e.raw = std::move(*d);
-    }
-    return envelope::Record{std::move(e)};
+  if (!ok || sc.bad) return false;
+  sc.ws();
+  if (sc.pos != line.size()) return false;  // text after the object: the full decoder's call
+  if (type != Type::envelope) return true;
+  if (!has_message) e.message.emplace<envelope::RawMessage>();
+  e.protocol = envelope::parse_protocol(protocol);
+  if (e.protocol == envelope::Protocol::other) e.protocol_name = protocol;
+  if (e.protocol == envelope::Protocol::raw && raw_at != std::string_view::npos && (needs & reads_bodies)) {
+    Scanner r{line, raw_at};
+    std::string b64;
+    if (!r.str(&b64)) return false;
+    auto d = core::base64_decode(b64);
+    if (!d) return false;
+    e.raw = std::move(*d);
   }
-  if (type == "error") return envelope::Record{std::move(err)};
-  if (type == "end") return envelope::Record{std::move(end)};
+  return true;
+}
+
+}  // namespace
+
+bool scan_envelope(core::ByteView line, uint32_t needs, envelope::Envelope& into) {
+  Type type;
+  std::string scope, code;
+  return scan_line(line, needs, into, type, scope, code) && type == Type::envelope;
+}
+
+core::Result<envelope::Record> scan_jsonl(core::ByteView line) {
+  Envelope e;
+  Type type;
+  std::string scope, code;
+  if (!scan_line(line, reads_all, e, type, scope, code)) return core::make_error("not a record this scanner reads");
+  switch (type) {
+    case Type::envelope: return envelope::Record{std::move(e)};
+    case Type::error: {
+      envelope::ErrorRecord err;
+      err.stream_id = std::move(e.stream_id);
+      err.flow_id = std::move(e.flow_id);
+      err.code = std::move(code);
+      return envelope::Record{std::move(err)};
+    }
+    case Type::end: {
+      envelope::EndRecord end;
+      end.stream_id = std::move(e.stream_id);
+      end.flow_id = std::move(e.flow_id);
+      end.scope = std::move(scope);
+      return envelope::Record{std::move(end)};
+    }
+    case Type::other: break;
+  }
   return core::make_error("decoded the full way");  // the header and unknown kinds
 }
 

@@ -152,9 +152,19 @@ void RecordDecoder::feed_zstd(core::ByteView data) {
 }
 
 void RecordDecoder::release_frame() {
-  std::string frame;
-  frame.swap(z_->frame);
-  feed_plain(frame);
+  Zstd& z = *z_;
+  if (!fatal_ && tpos_ == text_.size()) {
+    // Nothing left over: the frame becomes the text without a copy, and the old text's buffer (its
+    // capacity kept) takes the next frame.
+    text_base_ += text_.size();
+    text_.swap(z.frame);
+    tpos_ = 0;
+    z.frame.clear();
+    split_records(false);
+    return;
+  }
+  feed_plain(z.frame);
+  z.frame.clear();
 }
 
 void RecordDecoder::feed_plain(core::ByteView data) {
@@ -220,7 +230,7 @@ bool RecordDecoder::split_jsonl(bool at_end) {
       return false;
     }
   }
-  emit(line, false, "line " + std::to_string(line_) + " (byte " + std::to_string(line_offset) + ")");
+  emit(line, false, line_, line_offset);
   return true;
 }
 
@@ -292,32 +302,42 @@ bool RecordDecoder::split_cbor(bool at_end) {
     return true;
   }
   tpos_ += kFrameHeaderSize + len;
-  emit(payload, true, "record frame at byte " + std::to_string(offset));
+  emit(payload, true, offset);
   return true;
 }
 
-void RecordDecoder::emit(core::ByteView payload, bool cbor, const std::string& where) {
-  if (parser_ && !cbor) {
-    if (auto fast = parser_(payload)) {
-      ++records_;
-      out_.push_back(std::move(fast).value());
-      if (keep_payloads_) payloads_.emplace_back(payload);
+void RecordDecoder::emit(core::ByteView payload, bool cbor, uint64_t at, uint64_t line_offset) {
+  if (!cbor && line_handler_ && line_handler_(payload)) {
+    ++records_;
+    return;
+  }
+  auto deliver = [&](envelope::Record&& record) {
+    ++records_;
+    if (record_handler_) {
+      record_handler_(std::move(record), payload);
       return;
     }
+    out_.push_back(std::move(record));
+    if (keep_payloads_) payloads_.emplace_back(payload);
+  };
+  if (parser_ && !cbor) {
+    if (auto fast = parser_(payload)) return deliver(std::move(fast).value());
   }
+  auto where = [&] {
+    return cbor ? "record frame at byte " + std::to_string(at)
+                : "line " + std::to_string(at) + " (byte " + std::to_string(line_offset) + ")";
+  };
   auto value = cbor ? core::cbor_parse(payload) : core::json_parse(payload);
   if (!value) {
-    warn(where + ": " + value.error().message + "; record skipped");
+    warn(where() + ": " + value.error().message + "; record skipped");
     return;
   }
   auto record = envelope::from_value(std::move(value).value());
   if (!record) {
-    warn(where + ": " + record.error().message + "; record skipped");
+    warn(where() + ": " + record.error().message + "; record skipped");
     return;
   }
-  ++records_;
-  out_.push_back(std::move(record).value());
-  if (keep_payloads_) payloads_.emplace_back(payload);
+  deliver(std::move(record).value());
 }
 
 void RecordDecoder::compact() {

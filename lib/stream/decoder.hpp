@@ -40,6 +40,16 @@ class RecordDecoder {
   // reads it faster. An error from `parser` falls back to the full decoding of that line.
   using Parser = std::function<core::Result<envelope::Record>(core::ByteView line)>;
   void set_jsonl_parser(Parser parser) { parser_ = std::move(parser); }
+  // Hands records over as they are decoded instead of queueing them for next(), in stream order: a
+  // JSONL line first to `lines` (when set), which returns false to have it decoded as usual; every
+  // record decoded then goes to `records` with its encoded form (a JSON line without its newline, or a
+  // CBOR map), valid for the call only.
+  using LineHandler = std::function<bool(core::ByteView line)>;
+  using RecordHandler = std::function<void(envelope::Record&& record, core::ByteView payload)>;
+  void set_handlers(LineHandler lines, RecordHandler records) {
+    line_handler_ = std::move(lines);
+    record_handler_ = std::move(records);
+  }
   // Keeps each record's encoded form (a JSON line without its newline, or a CBOR map): payload()
   // is that of the record next() returned last.
   void set_keep_payloads(bool keep) { keep_payloads_ = keep; }
@@ -61,7 +71,8 @@ class RecordDecoder {
   void split_records(bool at_end);
   bool split_jsonl(bool at_end);
   bool split_cbor(bool at_end);
-  void emit(core::ByteView payload, bool cbor, const std::string& where);
+  // `at`: the JSONL line number, or the binary frame's byte offset (named only in a warning).
+  void emit(core::ByteView payload, bool cbor, uint64_t at, uint64_t line_offset = 0);
   void compact();
 
   std::function<void(const std::string&)> on_warning_;
@@ -84,6 +95,8 @@ class RecordDecoder {
   std::deque<std::string> payloads_;  // with keep_payloads_: one per record in out_
   std::string payload_;
   Parser parser_;
+  LineHandler line_handler_;
+  RecordHandler record_handler_;
   bool keep_payloads_ = false;
   uint64_t records_ = 0;
   uint64_t warnings_ = 0;

@@ -26,6 +26,12 @@ TEST(Regex, MatchesLikePythonSearch) {
       {"^$", "x", false},                {"a{0}b", "b", true},           {"(a|ab)(c|bcd)(d*)", "abcd", true},
       {"[A-Z]", "q", true},  // case-insensitive
       {"api\\.example\\.com", "https://api.example.com/users", true}, {"5\\d\\d", "status 503", true},
+      // plain strings, anchored or not, take the path without the VM
+      {"^api3\\.example\\.com$", "API3.example.com", true}, {"^api3\\.example\\.com$", "xapi3.example.com", false},
+      {"^api3\\.example\\.com$", "api3.example.com:443", false}, {"^api3\\.example\\.com$", "api3xexample.com", false},
+      {"^api3", "api30.example.com", true}, {"^ab", "a", false},   {"com$", "x.COM", true},    {"ab$", "b", false},
+      {"a\\$", "a$b", true},            {"^a\\$$", "a$", true},       {"^a\\$$", "a$x", false}, {"^", "", true},
+      {"$", "x", true},                  {"^a\\-b$", "A-B", true},     {"^a\\tb$", "a\tb", true},
   };
   for (const auto& c : cases) {
     auto re = Regex::compile(c.pattern);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <random>
 
+#include "core/json.hpp"
+#include "envelope/record_codec.hpp"
 #include "support/sample_records.hpp"
 #include "support/stream_helpers.hpp"
 
@@ -197,6 +199,40 @@ TEST(Stream, LargeRecordsWrittenInPiecesReadBackTheSame) {
     EXPECT_EQ(b.records, records);
     if (compression == Compression::none) {
       EXPECT_EQ(whole, pieces);
+    }
+  }
+}
+
+// With handlers, records come over as they are decoded, in stream order: JSONL lines to the line
+// handler first (which declines some), every other record decoded, with its encoded form.
+TEST(Stream, HandlersTakeEveryRecordInOrder) {
+  auto records = test_support::sample_records();
+  for (const auto& o : all_forms()) {
+    auto bytes = encode_stream(records, o, 3);
+    for (size_t chunk : {size_t{1}, size_t{7}, size_t{1000}, bytes.size()}) {
+      stream::RecordDecoder dec;
+      std::vector<envelope::Record> got;
+      size_t lines = 0, offered = 0;
+      dec.set_handlers(
+          [&](core::ByteView line) {
+            if (offered++ % 2) return false;  // every other one is decoded as usual
+            auto v = core::json_parse(line);
+            EXPECT_TRUE(v);
+            got.push_back(*envelope::from_value(std::move(*v)));
+            ++lines;
+            return true;
+          },
+          [&](envelope::Record&& r, core::ByteView payload) {
+            EXPECT_FALSE(payload.empty());
+            got.push_back(std::move(r));
+          });
+      for (size_t at = 0; at < bytes.size(); at += chunk) dec.feed(core::ByteView(bytes).substr(at, chunk));
+      dec.finish();
+      EXPECT_FALSE(dec.next());  // nothing queued
+      EXPECT_EQ(dec.warnings(), 0u);
+      EXPECT_EQ(dec.records(), records.size());
+      EXPECT_TRUE(got == records) << name(o) << " chunk " << chunk;
+      EXPECT_EQ(lines, o.encoding == Encoding::jsonl ? (records.size() + 1) / 2 : 0u) << name(o);
     }
   }
 }

@@ -1,0 +1,180 @@
+// FlowFilter: whole flows out in stream order, decided by their final response, their end, their
+// stream's end, max_pending or the end of input; and the same answer whether records come decoded
+// (feed) or as JSONL lines read in part (feed_line, with what it declines fed decoded).
+#include <gtest/gtest.h>
+
+#include "envelope/record_codec.hpp"
+#include "filter/flow_filter.hpp"
+
+using namespace sluice;
+using filter::FlowFilter;
+
+namespace {
+
+envelope::Record http(const std::string& stream, const std::string& flow, envelope::HttpMessage::Kind kind,
+                      const std::string& host, int status, std::string overlay = {}) {
+  envelope::Envelope e;
+  e.stream_id = stream;
+  e.flow_id = flow;
+  e.protocol = envelope::Protocol::http;
+  e.overlay = std::move(overlay);
+  e.raw = "x";
+  envelope::HttpMessage m;
+  m.kind = kind;
+  m.method = "GET";
+  m.scheme = "http";
+  m.authority = host;
+  m.path = "/";
+  m.status = status;
+  m.version = "HTTP/1.1";
+  m.headers = {{"Host", host}, {"Content-Type", "text/plain"}};
+  m.body = "body of " + flow;
+  e.message = std::move(m);
+  e.context.client = "127.0.0.1:1";
+  e.context.server = host + ":80";
+  return e;
+}
+envelope::Record request(const std::string& stream, const std::string& flow, const std::string& host) {
+  return http(stream, flow, envelope::HttpMessage::Kind::request, host, 0);
+}
+envelope::Record response(const std::string& stream, const std::string& flow, int status) {
+  return http(stream, flow, envelope::HttpMessage::Kind::response, "", status);
+}
+envelope::Record frame(const std::string& stream, const std::string& flow) {
+  envelope::Envelope e;
+  e.stream_id = stream;
+  e.flow_id = flow;
+  e.protocol = envelope::Protocol::ws;
+  e.message = envelope::WsMessage{};
+  return e;
+}
+envelope::Record end(const std::string& scope, const std::string& stream, const std::string& flow = {}) {
+  envelope::EndRecord r;
+  r.scope = scope;
+  r.stream_id = stream;
+  r.flow_id = flow;
+  return r;
+}
+envelope::Record error(const std::string& stream, const std::string& flow) {
+  envelope::ErrorRecord r;
+  r.stream_id = stream;
+  r.flow_id = flow;
+  r.code = "timeout";
+  return r;
+}
+
+std::string line_of(const envelope::Record& r) {
+  std::string out;
+  envelope::write_json(r, out);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+struct Run {
+  std::vector<std::string> out;
+  uint64_t matched = 0, forced = 0, taken_as_lines = 0;
+};
+
+// The records through a FlowFilter, decoded (`lines` false) or as lines; the lines that come out.
+Run run(const std::string& expr, const std::vector<envelope::Record>& records, bool lines,
+        FlowFilter::Options options = {}) {
+  auto f = filter::Filter::parse(expr);
+  EXPECT_TRUE(f) << expr;
+  FlowFilter flows(std::move(*f), options);
+  Run r;
+  FlowFilter::Sink sink = [&](const FlowFilter::Passed& p) {
+    EXPECT_FALSE(p.original.empty());
+    r.out.emplace_back(p.original);
+    if (p.record) EXPECT_EQ(line_of(*p.record), std::string(p.original));
+  };
+  for (const auto& rec : records) {
+    std::string line = line_of(rec);
+    if (lines && flows.feed_line(line, sink)) {
+      ++r.taken_as_lines;
+      continue;
+    }
+    flows.feed(rec, sink, line);
+  }
+  flows.finish(sink);
+  r.matched = flows.matched();
+  r.forced = flows.forced();
+  return r;
+}
+
+// Both ways in give `want` (indices into records).
+void expect(const std::string& expr, const std::vector<envelope::Record>& records, const std::vector<size_t>& want,
+            FlowFilter::Options options = {}) {
+  std::vector<std::string> lines;
+  for (size_t i : want) lines.push_back(line_of(records[i]));
+  auto decoded = run(expr, records, false, options);
+  auto read_in_part = run(expr, records, true, options);
+  EXPECT_EQ(decoded.out, lines) << expr;
+  EXPECT_EQ(read_in_part.out, lines) << expr;
+  EXPECT_EQ(decoded.matched, read_in_part.matched);
+  EXPECT_EQ(decoded.forced, read_in_part.forced);
+  EXPECT_GT(read_in_part.taken_as_lines, 0u);
+}
+
+envelope::StreamHeader header() { return envelope::StreamHeader{}; }
+
+}  // namespace
+
+TEST(FlowFilter, WholeFlowsInStreamOrderEitherWayIn) {
+  std::vector<envelope::Record> s = {
+      header(),                                 // 0 passes
+      request("s1", "f1", "a.example"),         // 1 held until its response
+      request("s2", "f2", "b.example"),         // 2
+      response("s2", "f2", 200),                // 3 f2 decided: dropped
+      response("s1", "f1", 404),                // 4 f1 decided: passes with 1
+      http("s1", "f1", envelope::HttpMessage::Kind::response, "", 404, "h1-chunk"),  // 5 follows f1
+      request("s1", "f3", "a.example"),         // 6
+      error("s1", "f3"),                        // 7
+      end("stream", "s1"),                      // 8 decides f3 (passes); passes: s1 had a flow pass
+      request("s2", "f4", "a.example"),         // 9
+      end("stream", "s2"),                      // 10 decides f4
+      request("s3", "f5", "b.example"),         // 11
+      end("flow", "s3", "f5"),                  // 12 decides f5: dropped with it
+      end("stream", "s3"),                      // 13 no flow of s3 passed
+      request("s4", "f6", "a.example"),         // 14 a WebSocket: 101 does not decide it
+      response("s4", "f6", 101),                // 15
+      frame("s4", "f6"),                        // 16
+      end("flow", "s4", "f6"),                  // 17 decides f6
+      response("s2", "f2", 200),                // 18 a late record of a dropped flow
+  };
+  expect("~d ^a\\.example$", s, {0, 1, 4, 5, 6, 7, 8, 9, 10, 14, 15, 16, 17});
+  expect("~c 404", s, {0, 1, 4, 5, 8});
+  expect("~e", s, {0, 6, 7, 8});
+  expect("~websocket", s, {0, 14, 15, 16, 17});
+  expect("~h text/plain & ~b 'body of f2'", s, {0, 2, 3, 10, 18});
+  expect("~dst b\\.example", s, {0, 2, 3, 10, 11, 12, 13, 18});
+}
+
+TEST(FlowFilter, EnvelopesJudgedOneByOne) {
+  std::vector<envelope::Record> s = {request("s1", "f1", "a"), response("s1", "f1", 404), request("s1", "f2", "a"),
+                                     response("s1", "f2", 200), end("stream", "s1"), end("stream", "s2")};
+  expect("~c 404", s, {1, 4}, {true, 10000});
+}
+
+TEST(FlowFilter, MaxPendingDecidesTheOldestOnWhatItHas) {
+  std::vector<envelope::Record> s = {request("s1", "f1", "a"), request("s1", "f2", "b"), request("s1", "f3", "a"),
+                                     response("s1", "f1", 200), response("s1", "f3", 200)};
+  // f1 is decided when f3 arrives (no response yet: ~s fails); its response follows that verdict.
+  expect("~d a", s, {0, 2, 3, 4}, {false, 2});
+  expect("~s", s, {2, 4}, {false, 2});
+  EXPECT_EQ(run("~s", s, true, {false, 2}).forced, 1u);
+}
+
+TEST(FlowFilter, ManyFlowsInterleaved) {
+  // More flows than the id table's first size, answered in reverse order: every one held, then decided.
+  std::vector<envelope::Record> s;
+  std::vector<size_t> want;
+  const int n = 3000;
+  for (int i = 0; i < n; ++i) s.push_back(request("s" + std::to_string(i % 7), "flow-" + std::to_string(i), i % 3 ? "a" : "b"));
+  for (int i = n - 1; i >= 0; --i) s.push_back(response("s" + std::to_string(i % 7), "flow-" + std::to_string(i), 200));
+  for (int i = 0; i < n; ++i)
+    if (i % 3 == 0) want.push_back(static_cast<size_t>(i));
+  for (int i = n - 1; i >= 0; --i)
+    if (i % 3 == 0) want.push_back(static_cast<size_t>(n + (n - 1 - i)));
+  expect("~d b", s, want);
+  EXPECT_EQ(run("~d b", s, true).matched, static_cast<uint64_t>(n / 3));
+}
