@@ -209,8 +209,8 @@ struct Scanner {
     return true;
   }
 
-  // An object member's name, as a view of the line (of `scratch` when it has escapes).
-  bool key(std::string_view& out, std::string& scratch) {
+  // A string as a view of the line (of `scratch` when it has escapes): member names, short values.
+  bool view(std::string_view& out, std::string& scratch) {
     ws();
     if (pos >= s.size() || s[pos] != '"') return fail();
     const char* start = s.data() + pos + 1;
@@ -233,7 +233,7 @@ struct Scanner {
     std::string scratch;
     std::string_view k;
     do {
-      if (!key(k, scratch) || !eat(':')) return fail();
+      if (!view(k, scratch) || !eat(':')) return fail();
       if (!fn(k)) return false;
     } while (eat(','));
     return eat('}') || fail();
@@ -274,29 +274,36 @@ bool http_message(Scanner& sc, uint32_t needs, HttpMessage& m) {
   m.headers.clear();
   m.trailers.clear();
   m.body.clear();
+  // A repeated member: the full decoder decides which one counts.
+  uint32_t seen = 0;
+  auto once = [&](int bit) {
+    if (seen & (1u << bit)) return sc.fail();
+    seen |= 1u << bit;
+    return true;
+  };
   return sc.object([&](std::string_view k) {
     if (k == "kind") {
       std::string_view kind;
       std::string scratch;
-      if (!sc.key(kind, scratch)) return false;  // a string like any other
+      if (!once(0) || !sc.view(kind, scratch)) return false;
       m.kind = kind == "response" ? HttpMessage::Kind::response : HttpMessage::Kind::request;
       return true;
     }
-    if (k == "method") return sc.bytes(m.method);
-    if (k == "scheme") return sc.bytes(m.scheme);
-    if (k == "authority") return sc.bytes(m.authority);
-    if (k == "path") return sc.bytes(m.path);
+    if (k == "method") return once(1) && sc.bytes(m.method);
+    if (k == "scheme") return once(2) && sc.bytes(m.scheme);
+    if (k == "authority") return once(3) && sc.bytes(m.authority);
+    if (k == "path") return once(4) && sc.bytes(m.path);
     if (k == "status") {
       int64_t v;
-      if (!sc.number(v)) return false;
+      if (!once(5) || !sc.number(v)) return false;
       m.status = static_cast<int>(v);
       return true;
     }
-    if (k == "reason") return sc.bytes(m.reason);
-    if (k == "version") return sc.str(&m.version);
-    if (k == "headers") return needs & reads_headers ? sc.headers(m.headers) : sc.skip();
-    if (k == "trailers") return needs & reads_headers ? sc.headers(m.trailers) : sc.skip();
-    if (k == "body") return needs & reads_bodies ? sc.bytes(m.body) : sc.skip();
+    if (k == "reason") return once(6) && sc.bytes(m.reason);
+    if (k == "version") return once(7) && sc.str(&m.version);
+    if (k == "headers") return once(8) && (needs & reads_headers ? sc.headers(m.headers) : sc.skip());
+    if (k == "trailers") return once(9) && (needs & reads_headers ? sc.headers(m.trailers) : sc.skip());
+    if (k == "body") return once(10) && (needs & reads_bodies ? sc.bytes(m.body) : sc.skip());
     return sc.skip();
   });
 }
@@ -307,10 +314,10 @@ bool message(Scanner& sc, uint32_t needs, Envelope& e) {
   std::string_view kind, first;
   std::string scratch;
   // Writers put the kind first; otherwise it is looked for.
-  bool peeked = sc.eat('{') && sc.key(first, scratch) && first == "kind" && sc.eat(':') && sc.key(kind, scratch);
+  bool peeked = sc.eat('{') && sc.view(first, scratch) && first == "kind" && sc.eat(':') && sc.view(kind, scratch);
   sc.pos = start;
   sc.bad = false;
-  if (!peeked && !sc.object([&](std::string_view k) { return k == "kind" ? sc.key(kind, scratch) : sc.skip(); }))
+  if (!peeked && !sc.object([&](std::string_view k) { return k == "kind" ? sc.view(kind, scratch) : sc.skip(); }))
     return false;
   sc.pos = start;
   if (kind == "request" || kind == "response") {
@@ -392,7 +399,7 @@ bool scan_line(core::ByteView line, uint32_t needs, Envelope& e, Type& type, std
   bool ok = sc.object([&](std::string_view k) {
     if (k == "type") {
       std::string_view t;
-      if (!once(m_type) || !sc.key(t, scratch)) return sc.fail();
+      if (!once(m_type) || !sc.view(t, scratch)) return sc.fail();
       type = t == "envelope" ? Type::envelope : t == "error" ? Type::error : t == "end" ? Type::end : Type::other;
       return true;
     }
@@ -404,14 +411,14 @@ bool scan_line(core::ByteView line, uint32_t needs, Envelope& e, Type& type, std
     }
     if (k == "direction") {
       std::string_view d;
-      return once(m_direction) && sc.key(d, scratch) &&
+      return once(m_direction) && sc.view(d, scratch) &&
              (e.direction = d == "receive" ? envelope::Direction::receive : envelope::Direction::send, true);
     }
-    if (k == "protocol") return once(m_protocol) ? sc.key(protocol, protocol_scratch) : sc.fail();
+    if (k == "protocol") return once(m_protocol) ? sc.view(protocol, protocol_scratch) : sc.fail();
     if (k == "overlay") return once(m_overlay) ? sc.str(&e.overlay) : sc.fail();
     if (k == "variant") {
       std::string_view v;
-      return once(m_variant) && sc.key(v, scratch) && (e.modified = v == "modified", true);
+      return once(m_variant) && sc.view(v, scratch) && (e.modified = v == "modified", true);
     }
     if (k == "raw") {  // decoded only for raw chunks, once the protocol is known
       if (!once(m_raw)) return sc.fail();
@@ -423,10 +430,12 @@ bool scan_line(core::ByteView line, uint32_t needs, Envelope& e, Type& type, std
     if (k == "context") {
       if (!once(m_context)) return sc.fail();
       if (!(needs & reads_context)) return sc.skip();
+      uint32_t members = 0;  // client, server, conn_id: each once
+      auto first = [&](uint32_t bit) { return !(members & bit) && (members |= bit, true); };
       return sc.object([&](std::string_view c) {
-        if (c == "client") return sc.str(&e.context.client);
-        if (c == "server") return sc.str(&e.context.server);
-        if (c == "conn_id") return sc.str(&e.context.conn_id);
+        if (c == "client") return first(1) ? sc.str(&e.context.client) : sc.fail();
+        if (c == "server") return first(2) ? sc.str(&e.context.server) : sc.fail();
+        if (c == "conn_id") return first(4) ? sc.str(&e.context.conn_id) : sc.fail();
         return sc.skip();
       });
     }

@@ -30,9 +30,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (reused.flow_id != b->flow_id || reused.stream_id != b->stream_id || reused.seq != b->seq ||
         (http && !std::holds_alternative<envelope::HttpMessage>(reused.message)))
       std::abort();
+    if ((needs & filter::reads_context) && reused.context.server != b->context.server) std::abort();
     const auto* m = std::get_if<envelope::HttpMessage>(&reused.message);
     const auto* fm = std::get_if<envelope::HttpMessage>(&b->message);
     if (m && fm && (m->kind != fm->kind || m->status != fm->status || m->authority != fm->authority)) std::abort();
+    if (m && fm && (needs & filter::reads_headers) && m->headers != fm->headers) std::abort();
+    if (m && fm && (needs & filter::reads_bodies) && m->body != fm->body) std::abort();
   }
   return 0;
 }

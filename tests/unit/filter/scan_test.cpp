@@ -74,7 +74,11 @@ TEST(ScanJsonl, RawIsReadForRawChunksOnly) {
 TEST(ScanJsonl, WhatItCannotReadIsAnError) {
   for (const char* bad : {R"({"type":"envelope","seq":)", R"({"type":"envelope","seq":1.5})", R"([1,2])",
                           R"({"type":"envelope","message":{"kind":"request","headers":[["a"]]}})",
-                          R"({"type":"header","format":"sluice-stream"})", R"({"type":"envelope","flow_id":"\q"})"}) {
+                          R"({"type":"header","format":"sluice-stream"})", R"({"type":"envelope","flow_id":"\q"})",
+                          // a repeated member: the full decoder decides which one counts
+                          R"({"type":"envelope","flow_id":"a","flow_id":"b"})",
+                          R"({"type":"envelope","message":{"kind":"request","authority":"a","authority":"b"}})",
+                          R"({"type":"envelope","context":{"server":"a","server":"b"}})"}) {
     EXPECT_FALSE(filter::scan_jsonl(bad)) << bad;
   }
 }
