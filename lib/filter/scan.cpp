@@ -55,6 +55,13 @@ struct Scanner {
     bad = true;
     return false;
   }
+  // A member met for the first time in its object (bit `bit` of `seen`); a repeated one fails: the
+  // full decoder decides which one counts.
+  bool once(uint32_t& seen, int bit) {
+    if (seen >> bit & 1u) return fail();
+    seen |= 1u << bit;
+    return true;
+  }
 
   static void utf8(uint32_t cp, std::string& out) {
     if (cp < 0x80) {
@@ -274,13 +281,8 @@ bool http_message(Scanner& sc, uint32_t needs, HttpMessage& m) {
   m.headers.clear();
   m.trailers.clear();
   m.body.clear();
-  // A repeated member: the full decoder decides which one counts.
   uint32_t seen = 0;
-  auto once = [&](int bit) {
-    if (seen & (1u << bit)) return sc.fail();
-    seen |= 1u << bit;
-    return true;
-  };
+  auto once = [&](int bit) { return sc.once(seen, bit); };
   return sc.object([&](std::string_view k) {
     if (k == "kind") {
       std::string_view kind;
@@ -317,9 +319,13 @@ bool message(Scanner& sc, uint32_t needs, Envelope& e) {
   bool peeked = sc.eat('{') && sc.view(first, scratch) && first == "kind" && sc.eat(':') && sc.view(kind, scratch);
   sc.pos = start;
   sc.bad = false;
-  if (!peeked && !sc.object([&](std::string_view k) { return k == "kind" ? sc.view(kind, scratch) : sc.skip(); }))
+  uint32_t seen = 0;
+  if (!peeked && !sc.object([&](std::string_view k) {
+        return k == "kind" ? sc.once(seen, 0) && sc.view(kind, scratch) : sc.skip();
+      }))
     return false;
   sc.pos = start;
+  seen = 0;
   if (kind == "request" || kind == "response") {
     auto* m = std::get_if<HttpMessage>(&e.message);
     if (!m) m = &e.message.emplace<HttpMessage>();
@@ -331,27 +337,31 @@ bool message(Scanner& sc, uint32_t needs, Envelope& e) {
     return sc.object([&](std::string_view k) {
       if (k == "opcode") {
         int64_t v;
-        return sc.number(v) && (m.opcode = static_cast<int>(v), true);
+        return sc.once(seen, 0) && sc.number(v) && (m.opcode = static_cast<int>(v), true);
       }
-      if (k == "payload" && bodies) return sc.bytes(m.payload);
+      if (k == "payload" && bodies) return sc.once(seen, 1) && sc.bytes(m.payload);
       return sc.skip();
     });
   }
   if (kind == "start") {
     auto& m = e.message.emplace<envelope::GrpcStartMessage>();
     return sc.object([&](std::string_view k) {
-      if (k == "service") return sc.str(&m.service);
-      if (k == "method") return sc.str(&m.method);
+      if (k == "service") return sc.once(seen, 0) && sc.str(&m.service);
+      if (k == "method") return sc.once(seen, 1) && sc.str(&m.method);
       return sc.skip();
     });
   }
   if (kind == "data") {
     auto& m = e.message.emplace<envelope::GrpcDataMessage>();
-    return sc.object([&](std::string_view k) { return k == "payload" && bodies ? sc.bytes(m.payload) : sc.skip(); });
+    return sc.object([&](std::string_view k) {
+      return k == "payload" && bodies ? sc.once(seen, 0) && sc.bytes(m.payload) : sc.skip();
+    });
   }
   if (kind == "event") {
     auto& m = e.message.emplace<envelope::SseMessage>();
-    return sc.object([&](std::string_view k) { return k == "data" && bodies ? sc.bytes(m.data) : sc.skip(); });
+    return sc.object([&](std::string_view k) {
+      return k == "data" && bodies ? sc.once(seen, 0) && sc.bytes(m.data) : sc.skip();
+    });
   }
   // chunk, end (gRPC), handshake and unknown kinds: nothing a filter reads beyond the protocol.
   e.message.emplace<envelope::RawMessage>();
@@ -430,12 +440,11 @@ bool scan_line(core::ByteView line, uint32_t needs, Envelope& e, Type& type, std
     if (k == "context") {
       if (!once(m_context)) return sc.fail();
       if (!(needs & reads_context)) return sc.skip();
-      uint32_t members = 0;  // client, server, conn_id: each once
-      auto first = [&](uint32_t bit) { return !(members & bit) && (members |= bit, true); };
+      uint32_t members = 0;
       return sc.object([&](std::string_view c) {
-        if (c == "client") return first(1) ? sc.str(&e.context.client) : sc.fail();
-        if (c == "server") return first(2) ? sc.str(&e.context.server) : sc.fail();
-        if (c == "conn_id") return first(4) ? sc.str(&e.context.conn_id) : sc.fail();
+        if (c == "client") return sc.once(members, 0) && sc.str(&e.context.client);
+        if (c == "server") return sc.once(members, 1) && sc.str(&e.context.server);
+        if (c == "conn_id") return sc.once(members, 2) && sc.str(&e.context.conn_id);
         return sc.skip();
       });
     }
