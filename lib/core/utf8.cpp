@@ -3,13 +3,28 @@
 #include <cstdint>
 #include <cstring>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 namespace sluice::core {
 
 bool is_valid_utf8(ByteView s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const auto* end = p + s.size();
   while (p < end) {
-    // Fast path: eight ASCII bytes at a time.
+#ifdef __SSE2__
+    // Fast path: 32 ASCII bytes at a time.
+    if (end - p >= 32) {
+      __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
+      if (_mm_movemask_epi8(_mm_or_si128(a, b)) == 0) {
+        p += 32;
+        continue;
+      }
+    }
+#endif
+    // Eight ASCII bytes at a time.
     if (end - p >= 8) {
       uint64_t w;
       std::memcpy(&w, p, 8);

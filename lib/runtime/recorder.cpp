@@ -1,5 +1,7 @@
 #include "runtime/recorder.hpp"
 
+#include <pthread.h>
+
 #include "stream/fd_io.hpp"
 #include "view/summary.hpp"
 
@@ -62,6 +64,7 @@ void Recorder::push(std::string encoded, std::unique_ptr<envelope::Record> recor
 }
 
 void Recorder::run() {
+  pthread_setname_np(pthread_self(), "sluice-writer");  // as top -H and perf show it
   stream::StreamWriter writer(fd_, options_);
   std::string out;
   view::FlowSummarizer summary([&](const std::string& line) {

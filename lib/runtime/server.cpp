@@ -1,5 +1,7 @@
 #include "runtime/server.hpp"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdio>
 #include <mutex>
@@ -155,7 +157,11 @@ void Server::run() {
     if (!ec) impl.begin_stop();
   });
   std::vector<std::thread> threads;
-  for (auto& w : impl.workers) threads.emplace_back([&w] { w->run(); });
+  for (auto& w : impl.workers)
+    threads.emplace_back([&w] {
+      pthread_setname_np(pthread_self(), "sluice-io");  // as top -H and perf show it
+      w->run();
+    });
   impl.ioc.run();
   // Every connection has finished (or was closed by force): let the workers run dry and stop.
   impl.worker_guards.clear();

@@ -2,6 +2,7 @@
 
 #include <zstd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/cbor.hpp"
@@ -96,6 +97,16 @@ core::Result<void> StreamWriter::write_in_pieces(const envelope::Record& record)
 
 core::Result<void> StreamWriter::write_encoded(core::ByteView payload) {
   if (failed_) return core::make_error("stream writer is closed after an earlier error");
+  if (zstd_ && options_.encoding == Encoding::jsonl && payload.size() >= options_.buffer_bytes) {
+    // A large record is compressed where it is rather than copied into pending_ first (what is
+    // pending goes before it); its newline follows with the next drain.
+    if (auto r = compress(pending_, false); !r) return r;
+    pending_.clear();
+    if (auto r = compress(payload, false); !r) return r;
+    pending_.push_back('\n');
+    ++records_;
+    return drain(false);
+  }
   append_framed(payload, options_.encoding, pending_);
   ++records_;
   if (pending_.size() >= options_.buffer_bytes) return drain(false);
@@ -107,38 +118,41 @@ core::Result<void> StreamWriter::flush() {
   return drain(true);
 }
 
-core::Result<void> StreamWriter::drain(bool end_frame) {
-  if (pending_.empty() && (!zstd_ || frame_in_ == 0)) return {};
-  std::string out;
-  if (!zstd_) {
-    out.swap(pending_);
-  } else {
-    frame_in_ += pending_.size();
-    bool end = end_frame || frame_in_ >= options_.frame_bytes;
-    ZSTD_inBuffer in{pending_.data(), pending_.size(), 0};
-    out.resize(ZSTD_compressBound(pending_.size()) + 64);
-    ZSTD_outBuffer ob{out.data(), out.size(), 0};
-    ZSTD_EndDirective mode = end ? ZSTD_e_end : ZSTD_e_continue;
-    while (true) {
-      size_t rem = ZSTD_compressStream2(zstd_->cctx, &ob, &in, mode);
-      if (ZSTD_isError(rem)) {
-        failed_ = true;
-        return core::make_error(std::string("zstd: ") + ZSTD_getErrorName(rem));
-      }
-      bool done = mode == ZSTD_e_continue ? in.pos == in.size : rem == 0;
-      if (done) break;
-      if (ob.pos == ob.size) {
-        out.resize(out.size() * 2);
-        ob.dst = out.data();
-        ob.size = out.size();
-      }
+core::Result<void> StreamWriter::compress(core::ByteView bytes, bool end) {
+  if (bytes.empty() && !end) return {};
+  frame_in_ += bytes.size();
+  ZSTD_inBuffer in{bytes.data(), bytes.size(), 0};
+  ZSTD_EndDirective mode = end ? ZSTD_e_end : ZSTD_e_continue;
+  while (true) {
+    size_t need = zout_used_ + ZSTD_compressBound(in.size - in.pos) + 64;
+    if (zout_.size() < need) zout_.resize(std::max(need, zout_.size() * 2));
+    ZSTD_outBuffer ob{zout_.data(), zout_.size(), zout_used_};
+    size_t rem = ZSTD_compressStream2(zstd_->cctx, &ob, &in, mode);
+    zout_used_ = ob.pos;
+    if (ZSTD_isError(rem)) {
+      failed_ = true;
+      return core::make_error(std::string("zstd: ") + ZSTD_getErrorName(rem));
     }
-    out.resize(ob.pos);
-    pending_.clear();
-    if (end) frame_in_ = 0;
+    if (mode == ZSTD_e_continue ? in.pos == in.size : rem == 0) break;
   }
-  if (out.empty()) return {};
-  auto r = write_all(fd_, out);
+  if (end) frame_in_ = 0;
+  return {};
+}
+
+core::Result<void> StreamWriter::drain(bool end_frame) {
+  if (pending_.empty() && zout_used_ == 0 && (!zstd_ || frame_in_ == 0)) return {};
+  core::ByteView out = pending_;
+  if (zstd_) {
+    bool end = end_frame || frame_in_ + pending_.size() >= options_.frame_bytes;
+    if (auto r = compress(pending_, end); !r) return r;
+    pending_.clear();
+    out = core::ByteView(zout_.data(), zout_used_);
+  }
+  core::Result<void> r;
+  if (!out.empty()) r = write_all(fd_, out);
+  pending_.clear();
+  zout_used_ = 0;
+  if (zout_.size() > (4u << 20)) std::string().swap(zout_);  // an exceptional record: not kept for ever
   if (!r) {
     failed_ = true;
     broken_pipe_ = last_error_was_broken_pipe();

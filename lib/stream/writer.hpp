@@ -46,6 +46,8 @@ class StreamWriter {
 
  private:
   core::Result<void> drain(bool end_frame);
+  // Compresses `in` onto zout_ (zstd only); the frame ends when `end`.
+  core::Result<void> compress(core::ByteView in, bool end);
 
   int fd_;
   WriterOptions options_;
@@ -53,6 +55,8 @@ class StreamWriter {
   std::unique_ptr<Zstd> zstd_;
   std::string pending_;  // encoded, not yet compressed or written
   std::string scratch_;
+  std::string zout_;      // compressed bytes waiting to be written: zout_[0, zout_used_); never shrunk,
+  size_t zout_used_ = 0;  // so that it is not allocated and zero-filled again for every write
   size_t frame_in_ = 0;  // uncompressed bytes in the open zstd frame
   uint64_t records_ = 0;
   bool broken_pipe_ = false;

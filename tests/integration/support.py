@@ -111,13 +111,17 @@ def curl(*args):
     return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True, timeout=30)
 
 
+_held_ports = []
+
+
 def closed_port():
-    """A loopback port with no listener (bound then closed)."""
+    """A loopback port with no listener: bound and never listened on, so a connection to it is refused,
+    and held for the life of the test process, so that no parallel test's listener can take it (a port
+    bound and closed again could be handed out to the next listener on port 0)."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    _held_ports.append(s)
+    return s.getsockname()[1]
 
 
 class Proxy:

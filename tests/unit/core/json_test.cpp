@@ -91,6 +91,43 @@ TEST(Base64, RoundTripAllLengths) {
   EXPECT_FALSE(base64_decode("Z"));
 }
 
+TEST(Base64, MatchesTheBitByBitEncodingAtEveryLength) {
+  // The encoder takes 12 bytes per step where the CPU allows, then 3 at a time: every byte value in
+  // every position, every length from 0 to 100.
+  auto reference = [](std::string_view in) {
+    static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (unsigned char c : in) {
+      acc = acc << 8 | c;
+      bits += 8;
+      while (bits >= 6) out.push_back(abc[(acc >> (bits -= 6)) & 63]);
+    }
+    if (bits) out.push_back(abc[(acc << (6 - bits)) & 63]);
+    while (out.size() % 4) out.push_back('=');
+    return out;
+  };
+  std::string data;
+  for (int i = 0; i < 256 * 3; ++i) data.push_back(static_cast<char>((i * 101 + i / 256) & 0xFF));
+  for (size_t len = 0; len <= 100; ++len)
+    for (size_t at = 0; at + len <= data.size(); at += 61) {
+      std::string_view s = std::string_view(data).substr(at, len);
+      ASSERT_EQ(base64_encode(s), reference(s)) << "length " << len << " at " << at;
+    }
+  EXPECT_EQ(base64_encode(data), reference(data));
+}
+
+TEST(Utf8, EveryOffsetPastTheFastPath) {
+  for (size_t at = 0; at < 80; ++at) {
+    std::string ok(90, 'a'), bad(90, 'a');
+    ok.insert(at, "\xE2\x82\xAC");
+    bad.insert(at, "\xC0\xAF");
+    EXPECT_TRUE(is_valid_utf8(ok)) << at;
+    EXPECT_FALSE(is_valid_utf8(bad)) << at;
+  }
+}
+
 TEST(Utf8, RejectsOverlongsAndSurrogates) {
   EXPECT_TRUE(is_valid_utf8("plain ascii text, long enough for the fast path"));
   EXPECT_TRUE(is_valid_utf8("\xE2\x82\xAC"));
@@ -101,7 +138,7 @@ TEST(Utf8, RejectsOverlongsAndSurrogates) {
 }
 
 TEST(Json, EscapesEverySpecialByteAtEveryOffset) {
-  // The writer skips 8 plain bytes at a time: a special byte must be seen wherever it falls.
+  // The writer skips 16, then 8 plain bytes at a time: a special byte must be seen wherever it falls.
   auto reference = [](std::string_view s) {
     std::string out = "\"";
     for (unsigned char c : s) {
@@ -127,8 +164,8 @@ TEST(Json, EscapesEverySpecialByteAtEveryOffset) {
   };
   for (std::string special : std::vector<std::string>{"\"", "\\", "\n", std::string(1, '\0'), "\x1f", "\x7f",
                                                        "\xC3\xA9", "\xE2\x82\xAC"}) {
-    for (size_t at = 0; at < 20; ++at) {
-      std::string s(24, 'a');
+    for (size_t at = 0; at < 70; ++at) {
+      std::string s(72, 'a');
       s.insert(at, special);
       std::string out;
       json_write_string(s, out);
