@@ -18,13 +18,21 @@ std::string new_run_id() {
   return buf;
 }
 
+namespace {
+asio::io_context::executor_type io_executor(tcp::socket& sock) {
+  const auto* e = sock.get_executor().target<asio::io_context::executor_type>();
+  if (!e) throw std::logic_error("Connection: the socket's executor is not an io_context's");
+  return *e;
+}
+}  // namespace
+
 Connection::Connection(tcp::socket client, std::unique_ptr<ConnectionContext> ctx, ConnectionDeps deps)
-    : strand_(asio::make_strand(client.get_executor())), ctx_(std::move(ctx)), deps_(deps) {
+    : exec_(io_executor(client)), ctx_(std::move(ctx)), deps_(deps) {
   sockets_.emplace(kClientConn, std::make_unique<Socket>(std::move(client)));
 }
 
 void Connection::start(std::function<std::unique_ptr<Layer>(ConnectionContext&)> make_root) {
-  asio::dispatch(strand_, [self = shared_from_this(), make_root = std::move(make_root)] {
+  asio::dispatch(exec_, [self = shared_from_this(), make_root = std::move(make_root)] {
     self->root_ = make_root(*self->ctx_);
     self->post_event(Start{});
     self->start_read(kClientConn);
@@ -32,7 +40,7 @@ void Connection::start(std::function<std::unique_ptr<Layer>(ConnectionContext&)>
 }
 
 void Connection::force_close() {
-  asio::post(strand_, [self = shared_from_this()] {
+  asio::post(exec_, [self = shared_from_this()] {
     if (self->finished_) return;
     self->force_closed_ = true;
     self->post_event(ConnectionClosed{kClientConn, true, "shutdown"});
@@ -44,7 +52,7 @@ void Connection::force_close() {
 }
 
 void Connection::shutdown() {
-  asio::post(strand_, [self = shared_from_this()] {
+  asio::post(exec_, [self = shared_from_this()] {
     if (!self->finished_ && self->root_) self->post_event(Shutdown{});
   });
 }
@@ -101,7 +109,7 @@ void Connection::execute(Command& cmd) {
     it->second->paused = p->paused;
     if (!p->paused) start_read(p->conn);
   } else if (auto* t = std::get_if<StartTimer>(&cmd)) {
-    auto timer = std::make_unique<asio::steady_timer>(strand_, t->after);
+    auto timer = std::make_unique<asio::steady_timer>(exec_, t->after);
     timer->async_wait([self = shared_from_this(), id = t->id](boost::system::error_code ec) {
       if (ec) return;
       self->timers_.erase(id);
@@ -121,10 +129,10 @@ void Connection::execute(Command& cmd) {
         --self->in_pipeline_;
         self->post_event(std::move(ev));
       };
-      if (self->strand_.running_in_this_thread())
+      if (self->exec_.running_in_this_thread())
         deliver();
       else
-        asio::post(self->strand_, std::move(deliver));
+        asio::post(self->exec_, std::move(deliver));
     });
   } else if (auto* e = std::get_if<EmitRecord>(&cmd)) {
     if (deps_.annotate) deps_.annotate(e->record);
@@ -143,7 +151,7 @@ void Connection::start_read(ConnId id) {
   if (s.reading || s.undelivered || s.paused || s.read_eof || s.closed || blocked_by_backlog(id)) return;
   s.reading = true;
   s.sock.async_read_some(
-      asio::buffer(s.buf), asio::bind_executor(strand_, [self = shared_from_this(), id](boost::system::error_code ec,
+      asio::buffer(s.buf), asio::bind_executor(exec_, [self = shared_from_this(), id](boost::system::error_code ec,
                                                                                         size_t n) {
         Socket& s = *self->sockets_.at(id);
         s.reading = false;
@@ -166,7 +174,7 @@ void Connection::start_write(ConnId id) {
   if (s.writing || s.writes.empty() || s.closed) return;
   s.writing = true;
   asio::async_write(s.sock, asio::buffer(s.writes.front()),
-                    asio::bind_executor(strand_, [self = shared_from_this(), id](boost::system::error_code ec, size_t) {
+                    asio::bind_executor(exec_, [self = shared_from_this(), id](boost::system::error_code ec, size_t) {
                       Socket& s = *self->sockets_.at(id);
                       s.writing = false;
                       if (s.closed) return;
@@ -237,9 +245,9 @@ void Connection::close_socket(ConnId id) {
 
 void Connection::open(OpenConnection cmd) {
   ++opening_;
-  auto resolver = std::make_shared<tcp::resolver>(strand_);
-  auto timer = std::make_shared<asio::steady_timer>(strand_, deps_.connect_timeout);
-  auto sock = std::make_shared<tcp::socket>(strand_);
+  auto resolver = std::make_shared<tcp::resolver>(exec_);
+  auto timer = std::make_shared<asio::steady_timer>(exec_, deps_.connect_timeout);
+  auto sock = std::make_shared<tcp::socket>(exec_);
   auto timed_out = std::make_shared<bool>(false);
   std::string target = format_host_port(cmd.host, cmd.port);
   auto done = [self = shared_from_this(), cmd, sock, timer, target](std::string code, std::string message) {

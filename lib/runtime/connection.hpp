@@ -1,5 +1,5 @@
 #pragma once
-// Connection: executes the commands of one client connection's layer stack on a strand.
+// Connection: executes the commands of one client connection's layer stack on its I/O thread.
 // Internal to lib/runtime (includes Asio).
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
 
@@ -35,10 +35,12 @@ std::string new_run_id();
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  using Strand = asio::strand<asio::any_io_executor>;
+  // The connection's handlers run on its socket's io_context, which exactly one thread runs (a
+  // worker of the server, the replay engine's loop): that thread serialises them, without a strand.
+  using Executor = asio::io_context::executor_type;
   Connection(tcp::socket client, std::unique_ptr<layer::ConnectionContext> ctx, ConnectionDeps deps);
 
-  // `make_root` builds the root layer from the context (called on the strand).
+  // `make_root` builds the root layer from the context (called on the connection's thread).
   void start(std::function<std::unique_ptr<layer::Layer>(layer::ConnectionContext&)> make_root);
   // Ends the connection now: the layer sees the client reset with reason "shutdown". Any thread.
   void force_close();
@@ -81,7 +83,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void open(layer::OpenConnection cmd);
   void check_finished();
 
-  Strand strand_;
+  Executor exec_;
   std::unique_ptr<layer::ConnectionContext> ctx_;
   ConnectionDeps deps_;
   std::unique_ptr<layer::Layer> root_;
