@@ -27,6 +27,7 @@ struct ProxyConfig {
   std::string format = "jsonl";
   bool no_compress = false;
   unsigned threads = 0;
+  bool pin_threads = false;
   double grace = 5;
   double connect_timeout = 10;
   double header_timeout = 30;
@@ -116,6 +117,7 @@ int run_proxy(const ProxyConfig& cfg) {
     opts.modes.push_back(*m);
   }
   opts.threads = cfg.threads;
+  opts.pin_threads = cfg.pin_threads;
   opts.grace = millis(cfg.grace);
   opts.connect_timeout = millis(cfg.connect_timeout);
   opts.layer.header_timeout = millis(cfg.header_timeout);
@@ -193,6 +195,8 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
   sub->add_option("--format", cfg->format, "Stream encoding")->check(CLI::IsMember({"jsonl", "cbor"}));
   sub->add_flag("--no-compress", cfg->no_compress, "Write the stream without zstd compression");
   sub->add_option("--threads", cfg->threads, "I/O threads (default: one per core)")->check(CLI::Range(0u, 256u));
+  sub->add_flag("--pin-threads", cfg->pin_threads,
+                "Pin each I/O thread to a CPU of its own (round robin over the CPUs the process may use)");
   sub->add_option("--grace", cfg->grace, "Seconds open connections get to finish on SIGINT/SIGTERM (default 5)")
       ->check(CLI::Range(0.0, 3600.0));
   sub->add_option("--connect-timeout", cfg->connect_timeout, "Seconds to connect to a server (default 10)")

@@ -30,7 +30,7 @@ _sluice() {
                 --ca-dir) _filedir -d; return ;;
                 --ca-cert|--ca-key|--server-ca|--client-cert) _filedir; return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --mode -w --write --format --no-compress --threads --grace --connect-timeout --header-timeout --first-byte-timeout --idle-timeout --detect-timeout --record-body-limit --keep-host-header --proxy-auth --upstream-auth --ca-dir --ca-cert --ca-key --ca-ephemeral --cert-cache --insecure --server-ca --client-cert --tls-passthrough --serve-from --match --ignore-param --ignore-body --ignore-form-field --match-header --reuse --on-miss --refresh-dates -v --verbose --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "-m --mode -w --write --format --no-compress --threads --pin-threads --grace --connect-timeout --header-timeout --first-byte-timeout --idle-timeout --detect-timeout --record-body-limit --keep-host-header --proxy-auth --upstream-auth --ca-dir --ca-cert --ca-key --ca-ephemeral --cert-cache --insecure --server-ca --client-cert --tls-passthrough --serve-from --match --ignore-param --ignore-body --ignore-form-field --match-header --reuse --on-miss --refresh-dates -v --verbose --help" -- "$cur"))
             ;;
         show)
             case $prev in

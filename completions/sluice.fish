@@ -12,6 +12,7 @@ complete -c sluice -n "__fish_seen_subcommand_from proxy" -s w -l write -r -F -d
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l format -x -a 'jsonl cbor' -d 'Stream encoding'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l no-compress -d 'Write without zstd'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l threads -x -d 'I/O threads'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l pin-threads -d 'Pin each I/O thread to a CPU of its own'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l grace -x -d 'Seconds to finish on shutdown'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l connect-timeout -x -d 'Seconds to connect to a server'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l header-timeout -x -d 'Seconds for a request head (then 408)'

@@ -1,6 +1,7 @@
 #include "runtime/server.hpp"
 
 #include <pthread.h>
+#include <sched.h>
 
 #include <atomic>
 #include <cstdio>
@@ -156,10 +157,24 @@ void Server::run() {
   impl.signals.async_wait([&impl](boost::system::error_code ec, int) {
     if (!ec) impl.begin_stop();
   });
+  std::vector<int> cpus;  // the CPUs this process may run on, for --pin-threads
+  if (impl.options.pin_threads) {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0)
+      for (int c = 0; c < CPU_SETSIZE; ++c)
+        if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  }
   std::vector<std::thread> threads;
-  for (auto& w : impl.workers)
-    threads.emplace_back([&w] {
+  for (size_t i = 0; i < impl.workers.size(); ++i)
+    threads.emplace_back([&w = impl.workers[i], cpu = cpus.empty() ? -1 : cpus[i % cpus.size()]] {
       pthread_setname_np(pthread_self(), "sluice-io");  // as top -H and perf show it
+      if (cpu >= 0) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+      }
       w->run();
     });
   impl.ioc.run();

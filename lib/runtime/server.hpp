@@ -27,6 +27,10 @@ class Recorder;
 struct ServerOptions {
   std::vector<layer::ModeSpec> modes;
   unsigned threads = 0;  // 0: one per core
+  // Each I/O thread on a CPU of its own, round robin over the CPUs the process may use. Off by
+  // default: it keeps the scheduler from stacking I/O threads on one CPU under load (tail latency),
+  // and keeps it from moving one off a CPU that something else is busy on.
+  bool pin_threads = false;
   std::chrono::milliseconds grace{5000};
   std::chrono::milliseconds connect_timeout{10000};
   bool verbose = false;

@@ -19,7 +19,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from http1_bench import (peak_rss_mib, raise_fd_limit, require_tools, settle, start_nginx,  # noqa: E402
+from http1_bench import (add_worker_args, nginx_workers, peak_rss_mib, raise_fd_limit, require_tools,  # noqa: E402
+                         settle, sluice_worker_args, start_nginx,
                          start_tls_reverse_peers, stop, tls_origin_setup)
 
 
@@ -46,8 +47,7 @@ def main():
     ap.add_argument("--clients", type=int, default=10)
     ap.add_argument("--streams", type=int, default=10, help="concurrent streams per connection")
     ap.add_argument("--skip-mitmdump", action="store_true")
-    ap.add_argument("--workers", type=int, default=os.cpu_count(),
-                    help="nginx proxy worker processes and sluice --threads, alike (default: cores)")
+    add_worker_args(ap)
     args = ap.parse_args()
     require_tools("h2_bench", ("nginx", "h2load", "openssl") + (() if args.skip_mitmdump else ("mitmdump",)),
                   "nginx-light mitmproxy nghttp2-client")
@@ -55,12 +55,12 @@ def main():
 
     work, key, cert, origin, origin_port = tls_origin_setup("sluice-h2-bench-")
     peers = []
-    proc, port = start_nginx(work, "proxy", args.workers, """upstream origin { server 127.0.0.1:%d; keepalive 64; }
+    proc, port = start_nginx(work, "proxy", nginx_workers(args), """upstream origin { server 127.0.0.1:%d; keepalive 64; }
 server { listen 127.0.0.1:%%d ssl http2; ssl_certificate %s; ssl_certificate_key %s; http2_max_requests 1000000;
   location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }"""
                              % (origin_port, cert, key))
     peers.append(("nginx h2 reverse proxy", proc, port))
-    started, capture = start_tls_reverse_peers(work, origin_port, args.sluice, args.workers, args.skip_mitmdump,
+    started, capture = start_tls_reverse_peers(work, origin_port, args.sluice, sluice_worker_args(args), args.skip_mitmdump,
                                                "mitmdump 8.1 reverse", "sluice reverse, recording")
     peers += started
     sluice = started[-1][1]

@@ -33,6 +33,23 @@ def require_tools(bench, tools, packages):
             sys.exit("%s: %s is missing (apt-get install %s)" % (bench, tool, packages))
 
 
+def add_worker_args(ap):
+    """--workers and --no-pin, alike for nginx and sluice in every bench."""
+    ap.add_argument("--workers", type=int, default=os.cpu_count(),
+                    help="nginx proxy worker processes and sluice --threads, alike (default: cores)")
+    ap.add_argument("--no-pin", action="store_true",
+                    help="leave workers unpinned (default: nginx worker_cpu_affinity auto, sluice --pin-threads)")
+
+
+def nginx_workers(args):
+    """nginx's worker_processes value, with its CPU affinity unless --no-pin."""
+    return str(args.workers) if args.no_pin else "%d; worker_cpu_affinity auto" % args.workers
+
+
+def sluice_worker_args(args):
+    return ["--threads", str(args.workers)] + ([] if args.no_pin else ["--pin-threads"])
+
+
 def raise_fd_limit():
     """Thousands of connections at once: as many descriptors as the hard limit allows, up to 8192."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -169,7 +186,7 @@ def tls_origin_setup(prefix):
     return work, key, cert, origin, origin_port
 
 
-def start_tls_reverse_peers(work, origin_port, sluice_bin, workers, skip_mitmdump, mitm_name, sluice_name):
+def start_tls_reverse_peers(work, origin_port, sluice_bin, worker_args, skip_mitmdump, mitm_name, sluice_name):
     """mitmdump (unless skipped) and sluice as TLS-terminating reverse proxies to the origin, sluice
     recording to work/capture.zst. Returns [(name, proc, port)] and the capture's path."""
     peers = []
@@ -183,7 +200,7 @@ def start_tls_reverse_peers(work, origin_port, sluice_bin, workers, skip_mitmdum
         peers.append((mitm_name, mitm, mitm_port))
     capture = os.path.join(work, "capture.zst")
     sluice = subprocess.Popen([sluice_bin, "proxy", "--mode", "reverse:http://127.0.0.1:%d@0" % origin_port,
-                               "--ca-dir", os.path.join(work, "ca"), "--threads", str(workers), "-w", capture],
+                               "--ca-dir", os.path.join(work, "ca"), *worker_args, "-w", capture],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     sluice_port = None
     while sluice_port is None:
@@ -213,8 +230,7 @@ def main():
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--idle", type=int, default=1000)
     ap.add_argument("--skip-mitmdump", action="store_true")
-    ap.add_argument("--workers", type=int, default=os.cpu_count(),
-                    help="nginx proxy worker processes and sluice --threads, alike (default: cores)")
+    add_worker_args(ap)
     args = ap.parse_args()
     require_tools("http1_bench", ("nginx", "wrk") + (() if args.skip_mitmdump else ("mitmdump",)),
                   "nginx-light mitmproxy wrk")
@@ -227,7 +243,7 @@ def main():
         f.write(b"y" * 102400)
     origin, origin_port = start_nginx(work, "origin", 1,
                                       "server { listen 127.0.0.1:%%d; location / { root %s; } }" % work)
-    nginx_proxy, nginx_proxy_port = start_nginx(work, "proxy", args.workers, """upstream origin { server 127.0.0.1:%d; keepalive 64; }
+    nginx_proxy, nginx_proxy_port = start_nginx(work, "proxy", nginx_workers(args), """upstream origin { server 127.0.0.1:%d; keepalive 64; }
 server { listen 127.0.0.1:%%d; location / { proxy_pass http://origin; proxy_http_version 1.1;
   proxy_set_header Connection ""; proxy_buffering on; } }""" % origin_port)
 
@@ -241,7 +257,7 @@ server { listen 127.0.0.1:%%d; location / { proxy_pass http://origin; proxy_http
         peers.append(("mitmdump 8.1 reverse", mitm, mitm_port))
     capture = os.path.join(work, "capture.zst")
     sluice = subprocess.Popen([args.sluice, "proxy", "--mode", "reverse:http://127.0.0.1:%d@0" % origin_port,
-                               "--threads", str(args.workers), "-w", capture], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               *sluice_worker_args(args), "-w", capture], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     line = sluice.stderr.readline().decode()
     sluice_port = int(re.search(r"listening on [\d.]+:(\d+)", line).group(1))
     peers.append(("sluice reverse, recording", sluice, sluice_port))
@@ -284,7 +300,8 @@ server { listen 127.0.0.1:%%d; location / { proxy_pass http://origin; proxy_http
     shutil.rmtree(work, ignore_errors=True)
 
     print("wrk -t1 -c%d -d%ds, keep-alive, loopback nginx origin (1 worker); %d cores; proxies with %d "
-          "workers/threads; median of %d rounds" % (args.connections, args.duration, os.cpu_count(), args.workers,
+          "workers/threads%s; median of %d rounds" % (args.connections, args.duration, os.cpu_count(), args.workers,
+                                                      "" if args.no_pin else ", pinned",
                                                     args.repeat))
     print("| configuration | body | req/s | p50 ms | p99 ms | peak RSS MiB |")
     print("|---|---|---|---|---|---|")

@@ -19,7 +19,8 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from http1_bench import (peak_rss_mib, raise_fd_limit, require_tools, settle, start_nginx,  # noqa: E402
+from http1_bench import (add_worker_args, nginx_workers, peak_rss_mib, raise_fd_limit, require_tools,  # noqa: E402
+                         settle, sluice_worker_args, start_nginx,
                          start_tls_reverse_peers, stop, tls_origin_setup, wrk)
 
 
@@ -30,8 +31,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="rounds over all configurations; medians reported")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--skip-mitmdump", action="store_true")
-    ap.add_argument("--workers", type=int, default=os.cpu_count(),
-                    help="nginx proxy worker processes and sluice --threads, alike (default: cores)")
+    add_worker_args(ap)
     args = ap.parse_args()
     require_tools("tls_bench", ("nginx", "wrk", "openssl") + (() if args.skip_mitmdump else ("mitmdump",)),
                   "nginx-light mitmproxy wrk")
@@ -44,12 +44,12 @@ def main():
     peers = []
     for name, protocols in (("nginx TLS reverse proxy (1.22 defaults: TLS 1.2)", ""),
                             ("nginx TLS reverse proxy, TLS 1.3", "ssl_protocols TLSv1.2 TLSv1.3;")):
-        proc, port = start_nginx(work, "proxy%d" % len(peers), args.workers, """upstream origin { server 127.0.0.1:%d; keepalive 64; }
+        proc, port = start_nginx(work, "proxy%d" % len(peers), nginx_workers(args), """upstream origin { server 127.0.0.1:%d; keepalive 64; }
 server { listen 127.0.0.1:%%d ssl; ssl_certificate %s; ssl_certificate_key %s; %s
   location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }"""
                                  % (origin_port, cert, key, protocols))
         peers.append((name, proc, port))
-    started, capture = start_tls_reverse_peers(work, origin_port, args.sluice, args.workers, args.skip_mitmdump,
+    started, capture = start_tls_reverse_peers(work, origin_port, args.sluice, sluice_worker_args(args), args.skip_mitmdump,
                                                "mitmdump 8.1 reverse, TLS", "sluice reverse, TLS, recording")
     peers += started
     sluice = started[-1][1]

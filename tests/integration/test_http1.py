@@ -195,6 +195,29 @@ class Http1(unittest.TestCase):
         variant = [r for r in recs if r.get("variant") == "modified"]
         self.assertEqual(variant[0]["modified_by"], "sluice")
 
+    def test_pin_threads_puts_each_io_thread_on_a_cpu_of_its_own(self):
+        allowed = sorted(os.sched_getaffinity(0))
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % self.origin.port, "--threads", "3", "--pin-threads")
+        p = curl("http://127.0.0.1:%d/pinned" % proxy.port)
+        self.assertEqual(p.stdout, b"hello from /pinned\n")
+        pinned = []
+        for tid in os.listdir("/proc/%d/task" % proxy.proc.pid):
+            with open("/proc/%d/task/%s/comm" % (proxy.proc.pid, tid)) as f:
+                if f.read().strip() != "sluice-io":
+                    continue
+            pinned.append(os.sched_getaffinity(int(tid)))
+        self.assertEqual(len(pinned), 3)
+        for cpus in pinned:
+            self.assertEqual(len(cpus), 1, pinned)
+            self.assertTrue(cpus <= set(allowed), pinned)
+        # Round robin over the allowed CPUs: as many distinct ones as there are threads, or CPUs.
+        self.assertEqual(len(set().union(*pinned)), min(3, len(allowed)))
+        self.stop(proxy)
+        unpinned = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % self.origin.port, "--threads", "2")
+        for tid in os.listdir("/proc/%d/task" % unpinned.proc.pid):
+            self.assertEqual(os.sched_getaffinity(int(tid)), set(allowed))
+        self.stop(unpinned)
+
     def test_reverse_mode_keep_host_header(self):
         proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % self.origin.port, "--keep-host-header")
         curl("-H", "Host: api.example", "http://127.0.0.1:%d/k" % proxy.port)
