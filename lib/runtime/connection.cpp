@@ -20,7 +20,8 @@ std::string new_run_id() {
 
 namespace {
 asio::io_context::executor_type io_executor(tcp::socket& sock) {
-  const auto* e = sock.get_executor().target<asio::io_context::executor_type>();
+  auto any = sock.get_executor();  // target() points into it: it must outlive the pointer
+  const auto* e = any.target<asio::io_context::executor_type>();
   if (!e) throw std::logic_error("Connection: the socket's executor is not an io_context's");
   return *e;
 }
