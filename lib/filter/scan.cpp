@@ -1,16 +1,13 @@
 #include "filter/scan.hpp"
 
-#include <algorithm>
 #include <cstdint>
-#include <cstring>
-#include <vector>
+#include <string>
 
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
 
 #include "core/base64.hpp"
-#include "core/time.hpp"
 
 namespace sluice::filter {
 
