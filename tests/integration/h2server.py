@@ -66,14 +66,21 @@ class H2Server:
             self.ctx.load_cert_chain(cert, key)
             self.ctx.set_alpn_protocols(["h2"])
         if cert and strict_alpn:
-            from OpenSSL import SSL
-            self.ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
-            self.ctx.use_certificate_chain_file(cert)
-            self.ctx.use_privatekey_file(key)
-            self.ctx.set_alpn_select_callback(select_h2_or_refuse)
+            self.ctx = (cert, key)  # a pyOpenSSL context per connection: see _strict_context
         self.requests = []  # (path, headers dict)
         self.running = True
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def _strict_context(self):
+        """pyOpenSSL keeps the exception an ALPN callback raised in its Context and raises it from the
+        next failing call of any connection of that context: shared across threads, one connection's
+        refusal surfaced in another's handshake or read and killed it. One context per connection."""
+        from OpenSSL import SSL
+        ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+        ctx.use_certificate_chain_file(self.ctx[0])
+        ctx.use_privatekey_file(self.ctx[1])
+        ctx.set_alpn_select_callback(select_h2_or_refuse)
+        return ctx
 
     def close(self):
         self.running = False
@@ -93,7 +100,7 @@ class H2Server:
                 sock = self.ctx.wrap_socket(sock, server_side=True)
             elif self.ctx:
                 from OpenSSL import SSL
-                sock = SSL.Connection(self.ctx, sock)
+                sock = SSL.Connection(self._strict_context(), sock)
                 sock.set_accept_state()
                 sock.do_handshake()
             conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False))

@@ -259,7 +259,7 @@ class Http1ClientToHttp2Server(PkiCase):
             url = "https://localhost:%d" % origin.port
             base = ["--http1.1", "-x", "http://127.0.0.1:%d" % proxy.port, "--cacert", self.sluice_ca]
             p = curl(*base, "-w", "\\n%{http_version}", url + "/one", url + "/two?x=1")
-            self.assertEqual(p.stdout, b"h2 hello from /one\n1.1h2 hello from /two?x=1\n1.1", p.stderr)
+            self.assertEqual(p.stdout, b"h2 hello from /one\n1.1h2 hello from /two?x=1\n1.1", (p.stdout, p.stderr))
             with tempfile.NamedTemporaryFile() as f:
                 f.write(os.urandom(3 << 20))  # past the server's flow-control windows
                 f.flush()
