@@ -483,7 +483,7 @@ void TlsLayer::record_handshake(const tls::TlsSession* s, const Wrapped* w, std:
     m.sni = hello_.sni;
     m.alpn_offered = hello_.alpn;
     m.ja3 = tls::ja3_string(hello_);
-    m.ja3_hash = tls::ja3_hash(hello_);
+    m.ja3_hash = tls::ja3_digest(m.ja3);
     m.ja4 = tls::ja4(hello_);
     e.raw = hello_raw_;
   }

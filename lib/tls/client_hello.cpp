@@ -1,9 +1,10 @@
 #include "tls/client_hello.hpp"
 
 #include <algorithm>
-#include <cstdio>
 
 #include <openssl/evp.h>
+
+#include "tls/digest.hpp"
 
 namespace sluice::tls {
 
@@ -88,10 +89,23 @@ std::string parse_extension(ClientHello& h, uint16_t type, Reader body) {
   return body.bad ? "truncated extension " + std::to_string(type) : std::string();
 }
 
-std::string hex4(uint16_t v) {
-  char buf[5];
-  std::snprintf(buf, sizeof buf, "%04x", v);
-  return buf;
+void append_hex4(std::string& out, uint16_t v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += kHex[v >> 12];
+  out += kHex[(v >> 8) & 15];
+  out += kHex[(v >> 4) & 15];
+  out += kHex[v & 15];
+}
+
+// Comma-separated four-digit lower-case hex.
+std::string hex4_list(const std::vector<uint16_t>& v) {
+  std::string out;
+  out.reserve(v.size() * 5);
+  for (uint16_t x : v) {
+    if (!out.empty()) out += ',';
+    append_hex4(out, x);
+  }
+  return out;
 }
 
 std::string digest_hex(const EVP_MD* md, std::string_view data, size_t chars) {
@@ -139,14 +153,14 @@ Ja4Parts ja4_parts(const ClientHello& h) {
     case 0x0002: ver = "s2"; break;
     default: break;
   }
-  std::vector<std::string> ciphers, exts;
+  std::vector<uint16_t> ciphers, exts;
   for (uint16_t c : h.ciphers)
-    if (!is_grease(c)) ciphers.push_back(hex4(c));
+    if (!is_grease(c)) ciphers.push_back(c);
   size_t ext_count = 0;
   for (uint16_t e : h.extensions) {
     if (is_grease(e)) continue;
     ++ext_count;
-    if (e != 0x0000 && e != 0x0010) exts.push_back(hex4(e));
+    if (e != 0x0000 && e != 0x0010) exts.push_back(e);
   }
   std::string alpn = "00";
   if (!h.alpn.empty() && !h.alpn[0].empty()) {
@@ -162,13 +176,12 @@ Ja4Parts ja4_parts(const ClientHello& h) {
   }
   Ja4Parts p;
   p.prefix = "t" + ver + (h.has_sni ? "d" : "i") + two_digits(ciphers.size()) + two_digits(ext_count) + alpn;
+  // Sorted as numbers: for fixed-width hex digits that is JA4's sort of the hex strings.
   std::sort(ciphers.begin(), ciphers.end());
   std::sort(exts.begin(), exts.end());
-  for (const auto& c : ciphers) p.ciphers += (p.ciphers.empty() ? "" : ",") + c;
-  for (const auto& e : exts) p.extensions += (p.extensions.empty() ? "" : ",") + e;
-  std::string sigs;
-  for (uint16_t s : h.signature_algorithms) sigs += (sigs.empty() ? "" : ",") + hex4(s);
-  if (!sigs.empty()) p.extensions += "_" + sigs;
+  p.ciphers = hex4_list(ciphers);
+  p.extensions = hex4_list(exts);
+  if (!h.signature_algorithms.empty()) p.extensions += "_" + hex4_list(h.signature_algorithms);
   return p;
 }
 
@@ -257,12 +270,14 @@ std::string ja3_string(const ClientHello& h) {
          join_decimal(h.point_formats, false);
 }
 
-std::string ja3_hash(const ClientHello& h) { return digest_hex(EVP_md5(), ja3_string(h), 32); }
+std::string ja3_hash(const ClientHello& h) { return ja3_digest(ja3_string(h)); }
+
+std::string ja3_digest(std::string_view ja3) { return digest_hex(md5_digest(), ja3, 32); }
 
 std::string ja4(const ClientHello& h) {
   Ja4Parts p = ja4_parts(h);
-  std::string b = p.ciphers.empty() ? "000000000000" : digest_hex(EVP_sha256(), p.ciphers, 12);
-  std::string c = p.extensions.empty() ? "000000000000" : digest_hex(EVP_sha256(), p.extensions, 12);
+  std::string b = p.ciphers.empty() ? "000000000000" : digest_hex(sha256_digest(), p.ciphers, 12);
+  std::string c = p.extensions.empty() ? "000000000000" : digest_hex(sha256_digest(), p.extensions, 12);
   return p.prefix + "_" + b + "_" + c;
 }
 

@@ -49,6 +49,7 @@ constexpr bool is_grease(uint16_t v) { return (v & 0x0f0f) == 0x0a0a && (v >> 8)
 
 std::string ja3_string(const ClientHello& h);
 std::string ja3_hash(const ClientHello& h);  // MD5 of ja3_string, lower-case hex
+std::string ja3_digest(std::string_view ja3_string);  // the same, of a ja3_string already made
 std::string ja4(const ClientHello& h);
 // JA4_r: the same fields before hashing (the sorted lists), for explaining a JA4 value.
 std::string ja4_raw(const ClientHello& h);

@@ -14,6 +14,7 @@
 #include <openssl/x509v3.h>
 
 #include "core/ascii.hpp"
+#include "tls/digest.hpp"
 
 namespace sluice::tls {
 
@@ -439,7 +440,7 @@ std::optional<CertInfo> TlsSession::peer_certificate() const {
   }
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  X509_digest(x, EVP_sha256(), digest, &len);
+  X509_digest(x, sha256_digest(), digest, &len);
   c.sha256 = core::hex_encode(core::ByteView(reinterpret_cast<const char*>(digest), len));
   return c;
 }

@@ -10,18 +10,26 @@ plain HTTP:
   mitmdump reverse with a given certificate | sluice reverse,
   recording every flow and handshake to a zstd file, with a leaf from its CA (minted once, cached)
 All present an ECDSA P-256 certificate, so the signatures cost the same. Rounds over all of
-them, medians reported, with requests/s (= handshakes/s), p50/p99 latency and peak RSS, and sluice's
-ratios. Not a test: it asserts nothing and prints numbers for tests/bench/RESULTS.md.
+them, medians reported, with requests/s (= handshakes/s), p50/p99 latency, peak RSS, the CPU time
+each handshake cost the proxy, wrk and the origin, sluice's ratios, and the machine's ceiling (all
+cores at nginx's cost per handshake). Not a test: it asserts nothing and prints numbers for tests/bench/RESULTS.md.
 """
 import argparse
 import os
+import resource
 import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from http1_bench import (add_worker_args, nginx_workers, peak_rss_mib, raise_fd_limit, require_tools,  # noqa: E402
-                         settle, sluice_worker_args, start_nginx,
+from http1_bench import (add_worker_args, cpu_seconds, nginx_workers, peak_rss_mib, raise_fd_limit,  # noqa: E402
+                         require_tools, settle, sluice_worker_args, start_nginx,
                          start_tls_reverse_peers, stop, tls_origin_setup, wrk)
+
+
+def client_cpu_seconds():
+    """CPU time of this script's finished children: wrk, once each run has returned."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def main():
@@ -57,10 +65,18 @@ server { listen 127.0.0.1:%%d ssl; ssl_certificate %s; ssl_certificate_key %s; %
     runs = {}
     for _ in range(args.repeat):
         for name, proc, port in peers:
+            # CPU per handshake of the client (wrk), the proxy and the origin: where the machine's two
+            # cores go, whatever the throughput.
+            before = (client_cpu_seconds(), cpu_seconds([proc.pid]), cpu_seconds([origin.pid]))
             r = wrk("https://localhost:%d/1k" % port, args.duration, args.connections, ["Connection: close"])
+            after = (client_cpu_seconds(), cpu_seconds([proc.pid]), cpu_seconds([origin.pid]))
+            handshakes = max(r["rps"] * args.duration, 1)
+            for key, b, a in zip(("wrk_us", "proxy_us", "origin_us"), before, after):
+                r[key] = (a - b) / handshakes * 1e6
             runs.setdefault(name, []).append(r)
             settle([origin.pid] + [p.pid for _, p, _ in peers])
-    results = {name: {k: sorted(r[k] for r in rs)[len(rs) // 2] for k in ("rps", "p50", "p99", "errors")}
+    results = {name: {k: sorted(r[k] for r in rs)[len(rs) // 2]
+                      for k in ("rps", "p50", "p99", "errors", "wrk_us", "proxy_us", "origin_us")}
                for name, rs in runs.items()}
     rss = {name: peak_rss_mib(proc.pid) for name, proc, _ in peers}
 
@@ -75,13 +91,21 @@ server { listen 127.0.0.1:%%d ssl; ssl_certificate %s; ssl_certificate_key %s; %
     print("wrk -t1 -c%d -d%ds -H 'Connection: close' (a TLS handshake per request), 1 KiB from a loopback nginx "
           "origin; %d cores; proxies with %d workers/threads; median of %d rounds"
           % (args.connections, args.duration, os.cpu_count(), args.workers, args.repeat))
-    print("| configuration | handshakes (req)/s | p50 ms | p99 ms | peak RSS MiB |")
-    print("|---|---|---|---|---|")
+    print("| configuration | handshakes (req)/s | p50 ms | p99 ms | peak RSS MiB | CPU us/handshake: proxy | wrk | origin |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, _, _ in peers:
         r = results[name]
         err = " (%d errors)" % r["errors"] if r["errors"] else ""
-        print("| %s | %.0f%s | %.2f | %.2f | %.1f |" % (name, r["rps"], err, r["p50"], r["p99"], rss[name]))
+        print("| %s | %.0f%s | %.2f | %.2f | %.1f | %.0f | %.0f | %.0f |" % (
+            name, r["rps"], err, r["p50"], r["p99"], rss[name], r["proxy_us"], r["wrk_us"], r["origin_us"]))
     print()
+    # What the whole machine could do if every core did nothing but this: the client's, the best proxy's
+    # (nginx at TLS 1.3) and the origin's CPU per handshake, summed, into all the cores.
+    best = results["nginx TLS reverse proxy, TLS 1.3"]
+    ceiling = os.cpu_count() * 1e6 / (best["wrk_us"] + best["proxy_us"] + best["origin_us"])
+    print("ceiling of this machine at nginx's TLS 1.3 cost per handshake (client + proxy + origin, all %d cores "
+          "busy): %.0f handshakes/s%s" % (os.cpu_count(), ceiling, "" if args.skip_mitmdump else
+                                           " = %.1fx mitmdump" % (ceiling / results["mitmdump 8.1 reverse, TLS"]["rps"])))
     s = results["sluice reverse, TLS, recording"]["rps"]
     ratios = ["%.2fx nginx (TLS 1.2)" % (s / results["nginx TLS reverse proxy (1.22 defaults: TLS 1.2)"]["rps"]),
               "%.2fx nginx (TLS 1.3)" % (s / results["nginx TLS reverse proxy, TLS 1.3"]["rps"])]
