@@ -11,6 +11,7 @@
 #include "common.hpp"
 #include "envelope/record.hpp"
 #include "layer/root_layer.hpp"
+#include "layer/server_memo.hpp"
 #include "pipeline/pipeline.hpp"
 #include "replay/serve.hpp"
 #include "stream/reader.hpp"
@@ -134,6 +135,8 @@ int run_proxy(const ProxyConfig& cfg) {
   opts.verbose = cfg.verbose;
   auto tls = make_tls(cfg);
   opts.layer.tls = tls.get();
+  layer::ServerMemo servers;
+  opts.layer.servers = &servers;
   std::shared_ptr<replay::ServeFrom> serve_from;
   if (!cfg.serve_from.empty()) {
     serve_from = make_serve_from(cfg);

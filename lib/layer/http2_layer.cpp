@@ -12,6 +12,7 @@
 #include "layer/http1_parser.hpp"
 #include "layer/http1_wire.hpp"
 #include "layer/nghttp2_fields.hpp"
+#include "layer/server_memo.hpp"
 #include "layer/ws_layer.hpp"
 
 namespace sluice::layer {
@@ -280,7 +281,13 @@ struct Http2Layer::Impl {
   // The first connection to the server: TLS offers h2 and http/1.1 and the server picks; cleartext
   // starts with our h2c preface, and the server's answer says which (see on_probe).
   void open_upstream() {
-    if (server || open_id || !failure_code.empty()) return;
+    if (server || open_id || !failure_code.empty() || speaks == Speaks::h1) return;
+    if (!target.tls && ctx.options().servers && ctx.options().servers->known_http1(server_key(), now)) {
+      // An earlier connection found this cleartext server speaking HTTP/1.1: no probe this time.
+      speaks = Speaks::h1;
+      send_waiting();
+      return;
+    }
     server = ctx.new_conn();
     open_id = ctx.new_command();
     std::vector<std::string> alpn;
@@ -1216,6 +1223,7 @@ struct Http2Layer::Impl {
   void fall_back_to_h1() {
     probing = false;
     speaks = Speaks::h1;
+    if (ctx.options().servers) ctx.options().servers->remember_http1(server_key(), now);
     probe_bytes.clear();
     if (server) out->push_back(CloseConnection{server, false});
     server = 0;

@@ -10,6 +10,8 @@ class TlsConfig;
 
 namespace sluice::layer {
 
+class ServerMemo;
+
 struct ProxyOptions {
   // Body bytes recorded per message; more are forwarded and counted in `body_omitted`. 0: record all,
   // in chunks (formats/STREAM.md §3.1).
@@ -29,6 +31,9 @@ struct ProxyOptions {
   // as --serve-from may answer instead): CONNECT is answered at once, TLS inside it is terminated with
   // a leaf for the client's SNI, and tunnels wait for their client's first bytes without a timer.
   bool lazy_connect = false;
+  // What cleartext servers speak, learned by earlier connections (see server_memo.hpp); nullptr: each
+  // connection finds out for itself. Owned by the caller.
+  const ServerMemo* servers = nullptr;
 };
 
 }  // namespace sluice::layer

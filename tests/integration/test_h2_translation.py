@@ -40,6 +40,11 @@ class H1Origin(http.server.BaseHTTPRequestHandler):
     decodes chunked bodies itself (http.server does not). Every request is kept in `server.seen`."""
     protocol_version = "HTTP/1.1"
 
+    def send_error(self, code, message=None, explain=None):
+        # Requests it refuses (our h2c preface: "PRI * HTTP/2.0", 505) are kept in `server.refused`.
+        self.server.refused.append(self.raw_requestline)
+        super().send_error(code, message, explain)
+
     def read_body(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             body, trailers = b"", []
@@ -84,6 +89,7 @@ def h1_origin(pki=None):
     server = serve_hello(pki.cert if pki else None, pki.key if pki else None,
                          ["http/1.1"] if pki else None, handler=H1Origin)
     server.seen = []
+    server.refused = []
     return server
 
 
@@ -139,6 +145,20 @@ class Translation(PkiCase):
 
     def http(self, recs):
         return [r for r in recs if r["type"] == "envelope" and r["protocol"] == "http" and not r.get("overlay")]
+
+    def test_only_the_first_connection_probes_an_http1_server_with_the_h2c_preface(self):
+        origin = h1_origin()
+        port = origin.server_address[1]
+        proxy = self.proxy("--mode", "reverse:http://127.0.0.1:%d@0" % port)
+        for i in range(3):  # three client connections, one after the other
+            p = curl("--http2-prior-knowledge", "http://127.0.0.1:%d/n%d" % (proxy.port, i))
+            self.assertEqual(p.stdout, b"GET /n%d host=127.0.0.1:%d cookie=None got=0 trailers=" % (i, port), p.stderr)
+        recs = self.stop(proxy)
+        origin.shutdown()
+        self.assertEqual(origin.refused, [b"PRI * HTTP/2.0\r\n"])
+        self.assertEqual([s["path"] for s in origin.seen], ["/n0", "/n1", "/n2"])
+        resps = [r for r in self.http(recs) if r["direction"] == "receive"]
+        self.assertEqual([r["message"]["status"] for r in resps], [200] * 3)
 
     def test_h2c_client_to_an_http1_only_reverse_target(self):
         origin = h1_origin()

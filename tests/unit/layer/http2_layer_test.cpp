@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "layer/http2_layer.hpp"
+#include "layer/server_memo.hpp"
 #include "replay/h2_request.hpp"
 #include "support/layer_driver.hpp"
 
@@ -19,7 +20,8 @@ struct Fixture {
   std::unique_ptr<LayerDriver> d;
   std::unique_ptr<replay::H2Request> client;
 
-  explicit Fixture(const envelope::HttpMessage& request) {
+  explicit Fixture(const envelope::HttpMessage& request, const ServerMemo* servers = nullptr) {
+    options.servers = servers;
     d = std::make_unique<LayerDriver>(std::make_unique<Http2Layer>(ctx, Http2Target{"127.0.0.1", 7000, false, 0}));
     client = std::make_unique<replay::H2Request>(request);
     d->client(client->output());
@@ -144,6 +146,52 @@ TEST(Http2Translation, AServerThatSpeaksH2cKeepsHttp2) {
   EXPECT_EQ(f.d->opened.size(), 1u);
   EXPECT_GT(f.d->sent[server].size(), before);
   EXPECT_TRUE(f.d->closed.empty());
+}
+
+TEST(Http2Translation, ALaterConnectionToAKnownHttp1ServerSkipsTheProbe) {
+  ServerMemo servers;
+  core::Timestamp when;
+  {
+    Fixture first(get("/one"), &servers);
+    when = first.d->now;
+    ASSERT_TRUE(first.d->sent[first.d->opened[0].conn].starts_with(std::string(Http2Layer::kPreface)));
+    first.d->data(first.d->opened[0].conn, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+  }
+  EXPECT_TRUE(servers.known_http1("127.0.0.1:7000", when));
+  // The next connection's first server connection carries the request itself, as HTTP/1.1.
+  Fixture second(get("/two"), &servers);
+  second.exchange();
+  ASSERT_EQ(second.d->opened.size(), 1u);
+  ConnId h1 = second.d->opened[0].conn;
+  EXPECT_EQ(second.d->sent[h1], "GET /two HTTP/1.1\r\nhost: 127.0.0.1:7000\r\n\r\n");
+  second.d->data(h1, "HTTP/1.1 204 No Content\r\n\r\n");
+  second.exchange();
+  EXPECT_EQ(second.client->status(), 204);
+  EXPECT_TRUE(second.d->closed.empty());
+  // A server that answers the preface with SETTINGS is not remembered as HTTP/1.1.
+  ServerMemo other;
+  Fixture h2(get("/h2"), &other);
+  h2.d->data(h2.d->opened[0].conn, std::string("\x00\x00\x00\x04\x00\x00\x00\x00\x00", 9));
+  EXPECT_FALSE(other.known_http1("127.0.0.1:7000", when));
+}
+
+TEST(ServerMemo, ForgetsAfterItsTimeAndWhenFull) {
+  using std::chrono::seconds;
+  ServerMemo memo(seconds(10), 2);
+  core::Timestamp t0{1'000'000'000'000};
+  EXPECT_FALSE(memo.known_http1("a:80", t0));
+  memo.remember_http1("a:80", t0);
+  EXPECT_TRUE(memo.known_http1("a:80", core::Timestamp{t0.ns + 9'999'999'999}));
+  EXPECT_FALSE(memo.known_http1("b:80", t0));
+  EXPECT_FALSE(memo.known_http1("a:80", core::Timestamp{t0.ns + 10'000'000'000}));  // expired, and gone
+  EXPECT_FALSE(memo.known_http1("a:80", t0));
+  memo.remember_http1("a:80", t0);
+  EXPECT_FALSE(memo.known_http1("a:80", core::Timestamp{t0.ns - 1}));  // the clock went back: ask again
+  memo.remember_http1("a:80", t0);
+  memo.remember_http1("b:80", t0);
+  memo.remember_http1("c:80", t0);  // past capacity: the others are dropped
+  EXPECT_TRUE(memo.known_http1("c:80", t0));
+  EXPECT_FALSE(memo.known_http1("b:80", t0));
 }
 
 TEST(Http2Translation, AServerThatClosesBeforeAnsweringGives502) {
