@@ -1209,7 +1209,7 @@ struct Http2Layer::Impl {
     const auto* p = reinterpret_cast<const uint8_t*>(probe_bytes.data());
     bool settings = p[3] == 0x4 && (p[5] & 0x7f) == 0 && p[6] == 0 && p[7] == 0 && p[8] == 0;
     if (!settings) {
-      fall_back_to_h1();
+      fall_back_to_h1(true);
       return;
     }
     probing = false;
@@ -1220,10 +1220,17 @@ struct Http2Layer::Impl {
     on_data(server, bytes);
   }
 
-  void fall_back_to_h1() {
+  // Out of line: inlined here, it sets off GCC 12's -Wmaybe-uninitialized on close_all's variants.
+  [[gnu::noinline]] void remember_http1() const {
+    if (ctx.options().servers) ctx.options().servers->remember_http1(server_key(), now);
+  }
+
+  // `answered`: the server sent bytes that are not HTTP/2 (an HTTP/1 error, as a rule), which later
+  // connections remember; a close alone is not remembered (an h2c server may have been overloaded).
+  void fall_back_to_h1(bool answered) {
     probing = false;
     speaks = Speaks::h1;
-    if (ctx.options().servers) ctx.options().servers->remember_http1(server_key(), now);
+    if (answered) remember_http1();
     probe_bytes.clear();
     if (server) out->push_back(CloseConnection{server, false});
     server = 0;
@@ -1539,7 +1546,7 @@ struct Http2Layer::Impl {
       return;
     }
     if (probing) {  // our h2c preface was answered with a close: an HTTP/1.1 server
-      fall_back_to_h1();
+      fall_back_to_h1(false);
       flush();
       return;
     }

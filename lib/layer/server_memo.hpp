@@ -1,7 +1,8 @@
 #pragma once
 // What cleartext servers were found to speak, shared by a proxy run's connections. An HTTP/2 client's
 // connection to a cleartext server starts with our h2c preface (RFC 9113 §3.4) and falls back to
-// HTTP/1.1 when the server answers otherwise; remembering that answer spares every later connection
+// HTTP/1.1 when the server answers otherwise; remembering an answer that was not HTTP/2 (a close alone
+// is not remembered) spares every later connection
 // to the same server the probe: one connection more per client connection, and a "PRI *" request
 // refused in the server's log each time. Thread-safe; entries are forgotten after `ttl` (a server may
 // be upgraded while we run) and all at once past `capacity`.

@@ -173,6 +173,11 @@ TEST(Http2Translation, ALaterConnectionToAKnownHttp1ServerSkipsTheProbe) {
   Fixture h2(get("/h2"), &other);
   h2.d->data(h2.d->opened[0].conn, std::string("\x00\x00\x00\x04\x00\x00\x00\x00\x00", 9));
   EXPECT_FALSE(other.known_http1("127.0.0.1:7000", when));
+  // Nor is one that closes without a word: that may have been an overloaded h2c server.
+  Fixture closed(get("/gone"), &other);
+  closed.d->close(closed.d->opened[0].conn);
+  EXPECT_EQ(closed.d->opened.size(), 2u);  // the request went on as HTTP/1.1 all the same
+  EXPECT_FALSE(other.known_http1("127.0.0.1:7000", when));
 }
 
 TEST(ServerMemo, ForgetsAfterItsTimeAndWhenFull) {
