@@ -77,14 +77,22 @@ FlowFilter::Flow& FlowFilter::flow(const std::string& id, const std::string& str
     f.view = free_views_.back();
     free_views_.pop_back();
   }
-  s.open.push_back(&f);
-  if (s.open.size() >= 2 * s.pruned) {  // forget the decided ones, now and then
-    std::erase_if(s.open, [](const Flow* o) { return o->state != State::pending; });
-    s.pruned = std::max<size_t>(16, s.open.size());
-  }
+  join(f, s);
   order_.push_back(&f);
   ++pending_;
   return f;
+}
+
+void FlowFilter::join(Flow& f, StreamState& s) {
+  if (!s.open.empty() && s.open.back() == &f) return;
+  s.open.push_back(&f);
+  if (s.open.size() >= 2 * s.pruned) {  // forget the decided ones, now and then
+    std::erase_if(s.open, [&s](const Flow* o) {
+      if (o->state == State::pass) s.passed = true;
+      return o->state != State::pending;
+    });
+    s.pruned = std::max<size_t>(16, s.open.size());
+  }
 }
 
 void FlowFilter::decide(Flow& f) {
@@ -118,6 +126,8 @@ void FlowFilter::take(const envelope::Envelope& e, Item& item) {
   }
   Flow& f = flow(e.flow_id.empty() ? e.stream_id : e.flow_id, e.stream_id);
   item.flow = &f;
+  // A flow that goes on in a sub-stream (a WebSocket's frames after the 101) ends with that stream too.
+  if (f.stream->id != e.stream_id) join(f, stream(e.stream_id));
   if (f.state != State::pending) return;
   views_[f.view].envelopes.push_back(&e);
   // A 101 goes on as a WebSocket (or other) flow: decided when it ends.
@@ -140,6 +150,7 @@ void FlowFilter::feed(envelope::Record record, const Sink& out, core::ByteView o
     } else {
       Flow& f = flow(err->flow_id.empty() ? err->stream_id : err->flow_id, err->stream_id);
       item.flow = &f;
+      if (f.stream->id != err->stream_id) join(f, stream(err->stream_id));
       if (f.state == State::pending) views_[f.view].errors.push_back(err);
     }
   } else if (const auto* end = std::get_if<envelope::EndRecord>(&r)) {
@@ -150,7 +161,10 @@ void FlowFilter::feed(envelope::Record record, const Sink& out, core::ByteView o
       // The stream is over: every flow of it is decided now, and the end passes with any of them.
       StreamState& s = stream(end->stream_id);
       if (!options_.per_envelope) {
-        for (Flow* f : s.open) decide(*f);
+        for (Flow* f : s.open) {
+          decide(*f);
+          if (f->state == State::pass) s.passed = true;
+        }
         s.open.clear();
       }
       item.state = s.passed ? State::pass : State::drop;

@@ -3,9 +3,10 @@
 //
 // Records are held until their flow is decided, then passed on or dropped, always in stream order. A
 // flow is decided when its final HTTP response arrives (later records of the flow, such as overlays,
-// follow its verdict), when an `end` record closes it or its stream, at the end of input, or, when
-// more than `max_pending` flows are undecided, the oldest is decided on what it has so far. A stream's
-// `end` record passes when any flow of that stream did. With `per_envelope`, each envelope is judged on
+// follow its verdict), when an `end` record closes it or a stream it has records in (a WebSocket flow
+// goes on in the sub-stream after its 101, which the proxy ends), at the end of input, or, when more
+// than `max_pending` flows are undecided, the oldest is decided on what it has so far. A stream's `end`
+// record passes when any flow with records in that stream did. With `per_envelope`, each envelope is judged on
 // its own instead. The stream header always passes.
 //
 // Two ways in: feed() takes a decoded record; feed_line() takes a JSONL line and reads only what the
@@ -63,7 +64,7 @@ class FlowFilter {
   struct StreamState {
     std::string id;
     bool passed = false;         // a flow of it passed: its end record passes too
-    std::vector<Flow*> open;     // its flows, some perhaps decided since (skipped)
+    std::vector<Flow*> open;     // flows it ends, some perhaps decided since (skipped)
     size_t pruned = 16;          // open's size after the last sweep of decided flows, doubled
   };
   static constexpr uint32_t kNone = UINT32_MAX;
@@ -104,6 +105,8 @@ class FlowFilter {
   StreamState& stream(const std::string& id);
   void take(const envelope::Envelope& e, Item& item);
   void place(Item item, const Sink& out);
+  // Adds `f` to the flows `s` decides when it ends (those registered in it, and those going on in it).
+  void join(Flow& f, StreamState& s);
   void decide(Flow& f);
   void drain(const Sink& out);
 

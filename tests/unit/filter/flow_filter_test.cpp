@@ -85,7 +85,9 @@ Run run(const std::string& expr, const std::vector<envelope::Record>& records, b
   FlowFilter::Sink sink = [&](const FlowFilter::Passed& p) {
     EXPECT_FALSE(p.original.empty());
     r.out.emplace_back(p.original);
-    if (p.record) EXPECT_EQ(line_of(*p.record), std::string(p.original));
+    if (p.record) {
+      EXPECT_EQ(line_of(*p.record), std::string(p.original));
+    }
   };
   for (const auto& rec : records) {
     std::string line = line_of(rec);
@@ -177,4 +179,28 @@ TEST(FlowFilter, ManyFlowsInterleaved) {
     if (i % 3 == 0) want.push_back(static_cast<size_t>(n + (n - 1 - i)));
   expect("~d b", s, want);
   EXPECT_EQ(run("~d b", s, true).matched, static_cast<uint64_t>(n / 3));
+}
+
+TEST(FlowFilter, AWebSocketFlowIsDecidedWhenItsSubStreamEnds) {
+  // As the proxy writes it: the upgrade in the connection's stream, the frames in a sub-stream, whose
+  // end is the last record of the connection. A live pipeline must not wait for the end of input.
+  for (bool lines : {false, true}) {
+    auto f = filter::Filter::parse("~websocket");
+    ASSERT_TRUE(f);
+    FlowFilter flows(std::move(*f), {});
+    std::vector<std::string> out;
+    FlowFilter::Sink sink = [&](const FlowFilter::Passed& p) { out.emplace_back(p.original); };
+    std::vector<envelope::Record> s = {request("c1", "c1-0", "a"), response("c1", "c1-0", 101),
+                                       frame("c1.2", "c1-0"),      frame("c1.2", "c1-0"),
+                                       end("stream", "c1.2"),      request("c2", "c2-0", "a"),
+                                       response("c2", "c2-0", 200)};
+    for (const auto& rec : s) {
+      std::string line = line_of(rec);
+      if (!(lines && flows.feed_line(line, sink))) flows.feed(rec, sink, line);
+    }
+    std::vector<std::string> want;
+    for (size_t i : {0, 1, 2, 3, 4}) want.push_back(line_of(s[i]));
+    EXPECT_EQ(out, want) << "before the end of input, lines " << lines;  // c2's exchange is dropped
+    EXPECT_EQ(flows.matched(), 1u);
+  }
 }
