@@ -30,9 +30,13 @@ T* FlowFilter::IdTable<T>::find(std::string_view id, size_t hash) {
   }
 }
 
+namespace {
+size_t hash_id(std::string_view id) { return std::hash<std::string_view>{}(id); }
+}  // namespace
+
 template <class T>
 T& FlowFilter::IdTable<T>::insert(std::string_view id, size_t hash) {
-  if (2 * (entries_.size() + 1) > slots_.size()) {  // at most half full
+  if (2 * (size() + 1) > slots_.size()) {  // at most half full
     std::vector<Slot> bigger(slots_.size() * 2);
     size_t mask = bigger.size() - 1;
     for (const Slot& slot : slots_) {
@@ -46,22 +50,51 @@ T& FlowFilter::IdTable<T>::insert(std::string_view id, size_t hash) {
   size_t mask = slots_.size() - 1;
   size_t i = hash & mask;
   while (slots_[i].index != 0) i = (i + 1) & mask;
-  T& entry = entries_.emplace_back();
+  uint32_t index;
+  if (free_.empty()) {
+    entries_.emplace_back();
+    index = static_cast<uint32_t>(entries_.size() - 1);
+  } else {
+    index = free_.back();
+    free_.pop_back();
+  }
+  T& entry = entries_[index];
   entry.id = id;
-  slots_[i] = Slot{hash, static_cast<uint32_t>(entries_.size())};
+  slots_[i] = Slot{hash, index + 1};
   return entry;
 }
 
-namespace {
-size_t hash_id(std::string_view id) { return std::hash<std::string_view>{}(id); }
-}  // namespace
+template <class T>
+void FlowFilter::IdTable<T>::erase(T& entry) {
+  size_t mask = slots_.size() - 1;
+  size_t i = hash_id(entry.id) & mask;
+  while (&entries_[slots_[i].index - 1] != &entry) i = (i + 1) & mask;
+  uint32_t index = slots_[i].index - 1;
+  // Linear probing without tombstones: later entries of the run move back into the hole when the hole
+  // lies between their home slot and where they are.
+  for (size_t j = (i + 1) & mask; slots_[j].index != 0; j = (j + 1) & mask) {
+    size_t home = slots_[j].hash & mask;
+    bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+    if (!stays) {
+      slots_[i] = slots_[j];
+      i = j;
+    }
+  }
+  slots_[i] = Slot{};
+  entry = T{};
+  free_.push_back(index);
+}
 
 FlowFilter::StreamState& FlowFilter::stream(const std::string& id) {
   if (last_stream_ && last_stream_->id == id) return *last_stream_;
   size_t h = hash_id(id);
   StreamState* s = streams_.find(id, h);
-  last_stream_ = s ? s : &streams_.insert(id, h);
-  return *last_stream_;
+  if (!s) {
+    s = &streams_.insert(id, h);
+    if (id.find('.') != std::string::npos) by_name_.emplace(s->id, s);  // a sub-stream
+  }
+  last_stream_ = s;
+  return *s;
 }
 
 FlowFilter::Flow& FlowFilter::flow(const std::string& id, const std::string& stream_id) {
@@ -70,6 +103,7 @@ FlowFilter::Flow& FlowFilter::flow(const std::string& id, const std::string& str
   Flow& f = flows_.insert(id, h);
   StreamState& s = stream(stream_id);
   f.stream = &s;
+  ++s.alive;
   if (free_views_.empty()) {
     f.view = static_cast<uint32_t>(views_.size());
     views_.emplace_back();
@@ -77,22 +111,77 @@ FlowFilter::Flow& FlowFilter::flow(const std::string& id, const std::string& str
     f.view = free_views_.back();
     free_views_.pop_back();
   }
-  join(f, s);
+  if (!s.ended) join(f, s);  // (a record after its stream's end: its flow is forgotten once decided)
   order_.push_back(&f);
+  ++f.refs;
   ++pending_;
   return f;
 }
 
 void FlowFilter::join(Flow& f, StreamState& s) {
-  if (!s.open.empty() && s.open.back() == &f) return;
+  if (s.ended || (!s.open.empty() && s.open.back() == &f)) return;
   s.open.push_back(&f);
-  if (s.open.size() >= 2 * s.pruned) {  // forget the decided ones, now and then
-    std::erase_if(s.open, [&s](const Flow* o) {
+  if (f.stream != &s) ++f.refs;
+  if (s.open.size() >= 2 * s.pruned) {  // drop the decided ones, now and then
+    std::vector<Flow*> released;
+    std::erase_if(s.open, [&](Flow* o) {
       if (o->state == State::pass) s.passed = true;
-      return o->state != State::pending;
+      if (o->state == State::pending || o->stream == &s) return false;  // its own: forgotten at its end
+      released.push_back(o);
+      return true;
     });
     s.pruned = std::max<size_t>(16, s.open.size());
+    for (Flow* o : released) unref(*o);
   }
+}
+
+void FlowFilter::end_stream(StreamState& s) {
+  std::vector<StreamState*> ending{&s};
+  std::string prefix = s.id + ".";
+  for (auto it = by_name_.lower_bound(prefix); it != by_name_.end() && it->first.starts_with(prefix); ++it)
+    ending.push_back(it->second);
+  for (StreamState* e : ending) {
+    ++e->alive;  // kept while flows go; `s` until the caller has read `passed`
+    for (Flow* f : e->open) {
+      decide(*f);
+      if (f->state == State::pass) e->passed = true;
+    }
+    if (e->passed) s.passed = true;  // a connection's end passes with its HTTP/2 streams' flows
+  }
+  for (StreamState* e : ending) {
+    e->ended = true;
+    std::vector<Flow*> open;
+    open.swap(e->open);
+    for (Flow* f : open) {
+      if (f->stream != e)
+        unref(*f);
+      else if (f->refs == 0)
+        forget(*f);
+    }
+  }
+  for (StreamState* e : ending)
+    if (e != &s && --e->alive == 0) forget(*e);
+}
+
+void FlowFilter::hold(Item& item, Flow& f) {
+  item.flow = &f;
+  ++f.refs;  // from now: joining it to a stream below may release other references
+}
+
+void FlowFilter::unref(Flow& f) {
+  if (--f.refs == 0 && f.stream->ended && f.state != State::pending) forget(f);
+}
+
+void FlowFilter::forget(Flow& f) {
+  StreamState& s = *f.stream;
+  flows_.erase(f);
+  if (--s.alive == 0 && s.ended) forget(s);
+}
+
+void FlowFilter::forget(StreamState& s) {
+  if (last_stream_ == &s) last_stream_ = nullptr;
+  if (s.id.find('.') != std::string::npos) by_name_.erase(s.id);
+  streams_.erase(s);
 }
 
 void FlowFilter::decide(Flow& f) {
@@ -125,7 +214,7 @@ void FlowFilter::take(const envelope::Envelope& e, Item& item) {
     return;
   }
   Flow& f = flow(e.flow_id.empty() ? e.stream_id : e.flow_id, e.stream_id);
-  item.flow = &f;
+  hold(item, f);
   // A flow that goes on in a sub-stream (a WebSocket's frames after the 101) ends with that stream too.
   if (f.stream->id != e.stream_id) join(f, stream(e.stream_id));
   if (f.state != State::pending) return;
@@ -149,25 +238,20 @@ void FlowFilter::feed(envelope::Record record, const Sink& out, core::ByteView o
       item.state = stream(err->stream_id).passed ? State::pass : State::drop;
     } else {
       Flow& f = flow(err->flow_id.empty() ? err->stream_id : err->flow_id, err->stream_id);
-      item.flow = &f;
+      hold(item, f);
       if (f.stream->id != err->stream_id) join(f, stream(err->stream_id));
       if (f.state == State::pending) views_[f.view].errors.push_back(err);
     }
   } else if (const auto* end = std::get_if<envelope::EndRecord>(&r)) {
     if (end->scope == "flow" && !options_.per_envelope) {
-      item.flow = &flow(end->flow_id, end->stream_id);
+      hold(item, flow(end->flow_id, end->stream_id));
       decide(*item.flow);
     } else {
       // The stream is over: every flow of it is decided now, and the end passes with any of them.
       StreamState& s = stream(end->stream_id);
-      if (!options_.per_envelope) {
-        for (Flow* f : s.open) {
-          decide(*f);
-          if (f->state == State::pass) s.passed = true;
-        }
-        s.open.clear();
-      }
+      end_stream(s);
       item.state = s.passed ? State::pass : State::drop;
+      if (--s.alive == 0) forget(s);
     }
   } else {
     item.state = State::pass;  // the header, and records of kinds this reader does not know
@@ -208,11 +292,17 @@ void FlowFilter::place(Item item, const Sink& out) {
   while (pending_ > options_.max_pending && !order_.empty()) {
     Flow* f = order_.front();
     order_.pop_front();
-    if (f->state != State::pending) continue;
-    decide(*f);
-    ++forced_;
+    if (f->state == State::pending) {
+      decide(*f);
+      ++forced_;
+    }
+    unref(*f);
   }
-  while (!order_.empty() && order_.front()->state != State::pending) order_.pop_front();
+  while (!order_.empty() && order_.front()->state != State::pending) {
+    Flow* f = order_.front();
+    order_.pop_front();
+    unref(*f);
+  }
   drain(out);
 }
 
@@ -229,6 +319,7 @@ void FlowFilter::drain(const Sink& out) {
       out(p);
     }
     if (front.envelope != kNone) free_.push_back(front.envelope);
+    if (front.flow) unref(*front.flow);
     queue_.pop_front();
   }
   if (queue_.empty()) {
@@ -242,6 +333,7 @@ void FlowFilter::drain(const Sink& out) {
 
 void FlowFilter::finish(const Sink& out) {
   for (Flow* f : order_) decide(*f);
+  for (Flow* f : order_) unref(*f);
   order_.clear();
   for (auto& item : queue_)
     if (!item.flow && item.state == State::pending) item.state = State::drop;

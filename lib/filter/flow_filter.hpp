@@ -6,7 +6,11 @@
 // follow its verdict), when an `end` record closes it or a stream it has records in (a WebSocket flow
 // goes on in the sub-stream after its 101, which the proxy ends), at the end of input, or, when more
 // than `max_pending` flows are undecided, the oldest is decided on what it has so far. A stream's `end`
-// record passes when any flow with records in that stream did. With `per_envelope`, each envelope is judged on
+// record passes when any flow with records in that stream or its sub-streams did.
+//
+// Memory stays bounded on an endless input: a stream's `end` record ends its sub-streams too ("c.2",
+// "c.2.1" with "c", as the proxy names them), and the flows and streams it ends are forgotten once no
+// held record needs them. A record that comes for a stream after its end starts a new flow. With `per_envelope`, each envelope is judged on
 // its own instead. The stream header always passes.
 //
 // Two ways in: feed() takes a decoded record; feed_line() takes a JSONL line and reads only what the
@@ -16,6 +20,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,6 +62,8 @@ class FlowFilter {
 
   uint64_t matched() const { return matched_; }  // flows (or envelopes) that matched
   uint64_t forced() const { return forced_; }    // flows decided early because of max_pending
+  // Flows and streams remembered now (pending, held, or of a stream that has not ended).
+  size_t remembered() const { return flows_.size() + streams_.size(); }
 
  private:
   enum class State : uint8_t { pending, pass, drop };
@@ -64,8 +71,12 @@ class FlowFilter {
   struct StreamState {
     std::string id;
     bool passed = false;         // a flow of it passed: its end record passes too
-    std::vector<Flow*> open;     // flows it ends, some perhaps decided since (skipped)
+    bool ended = false;          // its end (or an ancestor's) came: forgotten when `alive` is 0
+    // Flows it ends: its own (whose `stream` it is, forgotten after its end) and others' going on in it
+    // (dropped from here once decided).
+    std::vector<Flow*> open;
     size_t pruned = 16;          // open's size after the last sweep of decided flows, doubled
+    uint32_t alive = 0;          // its own flows not forgotten yet
   };
   static constexpr uint32_t kNone = UINT32_MAX;
   struct Flow {
@@ -73,6 +84,7 @@ class FlowFilter {
     StreamState* stream = nullptr;
     uint32_t view = kNone;       // its FlowView in views_ while pending
     State state = State::pending;
+    uint32_t refs = 0;           // queued items, order_, other streams' `open`: not forgotten while > 0
   };
   struct Item {
     Flow* flow = nullptr;            // null: `state` is the item's own verdict
@@ -85,12 +97,14 @@ class FlowFilter {
   };
 
   // Ids to T (which has a std::string `id`), open addressing over (hash, index): one probe and one
-  // comparison per lookup, no node per entry; entries stay put (a deque) and are never removed.
+  // comparison per lookup, no node per entry; entries stay put (a deque), erased ones are reused.
   template <class T>
   class IdTable {
    public:
     T* find(std::string_view id, size_t hash);
     T& insert(std::string_view id, size_t hash);  // id must not be present
+    void erase(T& entry);                         // resets it for reuse
+    size_t size() const { return entries_.size() - free_.size(); }
 
    private:
     struct Slot {
@@ -99,6 +113,7 @@ class FlowFilter {
     };
     std::vector<Slot> slots_ = std::vector<Slot>(1024);
     std::deque<T> entries_;
+    std::vector<uint32_t> free_;
   };
 
   Flow& flow(const std::string& id, const std::string& stream);
@@ -108,6 +123,13 @@ class FlowFilter {
   // Adds `f` to the flows `s` decides when it ends (those registered in it, and those going on in it).
   void join(Flow& f, StreamState& s);
   void decide(Flow& f);
+  // The end of `s` and its sub-streams: decides their flows; `s.passed` then says whether the end passes.
+  // `s` is kept for the caller (one `alive` more), who releases it.
+  void end_stream(StreamState& s);
+  void hold(Item& item, Flow& f);  // the item's reference, released when it leaves the queue
+  void unref(Flow& f);
+  void forget(Flow& f);
+  void forget(StreamState& s);
   void drain(const Sink& out);
 
   Filter filter_;
@@ -120,6 +142,7 @@ class FlowFilter {
   IdTable<Flow> flows_;  // decided ones stay: later records follow their verdict
   IdTable<StreamState> streams_;
   StreamState* last_stream_ = nullptr;
+  std::map<std::string_view, StreamState*> by_name_;  // sub-streams ("c.2") by id: found from "c" by prefix
   std::vector<FlowView> views_;  // of pending flows, recycled
   std::vector<uint32_t> free_views_;
   std::deque<Flow*> order_;   // flows in order of their first record (decided ones are skipped)
