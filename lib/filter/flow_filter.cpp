@@ -246,6 +246,8 @@ void FlowFilter::feed(envelope::Record record, const Sink& out, core::ByteView o
     if (end->scope == "flow" && !options_.per_envelope) {
       hold(item, flow(end->flow_id, end->stream_id));
       decide(*item.flow);
+    } else if (end->scope == "flow") {  // judged one by one: passes with its stream, which goes on
+      item.state = stream(end->stream_id).passed ? State::pass : State::drop;
     } else {
       // The stream is over: every flow of it is decided now, and the end passes with any of them.
       StreamState& s = stream(end->stream_id);

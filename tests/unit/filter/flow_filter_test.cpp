@@ -154,9 +154,10 @@ TEST(FlowFilter, WholeFlowsInStreamOrderEitherWayIn) {
 }
 
 TEST(FlowFilter, EnvelopesJudgedOneByOne) {
-  std::vector<envelope::Record> s = {request("s1", "f1", "a"), response("s1", "f1", 404), request("s1", "f2", "a"),
-                                     response("s1", "f2", 200), end("stream", "s1"), end("stream", "s2")};
-  expect("~c 404", s, {1, 4}, {true, 10000});
+  std::vector<envelope::Record> s = {request("s1", "f1", "a"), response("s1", "f1", 404), end("flow", "s1", "f1"),
+                                     request("s1", "f2", "a"), response("s1", "f2", 200), end("stream", "s1"),
+                                     end("stream", "s2")};
+  expect("~c 404", s, {1, 2, 5}, {true, 10000});
 }
 
 TEST(FlowFilter, MaxPendingDecidesTheOldestOnWhatItHas) {
