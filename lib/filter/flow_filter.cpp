@@ -163,9 +163,11 @@ void FlowFilter::end_stream(StreamState& s) {
     if (e != &s && --e->alive == 0) forget(*e);
 }
 
-void FlowFilter::hold(Item& item, Flow& f) {
+void FlowFilter::hold(Item& item, Flow& f, const std::string& stream_id) {
   item.flow = &f;
-  ++f.refs;  // from now: joining it to a stream below may release other references
+  ++f.refs;  // first: joining may release other references to it
+  // A flow that goes on in a sub-stream (a WebSocket's frames after the 101) ends with that stream too.
+  if (f.stream->id != stream_id) join(f, stream(stream_id));
 }
 
 void FlowFilter::unref(Flow& f) {
@@ -214,9 +216,7 @@ void FlowFilter::take(const envelope::Envelope& e, Item& item) {
     return;
   }
   Flow& f = flow(e.flow_id.empty() ? e.stream_id : e.flow_id, e.stream_id);
-  hold(item, f);
-  // A flow that goes on in a sub-stream (a WebSocket's frames after the 101) ends with that stream too.
-  if (f.stream->id != e.stream_id) join(f, stream(e.stream_id));
+  hold(item, f, e.stream_id);
   if (f.state != State::pending) return;
   views_[f.view].envelopes.push_back(&e);
   // A 101 goes on as a WebSocket (or other) flow: decided when it ends.
@@ -238,13 +238,12 @@ void FlowFilter::feed(envelope::Record record, const Sink& out, core::ByteView o
       item.state = stream(err->stream_id).passed ? State::pass : State::drop;
     } else {
       Flow& f = flow(err->flow_id.empty() ? err->stream_id : err->flow_id, err->stream_id);
-      hold(item, f);
-      if (f.stream->id != err->stream_id) join(f, stream(err->stream_id));
+      hold(item, f, err->stream_id);
       if (f.state == State::pending) views_[f.view].errors.push_back(err);
     }
   } else if (const auto* end = std::get_if<envelope::EndRecord>(&r)) {
     if (end->scope == "flow" && !options_.per_envelope) {
-      hold(item, flow(end->flow_id, end->stream_id));
+      hold(item, flow(end->flow_id, end->stream_id), end->stream_id);
       decide(*item.flow);
     } else if (end->scope == "flow") {  // judged one by one: passes with its stream, which goes on
       item.state = stream(end->stream_id).passed ? State::pass : State::drop;

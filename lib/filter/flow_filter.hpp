@@ -10,8 +10,9 @@
 //
 // Memory stays bounded on an endless input: a stream's `end` record ends its sub-streams too ("c.2",
 // "c.2.1" with "c", as the proxy names them), and the flows and streams it ends are forgotten once no
-// held record needs them. A record that comes for a stream after its end starts a new flow. With `per_envelope`, each envelope is judged on
-// its own instead. The stream header always passes.
+// held record needs them. A record that comes for a stream after its end starts a new flow.
+//
+// With `per_envelope`, each envelope is judged on its own instead. The stream header always passes.
 //
 // Two ways in: feed() takes a decoded record; feed_line() takes a JSONL line and reads only what the
 // filter looks at (filter::scan_envelope into recycled envelopes), holding the line's text, never a
@@ -126,7 +127,9 @@ class FlowFilter {
   // The end of `s` and its sub-streams: decides their flows; `s.passed` then says whether the end passes.
   // `s` is kept for the caller (one `alive` more), who releases it.
   void end_stream(StreamState& s);
-  void hold(Item& item, Flow& f);  // the item's reference, released when it leaves the queue
+  // The item's reference to `f`, released when it leaves the queue; `f` joins `stream` (the record's)
+  // when it started in another.
+  void hold(Item& item, Flow& f, const std::string& stream);
   void unref(Flow& f);
   void forget(Flow& f);
   void forget(StreamState& s);
@@ -139,7 +142,7 @@ class FlowFilter {
   uint64_t text_base_ = 0;    // offset of text_[0] in all the text ever held
   std::vector<std::unique_ptr<envelope::Envelope>> envelopes_;  // recycled for feed_line()
   std::vector<uint32_t> free_;
-  IdTable<Flow> flows_;  // decided ones stay: later records follow their verdict
+  IdTable<Flow> flows_;  // decided ones stay until their stream ends: later records follow their verdict
   IdTable<StreamState> streams_;
   StreamState* last_stream_ = nullptr;
   std::map<std::string_view, StreamState*> by_name_;  // sub-streams ("c.2") by id: found from "c" by prefix
