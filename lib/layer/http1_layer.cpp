@@ -75,7 +75,9 @@ void Http1Layer::handle(const Event& event, core::Timestamp now, Commands& out) 
     auto retired = [this](ConnId c) { return std::find(retired_.begin(), retired_.end(), c) != retired_.end(); };
     if (const auto* d = std::get_if<DataReceived>(&event); d && retired(d->conn)) return;
     if (const auto* c = std::get_if<ConnectionClosed>(&event); c && retired(c->conn)) return;
-    tunnel_->handle(event, now, out);
+    if (const auto* d = std::get_if<DataReceived>(&event))
+      (d->conn == kClientConn ? bytes_from_client_ : bytes_from_server_) += d->data.size();
+    to_tunnel(event, now, out);
     return;
   }
   if (std::holds_alternative<Start>(event)) {
@@ -910,21 +912,32 @@ void Http1Layer::start_tunnel(core::ByteView server_rest, core::Timestamp now, C
     tunnel_ = std::make_unique<WsLayer>(ctx_, server, x.key, ctx_.new_stream_id(), x.flow_id, *x.websocket);
   else  // another upgrade, or a CONNECT through an upstream proxy: bytes as they are
     tunnel_ = std::make_unique<RawLayer>(ctx_, server, x.key, ctx_.new_stream_id());
-  tunnel_->handle(Start{}, now, out);
+  to_tunnel(Start{}, now, out);
   ex_.reset();
   resp_parser_.reset();
-  if (!server_rest.empty()) tunnel_->handle(DataReceived{server, server_rest}, now, out);
+  if (!server_rest.empty()) to_tunnel(DataReceived{server, server_rest}, now, out);
   if (client_pos_ < client_in_.size()) {
     core::Bytes rest = client_in_.substr(client_pos_);
     client_in_.clear();
     client_pos_ = 0;
-    tunnel_->handle(DataReceived{kClientConn, rest}, now, out);
+    to_tunnel(DataReceived{kClientConn, rest}, now, out);
   }
   if (client_paused_) {
     client_paused_ = false;
     out.push_back(PauseReading{kClientConn, false});
   }
-  if (client_eof_) tunnel_->handle(ConnectionClosed{kClientConn, false, {}}, now, out);
+  if (client_eof_) to_tunnel(ConnectionClosed{kClientConn, false, {}}, now, out);
+}
+
+void Http1Layer::to_tunnel(const Event& event, core::Timestamp now, Commands& out) {
+  size_t from = out.size();
+  tunnel_->handle(event, now, out);
+  // The tunnel closed the connection: this stream (the exchanges before the tunnel) ends after it.
+  std::string reason;
+  if (!tunnel_ended_ && closes_client(out, from, reason)) {
+    tunnel_ended_ = true;
+    end_stream(out, from, stream_id_, std::move(reason), now, bytes_from_client_, bytes_from_server_);
+  }
 }
 
 void Http1Layer::answer_with(const envelope::Envelope& reply, core::Timestamp now, Commands& out) {
@@ -1022,14 +1035,7 @@ void Http1Layer::close_all(std::string reason, core::Timestamp now, Commands& ou
   out.push_back(CloseConnection{kClientConn, false});
   if (timer_) out.push_back(CancelTimer{timer_});
   timer_ = 0;
-  envelope::EndRecord end;
-  end.scope = "stream";
-  end.stream_id = ctx_.conn_id();
-  end.time = now;
-  end.reason = std::move(reason);
-  end.bytes_sent = bytes_from_client_;
-  end.bytes_received = bytes_from_server_;
-  out.push_back(EmitRecord{std::move(end)});
+  end_stream(out, out.size(), stream_id_, std::move(reason), now, bytes_from_client_, bytes_from_server_);
   ex_.reset();
 }
 #if defined(__GNUC__) && !defined(__clang__)

@@ -114,6 +114,8 @@ class Http1Layer final : public Layer {
   void on_verdict(const PipelineVerdict& v, core::Timestamp now, Commands& out);
   void finish_exchange(core::Timestamp now, Commands& out);
   void start_tunnel(core::ByteView server_rest, core::Timestamp now, Commands& out);
+  // Hands one event to the tunnel; once the tunnel closes the client connection, ends this stream.
+  void to_tunnel(const Event& event, core::Timestamp now, Commands& out);
   // Answers the request with a pipeline step's reply (its raw bytes, an HTTP/1 response), records it,
   // and goes on with the connection as after a server's response.
   void answer_with(const envelope::Envelope& reply, core::Timestamp now, Commands& out);
@@ -144,6 +146,7 @@ class Http1Layer final : public Layer {
   uint64_t bytes_from_client_ = 0, bytes_from_server_ = 0;
   core::Timestamp last_client_, last_server_;
   std::unique_ptr<Layer> tunnel_;
+  bool tunnel_ended_ = false;  // the tunnel closed the connection and this stream's end is written
   std::vector<ConnId> retired_;  // pooled connections closed when the tunnel began
   std::optional<Http1Target> target_;
   std::string stream_id_;

@@ -87,6 +87,51 @@ std::string describe(const Command& c) {
   return std::visit(V{}, c);
 }
 
+void end_stream(Commands& out, size_t from, std::string stream_id, std::string reason, core::Timestamp now,
+                uint64_t bytes_sent, uint64_t bytes_received) {
+  envelope::EndRecord end;
+  end.scope = "stream";
+  end.stream_id = std::move(stream_id);
+  end.time = now;
+  end.reason = std::move(reason);
+  end.bytes_sent = bytes_sent;
+  end.bytes_received = bytes_received;
+  const std::string& id = end.stream_id;
+  size_t at = from;
+  for (; at < out.size(); ++at) {
+    const auto* e = std::get_if<EmitRecord>(&out[at]);
+    const auto* other = e ? std::get_if<envelope::EndRecord>(&e->record) : nullptr;
+    if (other && other->scope == "stream" && id.size() > other->stream_id.size() && id.starts_with(other->stream_id) &&
+        id[other->stream_id.size()] == '.')
+      break;
+  }
+  out.insert(out.begin() + static_cast<std::ptrdiff_t>(at), EmitRecord{std::move(end)});
+}
+
+bool closes_client(const Commands& out, size_t from, std::string& reason) {
+  bool closed = false;
+  const std::string* last = nullptr;
+  for (size_t i = from; i < out.size(); ++i) {
+    if (const auto* c = std::get_if<CloseConnection>(&out[i])) {
+      closed = closed || (c->conn == kClientConn && !c->half);
+    } else if (const auto* e = std::get_if<EmitRecord>(&out[i])) {
+      if (const auto* end = std::get_if<envelope::EndRecord>(&e->record); end && end->scope == "stream")
+        last = &end->reason;
+    }
+  }
+  if (closed) reason = last ? *last : "closed";
+  return closed;
+}
+
+bool ends_stream(const Commands& out, size_t from, const std::string& stream_id) {
+  for (size_t i = from; i < out.size(); ++i) {
+    const auto* e = std::get_if<EmitRecord>(&out[i]);
+    const auto* end = e ? std::get_if<envelope::EndRecord>(&e->record) : nullptr;
+    if (end && end->scope == "stream" && end->stream_id == stream_id) return true;
+  }
+  return false;
+}
+
 envelope::Context ConnectionContext::envelope_context(std::string server) const {
   envelope::Context c;
   c.conn_id = conn_id_;

@@ -141,6 +141,23 @@ using Commands = std::vector<Command>;
 std::string describe(const Event& e);
 std::string describe(const Command& c);
 
+// ---- Stream ends ----------------------------------------------------------------------------------
+// The connection's own stream always ends with an `end` record of scope "stream", its last record. A
+// stream's end also ends the streams nested in it ("<id>.<k>"), which may end earlier on their own (a
+// tunnel, a TLS layer's handshakes, an HTTP/2 connection). A layer that hands the client connection on
+// (to a tunnel, to the child of a TLS layer) ends its stream once the commands of the child's turn
+// close the client connection.
+
+// Emits the `end` record of the whole stream `stream_id` among out[from..]: before the first end there
+// of a stream it is nested in (a child layer may own the enclosing stream), else last.
+void end_stream(Commands& out, size_t from, std::string stream_id, std::string reason, core::Timestamp now,
+                uint64_t bytes_sent, uint64_t bytes_received);
+// Whether out[from..] closes the client connection (not only its sending side). If so, `reason` is
+// set to the reason of the last stream `end` among them (the child's own), else "closed".
+bool closes_client(const Commands& out, size_t from, std::string& reason);
+// Whether out[from..] holds the stream `end` of `stream_id`.
+bool ends_stream(const Commands& out, size_t from, const std::string& stream_id);
+
 // ---- Context ------------------------------------------------------------------------------------
 
 // State shared by the layers of one client connection: identity, addresses, id allocation.

@@ -118,9 +118,37 @@ LayerDecider detect(ConnId server, std::string host, uint16_t port, bool in_tls)
   };
 }
 
-}  // namespace
+// The top of every stack: passes everything to the mode's layer, and keeps the promise that the
+// connection's own stream ends, as its last record, whichever layer closes the connection (a SOCKS5,
+// TLS or HTTP/2 front whose records live in sub-streams). A layer that owns that stream ends it itself.
+class ConnectionLayer final : public Layer {
+ public:
+  ConnectionLayer(ConnectionContext& ctx, std::unique_ptr<Layer> child) : ctx_(ctx), child_(std::move(child)) {}
+  std::string_view name() const override { return "connection"; }
 
-std::unique_ptr<Layer> make_root_layer(ConnectionContext& ctx) {
+  void handle(const Event& event, core::Timestamp now, Commands& out) override {
+    if (const auto* d = std::get_if<DataReceived>(&event))
+      (d->conn == kClientConn ? from_client_ : from_servers_) += d->data.size();
+    size_t from = out.size();
+    child_->handle(event, now, out);
+    if (ended_) return;
+    std::string reason;
+    if (ends_stream(out, from, ctx_.conn_id())) {
+      ended_ = true;
+    } else if (closes_client(out, from, reason)) {
+      ended_ = true;
+      end_stream(out, out.size(), ctx_.conn_id(), std::move(reason), now, from_client_, from_servers_);
+    }
+  }
+
+ private:
+  ConnectionContext& ctx_;
+  std::unique_ptr<Layer> child_;
+  bool ended_ = false;
+  uint64_t from_client_ = 0, from_servers_ = 0;
+};
+
+std::unique_ptr<Layer> mode_layer(ConnectionContext& ctx) {
   const ModeSpec& mode = ctx.mode();
   bool tls = ctx.options().tls != nullptr;
   switch (mode.kind) {
@@ -140,6 +168,12 @@ std::unique_ptr<Layer> make_root_layer(ConnectionContext& ctx) {
     case ModeSpec::Kind::socks5: return std::make_unique<Socks5Layer>(ctx);
   }
   return nullptr;
+}
+
+}  // namespace
+
+std::unique_ptr<Layer> make_root_layer(ConnectionContext& ctx) {
+  return std::make_unique<ConnectionLayer>(ctx, mode_layer(ctx));
 }
 
 std::unique_ptr<Layer> make_tunnel_layer(ConnectionContext& ctx, ConnId server, const std::string& host, uint16_t port) {

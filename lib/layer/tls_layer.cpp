@@ -28,8 +28,12 @@ TlsLayer::~TlsLayer() = default;
 
 void TlsLayer::handle(const Event& event, core::Timestamp now, Commands& out) {
   if (phase_ == Phase::closed) return;
+  if (const auto* d = std::get_if<DataReceived>(&event))
+    (d->conn == kClientConn ? from_client_ : from_servers_) += d->data.size();
   if (phase_ == Phase::passthrough) {
+    size_t from = out.size();
     child_->handle(event, now, out);
+    after_child(from, now, out);
     return;
   }
   if (std::holds_alternative<Start>(event)) {
@@ -189,10 +193,12 @@ void TlsLayer::on_hello(core::Timestamp now, Commands& out) {
       child_ = std::make_unique<RawLayer>(ctx_, spec_.server, format_host_port(spec_.host, spec_.port), stream);
     else
       child_ = std::make_unique<RawLayer>(ctx_, spec_.host, spec_.port, stream);
+    size_t from = out.size();
     child_->handle(Start{}, now, out);
     core::Bytes first;
     first.swap(hello_bytes_);
     child_->handle(DataReceived{kClientConn, first}, now, out);
+    after_child(from, now, out);
     return;
   }
   std::string alpn = offers(hello_.alpn, "http/1.1") ? "http/1.1" : "";
@@ -418,6 +424,14 @@ void TlsLayer::to_child(const Event& event, core::Timestamp now, Commands& out) 
   size_t from = out.size();
   child_->handle(event, now, out);
   rewrite(out, from);
+  after_child(from, now, out);
+}
+
+void TlsLayer::after_child(size_t from, core::Timestamp now, Commands& out) {
+  std::string reason;
+  if (ended_ || seq_ == 0 || !closes_client(out, from, reason)) return;
+  ended_ = true;
+  end_stream(out, from, stream_id_, std::move(reason), now, from_client_, from_servers_);
 }
 
 void TlsLayer::rewrite(Commands& out, size_t from) {
@@ -509,6 +523,10 @@ void TlsLayer::record_handshake(const tls::TlsSession* s, const Wrapped* w, std:
 }
 
 void TlsLayer::fail(std::string code, std::string message, core::Timestamp now, Commands& out) {
+  std::string reason = code == "shutdown"                ? "shutdown"
+                       : code == "tls_handshake_timeout" ? "timeout"
+                       : code == "tls_handshake_aborted" ? "aborted"
+                                                         : "error";
   envelope::ErrorRecord err;
   err.stream_id = stream_id_;
   err.flow_id = flow_id_;
@@ -525,6 +543,9 @@ void TlsLayer::fail(std::string code, std::string message, core::Timestamp now, 
   if (spec_.server) out.push_back(CloseConnection{spec_.server, false});
   out.push_back(CloseConnection{kClientConn, false});
   phase_ = Phase::closed;
+  if (ended_) return;
+  ended_ = true;
+  end_stream(out, out.size(), stream_id_, std::move(reason), now, from_client_, from_servers_);
 }
 
 }  // namespace sluice::layer

@@ -85,6 +85,9 @@ class TlsLayer final : public Layer {
   void record_handshake(const tls::TlsSession* s, const Wrapped* w, std::vector<envelope::Anomaly> anomalies,
                         core::Timestamp now, Commands& out, envelope::Tags tags = {});
   void fail(std::string code, std::string message, core::Timestamp now, Commands& out);
+  // After the child's turn (its commands from out[from]): once they close the client connection, the
+  // handshake stream ends (when it holds records).
+  void after_child(size_t from, core::Timestamp now, Commands& out);
 
   ConnectionContext& ctx_;
   TlsLayerSpec spec_;
@@ -99,6 +102,8 @@ class TlsLayer final : public Layer {
   tls::ClientHello hello_;
   std::string stream_id_, flow_id_;
   uint64_t seq_ = 0;
+  bool ended_ = false;  // the handshake stream's end is written
+  uint64_t from_client_ = 0, from_servers_ = 0;  // bytes as they came in, for the stream's end
   std::map<ConnId, Wrapped> wrapped_;
   std::map<CommandId, Opening> opening_;
   // The first server handshake's failure (CONNECT): the child's first connection to that server is

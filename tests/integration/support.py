@@ -153,9 +153,13 @@ class Proxy:
             self.proc.wait()
 
     def stop(self, sig=signal.SIGINT, timeout=15):
+        """Stops the proxy; returns its exit code and stdout. A proxy that stopped cleanly closed every
+        connection, so its capture must keep the stream-end rule (checked here, for every test)."""
         self.proc.send_signal(sig)
         out, err = self.proc.communicate(timeout=timeout)
         self.stderr_lines.append(err.decode())
+        if self.proc.returncode == 0 and out:
+            stream_ends(records(out))
         return self.proc.returncode, out
 
 
@@ -178,6 +182,29 @@ def records(stream_bytes):
     """Decodes any stream form through `sluice show --jsonl` and parses every record."""
     out = run("show", "--jsonl", "-", input=stream_bytes).stdout.decode()
     return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def stream_ends(recs):
+    """Checks the stream-end rule of formats/STREAM.md (section 2.3) over a whole capture and returns
+    the connections' own ends, in order: every connection's stream ends with an `end` of scope
+    stream; a stream's end also ends the streams nested in it ("<id>.<k>"); nothing of a stream comes
+    after its end or an enclosing stream's. Raises AssertionError naming the first breach."""
+    ended = {}
+    conns = set()
+    for i, r in enumerate(recs):
+        sid = r.get("stream_id")
+        if sid is None:
+            continue
+        for e in ended:
+            if sid == e or sid.startswith(e + "."):
+                raise AssertionError("record %d (%s of stream %s) after the end of stream %s" % (i, r["type"], sid, e))
+        conns.add(r["context"]["conn_id"] if r.get("context") else sid.split(".")[0])
+        if r["type"] == "end" and r["scope"] == "stream":
+            ended[sid] = r
+    missing = sorted(c for c in conns if c not in ended)
+    if missing:
+        raise AssertionError("connections without an end: %s" % ", ".join(missing))
+    return [e for sid, e in ended.items() if "." not in sid]
 
 
 def connect(port, host="127.0.0.1"):

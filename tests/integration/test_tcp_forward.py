@@ -12,7 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from support import recv_all, SLUICE, TEST_ENV, EchoServer, Proxy, closed_port, connect, records, recv_exactly, serve_hello  # noqa: E402
+from support import recv_all, SLUICE, TEST_ENV, EchoServer, Proxy, closed_port, connect, records, recv_exactly, serve_hello, stream_ends  # noqa: E402
 
 
 def reassemble(recs, direction):
@@ -53,9 +53,12 @@ class TcpForward(unittest.TestCase):
                     self.assertEqual(reassemble(recs, "send"), sent)
                     self.assertEqual(reassemble(recs, "receive"), sent)
                     ends = [r for r in recs if r["type"] == "end"]
-                    self.assertEqual(len(ends), 1)
-                    self.assertEqual(ends[0]["reason"], "closed")
-                    self.assertEqual(ends[0]["bytes_sent"], len(sent))
+                    # tcp: the detected raw layer's sub-stream, then the connection; raw: the connection.
+                    self.assertEqual(len(ends), 2 if mode == "tcp" else 1)
+                    self.assertEqual(stream_ends(recs), [ends[-1]])
+                    for e in ends:
+                        self.assertEqual((e["reason"], e["bytes_sent"], e["bytes_received"]),
+                                         ("closed", len(sent), len(sent)))
                     seqs = [r["seq"] for r in recs if r["type"] == "envelope"]
                     self.assertEqual(seqs, list(range(len(seqs))))
 
@@ -72,7 +75,7 @@ class TcpForward(unittest.TestCase):
         self.assertEqual(code, 0)
         recs = records(out)
         self.assertEqual(len({r["stream_id"] for r in recs if r["type"] == "envelope"}), 40)
-        self.assertEqual(len([r for r in recs if r["type"] == "end"]), 40)
+        self.assertEqual(len(stream_ends(recs)), 40)
 
     def test_http_through_a_tcp_forward_is_detected(self):
         server = serve_hello()
@@ -154,7 +157,8 @@ class TcpForward(unittest.TestCase):
         c.close()
         recs = records(out)
         ends = [r for r in recs if r["type"] == "end"]
-        self.assertEqual([e["reason"] for e in ends], ["shutdown"])
+        self.assertEqual([e["reason"] for e in ends], ["shutdown", "shutdown"])  # the raw sub-stream, the connection
+        self.assertEqual(stream_ends(recs), ends[-1:])
         self.assertEqual(reassemble(recs, "send"), b"ping")
 
     def test_records_reach_a_pipe_reader_promptly(self):
