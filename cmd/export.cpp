@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 
@@ -22,30 +23,58 @@ struct ExportConfig {
   std::string write = "-";
 };
 
-int run_export(const ExportConfig& cfg) {
+// HAR needs every exchange whole: the capture is read to its end first.
+int export_har(const ExportConfig& cfg) {
   exporter::Collector collector;
   read_records(cfg.inputs, "export",
                [&](envelope::Record&& r, const stream::StreamReader&) { collector.add(std::move(r)); });
   int fd = open_output(cfg.write, "export");
-  Output out(fd);
   auto exchanges = collector.exchanges();
-  if (cfg.format == "har") {
+  {
+    Output out(fd);
     out.line(core::json_write(exporter::to_har(exchanges, SLUICE_VERSION)));
-  } else {
-    for (const auto& x : exchanges) {
-      const auto& q = std::get<envelope::HttpMessage>(x.request->message);
-      if (cfg.format == "raw") {
-        out.write(x.request->raw);
-      } else {
-        out.line("# " + x.request->flow_id + ": " + q.method + " " + envelope::url_of(q));
-        out.line(cfg.format == "curl" ? exporter::to_curl(q) : exporter::to_httpie(q));
-      }
-    }
+    out.flush();
   }
-  out.flush();
   if (fd != 1) ::close(fd);
   return exchanges.empty() ? kDifference : kOk;
 }
+
+// Requests alone: each goes out as it comes, so a live pipe (`sluice proxy | sluice export --format
+// curl`) sees it at once. The output is opened at the first one (or at the end), so a capture that
+// cannot be read leaves no file behind.
+int export_requests(const ExportConfig& cfg) {
+  exporter::RequestPicker picker;
+  std::optional<Output> out;
+  int fd = -1;
+  size_t n = 0;
+  auto opened = [&]() -> Output& {
+    if (!out) out.emplace(fd = open_output(cfg.write, "export"));
+    return *out;
+  };
+  read_records(
+      cfg.inputs, "export",
+      [&](envelope::Record&& r, const stream::StreamReader&) {
+        const envelope::Envelope* e = picker.pick(r);
+        if (!e) return;
+        ++n;
+        const auto& q = std::get<envelope::HttpMessage>(e->message);
+        if (cfg.format == "raw") {
+          opened().write(e->raw);
+          return;
+        }
+        opened().line("# " + e->flow_id + ": " + q.method + " " + envelope::url_of(q));
+        opened().line(cfg.format == "curl" ? exporter::to_curl(q) : exporter::to_httpie(q));
+      },
+      [&] {
+        if (out) out->flush();
+      });
+  opened().flush();
+  out.reset();
+  if (fd != 1) ::close(fd);
+  return n == 0 ? kDifference : kOk;
+}
+
+int run_export(const ExportConfig& cfg) { return cfg.format == "har" ? export_har(cfg) : export_requests(cfg); }
 
 }  // namespace
 

@@ -113,6 +113,28 @@ std::string version_of(std::string v) {
 
 void Collector::add(envelope::Record r) { records_.push_back(std::move(r)); }
 
+namespace {
+
+// The message of a request the exports list: not a variant, overlay or CONNECT.
+const HttpMessage* exported_request(const envelope::Envelope& e) {
+  const HttpMessage* m = e.modified || !e.overlay.empty() ? nullptr : http(&e);
+  return m && m->kind == HttpMessage::Kind::request && m->method != "CONNECT" ? m : nullptr;
+}
+
+}  // namespace
+
+const envelope::Envelope* RequestPicker::pick(const envelope::Record& r) {
+  if (const auto* end = std::get_if<envelope::EndRecord>(&r); end && end->scope == "stream") {
+    // '.' sorts just before '/': the streams nested in this one are [id ".", id "/").
+    flows_.erase(end->stream_id);
+    flows_.erase(flows_.lower_bound(end->stream_id + "."), flows_.lower_bound(end->stream_id + "/"));
+    return nullptr;
+  }
+  const auto* e = std::get_if<envelope::Envelope>(&r);
+  if (!e || !exported_request(*e)) return nullptr;
+  return flows_[e->stream_id].insert(e->flow_id).second ? e : nullptr;
+}
+
 std::vector<Exchange> Collector::exchanges() const {
   std::vector<Exchange> out;
   std::unordered_map<std::string, size_t> index;
@@ -130,7 +152,7 @@ std::vector<Exchange> Collector::exchanges() const {
     const auto* m = http(e);
     if (!m) continue;
     if (m->kind == HttpMessage::Kind::request) {
-      if (m->method == "CONNECT" || index.count(e->flow_id)) continue;
+      if (!exported_request(*e) || index.count(e->flow_id)) continue;
       index[e->flow_id] = out.size();
       out.push_back(Exchange{e, nullptr, {}, {}});
     } else if (auto it = index.find(e->flow_id); it != index.end() && (m->status >= 200 || m->status == 101)) {

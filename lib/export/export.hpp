@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "core/result.hpp"
@@ -30,6 +31,18 @@ class Collector {
 
  private:
   std::vector<envelope::Record> records_;
+};
+
+// The requests of a stream as they come, each flow's once, for the formats that need no response
+// (curl, HTTPie, raw): what `Collector` would list, without keeping the stream. A flow is remembered
+// until its stream (or a stream it is nested in) ends.
+class RequestPicker {
+ public:
+  // The request to export in `r`, or nullptr.
+  const envelope::Envelope* pick(const envelope::Record& r);
+
+ private:
+  std::map<std::string, std::unordered_set<std::string>> flows_;  // stream id -> flows seen in it
 };
 
 core::Value to_har(const std::vector<Exchange>& exchanges, const std::string& creator_version);

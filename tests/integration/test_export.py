@@ -3,11 +3,13 @@ capture -> HAR -> capture, HAR files shaped as Chrome, Firefox and mitmproxy wri
 HTTPie commands that a loopback server receives exactly as the captured request."""
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -254,6 +256,55 @@ class Export(unittest.TestCase):
 
     def test_httpie_reproduces_the_request(self):
         self.check_command("httpie", False)
+
+    def test_commands_list_the_exchanges_har_lists(self):
+        har = json.loads(sluice("export", self.capture))
+        flows = [e["_sluice"]["flow_id"] for e in har["log"]["entries"]]
+        self.assertTrue(flows)
+        for fmt in ("curl", "httpie"):
+            out = sluice("export", "--format", fmt, self.capture).decode()
+            self.assertEqual([l.split(":")[0][2:] for l in out.splitlines() if l.startswith("# ")], flows)
+
+    def test_commands_come_out_as_a_live_stream_brings_their_requests(self):
+        """`sluice proxy | sluice export --format curl`: each command comes while the input is still open,
+        once per flow, and a stream's end lets its flows be forgotten without losing later ones."""
+        header = golden.records()[0]
+        req = lambda path: golden.request("GET", "http", "a.test", path)  # noqa: E731
+        p = subprocess.Popen([SLUICE, "export", "--format", "curl"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.addCleanup(p.kill)
+
+        def send(*recs):
+            p.stdin.write("".join(json.dumps(r) + "\n" for r in recs).encode())
+            p.stdin.flush()
+
+        pending = b""
+
+        def next_line():
+            nonlocal pending
+            deadline = time.monotonic() + 10
+            while b"\n" not in pending:
+                ready, _, _ = select.select([p.stdout], [], [], max(0, deadline - time.monotonic()))
+                self.assertTrue(ready, "no command while the input stays open")
+                pending += os.read(p.stdout.fileno(), 65536)
+            line, _, pending = pending.partition(b"\n")
+            return line.decode() + "\n"
+
+        send(header, golden.env("s1", "s1-0", 0, "send", "http", req("/one")))
+        self.assertEqual(next_line(), "# s1-0: GET http://a.test/one\n")
+        self.assertIn("http://a.test/one", next_line())
+        # The same flow's request again (a second copy of the record) is not a new command.
+        send(golden.env("s1", "s1-0", 0, "send", "http", req("/one")),
+             golden.env("s1", "s1-1", 1, "send", "http", req("/two")))
+        self.assertEqual(next_line(), "# s1-1: GET http://a.test/two\n")
+        next_line()
+        send({"type": "end", "scope": "stream", "stream_id": "s1", "time": "2026-11-22T00:00:00Z",
+              "reason": "closed", "bytes_sent": 0, "bytes_received": 0},
+             golden.env("s2", "s2-0", 0, "send", "http", req("/three")))
+        self.assertEqual(next_line(), "# s2-0: GET http://a.test/three\n")
+        p.stdin.close()
+        rest = (pending + p.stdout.read()).decode()
+        self.assertEqual(p.wait(timeout=10), 0)
+        self.assertEqual(rest.count("\n"), 1)  # the last command, nothing more
 
     def test_raw_is_the_wire_bytes(self):
         out = sluice("export", "--format", "raw", self.capture)
