@@ -161,6 +161,12 @@ void FlowFilter::end_stream(StreamState& s) {
   }
   for (StreamState* e : ending)
     if (e != &s && --e->alive == 0) forget(*e);
+  // A stream that ends inside one still open (a tunnel, a TLS layer's streams, which the proxy ends
+  // before their connection) hands its verdict up: the enclosing stream's end passes too.
+  if (size_t dot = s.id.rfind('.'); s.passed && dot != std::string::npos) {
+    StreamState& parent = stream(s.id.substr(0, dot));
+    if (!parent.ended) parent.passed = true;
+  }
 }
 
 void FlowFilter::hold(Item& item, Flow& f, const std::string& stream_id) {

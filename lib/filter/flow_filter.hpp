@@ -6,7 +6,8 @@
 // follow its verdict), when an `end` record closes it or a stream it has records in (a WebSocket flow
 // goes on in the sub-stream after its 101, which the proxy ends), at the end of input, or, when more
 // than `max_pending` flows are undecided, the oldest is decided on what it has so far. A stream's `end`
-// record passes when any flow with records in that stream or its sub-streams did.
+// record passes when any flow with records in that stream or its sub-streams did, even in a sub-stream
+// that ended before it.
 //
 // Memory stays bounded on an endless input: a stream's `end` record ends its sub-streams too ("c.2",
 // "c.2.1" with "c", as the proxy names them), and the flows and streams it ends are forgotten once no

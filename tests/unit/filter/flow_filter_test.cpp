@@ -208,48 +208,78 @@ TEST(FlowFilter, AWebSocketFlowIsDecidedWhenItsSubStreamEnds) {
   }
 }
 
+TEST(FlowFilter, AConnectionsEndPassesWithAFlowOfASubStreamThatEndedBeforeIt) {
+  // As the proxy writes an intercepted CONNECT: the CONNECT exchange in the connection's stream, the
+  // TLS handshakes in one sub-stream, the HTTP exchanges in another; the sub-streams end first.
+  std::vector<envelope::Record> s = {header(),
+                                     request("c", "c-0", "proxy"),  // 1
+                                     response("c", "c-0", 200),
+                                     frame("c.2", "c.2-tls"),       // 3: the handshake
+                                     request("c.3", "c.3-0", "a"),  // 4
+                                     response("c.3", "c.3-0", 200),
+                                     end("stream", "c.3"),          // 6
+                                     end("stream", "c.2"),
+                                     end("stream", "c"),            // 8
+                                     request("d", "d-0", "b"),      // 9: another connection, dropped
+                                     end("stream", "d")};
+  expect("~d a", s, {0, 4, 5, 6, 8});
+  expect("~d b", s, {0, 9, 10});
+  expect("~c 500", s, {0});
+}
+
 TEST(FlowFilter, ForgetsWhatEndedStreamsNeedNoMore) {
   // An endless input of connections (HTTP/1 exchanges; HTTP/2 streams in sub-streams the connection's
-  // end ends; a WebSocket whose frames go on in a sub-stream): what is remembered stays small.
+  // end ends; a WebSocket whose frames go on in a sub-stream; an intercepted CONNECT whose sub-streams
+  // end before it): what is remembered stays small.
   auto f = filter::Filter::parse("~d a");
   ASSERT_TRUE(f);
   FlowFilter flows(std::move(*f), {});
   size_t passed = 0, most = 0, want = 0;
   FlowFilter::Sink sink = [&](const FlowFilter::Passed&) { ++passed; };
-  const int n = 3000;
+  const int n = 4000;
   for (int c = 0; c < n; ++c) {
-    std::string conn = "run-" + std::to_string(c), host = c % 2 ? "a" : "b";
+    std::string conn = "run-" + std::to_string(c), host = (c / 4) % 2 ? "a" : "b";
     std::vector<envelope::Record> rs;
-    if (c % 3 == 0) {
+    size_t not_a = 0;  // records of this connection that never pass
+    if (c % 4 == 0) {
       for (int x = 0; x < 3; ++x) {
         std::string flow = conn + "-" + std::to_string(x);
         rs.push_back(request(conn, flow, host));
         rs.push_back(response(conn, flow, 200));
       }
-    } else if (c % 3 == 1) {
+    } else if (c % 4 == 1) {
       for (int k = 1; k <= 3; ++k) {
         std::string sub = conn + "." + std::to_string(2 * k - 1);
         rs.push_back(request(sub, sub, host));
         if (k < 3) rs.push_back(response(sub, sub, 200));  // the last one is cut off: the end decides it
       }
-    } else {
+    } else if (c % 4 == 2) {
       rs.push_back(request(conn, conn + "-0", host));
       rs.push_back(response(conn, conn + "-0", 101));
       rs.push_back(frame(conn + ".2", conn + "-0"));
       rs.push_back(end("stream", conn + ".2"));
+    } else {  // only the inner exchange names the host: the CONNECT and the handshake stream never pass
+      rs.push_back(request(conn, conn + "-0", "proxy"));
+      rs.push_back(response(conn, conn + "-0", 200));
+      rs.push_back(frame(conn + ".2", conn + ".2-tls"));
+      rs.push_back(request(conn + ".3", conn + ".3-0", host));
+      rs.push_back(response(conn + ".3", conn + ".3-0", 200));
+      rs.push_back(end("stream", conn + ".3"));
+      rs.push_back(end("stream", conn + ".2"));
+      not_a = 4;
     }
     rs.push_back(end("stream", conn));
-    if (host == "a") want += rs.size();
+    if (host == "a") want += rs.size() - not_a;
     for (const auto& r : rs) {
       std::string line = line_of(r);
-      if (!(c % 2 && flows.feed_line(line, sink))) flows.feed(r, sink, line);
+      if (!(c % 3 && flows.feed_line(line, sink))) flows.feed(r, sink, line);
     }
     most = std::max(most, flows.remembered());
   }
   EXPECT_EQ(flows.remembered(), 0u);
   EXPECT_LE(most, 8u);
   EXPECT_EQ(passed, want);  // every connection to "a" whole, with its end records; none to "b"
-  EXPECT_EQ(flows.matched(), static_cast<uint64_t>(n / 6 * (3 + 3 + 1)));
+  EXPECT_EQ(flows.matched(), static_cast<uint64_t>(n / 8 * (3 + 3 + 1 + 1)));
   flows.finish(sink);
   EXPECT_EQ(flows.forced(), 0u);
 }
