@@ -168,6 +168,7 @@ void NextLayer::handle(const Event& event, core::Timestamp now, Commands& out) {
     child_->handle(event, now, out);
     return;
   }
+  if (given_up_) return;
   if (std::holds_alternative<Start>(event)) {
     if (decide_at_start_) {
       decide(false, now, out);
@@ -197,10 +198,13 @@ void NextLayer::handle(const Event& event, core::Timestamp now, Commands& out) {
     return;
   }
   if (const auto* c = std::get_if<ConnectionClosed>(&event); c && c->conn == kClientConn) {
-    if (!c->reset && decide(true, now, out)) {
+    // Closed or reset before a decision: the child chosen from what came records those bytes and ends
+    // its stream, so nothing of it can follow the connection's end.
+    if (decide(true, now, out)) {
       child_->handle(event, now, out);
       return;
     }
+    given_up_ = true;
     out.push_back(CloseConnection{kClientConn, false});
   }
 }

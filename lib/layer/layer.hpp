@@ -218,8 +218,10 @@ class Layer {
 using LayerDecider =
     std::function<std::unique_ptr<Layer>(ConnectionContext& ctx, core::ByteView first_bytes, bool at_eof)>;
 
-// When a server speaks or closes first, or the client stays silent for `silence` (0: no limit), the
-// decider is asked with `at_eof` true: it must choose with what it has.
+// When a server speaks or closes first, the client closes or resets, or the client stays silent for
+// `silence` (0: no limit), the decider is asked with `at_eof` true: it must choose with what it has
+// (the child then gets the event). A decider that still chooses nothing when the client left gets the
+// client connection closed and nothing more.
 class NextLayer final : public Layer {
  public:
   // `decide_at_start`: ask the decider on Start with no bytes (forced modes).
@@ -238,6 +240,7 @@ class NextLayer final : public Layer {
   CommandId timer_ = 0;
   std::unique_ptr<Layer> child_;
   core::Bytes buffered_;
+  bool given_up_ = false;  // the client left and the decider chose nothing: the connection is closed
 };
 
 }  // namespace sluice::layer

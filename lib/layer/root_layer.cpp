@@ -172,8 +172,10 @@ std::unique_ptr<Layer> mode_layer(ConnectionContext& ctx) {
 
 }  // namespace
 
-std::unique_ptr<Layer> make_root_layer(ConnectionContext& ctx) {
-  return std::make_unique<ConnectionLayer>(ctx, mode_layer(ctx));
+std::unique_ptr<Layer> make_root_layer(ConnectionContext& ctx) { return connection_layer(ctx, mode_layer(ctx)); }
+
+std::unique_ptr<Layer> connection_layer(ConnectionContext& ctx, std::unique_ptr<Layer> child) {
+  return std::make_unique<ConnectionLayer>(ctx, std::move(child));
 }
 
 std::unique_ptr<Layer> make_tunnel_layer(ConnectionContext& ctx, ConnId server, const std::string& host, uint16_t port) {

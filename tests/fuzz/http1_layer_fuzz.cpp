@@ -2,13 +2,17 @@
 // then operations: client bytes, server bytes, closes and resets on either side, time passing (timers
 // fire), refused connections, held pipeline verdicts. The LayerDriver answers the layer's commands as
 // the runtime would. Properties: no crash, no sanitizer report, no hang; the server never receives
-// more than the client sent plus the proxy's own head edits.
+// more than the client sent plus the proxy's own head edits; the records keep the stream-end rule
+// (through CONNECT and upgrade tunnels too).
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 
 #include "layer/http1_layer.hpp"
+#include "layer/root_layer.hpp"
 #include "support/layer_driver.hpp"
+#include "support/stream_rule.hpp"
 
 using namespace sluice;
 using namespace sluice::layer;
@@ -21,7 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (data[0] & 0x80) options.proxy_auth = "u:p";
   options.upstream_auth = "a:b";
   ConnectionContext ctx("f", "127.0.0.1:1", core::Timestamp{0}, *parse_mode_spec(kModes[data[0] % 3]), &options);
-  test_support::LayerDriver d(std::make_unique<Http1Layer>(ctx));
+  test_support::LayerDriver d(connection_layer(ctx, std::make_unique<Http1Layer>(ctx)));
   size_t client_bytes = 0;
   size_t pos = 1;
   while (pos + 2 <= size) {
@@ -57,5 +61,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   d.release();
   size_t opened = d.opened.size() + 1;
   if (d.sent_to_servers().size() > client_bytes + 256 * opened * (client_bytes / 16 + 1)) std::abort();
+  if (std::string breach = test_support::stream_rule_breach(d.records, ctx.conn_id(), d.closed); !breach.empty()) {
+    std::fprintf(stderr, "stream-end rule: %s\n", breach.c_str());
+    std::abort();
+  }
   return 0;
 }

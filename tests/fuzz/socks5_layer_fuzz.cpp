@@ -1,13 +1,17 @@
 // Fuzz target: the SOCKS5 listener's negotiation (RFC 1928 greeting and request, RFC 1929
 // username/password) fed arbitrary client bytes in arbitrary pieces, with or without --proxy-auth,
 // with the connection succeeding or refused, then the tunnel's detection on whatever follows.
-// Properties: no crash, no sanitizer report; whatever we answer starts with the SOCKS version byte.
+// Properties: no crash, no sanitizer report; whatever we answer starts with the SOCKS version byte;
+// the records keep the stream-end rule.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 
+#include "layer/root_layer.hpp"
 #include "layer/socks5_layer.hpp"
 #include "support/layer_driver.hpp"
+#include "support/stream_rule.hpp"
 
 using namespace sluice;
 using namespace sluice::layer;
@@ -18,7 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.record_body_limit = 1u << 16;
   if (data[0] & 1) options.proxy_auth = "user:pass";
   ConnectionContext ctx("f", "127.0.0.1:1", core::Timestamp{0}, *parse_mode_spec("socks5@0"), &options);
-  test_support::LayerDriver d(std::make_unique<Socks5Layer>(ctx));
+  test_support::LayerDriver d(connection_layer(ctx, std::make_unique<Socks5Layer>(ctx)));
   if (data[0] & 2) d.refuse_with = "connect_refused";
   size_t pos = 1;
   while (pos + 2 <= size) {
@@ -34,5 +38,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (data[0] & 4) d.close(kClientConn);
   const std::string& answer = d.sent[kClientConn];
   if (!answer.empty() && answer[0] != '\x05') std::abort();
+  if (std::string breach = test_support::stream_rule_breach(d.records, ctx.conn_id(), d.closed); !breach.empty()) {
+    std::fprintf(stderr, "stream-end rule: %s\n", breach.c_str());
+    std::abort();
+  }
   return 0;
 }

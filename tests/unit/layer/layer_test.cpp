@@ -66,6 +66,29 @@ TEST(NextLayer, ClientLeavingBeforeADecisionIsClosed) {
   Playbook p(std::make_unique<NextLayer>(ctx, never, false));
   p >> Start{};
   p >> ConnectionClosed{kClientConn, false, {}} << "CloseConnection(conn=0)";
+  p >> data(1, "late");  // the connection is over: nothing starts now
+  p.nothing();
+  EXPECT_TRUE(p.check());
+}
+
+TEST(NextLayer, AClientResetBeforeADecisionGoesToTheChildChosenFromWhatCame) {
+  // The bytes that came are recorded and the child's stream ends then: nothing of it can come after
+  // the connection's end (a server event later used to start the child after the client was closed).
+  auto mode = parse_mode_spec("tcp:127.0.0.1:7000@0");
+  ConnectionContext ctx("c1", "127.0.0.1:1", core::Timestamp{0}, *mode);
+  auto decider = [&](ConnectionContext& c, core::ByteView first, bool at_eof) -> std::unique_ptr<Layer> {
+    if (first.size() < 10 && !at_eof) return nullptr;
+    return std::make_unique<RawLayer>(c, 1, "127.0.0.1:7000", "s1");  // adopts server connection 1
+  };
+  Playbook p(std::make_unique<NextLayer>(ctx, decider, false));
+  p >> Start{};
+  p >> data(kClientConn, "abc");
+  p.nothing();
+  p >> ConnectionClosed{kClientConn, true, "connection reset by peer"}
+    << "RunPipeline(#1, send raw seq=0 3 bytes \"abc\")" << "CloseConnection(conn=1)" << "CloseConnection(conn=0)"
+    << "EmitRecord(end stream s1 reset sent=3 received=0)";
+  p >> ConnectionClosed{1, true, "connection reset by peer"};
+  p.nothing();
   EXPECT_TRUE(p.check());
 }
 

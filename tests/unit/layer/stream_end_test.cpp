@@ -5,6 +5,7 @@
 #include "layer/layer.hpp"
 #include "layer/root_layer.hpp"
 #include "support/layer_driver.hpp"
+#include "support/stream_rule.hpp"
 
 using namespace sluice;
 using namespace sluice::layer;
@@ -27,21 +28,6 @@ std::vector<std::string> ends(const LayerDriver& d) {
       out.push_back(e.stream_id + " " + e.reason + " " + std::to_string(e.bytes_sent) + "/" +
                     std::to_string(e.bytes_received));
   return out;
-}
-
-// Nothing of a stream, nor of a stream nested in it, follows its end.
-void expect_nothing_after_ends(const LayerDriver& d) {
-  std::vector<std::string> ended;
-  for (const auto& r : d.records) {
-    std::string id = std::visit([](const auto& x) -> std::string {
-      if constexpr (requires { x.stream_id; }) return x.stream_id;
-      return "";
-    }, r);
-    if (id.empty()) continue;
-    for (const auto& e : ended)
-      EXPECT_FALSE(id == e || id.starts_with(e + ".")) << "a record of " << id << " after the end of " << e;
-    if (const auto* end = std::get_if<envelope::EndRecord>(&r); end && end->scope == "stream") ended.push_back(id);
-  }
 }
 
 }  // namespace
@@ -79,7 +65,7 @@ TEST(StreamEnd, ACONNECTTunnelEndsThenTheConnectionWithEveryByte) {
   // The tunnel's sub-stream, then the connection's stream: the CONNECT and the tunnel's bytes.
   EXPECT_EQ(ends(d), (std::vector<std::string>{"c1.1 closed 4/5",
                                                "c1 closed " + std::to_string(connect.size() + 4) + "/5"}));
-  expect_nothing_after_ends(d);
+  EXPECT_EQ(test_support::stream_rule_breach(d.records, "c1", d.closed), "");
   EXPECT_EQ(std::get<envelope::EndRecord>(d.records.back()).stream_id, "c1");  // the connection's last record
 }
 
@@ -91,7 +77,7 @@ TEST(StreamEnd, AConnectionWhoseRecordsAreAllInASubStreamStillEnds) {
   d.close(kClientConn);
   d.close(d.last_opened);
   EXPECT_EQ(ends(d), (std::vector<std::string>{"c1.1 closed 5/10", "c1 closed 5/10"}));
-  expect_nothing_after_ends(d);
+  EXPECT_EQ(test_support::stream_rule_breach(d.records, "c1", d.closed), "");
 }
 
 TEST(StreamEnd, AClientThatLeavesBeforeSayingAnythingLeavesTheConnectionsEnd) {
@@ -99,6 +85,7 @@ TEST(StreamEnd, AClientThatLeavesBeforeSayingAnythingLeavesTheConnectionsEnd) {
   LayerDriver d(make_root_layer(f.ctx));
   d.close(kClientConn);
   EXPECT_EQ(ends(d), (std::vector<std::string>{"c1 closed 0/0"}));
+  EXPECT_EQ(test_support::stream_rule_breach(d.records, "c1", d.closed), "");
 }
 
 TEST(StreamEnd, AnHttpConnectionEndsOnceWithItsOwnReason) {
@@ -111,4 +98,5 @@ TEST(StreamEnd, AnHttpConnectionEndsOnceWithItsOwnReason) {
   d.close(kClientConn);
   EXPECT_EQ(ends(d), (std::vector<std::string>{"c1 closed " + std::to_string(request.size()) + "/" +
                                                std::to_string(response.size())}));
+  EXPECT_EQ(test_support::stream_rule_breach(d.records, "c1", d.closed), "");
 }
