@@ -101,7 +101,11 @@ void Connection::execute(Command& cmd) {
     start_write(s->conn);
   } else if (auto* c = std::get_if<CloseConnection>(&cmd)) {
     auto it = sockets_.find(c->conn);
-    if (it == sockets_.end()) return;
+    if (it == sockets_.end()) {
+      // Still connecting (a layer that gave up on it): closed as soon as it is open.
+      if (!c->half && opening_ > 0 && c->conn != kClientConn) closed_while_opening_.push_back(c->conn);
+      return;
+    }
     (c->half ? it->second->shut_after_writes : it->second->close_after_writes) = true;
     after_writes(c->conn);
   } else if (auto* p = std::get_if<PauseReading>(&cmd)) {
@@ -255,11 +259,13 @@ void Connection::open(OpenConnection cmd) {
     timer->cancel();
     --self->opening_;
     OpenCompleted ev{cmd.id, cmd.conn, std::move(code), std::move(message), {}};
-    if (ev.error_code.empty() && self->force_closed_) {
+    auto& abandoned = self->closed_while_opening_;
+    bool closed_early = std::erase(abandoned, cmd.conn) > 0;
+    if (ev.error_code.empty() && (self->force_closed_ || closed_early)) {
       boost::system::error_code ignored;
       sock->close(ignored);
-      ev.error_code = "shutdown";
-      ev.error = "the proxy is shutting down";
+      ev.error_code = self->force_closed_ ? "shutdown" : "closed";
+      ev.error = self->force_closed_ ? "the proxy is shutting down" : "closed before it was open";
     }
     if (ev.error_code.empty()) {
       boost::system::error_code ec;

@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <vector>
 
 #include "layer/layer.hpp"
 
@@ -94,6 +95,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int in_pipeline_ = 0;
   bool draining_ = false;
   bool force_closed_ = false;  // shutting down: late server connections are closed at once
+  std::vector<layer::ConnId> closed_while_opening_;  // a layer closed them before they were open
   std::atomic<bool> finished_{false};
   layer::Commands scratch_;
 };

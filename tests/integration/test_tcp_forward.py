@@ -6,6 +6,7 @@ import re
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -61,6 +62,33 @@ class TcpForward(unittest.TestCase):
                                          ("closed", len(sent), len(sent)))
                     seqs = [r["seq"] for r in recs if r["type"] == "envelope"]
                     self.assertEqual(seqs, list(range(len(seqs))))
+
+    def test_clients_that_reset_at_once_leave_no_server_connection_open(self):
+        """A client that resets before sending a byte: its server connection, still being opened when
+        the layer gave up on it, is closed once open, and its capture is the stream's end and the
+        connection's end."""
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        self.addCleanup(server.close)
+        proxy = Proxy("--mode", "tcp:127.0.0.1:%d@0" % server.getsockname()[1])
+        for _ in range(5):
+            c = connect(proxy.port)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close sends RST
+            c.close()
+        accepted = []
+        server.settimeout(5)
+        while len(accepted) < 5:
+            accepted.append(server.accept()[0])
+        for a in accepted:
+            a.settimeout(5)
+            self.assertEqual(a.recv(10), b"")  # EOF from the proxy, not a connection left open
+            a.close()
+        code, out = proxy.stop()
+        self.assertEqual(code, 0)
+        recs = records(out)
+        self.assertEqual([e["reason"] for e in stream_ends(recs)], ["reset"] * 5)
+        self.assertEqual([r for r in recs if r["type"] == "envelope"], [])
 
     def test_many_concurrent_connections(self):
         proxy = Proxy("--mode", "tcp:127.0.0.1:%d@0" % self.echo.port, "--threads", "2")
