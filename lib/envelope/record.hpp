@@ -140,6 +140,11 @@ using Message = std::variant<HttpMessage, WsMessage, GrpcStartMessage, GrpcDataM
 // absolute form, the authority for CONNECT.
 std::string url_of(const HttpMessage& request);
 
+// Whether stream `id` is nested in stream `outer` ("c1.2" and "c1.2.5" in "c1"; not "c10", not "c1").
+inline bool nested_in(std::string_view id, std::string_view outer) {
+  return id.size() > outer.size() && id[outer.size()] == '.' && id.starts_with(outer);
+}
+
 // The "kind" member that names a message's alternative in the stream.
 std::string_view message_kind(const Message& m);
 

@@ -101,9 +101,7 @@ void end_stream(Commands& out, size_t from, std::string stream_id, std::string r
   for (; at < out.size(); ++at) {
     const auto* e = std::get_if<EmitRecord>(&out[at]);
     const auto* other = e ? std::get_if<envelope::EndRecord>(&e->record) : nullptr;
-    if (other && other->scope == "stream" && id.size() > other->stream_id.size() && id.starts_with(other->stream_id) &&
-        id[other->stream_id.size()] == '.')
-      break;
+    if (other && other->scope == "stream" && envelope::nested_in(id, other->stream_id)) break;
   }
   out.insert(out.begin() + static_cast<std::ptrdiff_t>(at), EmitRecord{std::move(end)});
 }

@@ -131,14 +131,12 @@ class ConnectionLayer final : public Layer {
       (d->conn == kClientConn ? from_client_ : from_servers_) += d->data.size();
     size_t from = out.size();
     child_->handle(event, now, out);
-    if (ended_) return;
     std::string reason;
-    if (ends_stream(out, from, ctx_.conn_id())) {
-      ended_ = true;
-    } else if (closes_client(out, from, reason)) {
-      ended_ = true;
+    if (ended_ || !closes_client(out, from, reason)) return;
+    // Layers that own the connection's stream end it in the turn that closes the client connection.
+    ended_ = true;
+    if (!ends_stream(out, from, ctx_.conn_id()))
       end_stream(out, out.size(), ctx_.conn_id(), std::move(reason), now, from_client_, from_servers_);
-    }
   }
 
  private:

@@ -29,7 +29,7 @@ inline std::string stream_rule_breach(const std::vector<envelope::Record>& recor
     std::string id = stream_id_of(records[i]);
     if (id.empty()) continue;
     for (const auto& e : ended)
-      if (id == e || id.starts_with(e + "."))
+      if (id == e || envelope::nested_in(id, e))
         return "record " + std::to_string(i) + " of stream " + id + " after the end of " + e;
     if (const auto* end = std::get_if<envelope::EndRecord>(&records[i]); end && end->scope == "stream")
       ended.push_back(id);
