@@ -135,6 +135,7 @@ struct Http2Layer::Impl {
     bool response_submitted = false; // the response headers went to the client
     bool client_closed = false, upstream_closed = false;
     uint32_t reset_code = 0;  // a RST_STREAM from either side
+    uint64_t wire[2] = {0, 0};  // bytes of its own that came from the client and from the server, for its end
     bool grpc = false;
     // An RFC 8441 extended CONNECT for websocket: its DATA is WebSocket frames, recorded as such.
     bool ws = false;
@@ -816,6 +817,7 @@ struct Http2Layer::Impl {
     }
     Stream& st = *it->second;
     Stream::H1Leg& h = *st.h1;
+    if (!h.done) st.wire[1] += data.size();
     while (!h.done) {
       size_t used = 0;
       Http1Parser::Status status = h.parser->feed(data, used);
@@ -1005,6 +1007,7 @@ struct Http2Layer::Impl {
       Http1Parser::Status status = front_parser->feed(front_backlog, used);
       core::ByteView taken = core::ByteView(front_backlog).substr(0, used);
       if (front_stream && status != Http1Parser::Status::head) {
+        front_stream->wire[0] += used;
         Message& m = front_stream->req;
         if (m.raw.size() < limit()) m.raw.append(taken.substr(0, limit() - m.raw.size()));
       }
@@ -1063,6 +1066,7 @@ struct Http2Layer::Impl {
     st->flow_id = st->stream_id + "-0";
     st->req.time = now;
     st->req.version = head.version.empty() ? "HTTP/1.1" : head.version;
+    st->wire[0] = head.raw.size();
     st->req.raw = std::move(head.raw);
     st->req.have_head = has_head;
     front_close = !head.keep_alive;
@@ -1177,8 +1181,7 @@ struct Http2Layer::Impl {
       front_parse();
       return;
     }
-    out->push_back(CloseConnection{kClientConn, false});
-    front_closing = true;
+    front_closing = true;  // the connection ends once this event is handled (Http2Layer::handle)
     front_backlog.clear();
   }
 
@@ -1351,9 +1354,11 @@ struct Http2Layer::Impl {
 
   // Raw frames to the messages they belong to.
   void attribute(bool from_client, uint8_t type, int32_t id, core::ByteView frame) {
-    if (id == 0 || (type != kData && type != kHeaders && type != kContinuation)) return;
+    if (id == 0) return;
     Stream* st = find(from_client ? client : upstream, id);
     if (!st) return;
+    st->wire[from_client ? 0 : 1] += frame.size();
+    if (type != kData && type != kHeaders && type != kContinuation) return;
     Message& m = from_client ? st->req : st->resp;
     if (type == kData && st->ws) return;  // the frames inside are recorded one envelope each
     if (m.raw.size() < limit()) m.raw.append(frame.substr(0, limit() - m.raw.size()));
@@ -1400,11 +1405,23 @@ struct Http2Layer::Impl {
         record_h1_variant(st);
         forget_h1(st);
         if (st.upstream_id) by_upstream.erase(st.upstream_id);
+        end_own_stream(st);
         it = streams.erase(it);
       } else {
         ++it;
       }
     }
+  }
+
+  // A stream closed on both legs ends (those still open when the connection closes end with it).
+  void end_own_stream(const Stream& st) {
+    envelope::EndRecord end;
+    end.stream_id = st.stream_id;
+    end.time = now;
+    end.reason = st.reset_code ? "reset" : "complete";
+    end.bytes_sent = st.wire[0];
+    end.bytes_received = st.wire[1];
+    out->push_back(EmitRecord{std::move(end)});
   }
 
   // Everything either session has to send. Sending on one leg can make the other owe something (bytes
@@ -1606,6 +1623,9 @@ void Http2Layer::handle(const Event& event, core::Timestamp now, Commands& out) 
     }
     im.flush();
   }
+  // An HTTP/1.1 client's last exchange is over: the connection ends, with its stream's end, and
+  // nothing the server says later is recorded.
+  if (im.front_closing) im.close_all("closed");
   im.out = nullptr;
 }
 

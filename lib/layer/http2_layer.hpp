@@ -30,7 +30,8 @@
 // direction (gzip-compressed ones inflated for the view), and end (status, message, trailers).
 // An RFC 8441 extended CONNECT for websocket (allowed to the client once the server allows it) is
 // recorded like an HTTP/1.1 upgrade: request and response, then one `ws` envelope per frame its DATA
-// carries (WsRecorder).
+// carries (WsRecorder). A stream over on both legs ends (`end`, reason complete or reset, with its
+// own bytes); those open when the connection closes end with the connection's sub-stream.
 //
 // Not yet: pipeline steps on HTTP/2 streams other than --serve-from's answers; timeouts on HTTP/2
 // connections.

@@ -144,7 +144,7 @@ std::string describe(const Command& c);
 // ---- Stream ends ----------------------------------------------------------------------------------
 // The connection's own stream always ends with an `end` record of scope "stream", its last record. A
 // stream's end also ends the streams nested in it ("<id>.<k>"), which may end earlier on their own (a
-// tunnel, a TLS layer's handshakes, an HTTP/2 connection). A layer that hands the client connection on
+// tunnel, a TLS layer's handshakes, an HTTP/2 connection or stream). A layer that hands the client connection on
 // (to a tunnel, to the child of a TLS layer) ends its stream once the commands of the child's turn
 // close the client connection.
 

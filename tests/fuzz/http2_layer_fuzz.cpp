@@ -1,12 +1,19 @@
 // Fuzz target: the HTTP/2 layer fed arbitrary frames from both sides (the client's after its preface,
 // the server's on an open connection, or on connections it opened itself: HTTP/2 or, translated,
-// HTTP/1.1; or from an HTTP/1.1 client), recording gRPC too. Property: no crash, no sanitizer report,
-// whatever nghttp2 accepts or refuses, and whatever our frame splitter and gRPC message parser see.
+// HTTP/1.1; or from an HTTP/1.1 client), recording gRPC too, under the proxy's root layer. Properties:
+// no crash, no sanitizer report, whatever nghttp2 accepts or refuses, and whatever our frame splitter
+// and gRPC message parser see; and the records keep the stream-end rule (formats/STREAM.md 2.3: nothing
+// of an HTTP/2 stream after its own end or its connection's).
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 
 #include "layer/http2_layer.hpp"
+#include "layer/root_layer.hpp"
+#include "layer/root_layer.hpp"
 #include "support/layer_driver.hpp"
+#include "support/stream_rule.hpp"
 
 using namespace sluice;
 using namespace sluice::layer;
@@ -23,8 +30,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool dial = size > 0 && (data[0] & 0x80);
   bool h1_client = !dial && size > 0 && (data[0] & 0x40);
   ConnId server = dial ? 0 : ctx.new_conn();
-  test_support::LayerDriver d(
-      std::make_unique<Http2Layer>(ctx, Http2Target{"127.0.0.1", 7000, false, server, h1_client}));
+  test_support::LayerDriver d(connection_layer(
+      ctx, std::make_unique<Http2Layer>(ctx, Http2Target{"127.0.0.1", 7000, false, server, h1_client})));
   if (!h1_client) d.data(kClientConn, std::string(Http2Layer::kPreface));
   size_t pos = 0;
   while (pos + 2 <= size) {
@@ -36,6 +43,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       d.client(chunk);
     else if (ConnId to = dial ? d.last_opened : server)
       d.data(to, chunk);
+  }
+  if (std::string breach = test_support::stream_rule_breach(d.records, ctx.conn_id(), d.closed); !breach.empty()) {
+    std::fprintf(stderr, "stream-end rule: %s\n", breach.c_str());
+    std::abort();
   }
   return 0;
 }

@@ -115,7 +115,19 @@ class Http2(PkiCase):
         quick = [v for k, v in ends.items() if k.startswith("/quick")]
         self.assertLess(max(quick), 1.0)  # well under the slow stream's 2 s
         self.assertGreaterEqual(ends["/slow/1"], 2.0)
-        self.stop(proxy)
+        recs = self.stop(proxy)
+        # Each stream ends as soon as it is over on both legs, not with the connection.
+        stream_of = {r["message"]["path"]: r["stream_id"] for r in envelopes(recs, "http") if r["direction"] == "send"}
+        self.assertEqual(len(stream_of), 51)
+        order = [r["stream_id"] for r in recs if r["type"] == "end"]
+        closes = {r["stream_id"]: r for r in recs if r["type"] == "end"}
+        for path, sid in stream_of.items():
+            self.assertEqual(closes[sid]["reason"], "complete", path)
+            self.assertGreater(closes[sid]["bytes_received"], 0, path)
+        slow = order.index(stream_of["/slow/1"])
+        self.assertGreater(slow, max(order.index(sid) for path, sid in stream_of.items() if path != "/slow/1"))
+        self.assertEqual(order[-1], recs[-1]["stream_id"])  # and the connection's end comes last
+        self.assertNotIn(".", order[-1])
 
     def test_a_forbidden_header_resets_that_stream_only_and_is_named(self):
         import socket
@@ -150,6 +162,10 @@ class Http2(PkiCase):
         bad = [r for r in envelopes(recs, "http") if r.get("anomalies")]
         self.assertEqual([a["name"] for r in bad for a in r["anomalies"]], ["h2_bad_header"], bad)
         self.assertIn("invalid http header", bad[0]["anomalies"][0]["detail"].lower())
+        closes = {r["stream_id"]: r for r in recs if r["type"] == "end"}
+        good = [r for r in envelopes(recs, "http") if r["direction"] == "send" and r["message"]["path"] == "/good"]
+        self.assertEqual(closes[bad[0]["stream_id"]]["reason"], "reset")
+        self.assertEqual(closes[good[0]["stream_id"]]["reason"], "complete")
         self.assertEqual([path for path, _ in self.h2c_origin.requests], ["/good"])  # never forwarded
 
 

@@ -56,6 +56,21 @@ envelope::HttpMessage get(const std::string& path) {
   return m;
 }
 
+// The `end` of `stream_id`, checked to come after every other record of that stream.
+const envelope::EndRecord* end_of(const LayerDriver& d, const std::string& stream_id) {
+  const envelope::EndRecord* end = nullptr;
+  for (const auto& r : d.records) {
+    const auto* e = std::get_if<envelope::EndRecord>(&r);
+    if (e && e->stream_id == stream_id) {
+      EXPECT_EQ(end, nullptr) << stream_id << " ends twice";
+      end = e;
+    } else if (const auto* env = std::get_if<envelope::Envelope>(&r); env && env->stream_id == stream_id) {
+      EXPECT_EQ(end, nullptr) << "a record of " << stream_id << " after its end";
+    }
+  }
+  return end;
+}
+
 const std::string kResponse =
     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n"
     "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n";
@@ -102,6 +117,11 @@ TEST(Http2Translation, AStreamBecomesAnHttp1ExchangeAtEverySplitPoint) {
     EXPECT_EQ(http[2].raw, kResponse);
     ASSERT_EQ(resp.trailers.size(), 1u);
     EXPECT_EQ(resp.trailers[0].value, "t");
+    const envelope::EndRecord* end = end_of(*f.d, http[0].stream_id);
+    ASSERT_NE(end, nullptr) << split;
+    EXPECT_EQ(end->reason, "complete");
+    EXPECT_GT(end->bytes_sent, 0u);
+    EXPECT_EQ(end->bytes_received, kResponse.size()) << split;
   }
 }
 
@@ -225,23 +245,29 @@ std::string frame(uint8_t type, uint8_t flags, uint32_t stream, const std::strin
   return f + payload;
 }
 
+// An HTTP/1.1 client in front of an HTTP/2 server whose SETTINGS came.
+struct H1Client {
+  ProxyOptions options;
+  ConnectionContext ctx{"t", "127.0.0.1:1", core::Timestamp{0}, *parse_mode_spec("regular@0"), &options};
+  ConnId server = ctx.new_conn();
+  LayerDriver d{std::make_unique<Http2Layer>(ctx, Http2Target{"origin", 443, true, server, true})};
+  H1Client() { d.data(server, frame(4, 0, 0, "")); }
+};
+
 TEST(Http2Translation, AnHttp1ClientsPipelinedRequestsGoAsStreamsAtEverySplitPoint) {
   const std::string requests =
       "GET /a HTTP/1.1\r\nHost: origin\r\nConnection: keep-alive\r\nX-One: 1\r\n\r\n"
       "POST /b HTTP/1.1\r\nHost: origin\r\nContent-Length: 3\r\n\r\nabc";
-  // The server: its SETTINGS, then for each stream ":status 200" (HPACK static index 8) and a body.
-  const std::string server_settings = frame(4, 0, 0, "");
+  // The server answers each stream with ":status 200" (HPACK static index 8) and a body.
   const std::string answer1 = frame(1, 4, 1, "\x88") + frame(0, 1, 1, "one");
   const std::string answer3 = frame(1, 4, 3, "\x88") + frame(0, 1, 3, "three");
   const std::string expected = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\none\r\n0\r\n\r\n"
                                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nthree\r\n0\r\n\r\n";
   for (size_t split = 0; split <= requests.size(); ++split) {
-    ProxyOptions options;
-    ConnectionContext ctx{"t", "127.0.0.1:1", core::Timestamp{0}, *parse_mode_spec("regular@0"), &options};
-    ConnId server = ctx.new_conn();
-    LayerDriver d(std::make_unique<Http2Layer>(ctx, Http2Target{"origin", 443, true, server, true}));
+    H1Client c;
+    LayerDriver& d = c.d;
+    ConnId server = c.server;
     ASSERT_TRUE(d.sent[server].starts_with(std::string(Http2Layer::kPreface))) << split;
-    d.data(server, server_settings);
     d.client(requests.substr(0, split));
     d.client(requests.substr(split));
     d.data(server, answer1);
@@ -263,7 +289,57 @@ TEST(Http2Translation, AnHttp1ClientsPipelinedRequestsGoAsStreamsAtEverySplitPoi
     const auto& second = std::get<envelope::HttpMessage>(http[3].message);
     EXPECT_EQ(second.body, "abc");
     EXPECT_EQ(http[3].raw, requests.substr(requests.find("POST")));
+    // Each stream ended on both legs: it ends, with the bytes each exchange took on each side.
+    for (int k : {0, 1}) {
+      const envelope::EndRecord* end = end_of(d, http[3 * k].stream_id);
+      ASSERT_NE(end, nullptr) << split;
+      EXPECT_EQ(end->reason, "complete");
+      EXPECT_EQ(end->bytes_sent, http[3 * k].raw.size()) << split;
+      EXPECT_EQ(end->bytes_received, (k ? answer3 : answer1).size()) << split;
+    }
+    EXPECT_NE(http[0].stream_id, http[3].stream_id);
   }
+}
+
+TEST(Http2Translation, AnHttp1ClientsLastExchangeEndsTheConnectionAndItsStream) {
+  H1Client c;
+  LayerDriver& d = c.d;
+  ConnId server = c.server;
+  d.client("GET /last HTTP/1.1\r\nHost: origin\r\nConnection: close\r\n\r\n");
+  d.data(server, frame(1, 5, 1, "\x88"));
+  EXPECT_EQ(d.sent[kClientConn], "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+  // Both connections close, and the layer's stream ends after its HTTP/2 stream's end, last.
+  ASSERT_EQ(d.closed.size(), 2u);
+  EXPECT_EQ(d.closed[0].conn, server);
+  EXPECT_EQ(d.closed[1].conn, kClientConn);
+  auto http = d.envelopes();
+  ASSERT_FALSE(http.empty());
+  std::string h2_stream = http[0].stream_id, conn_stream = h2_stream.substr(0, h2_stream.rfind('.'));
+  ASSERT_NE(end_of(d, h2_stream), nullptr);
+  const auto* last = std::get_if<envelope::EndRecord>(&d.records.back());
+  ASSERT_NE(last, nullptr);
+  EXPECT_EQ(last->stream_id, conn_stream);
+  EXPECT_EQ(last->reason, "closed");
+  // What the server says afterwards is not read: the connection is over.
+  size_t records = d.records.size();
+  d.data(server, frame(7, 0, 0, std::string(8, '\0')));  // GOAWAY
+  EXPECT_EQ(d.records.size(), records);
+}
+
+TEST(Http2Translation, AStreamTheServerResetsEndsWithReasonReset) {
+  H1Client c;
+  LayerDriver& d = c.d;
+  ConnId server = c.server;
+  d.client("GET /r HTTP/1.1\r\nHost: origin\r\n\r\n");
+  const std::string rst = frame(3, 0, 1, std::string("\0\0\0\x08", 4));  // RST_STREAM, CANCEL
+  d.data(server, rst);
+  EXPECT_TRUE(d.sent[kClientConn].starts_with("HTTP/1.1 502 ")) << d.sent[kClientConn];
+  auto http = d.envelopes();
+  ASSERT_FALSE(http.empty());
+  const envelope::EndRecord* end = end_of(d, http[0].stream_id);
+  ASSERT_NE(end, nullptr);
+  EXPECT_EQ(end->reason, "reset");
+  EXPECT_EQ(end->bytes_received, rst.size());
 }
 
 }  // namespace
@@ -273,11 +349,9 @@ namespace sluice::layer {
 namespace {
 
 TEST(Http2Translation, AnHttp1ClientsTrailersAreRecordedAsSentAndGoOnInLowerCase) {
-  ProxyOptions options;
-  ConnectionContext ctx{"t", "127.0.0.1:1", core::Timestamp{0}, *parse_mode_spec("regular@0"), &options};
-  ConnId server = ctx.new_conn();
-  LayerDriver d(std::make_unique<Http2Layer>(ctx, Http2Target{"origin", 443, true, server, true}));
-  d.data(server, frame(4, 0, 0, ""));
+  H1Client c;
+  LayerDriver& d = c.d;
+  ConnId server = c.server;
   d.client("POST /t HTTP/1.1\r\nHost: origin\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\r\n"
            "2\r\nhi\r\n0\r\nX-Sum: 2\r\n\r\n");
   // The server got HEADERS, DATA and a trailing HEADERS frame that ends the stream.
