@@ -132,7 +132,20 @@ const envelope::Envelope* RequestPicker::pick(const envelope::Record& r) {
   }
   const auto* e = std::get_if<envelope::Envelope>(&r);
   if (!e || !exported_request(*e)) return nullptr;
-  return flows_[e->stream_id].insert(e->flow_id).second ? e : nullptr;
+  Seen& seen = flows_[e->stream_id];
+  if (!seen.ids.insert(e->flow_id).second) return nullptr;
+  seen.order.push_back(e->flow_id);
+  if (seen.order.size() > kKeep) {  // a long connection: its old flows are done
+    seen.ids.erase(seen.order.front());
+    seen.order.pop_front();
+  }
+  return e;
+}
+
+size_t RequestPicker::remembered() const {
+  size_t n = 0;
+  for (const auto& [stream, seen] : flows_) n += seen.ids.size();
+  return n;
 }
 
 std::vector<Exchange> Collector::exchanges() const {

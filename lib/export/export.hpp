@@ -2,6 +2,7 @@
 // Captures to other tools' formats and back: HAR 1.2 (with WebSocket messages in _webSocketMessages and
 // sluice's extras in _sluice), curl and HTTPie command lines that reproduce a request exactly, and HAR
 // files from browsers, mitmproxy or sluice turned into a stream.
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -35,14 +36,20 @@ class Collector {
 
 // The requests of a stream as they come, each flow's once, for the formats that need no response
 // (curl, HTTPie, raw): what `Collector` would list, without keeping the stream. A flow is remembered
-// until its stream (or a stream it is nested in) ends.
+// until its stream (or a stream it is nested in) ends, or `kKeep` later flows of its stream came.
 class RequestPicker {
  public:
+  static constexpr size_t kKeep = 1024;
   // The request to export in `r`, or nullptr.
   const envelope::Envelope* pick(const envelope::Record& r);
+  size_t remembered() const;  // flow ids, in all streams
 
  private:
-  std::map<std::string, std::unordered_set<std::string>> flows_;  // stream id -> flows seen in it
+  struct Seen {
+    std::unordered_set<std::string> ids;
+    std::deque<std::string> order;  // oldest first
+  };
+  std::map<std::string, Seen> flows_;  // stream id -> flows seen in it
 };
 
 core::Value to_har(const std::vector<Exchange>& exchanges, const std::string& creator_version);

@@ -123,15 +123,29 @@ void FlowFilter::join(Flow& f, StreamState& s) {
   s.open.push_back(&f);
   if (f.stream != &s) ++f.refs;
   if (s.open.size() >= 2 * s.pruned) {  // drop the decided ones, now and then
-    std::vector<Flow*> released;
+    // Its own are forgotten at its end, but for the oldest past keep_decided: a long connection's.
+    size_t own = std::count_if(s.open.begin(), s.open.end(),
+                               [&](const Flow* o) { return o->stream == &s && o->state != State::pending; });
+    size_t loosen = own > options_.keep_decided ? own - options_.keep_decided : 0;
+    std::vector<Flow*> released, loosened;
     std::erase_if(s.open, [&](Flow* o) {
       if (o->state == State::pass) s.passed = true;
-      if (o->state == State::pending || o->stream == &s) return false;  // its own: forgotten at its end
+      if (o->state == State::pending) return false;
+      if (o->stream == &s) {
+        if (loosen == 0) return false;
+        --loosen;
+        loosened.push_back(o);
+        return true;
+      }
       released.push_back(o);
       return true;
     });
     s.pruned = std::max<size_t>(16, s.open.size());
     for (Flow* o : released) unref(*o);
+    for (Flow* o : loosened) {
+      o->loose = true;
+      if (o->refs == 0) forget(*o);
+    }
   }
 }
 
@@ -177,7 +191,7 @@ void FlowFilter::hold(Item& item, Flow& f, const std::string& stream_id) {
 }
 
 void FlowFilter::unref(Flow& f) {
-  if (--f.refs == 0 && f.stream->ended && f.state != State::pending) forget(f);
+  if (--f.refs == 0 && (f.stream->ended || f.loose) && f.state != State::pending) forget(f);
 }
 
 void FlowFilter::forget(Flow& f) {

@@ -11,7 +11,9 @@
 //
 // Memory stays bounded on an endless input: a stream's `end` record ends its sub-streams too ("c.2",
 // "c.2.1" with "c", as the proxy names them), and the flows and streams it ends are forgotten once no
-// held record needs them. A record that comes for a stream after its end starts a new flow.
+// held record needs them. A record that comes for a stream after its end starts a new flow. Within a
+// stream that goes on (a keep-alive connection's millionth exchange), only its last `keep_decided`
+// decided flows are remembered; a record for an older one starts a new flow too.
 //
 // With `per_envelope`, each envelope is judged on its own instead. The stream header always passes.
 //
@@ -37,6 +39,7 @@ class FlowFilter {
   struct Options {
     bool per_envelope = false;
     size_t max_pending = 10000;  // undecided flows held at once
+    size_t keep_decided = 1024;  // decided flows of its own remembered per stream that has not ended
   };
   // A record passed on. `original`: its encoded form as given (JSONL text, or a CBOR map when `cbor`),
   // empty when none was; `record`: the decoded record, null for lines taken by feed_line().
@@ -86,6 +89,7 @@ class FlowFilter {
     StreamState* stream = nullptr;
     uint32_t view = kNone;       // its FlowView in views_ while pending
     State state = State::pending;
+    bool loose = false;          // let go by its stream (not ended) to bound memory: forgotten when refs is 0
     uint32_t refs = 0;           // queued items, order_, other streams' `open`: not forgotten while > 0
   };
   struct Item {
@@ -143,7 +147,7 @@ class FlowFilter {
   uint64_t text_base_ = 0;    // offset of text_[0] in all the text ever held
   std::vector<std::unique_ptr<envelope::Envelope>> envelopes_;  // recycled for feed_line()
   std::vector<uint32_t> free_;
-  IdTable<Flow> flows_;  // decided ones stay until their stream ends: later records follow their verdict
+  IdTable<Flow> flows_;  // decided ones stay until their stream ends (or keep_decided later): later records follow their verdict
   IdTable<StreamState> streams_;
   StreamState* last_stream_ = nullptr;
   std::map<std::string_view, StreamState*> by_name_;  // sub-streams ("c.2") by id: found from "c" by prefix

@@ -284,6 +284,49 @@ TEST(FlowFilter, ForgetsWhatEndedStreamsNeedNoMore) {
   EXPECT_EQ(flows.forced(), 0u);
 }
 
+TEST(FlowFilter, ALongConnectionIsRememberedOnlyForItsLastDecidedFlows) {
+  // One keep-alive connection with many exchanges, then HTTP/2 streams that each end: what is
+  // remembered stays near keep_decided, every exchange to "a" passes, and the connection's end too.
+  auto f = filter::Filter::parse("~d a");
+  ASSERT_TRUE(f);
+  FlowFilter::Options options;
+  options.keep_decided = 64;
+  FlowFilter flows(std::move(*f), options);
+  size_t passed = 0, most = 0, want = 0;
+  FlowFilter::Sink sink = [&](const FlowFilter::Passed&) { ++passed; };
+  const int n = 20000;
+  for (int x = 0; x < n; ++x) {
+    std::string flow = "c-" + std::to_string(x), host = x % 3 ? "b" : "a";
+    std::vector<envelope::Record> rs = {request("c", flow, host), response("c", flow, 200)};
+    if (x % 2) {  // as an HTTP/2 stream: its own sub-stream, which ends
+      std::string sub = "c." + std::to_string(2 * x + 1);
+      rs = {request(sub, sub + "-0", host), response(sub, sub + "-0", 200), end("stream", sub)};
+    }
+    if (host == "a") want += rs.size();
+    for (const auto& r : rs) {
+      std::string line = line_of(r);
+      if (!(x % 5 && flows.feed_line(line, sink))) flows.feed(r, sink, line);
+    }
+    most = std::max(most, flows.remembered());
+  }
+  EXPECT_LE(most, 4 * options.keep_decided);
+  EXPECT_EQ(passed, want);
+  // A later record of a recent flow follows its verdict...
+  envelope::Envelope recent = std::get<envelope::Envelope>(response("c", "c-" + std::to_string(n - 2), 200));
+  recent.overlay = "note";
+  flows.feed(recent, sink, line_of(recent));
+  EXPECT_EQ(passed, want + 1);
+  // ... one of a flow let go long ago is judged as a new flow (an overlay, which names no host: dropped).
+  envelope::Envelope late = std::get<envelope::Envelope>(response("c", "c-0", 200));
+  late.overlay = "note";
+  flows.feed(late, sink, line_of(late));
+  flows.feed(end("stream", "c"), sink, line_of(end("stream", "c")));
+  EXPECT_EQ(passed, want + 2);  // not the overlay; the connection's end, with its flows
+  flows.finish(sink);
+  EXPECT_EQ(flows.remembered(), 0u);
+  EXPECT_EQ(flows.forced(), 0u);
+}
+
 TEST(FlowFilter, AnyOrderOfRecordsGivesASubsequenceEitherWayIn) {
   // Random streams over a few ids: flows crossing streams, records after their stream's end, ends
   // repeated, sub-streams ending before and after their parents, flows forced out by max_pending.
