@@ -441,12 +441,17 @@ void TlsLayer::rewrite(Commands& out, size_t from) {
     return it != wrapped_.end() && it->second.session && it->second.session->established() ? it->second.session.get()
                                                                                             : nullptr;
   };
+  // A connection of the child's that is ours to wrap: opening, in its handshake, or established.
+  auto wrapping = [this](ConnId conn) {
+    return wrapped_.count(conn) ||
+           std::any_of(opening_.begin(), opening_.end(), [conn](const auto& o) { return o.second.conn == conn; });
+  };
   bool touched = false;
   for (size_t i = from; i < out.size() && !touched; ++i) {
     if (const auto* s = std::get_if<SendData>(&out[i]))
       touched = session_for(s->conn) != nullptr;
     else if (const auto* c = std::get_if<CloseConnection>(&out[i]))
-      touched = session_for(c->conn) != nullptr;
+      touched = session_for(c->conn) != nullptr || (!c->half && c->conn != kClientConn && wrapping(c->conn));
     else if (const auto* o = std::get_if<OpenConnection>(&out[i]))
       touched = o->tls;
   }
@@ -465,7 +470,12 @@ void TlsLayer::rewrite(Commands& out, size_t from) {
       if (tls::TlsSession* session = session_for(c->conn)) {
         session->close();
         flush(c->conn, *session, out);
-        if (!c->half && c->conn != kClientConn) wrapped_.erase(c->conn);
+      }
+      // Closed by the child, even while opening or mid-handshake: nothing more of it is read or
+      // recorded (its OpenCompleted, if one still comes, goes to the child as it is).
+      if (!c->half && c->conn != kClientConn) {
+        wrapped_.erase(c->conn);
+        std::erase_if(opening_, [conn = c->conn](const auto& o) { return o.second.conn == conn; });
       }
     } else if (auto* o = std::get_if<OpenConnection>(&cmd)) {
       if (o->tls) {
