@@ -130,12 +130,15 @@ void add_server_tls_flags(CLI::App* sub, ServerTlsFlags& flags) {
   sub->add_option("--server-ca", flags.server_ca, "Also trust the CA certificates in FILE (PEM) for servers, repeatable");
   sub->add_option("--client-cert", flags.client_certs,
                   "FILE[:HOST_PATTERN]: present the certificate and key in FILE (PEM) to matching servers, repeatable");
+  sub->add_flag("--no-tls-resume", flags.no_resume,
+                "Do not resume TLS sessions with servers: every server connection makes a full handshake");
 }
 
 tls::TlsSettings server_tls_settings(const ServerTlsFlags& flags) {
   tls::TlsSettings settings;
   settings.insecure = flags.insecure;
   settings.server_ca = flags.server_ca;
+  if (flags.no_resume) settings.server_sessions = 0;
   for (const auto& spec : flags.client_certs) settings.client_certs.push_back(tls::parse_client_cert_spec(spec));
   if (const char* keylog = std::getenv("SSLKEYLOGFILE"); keylog && *keylog) settings.keylog_path = keylog;
   return settings;

@@ -81,9 +81,11 @@ struct StreamOutput {
 StreamOutput open_stream_output(const std::string& write, const std::string& format, bool no_compress,
                                 const std::string& command);
 
-// How sluice talks TLS to servers (proxy and replay alike): --insecure, --server-ca, --client-cert.
+// How sluice talks TLS to servers (proxy and replay alike): --insecure, --server-ca, --client-cert,
+// --no-tls-resume.
 struct ServerTlsFlags {
   bool insecure = false;
+  bool no_resume = false;
   std::vector<std::string> server_ca, client_certs;
 };
 void add_server_tls_flags(CLI::App* sub, ServerTlsFlags& flags);

@@ -30,7 +30,7 @@ _sluice() {
                 --ca-dir) _filedir -d; return ;;
                 --ca-cert|--ca-key|--server-ca|--client-cert) _filedir; return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --mode -w --write --format --no-compress --threads --pin-threads --grace --connect-timeout --header-timeout --first-byte-timeout --idle-timeout --detect-timeout --record-body-limit --keep-host-header --proxy-auth --upstream-auth --ca-dir --ca-cert --ca-key --ca-ephemeral --cert-cache --insecure --server-ca --client-cert --tls-passthrough --serve-from --match --ignore-param --ignore-body --ignore-form-field --match-header --reuse --on-miss --refresh-dates -v --verbose --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "-m --mode -w --write --format --no-compress --threads --pin-threads --grace --connect-timeout --header-timeout --first-byte-timeout --idle-timeout --detect-timeout --record-body-limit --keep-host-header --proxy-auth --upstream-auth --ca-dir --ca-cert --ca-key --ca-ephemeral --cert-cache --insecure --server-ca --client-cert --no-tls-resume --tls-passthrough --serve-from --match --ignore-param --ignore-body --ignore-form-field --match-header --reuse --on-miss --refresh-dates -v --verbose --help" -- "$cur"))
             ;;
         show)
             case $prev in
@@ -85,7 +85,7 @@ _sluice() {
                 --target|-j|--concurrency|--rate|--timeout|--connect-timeout|--retries|--scope|--ignore-header|--ignore-json-path|--record-body-limit) return ;;
             esac
             if [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W "--target -j --concurrency --rate --timeout --connect-timeout --retries --as-recorded --check --junit --scope --ignore-header --ignore-json-path -w --write --format --no-compress --record-body-limit --insecure --server-ca --client-cert -q --quiet --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--target -j --concurrency --rate --timeout --connect-timeout --retries --as-recorded --check --junit --scope --ignore-header --ignore-json-path -w --write --format --no-compress --record-body-limit --insecure --server-ca --client-cert --no-tls-resume -q --quiet --help" -- "$cur"))
             else
                 _filedir
             fi

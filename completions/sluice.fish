@@ -31,6 +31,7 @@ complete -c sluice -n "__fish_seen_subcommand_from proxy" -l cert-cache -x -d 'L
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l insecure -d 'Do not verify server certificates'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l server-ca -r -F -d 'Also trust these CA certificates for servers'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l client-cert -r -F -d 'FILE[:HOST_PATTERN] client certificate'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l no-tls-resume -d 'Full TLS handshake on every server connection'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l tls-passthrough -x -d 'Tunnel matching hosts without interception'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l serve-from -r -d 'Answer requests from this capture'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l match -x -d 'Request parts that must match'
@@ -126,4 +127,5 @@ complete -c sluice -n "__fish_seen_subcommand_from replay" -l record-body-limit 
 complete -c sluice -n "__fish_seen_subcommand_from replay" -l insecure -d 'Do not verify servers'
 complete -c sluice -n "__fish_seen_subcommand_from replay" -l server-ca -r -d 'Also trust this CA'
 complete -c sluice -n "__fish_seen_subcommand_from replay" -l client-cert -r -d 'Client certificate FILE[:PATTERN]'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -l no-tls-resume -d 'Full TLS handshake on every server connection'
 complete -c sluice -n "__fish_seen_subcommand_from replay" -s q -l quiet -d 'No progress or report'

@@ -290,7 +290,7 @@ void TlsLayer::client_failed(core::Timestamp now, Commands& out) {
 // ---- the servers' side ---------------------------------------------------------------------------
 
 void TlsLayer::start_wrapped(ConnId conn, Wrapped w, core::Timestamp now, Commands& out) {
-  auto session = tls::TlsSession::connect(*config_, w.sni.empty() ? w.host : w.sni, w.sni, w.alpn);
+  auto session = tls::TlsSession::connect(*config_, w.sni.empty() ? w.host : w.sni, w.port, w.sni, w.alpn);
   if (!session) {
     wrapped_[conn] = std::move(w);
     wrapped_failed(conn, "tls_failed", session.error().message, now, out);
@@ -529,6 +529,7 @@ void TlsLayer::record_handshake(const tls::TlsSession* s, const Wrapped* w, std:
   e.message = std::move(m);
   e.anomalies = std::move(anomalies);
   e.tags = std::move(tags);
+  if (s && w && s->established() && s->resumed()) e.tags.emplace_back("resumed", "true");
   out.push_back(EmitRecord{std::move(e)});
 }
 

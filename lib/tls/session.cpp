@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <list>
 #include <mutex>
+#include <unordered_map>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -79,6 +81,50 @@ struct ClientCert {
   std::vector<X509*> chain;
 };
 
+// The sessions servers gave us, one per server (host, port, SNI, ALPN offer, client certificate),
+// offered again on the next connection to it (as nginx's proxy_ssl_session_reuse and curl do): a
+// resumed handshake skips the certificate chain and its verification. Least recently used first out.
+class ServerSessions {
+ public:
+  explicit ServerSessions(size_t capacity) : capacity_(capacity) {}
+  ~ServerSessions() {
+    for (auto& [key, session] : lru_) SSL_SESSION_free(session);
+  }
+  // Takes `session`'s reference.
+  void put(const std::string& key, SSL_SESSION* session) {
+    std::lock_guard lock(mu_);
+    if (auto it = index_.find(key); it != index_.end()) {
+      SSL_SESSION_free(it->second->second);
+      it->second->second = session;
+      lru_.splice(lru_.begin(), lru_, it->second);
+      return;
+    }
+    lru_.emplace_front(key, session);
+    index_[key] = lru_.begin();
+    if (lru_.size() > capacity_) {
+      SSL_SESSION_free(lru_.back().second);
+      index_.erase(lru_.back().first);
+      lru_.pop_back();
+    }
+  }
+  // A copy of the session for `key` (the caller's to free), or null. A copy, because a handshake may
+  // change the session it resumes, and handshakes on other threads may resume the same one.
+  SSL_SESSION* get(const std::string& key) {
+    std::lock_guard lock(mu_);
+    auto it = index_.find(key);
+    if (it == index_.end()) return nullptr;
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return SSL_SESSION_dup(it->second->second);
+  }
+
+ private:
+  using Entry = std::pair<std::string, SSL_SESSION*>;
+  size_t capacity_;
+  std::mutex mu_;
+  std::list<Entry> lru_;
+  std::unordered_map<std::string, std::list<Entry>::iterator> index_;
+};
+
 }  // namespace
 
 bool is_ip_literal(const std::string& host) {
@@ -113,6 +159,7 @@ struct TlsConfig::Impl {
   SSL_CTX* facing_clients = nullptr;
   SSL_CTX* facing_servers = nullptr;
   std::vector<ClientCert> client_certs;
+  std::unique_ptr<ServerSessions> server_sessions;  // null: --no-tls-resume
   int keylog_fd = -1;
   std::mutex keylog_mu;
 
@@ -146,6 +193,15 @@ struct TlsSession::Callbacks {
     auto* s = static_cast<TlsSession*>(SSL_get_app_data(ssl));
     int desc = ret & 0xff;
     if (s && desc != 0 && s->alert_.empty()) s->alert_ = alert_name(desc);
+  }
+  // A server's session (TLS 1.3: each NewSessionTicket), kept when its certificate passed verification.
+  static int new_session(SSL* ssl, SSL_SESSION* session) {
+    auto* impl = static_cast<TlsConfig::Impl*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+    auto* s = static_cast<TlsSession*>(SSL_get_app_data(ssl));
+    if (!impl || !impl->server_sessions || !s || s->session_key_.empty() || SSL_get_verify_result(ssl) != X509_V_OK)
+      return 0;
+    impl->server_sessions->put(s->session_key_, session);
+    return 1;
   }
   static int select_alpn(SSL* ssl, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
                          unsigned int inlen, void*) {
@@ -237,6 +293,11 @@ core::Result<std::unique_ptr<TlsConfig>> TlsConfig::create(CertificateAuthority 
   // Verification happens, and is judged by the layer after the handshake (so the record can say what
   // the certificate was): SSL_VERIFY_NONE still computes the result.
   SSL_CTX_set_verify(impl->facing_servers, SSL_VERIFY_NONE, nullptr);
+  if (impl->settings.server_sessions > 0) {
+    impl->server_sessions = std::make_unique<ServerSessions>(impl->settings.server_sessions);
+    SSL_CTX_set_session_cache_mode(impl->facing_servers, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(impl->facing_servers, TlsSession::Callbacks::new_session);
+  }
   if (SSL_CTX_set_default_verify_paths(impl->facing_servers) != 1) ERR_clear_error();
   for (const auto& file : impl->settings.server_ca) {
     if (SSL_CTX_load_verify_locations(impl->facing_servers, file.c_str(), nullptr) != 1)
@@ -290,7 +351,7 @@ core::Result<std::unique_ptr<TlsSession>> TlsSession::accept(const TlsConfig& co
 }
 
 core::Result<std::unique_ptr<TlsSession>> TlsSession::connect(const TlsConfig& config, const std::string& host,
-                                                              const std::string& sni,
+                                                              uint16_t port, const std::string& sni,
                                                               const std::vector<std::string>& alpn) {
   std::unique_ptr<TlsSession> s(new TlsSession());
   const auto& impl = config.impl();
@@ -303,21 +364,33 @@ core::Result<std::unique_ptr<TlsSession>> TlsSession::connect(const TlsConfig& c
     X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->ssl_), host.c_str());
   else
     SSL_set1_host(s->ssl_, host.c_str());
-  if (!alpn.empty()) {
-    std::string wire;
-    for (const auto& p : alpn) {
-      if (p.empty() || p.size() > 255) continue;
-      wire.push_back(static_cast<char>(p.size()));
-      wire += p;
-    }
-    SSL_set_alpn_protos(s->ssl_, reinterpret_cast<const unsigned char*>(wire.data()), static_cast<unsigned>(wire.size()));
+  std::string wire;  // the ALPN offer as sent
+  for (const auto& p : alpn) {
+    if (p.empty() || p.size() > 255) continue;
+    wire.push_back(static_cast<char>(p.size()));
+    wire += p;
   }
-  for (const auto& c : impl.client_certs) {
+  if (!wire.empty())
+    SSL_set_alpn_protos(s->ssl_, reinterpret_cast<const unsigned char*>(wire.data()), static_cast<unsigned>(wire.size()));
+  size_t client_cert = 0;  // 1 + the index of the one presented; 0: none
+  for (size_t i = 0; i < impl.client_certs.size(); ++i) {
+    const auto& c = impl.client_certs[i];
     if (!c.pattern.empty() && !host_matches(c.pattern, host)) continue;
     SSL_use_certificate(s->ssl_, c.cert);
     SSL_use_PrivateKey(s->ssl_, c.key);
     for (X509* x : c.chain) SSL_add1_chain_cert(s->ssl_, x);
+    client_cert = i + 1;
     break;
+  }
+  if (impl.server_sessions) {
+    // Everything that makes the server or what we offer it differ is in the key, each part prefixed
+    // with its length.
+    for (const std::string& part : {host, std::to_string(port), sni, wire, std::to_string(client_cert)})
+      ((s->session_key_ += std::to_string(part.size())) += ':') += part;
+    if (SSL_SESSION* session = impl.server_sessions->get(s->session_key_)) {
+      if (SSL_SESSION_is_resumable(session)) SSL_set_session(s->ssl_, session);
+      SSL_SESSION_free(session);
+    }
   }
   SSL_set_connect_state(s->ssl_);
   s->drive(nullptr);

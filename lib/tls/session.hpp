@@ -39,6 +39,7 @@ struct TlsSettings {
   std::vector<std::string> passthrough;    // host patterns tunnelled without interception
   size_t cert_cache = 1024;                // leaf certificates kept
   std::string keylog_path;                 // SSLKEYLOGFILE; empty: none
+  size_t server_sessions = 1024;           // servers whose TLS session is kept to resume; 0: none
 };
 
 struct CertInfo {
@@ -73,8 +74,11 @@ class TlsSession {
                                                           std::string alpn);
   // Facing a server: sends `sni` (empty: none), offers `alpn`, and checks the certificate against
   // `host` (a name or an IP literal). The handshake starts at once: take_output() holds the ClientHello.
+  // It offers the session the last verified handshake with the same host, port, SNI, ALPN offer and
+  // client certificate left (unless TlsSettings::server_sessions is 0).
   static core::Result<std::unique_ptr<TlsSession>> connect(const TlsConfig& config, const std::string& host,
-                                                           const std::string& sni, const std::vector<std::string>& alpn);
+                                                           uint16_t port, const std::string& sni,
+                                                           const std::vector<std::string>& alpn);
   ~TlsSession();
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;
@@ -117,6 +121,7 @@ class TlsSession {
   bool peer_closed_ = false;
   std::string select_alpn_;
   std::string error_, alert_;
+  std::string session_key_;  // connect side: where the server's sessions are kept; empty: not kept
 };
 
 }  // namespace sluice::tls

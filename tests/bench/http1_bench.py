@@ -169,9 +169,10 @@ def wrk(url, duration, connections, headers=()):
             "errors": (int(bad.group(1)) if bad else 0) + (sum(map(int, failed.groups())) if failed else 0)}
 
 
-def tls_origin_setup(prefix):
+def tls_origin_setup(prefix, tls=False):
     """A work directory with a 1 KiB file, an ECDSA P-256 certificate for localhost/127.0.0.1 (key,
-    cert, and both in one file for mitmdump --certs), and a loopback nginx origin serving the file."""
+    cert, and both in one file for mitmdump --certs), and a loopback nginx origin serving the file
+    (over TLS with that certificate when `tls`)."""
     work = tempfile.mkdtemp(prefix=prefix)
     with open(os.path.join(work, "1k"), "wb") as f:
         f.write(b"x" * 1024)
@@ -181,36 +182,44 @@ def tls_origin_setup(prefix):
                     "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
     with open(os.path.join(work, "key+cert.pem"), "w") as f:
         f.write(open(key).read() + open(cert).read())
-    origin, origin_port = start_nginx(work, "origin", 1,
-                                      "server { listen 127.0.0.1:%%d; location / { root %s; } }" % work)
+    listen = "127.0.0.1:%%d ssl; ssl_certificate %s; ssl_certificate_key %s; ssl_protocols TLSv1.2 TLSv1.3" % (
+        cert, key) if tls else "127.0.0.1:%d"
+    origin, origin_port = start_nginx(work, "origin", 1, "server { listen %s; location / { root %s; } }" % (listen, work))
     return work, key, cert, origin, origin_port
 
 
-def start_tls_reverse_peers(work, origin_port, sluice_bin, worker_args, skip_mitmdump, mitm_name, sluice_name):
+def start_tls_reverse_peers(work, origin_port, sluice_bin, worker_args, skip_mitmdump, mitm_name, sluice_name,
+                            tls_origin=False, more_sluices=()):
     """mitmdump (unless skipped) and sluice as TLS-terminating reverse proxies to the origin, sluice
-    recording to work/capture.zst. Returns [(name, proc, port)] and the capture's path."""
+    recording to work/capture.zst. With `tls_origin` they speak TLS to it too (https://localhost, its
+    certificate trusted). `more_sluices`: (name, extra arguments) of further sluice peers, each recording
+    to a capture of its own. Returns [(name, proc, port)] and the first sluice's capture's path."""
     peers = []
+    target = ("https://localhost:%d" if tls_origin else "http://127.0.0.1:%d") % origin_port
+    cert = os.path.join(work, "cert.pem")
     if not skip_mitmdump:
         mitm_port = free_port()
-        mitm = subprocess.Popen(["mitmdump", "-q", "-p", str(mitm_port), "--mode",
-                                 "reverse:http://127.0.0.1:%d" % origin_port,
-                                 "--certs", "*=" + os.path.join(work, "key+cert.pem")],
+        trust = ["--set", "ssl_verify_upstream_trusted_ca=" + cert] if tls_origin else []
+        mitm = subprocess.Popen(["mitmdump", "-q", "-p", str(mitm_port), "--mode", "reverse:" + target,
+                                 "--certs", "*=" + os.path.join(work, "key+cert.pem"), *trust],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(mitm_port, 60)
         peers.append((mitm_name, mitm, mitm_port))
-    capture = os.path.join(work, "capture.zst")
-    sluice = subprocess.Popen([sluice_bin, "proxy", "--mode", "reverse:http://127.0.0.1:%d@0" % origin_port,
-                               "--ca-dir", os.path.join(work, "ca"), *worker_args, "-w", capture],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    sluice_port = None
-    while sluice_port is None:
-        line = sluice.stderr.readline().decode()
-        if not line:
-            sys.exit("bench: sluice did not start")
-        m = re.search(r"listening on [\d.]+:(\d+)", line)
-        sluice_port = int(m.group(1)) if m else None
-    peers.append((sluice_name, sluice, sluice_port))
-    return peers, capture
+    for i, (name, extra) in enumerate([(sluice_name, [])] + list(more_sluices)):
+        capture = os.path.join(work, "capture%s.zst" % (i or ""))
+        trust = ["--server-ca", cert] if tls_origin else []
+        sluice = subprocess.Popen([sluice_bin, "proxy", "--mode", "reverse:%s@0" % target, *trust, *extra,
+                                   "--ca-dir", os.path.join(work, "ca"), *worker_args, "-w", capture],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        sluice_port = None
+        while sluice_port is None:
+            line = sluice.stderr.readline().decode()
+            if not line:
+                sys.exit("bench: sluice did not start")
+            m = re.search(r"listening on [\d.]+:(\d+)", line)
+            sluice_port = int(m.group(1)) if m else None
+        peers.append((name, sluice, sluice_port))
+    return peers, os.path.join(work, "capture.zst")
 
 
 def stop(proc):

@@ -38,14 +38,20 @@ struct Shared {
     // `verifying` trusts the CA that signed the server's leaf (names localhost and 127.0.0.1).
     std::string file = "/tmp/sluice_tls_layer_fuzz_ca." + std::to_string(::getpid()) + ".pem";
     std::ofstream(file) << ca.cert_pem();
+    // No session is kept between inputs (a resumed handshake would make a crash depend on the inputs
+    // before it).
     tls::TlsSettings trusting;
+    trusting.server_sessions = 0;
     trusting.server_ca = {file};
     verifying = *tls::TlsConfig::create(ca, trusting);  // loaded now: the file is not needed again
     std::remove(file.c_str());
     tls::TlsSettings off;
+    off.server_sessions = 0;
     off.insecure = true;
     insecure = *tls::TlsConfig::create(ca, off);
-    peers = *tls::TlsConfig::create(ca, {});
+    tls::TlsSettings none;
+    none.server_sessions = 0;
+    peers = *tls::TlsConfig::create(ca, none);
   }
 };
 
@@ -77,7 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ConnectionContext ctx("f", "127.0.0.1:1", core::Timestamp{0}, *parse_mode_spec(kModes[mode]), &options);
   test_support::LayerDriver d(make_root_layer(ctx));
   std::vector<std::string> alpn = {data[0] & 8 ? "h2" : "http/1.1", "http/1.1"};
-  auto client = *tls::TlsSession::connect(*shared.peers, "localhost", data[0] & 16 ? "" : "localhost", alpn);
+  auto client = *tls::TlsSession::connect(*shared.peers, "localhost", 443, data[0] & 16 ? "" : "localhost", alpn);
   bool server_tls = mode != 0;
   std::string to_proxy;  // the client session's bytes not delivered yet
   size_t to_client = 0;  // of d.sent[kClientConn], bytes the client session has been given

@@ -269,6 +269,44 @@ class Tls(PkiCase):
         self.assertEqual(leaves.count("minted"), 1)
         self.assertEqual(leaves.count("cached"), 199)
 
+    def server_handshakes(self, proxy_args, n, trusted=True):
+        """n curls through a proxy started with proxy_args, each a new CONNECT to one origin: the
+        server-side handshake envelopes."""
+        o = origin(self.pki)
+        proxy = self.proxy(*proxy_args)
+        for i in range(n):
+            p = curl("-x", "http://127.0.0.1:%d" % proxy.port, "--cacert", self.sluice_ca,
+                     "https://localhost:%d/r%d" % (o.server_address[1], i))
+            self.assertEqual(p.stdout, b"hello from /r%d\n" % i, p.stderr)
+        recs = self.finish(proxy)
+        o.shutdown()
+        return [h for h in envelopes(recs, "tls-handshake") if h["message"]["side"] == "server"]
+
+    def test_a_servers_session_is_resumed_on_the_next_connection(self):
+        server = self.server_handshakes(["--server-ca", self.pki.ca], 3)
+        self.assertEqual(len(server), 3)
+        self.assertNotIn("resumed", server[0].get("tags", {}))
+        for h in server[1:]:
+            self.assertEqual(h.get("tags", {}).get("resumed"), "true", h)
+            self.assertEqual(h["anomalies"], [])
+            # The certificate the session was verified with is still recorded.
+            self.assertEqual(h["message"]["certificate"], server[0]["message"]["certificate"])
+        fp = sh("openssl", "x509", "-in", self.pki.cert, "-noout", "-fingerprint", "-sha256").decode()
+        self.assertEqual(server[2]["message"]["certificate"]["sha256"],
+                         fp.split("=")[1].strip().replace(":", "").lower())
+
+    def test_no_tls_resume_makes_every_server_handshake_full(self):
+        server = self.server_handshakes(["--server-ca", self.pki.ca, "--no-tls-resume"], 3)
+        self.assertEqual(len(server), 3)
+        self.assertEqual([h.get("tags", {}).get("resumed") for h in server], [None] * 3)
+
+    def test_a_session_whose_certificate_failed_verification_is_not_resumed(self):
+        server = self.server_handshakes(["--insecure"], 3)  # the origin's CA is not trusted
+        self.assertEqual(len(server), 3)
+        for h in server:
+            self.assertEqual(h["tags"]["verify_skipped"], "unable to get local issuer certificate")
+            self.assertNotIn("resumed", h["tags"])
+
     def test_client_certificate_for_mtls_origin(self):
         o = origin(self.pki, client_ca=self.pki.ca)
         port = o.server_address[1]
