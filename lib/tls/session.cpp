@@ -289,6 +289,10 @@ core::Result<std::unique_ptr<TlsConfig>> TlsConfig::create(CertificateAuthority 
   X509_up_ref(ca_cert);
   SSL_CTX_add_extra_chain_cert(impl->facing_clients, ca_cert);
   SSL_CTX_set_alpn_select_cb(impl->facing_clients, TlsSession::Callbacks::select_alpn, nullptr);
+  // One session ticket per handshake instead of OpenSSL's two: a client resumes with one (and may
+  // reuse it for parallel connections), and each ticket costs the handshake a session copy and its
+  // encryption.
+  SSL_CTX_set_num_tickets(impl->facing_clients, 1);
 
   // Verification happens, and is judged by the layer after the handshake (so the record can say what
   // the certificate was): SSL_VERIFY_NONE still computes the result.

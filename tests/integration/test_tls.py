@@ -233,6 +233,26 @@ class Tls(PkiCase):
         self.assertEqual({r["message"]["path"] for r in reqs}, {"/over-tls", "/plain"})
         self.assertTrue(all(r["message"]["scheme"] == "https" for r in reqs))
 
+    def test_a_client_gets_one_session_ticket_and_resumes_with_it(self):
+        o = origin(self.pki)
+        proxy = Proxy("--mode", "reverse:https://localhost:%d@0" % o.server_address[1], "--server-ca", self.pki.ca)
+        session = os.path.join(self.tmp.name, "client.session")
+        outputs = []
+        for keep in (["-sess_out", session], ["-sess_in", session]):
+            p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % proxy.port, "-servername",
+                                "localhost", "-CAfile", self.sluice_ca, "-tls1_3", "-ign_eof", *keep],
+                               input=b"GET /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                               capture_output=True, timeout=30)
+            self.assertIn(b"hello from /t", p.stdout, p.stderr)
+            outputs.append(p.stdout)
+        # One ticket per handshake (OpenSSL's default is two).
+        self.assertEqual(outputs[0].count(b"New Session Ticket arrived"), 1, outputs[0])
+        self.assertIn(b"Reused, TLSv1.3", outputs[1])
+        recs = self.finish(proxy)
+        o.shutdown()
+        client = [h for h in envelopes(recs, "tls-handshake") if h["message"]["side"] == "client"]
+        self.assertEqual([h["tags"].get("resumed") for h in client], [None, "true"])
+
     def test_absolute_form_https_request(self):
         o = origin(self.pki)
         proxy = self.proxy("--server-ca", self.pki.ca)
