@@ -195,13 +195,15 @@ struct TlsSession::Callbacks {
     if (s && desc != 0 && s->alert_.empty()) s->alert_ = alert_name(desc);
   }
   // A server's session (TLS 1.3: each NewSessionTicket), kept when its certificate passed verification.
+  // A copy is kept: `session` stays the connection's, which OpenSSL marks not resumable if the
+  // connection is freed without a close_notify.
   static int new_session(SSL* ssl, SSL_SESSION* session) {
     auto* impl = static_cast<TlsConfig::Impl*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
     auto* s = static_cast<TlsSession*>(SSL_get_app_data(ssl));
     if (!impl || !impl->server_sessions || !s || s->session_key_.empty() || SSL_get_verify_result(ssl) != X509_V_OK)
       return 0;
-    impl->server_sessions->put(s->session_key_, session);
-    return 1;
+    if (SSL_SESSION* copy = SSL_SESSION_dup(session)) impl->server_sessions->put(s->session_key_, copy);
+    return 0;
   }
   static int select_alpn(SSL* ssl, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
                          unsigned int inlen, void*) {
