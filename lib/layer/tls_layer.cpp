@@ -290,7 +290,8 @@ void TlsLayer::client_failed(core::Timestamp now, Commands& out) {
 // ---- the servers' side ---------------------------------------------------------------------------
 
 void TlsLayer::start_wrapped(ConnId conn, Wrapped w, core::Timestamp now, Commands& out) {
-  auto session = tls::TlsSession::connect(*config_, w.sni.empty() ? w.host : w.sni, w.port, w.sni, w.alpn);
+  auto session = tls::TlsSession::connect(*config_, w.sni.empty() ? w.host : w.sni, format_host_port(w.host, w.port),
+                                          w.sni, w.alpn);
   if (!session) {
     wrapped_[conn] = std::move(w);
     wrapped_failed(conn, "tls_failed", session.error().message, now, out);

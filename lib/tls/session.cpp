@@ -357,7 +357,7 @@ core::Result<std::unique_ptr<TlsSession>> TlsSession::accept(const TlsConfig& co
 }
 
 core::Result<std::unique_ptr<TlsSession>> TlsSession::connect(const TlsConfig& config, const std::string& host,
-                                                              uint16_t port, const std::string& sni,
+                                                              const std::string& server, const std::string& sni,
                                                               const std::vector<std::string>& alpn) {
   std::unique_ptr<TlsSession> s(new TlsSession());
   const auto& impl = config.impl();
@@ -391,7 +391,7 @@ core::Result<std::unique_ptr<TlsSession>> TlsSession::connect(const TlsConfig& c
   if (impl.server_sessions) {
     // Everything that makes the server or what we offer it differ is in the key, each part prefixed
     // with its length.
-    for (const std::string& part : {host, std::to_string(port), sni, wire, std::to_string(client_cert)})
+    for (const std::string& part : {server, host, sni, wire, std::to_string(client_cert)})
       ((s->session_key_ += std::to_string(part.size())) += ':') += part;
     if (SSL_SESSION* session = impl.server_sessions->get(s->session_key_)) {
       if (SSL_SESSION_is_resumable(session)) SSL_set_session(s->ssl_, session);

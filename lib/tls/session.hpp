@@ -74,10 +74,11 @@ class TlsSession {
                                                           std::string alpn);
   // Facing a server: sends `sni` (empty: none), offers `alpn`, and checks the certificate against
   // `host` (a name or an IP literal). The handshake starts at once: take_output() holds the ClientHello.
-  // It offers the session the last verified handshake with the same host, port, SNI, ALPN offer and
-  // client certificate left (unless TlsSettings::server_sessions is 0).
+  // It offers the session the last verified handshake with the same `server` (the address connected
+  // to, "host:port"), host, SNI, ALPN offer and client certificate left (unless
+  // TlsSettings::server_sessions is 0).
   static core::Result<std::unique_ptr<TlsSession>> connect(const TlsConfig& config, const std::string& host,
-                                                           uint16_t port, const std::string& sni,
+                                                           const std::string& server, const std::string& sni,
                                                            const std::vector<std::string>& alpn);
   ~TlsSession();
   TlsSession(const TlsSession&) = delete;

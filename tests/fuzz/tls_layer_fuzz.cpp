@@ -83,7 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ConnectionContext ctx("f", "127.0.0.1:1", core::Timestamp{0}, *parse_mode_spec(kModes[mode]), &options);
   test_support::LayerDriver d(make_root_layer(ctx));
   std::vector<std::string> alpn = {data[0] & 8 ? "h2" : "http/1.1", "http/1.1"};
-  auto client = *tls::TlsSession::connect(*shared.peers, "localhost", 443, data[0] & 16 ? "" : "localhost", alpn);
+  auto client = *tls::TlsSession::connect(*shared.peers, "localhost", "127.0.0.1:443", data[0] & 16 ? "" : "localhost", alpn);
   bool server_tls = mode != 0;
   std::string to_proxy;  // the client session's bytes not delivered yet
   size_t to_client = 0;  // of d.sent[kClientConn], bytes the client session has been given

@@ -61,7 +61,7 @@ TEST(TlsLayer, HandshakeAtEverySplitOfTheClientHello) {
   for (size_t split = 0;; ++split) {
     ConnectionContext ctx = f.context();
     LayerDriver d(make_root_layer(ctx));
-    auto client = *tls::TlsSession::connect(*f.client_tls, "localhost", 443, "localhost", {"http/1.1"});
+    auto client = *tls::TlsSession::connect(*f.client_tls, "localhost", "127.0.0.1:443", "localhost", {"http/1.1"});
     std::string hello = client->take_output();
     if (split > hello.size()) break;
     d.client(hello.substr(0, split));
@@ -111,7 +111,7 @@ TEST(TlsLayer, SlowHandshakeTimesOut) {
   Fixture f;
   ConnectionContext ctx = f.context();
   LayerDriver d(make_root_layer(ctx));
-  auto client = *tls::TlsSession::connect(*f.client_tls, "localhost", 443, "localhost", {});
+  auto client = *tls::TlsSession::connect(*f.client_tls, "localhost", "127.0.0.1:443", "localhost", {});
   std::string hello = client->take_output();
   d.client(hello.substr(0, 10));
   d.advance(std::chrono::milliseconds(31'000));

@@ -31,10 +31,11 @@ struct Peers {
     return config;
   }
 
-  // One connection to localhost:`port`, through an exchange of application data (so the client reads
-  // the server's session tickets); whether the client's handshake resumed a session.
-  bool connect(const tls::TlsConfig& client_config, uint16_t port) {
-    auto c = *tls::TlsSession::connect(client_config, "localhost", port, "localhost", {});
+  // One connection to `address` (its certificate checked for localhost), through an exchange of
+  // application data (so the client reads the server's session tickets); whether the client's
+  // handshake resumed a session.
+  bool connect(const tls::TlsConfig& client_config, const std::string& address) {
+    auto c = *tls::TlsSession::connect(client_config, "localhost", address, "localhost", {});
     auto s = *tls::TlsSession::accept(*server, leaf, "");
     core::Bytes plain;
     for (int i = 0; i < 10 && !(c->established() && s->established()); ++i) {
@@ -54,32 +55,34 @@ struct Peers {
 TEST(TlsSession, AServersSessionIsOfferedOnTheNextConnectionToIt) {
   Peers p;
   auto client = p.client(8);
-  EXPECT_FALSE(p.connect(*client, 443));
-  EXPECT_TRUE(p.connect(*client, 443));
-  EXPECT_TRUE(p.connect(*client, 443));
-  EXPECT_FALSE(p.connect(*client, 8443));  // another port, another server
-  EXPECT_TRUE(p.connect(*client, 8443));
+  EXPECT_FALSE(p.connect(*client, "127.0.0.1:443"));
+  EXPECT_TRUE(p.connect(*client, "127.0.0.1:443"));
+  EXPECT_TRUE(p.connect(*client, "127.0.0.1:443"));
+  EXPECT_FALSE(p.connect(*client, "127.0.0.1:8443"));  // another port, another server
+  EXPECT_TRUE(p.connect(*client, "127.0.0.1:8443"));
+  // Another address with the same name and SNI: that server never gave us a session.
+  EXPECT_FALSE(p.connect(*client, "127.0.0.2:443"));
 }
 
 TEST(TlsSession, TheLeastRecentlyUsedServerIsForgottenFirst) {
   Peers p;
   auto client = p.client(1);
-  EXPECT_FALSE(p.connect(*client, 1));
-  EXPECT_TRUE(p.connect(*client, 1));
-  EXPECT_FALSE(p.connect(*client, 2));  // takes the only place
-  EXPECT_FALSE(p.connect(*client, 1));
+  EXPECT_FALSE(p.connect(*client, "a:1"));
+  EXPECT_TRUE(p.connect(*client, "a:1"));
+  EXPECT_FALSE(p.connect(*client, "b:1"));  // takes the only place
+  EXPECT_FALSE(p.connect(*client, "a:1"));
 }
 
 TEST(TlsSession, NoSessionIsKeptWhenSessionsAreOff) {
   Peers p;
   auto client = p.client(0);
-  EXPECT_FALSE(p.connect(*client, 443));
-  EXPECT_FALSE(p.connect(*client, 443));
+  EXPECT_FALSE(p.connect(*client, "127.0.0.1:443"));
+  EXPECT_FALSE(p.connect(*client, "127.0.0.1:443"));
 }
 
 TEST(TlsSession, ASessionWhoseCertificateFailedVerificationIsNotKept) {
   Peers p;
   auto client = p.client(8, /*trusting=*/false);
-  EXPECT_FALSE(p.connect(*client, 443));
-  EXPECT_FALSE(p.connect(*client, 443));
+  EXPECT_FALSE(p.connect(*client, "127.0.0.1:443"));
+  EXPECT_FALSE(p.connect(*client, "127.0.0.1:443"));
 }
