@@ -70,8 +70,11 @@ void TlsLayer::handle(const Event& event, core::Timestamp now, Commands& out) {
                               : ""),
                      now, out);
     } else {
+      // Told already at the peer's close_notify: like the runtime, which reports a connection's end
+      // once, the child hears of it once.
+      bool told = c->conn == kClientConn ? client_eof_told_ : it != wrapped_.end() && it->second.eof_told;
       if (it != wrapped_.end()) wrapped_.erase(it);
-      if (child_) to_child(event, now, out);
+      if (child_ && !told) to_child(event, now, out);
     }
   } else if (const auto* o = std::get_if<OpenCompleted>(&event); o && o->id == retry_open_) {
     retry_open_ = 0;
@@ -176,7 +179,13 @@ void TlsLayer::on_client_bytes(core::ByteView data, core::Timestamp now, Command
   if (phase_ == Phase::client_handshake && client_->established()) {
     on_client_established(now, out);
   }
-  if (phase_ == Phase::established && !plain.empty()) to_child(DataReceived{kClientConn, plain}, now, out);
+  if (phase_ != Phase::established) return;
+  if (!plain.empty()) to_child(DataReceived{kClientConn, plain}, now, out);
+  // Likewise the client's close_notify.
+  if (client_ && !client_eof_told_ && client_->peer_closed()) {
+    client_eof_told_ = true;
+    to_child(ConnectionClosed{kClientConn, false, {}}, now, out);
+  }
 }
 
 void TlsLayer::on_hello(core::Timestamp now, Commands& out) {
@@ -334,6 +343,13 @@ void TlsLayer::on_wrapped_data(ConnId conn, core::ByteView data, core::Timestamp
       return;
     }
     to_child(DataReceived{conn, plain}, now, out);
+  }
+  // The server's close_notify ends what it sends, whether or not its TCP FIN follows (a server may
+  // wait for ours before it closes: the child's close answers it).
+  auto it = wrapped_.find(conn);
+  if (it != wrapped_.end() && it->second.ready && !it->second.eof_told && it->second.session->peer_closed()) {
+    it->second.eof_told = true;
+    to_child(ConnectionClosed{conn, false, {}}, now, out);
   }
 }
 

@@ -61,6 +61,7 @@ class TlsLayer final : public Layer {
     std::string peer;
     bool ready = false;             // the child knows it is open
     core::Bytes early;              // plaintext that arrived before the child knew the connection
+    bool eof_told = false;          // the server's close_notify went to the child as its EOF
   };
   struct Opening {
     ConnId conn;
@@ -116,6 +117,7 @@ class TlsLayer final : public Layer {
   CommandId retry_open_ = 0;
   Wrapped retry_;
   bool leaf_minted_ = false;  // this handshake's certificate was made for it (not from the cache)
+  bool client_eof_told_ = false;  // the client's close_notify went to the child as its EOF
 };
 
 }  // namespace sluice::layer

@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import warnings
@@ -288,6 +289,46 @@ class Tls(PkiCase):
         self.assertEqual(len(leaves), 200)
         self.assertEqual(leaves.count("minted"), 1)
         self.assertEqual(leaves.count("cached"), 199)
+
+    def test_a_server_that_waits_for_our_close_notify_before_closing(self):
+        """An HTTP/1.0 answer ended by the server's close_notify, the server closing TCP only once ours
+        came (as `openssl s_server -www` does): the body's end is the close_notify."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.pki.cert, self.pki.key)
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        unwrapped = []
+
+        def serve():
+            for _ in range(2):
+                raw, _ = listener.accept()
+                with ctx.wrap_socket(raw, server_side=True) as conn:
+                    conn.settimeout(10)
+                    head = b""
+                    while b"\r\n\r\n" not in head:
+                        head += conn.recv(4096)
+                    conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n" + b"z" * 3000)
+                    try:
+                        conn.unwrap()  # close_notify, then wait for the peer's
+                        unwrapped.append(True)
+                    except (OSError, ssl.SSLError):
+                        unwrapped.append(False)
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        proxy = self.proxy("--server-ca", self.pki.ca)
+        for i in range(2):
+            p = curl("-m", "10", "-x", "http://127.0.0.1:%d" % proxy.port, "--cacert", self.sluice_ca,
+                     "https://localhost:%d/z%d" % (port, i))
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout, b"z" * 3000)
+        t.join(10)
+        listener.close()
+        self.assertEqual(unwrapped, [True, True])  # each answered with our close_notify
+        recs = self.finish(proxy)
+        resp = [r for r in envelopes(recs, "http") if r["direction"] == "receive" and r["message"].get("status") == 200
+                and r["message"].get("reason") == "OK"]
+        self.assertEqual(len(resp), 2)
 
     def server_handshakes(self, proxy_args, n, trusted=True):
         """n curls through a proxy started with proxy_args, each a new CONNECT to one origin: the

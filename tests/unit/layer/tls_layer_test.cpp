@@ -135,3 +135,35 @@ TEST(TlsLayer, MalformedClientHelloIsRecordedAndClosed) {
   EXPECT_NE(errors[0].message.find("not a ClientHello"), std::string::npos) << errors[0].message;
   EXPECT_TRUE(d.opened.empty());
 }
+
+TEST(TlsLayer, AClientsCloseNotifyEndsWhatItSendsAndIsAnsweredOnce) {
+  // A client that sends close_notify after its request and waits for ours before closing TCP: its
+  // exchange is answered, then the connection closes (with our close_notify) without its FIN.
+  Fixture f;
+  ConnectionContext ctx = f.context();
+  LayerDriver d(make_root_layer(ctx));
+  auto client = *tls::TlsSession::connect(*f.client_tls, "localhost", "127.0.0.1:443", "localhost", {"http/1.1"});
+  d.client(client->take_output());
+  size_t consumed = 0;
+  core::Bytes plain;
+  pump(d, *client, consumed, plain);
+  ASSERT_TRUE(client->established()) << client->error();
+  client->send("GET /bye HTTP/1.1\r\nHost: localhost\r\n\r\n");
+  client->close();
+  d.client(client->take_output());
+  ASSERT_EQ(d.opened.size(), 1u);
+  d.server("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  pump(d, *client, consumed, plain);
+  EXPECT_EQ(plain, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  EXPECT_TRUE(client->peer_closed());  // our close_notify came
+  auto closes_client = [&d] {
+    return std::count_if(d.closed.begin(), d.closed.end(),
+                         [](const CloseConnection& c) { return c.conn == kClientConn && !c.half; });
+  };
+  EXPECT_EQ(closes_client(), 1);
+  // The TCP FIN that follows is not news to the child: nothing more happens.
+  size_t records = d.records.size();
+  d.close(kClientConn);
+  EXPECT_EQ(closes_client(), 1);
+  EXPECT_EQ(d.records.size(), records);
+}
