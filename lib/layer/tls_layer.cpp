@@ -181,8 +181,8 @@ void TlsLayer::on_client_bytes(core::ByteView data, core::Timestamp now, Command
   }
   if (phase_ != Phase::established) return;
   if (!plain.empty()) to_child(DataReceived{kClientConn, plain}, now, out);
-  // Likewise the client's close_notify.
-  if (client_ && !client_eof_told_ && client_->peer_closed()) {
+  // Likewise the client's close_notify (unless the child has closed the client connection already).
+  if (client_ && !client_eof_told_ && !ended_ && client_->peer_closed()) {
     client_eof_told_ = true;
     to_child(ConnectionClosed{kClientConn, false, {}}, now, out);
   }
