@@ -279,6 +279,7 @@ void TlsLayer::on_client_established(core::Timestamp now, Commands& out) {
       early.swap(it->second.early);
       to_child(DataReceived{spec_.server, early}, now, out);
     }
+    server_sent_close_notify(spec_.server, now, out);
   }
 }
 
@@ -344,6 +345,10 @@ void TlsLayer::on_wrapped_data(ConnId conn, core::ByteView data, core::Timestamp
     }
     to_child(DataReceived{conn, plain}, now, out);
   }
+  server_sent_close_notify(conn, now, out);
+}
+
+void TlsLayer::server_sent_close_notify(ConnId conn, core::Timestamp now, Commands& out) {
   // The server's close_notify ends what it sends, whether or not its TCP FIN follows (a server may
   // wait for ours before it closes: the child's close answers it).
   auto it = wrapped_.find(conn);

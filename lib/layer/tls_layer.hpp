@@ -75,6 +75,8 @@ class TlsLayer final : public Layer {
   void start_client_handshake(std::vector<std::string> names, std::string alpn, core::Timestamp now, Commands& out);
   void on_client_established(core::Timestamp now, Commands& out);
   void on_wrapped_data(ConnId conn, core::ByteView data, core::Timestamp now, Commands& out);
+  // Once the child knows `conn`: the server's close_notify, if it came, goes to the child as its end.
+  void server_sent_close_notify(ConnId conn, core::Timestamp now, Commands& out);
   // The handshake on `conn` finished (or failed): judge it, record it, tell whoever waits.
   void on_wrapped_handshake(ConnId conn, core::Timestamp now, Commands& out);
   void start_wrapped(ConnId conn, Wrapped w, core::Timestamp now, Commands& out);

@@ -81,9 +81,10 @@ struct ClientCert {
   std::vector<X509*> chain;
 };
 
-// The sessions servers gave us, one per server (host, port, SNI, ALPN offer, client certificate),
-// offered again on the next connection to it (as nginx's proxy_ssl_session_reuse and curl do): a
-// resumed handshake skips the certificate chain and its verification. Least recently used first out.
+// The sessions servers gave us, one per server (address, name verified, SNI, ALPN offer, client
+// certificate), offered again on the next connection to it (as nginx's proxy_ssl_session_reuse and
+// curl do): a resumed handshake skips the certificate chain and its verification. Least recently
+// used first out.
 class ServerSessions {
  public:
   explicit ServerSessions(size_t capacity) : capacity_(capacity) {}
