@@ -14,6 +14,7 @@ Needs nginx and mitmdump (Debian: apt-get install nginx-light mitmproxy) and wrk
 asserts nothing and prints numbers for tests/bench/RESULTS.md.
 """
 import argparse
+import atexit
 import os
 import re
 import resource
@@ -24,6 +25,29 @@ import subprocess
 import sys
 import tempfile
 import time
+
+
+_children = []
+
+
+def spawn(cmd, **kw):
+    """subprocess.Popen, the process stopped when the bench exits however it exits: a bench that fails
+    half-way must not leave its nginx, mitmdump or sluice running behind it."""
+    proc = subprocess.Popen(cmd, **kw)
+    _children.append(proc)
+    return proc
+
+
+@atexit.register
+def _stop_children():
+    for proc in _children:
+        if proc.poll() is None:
+            proc.terminate()  # nginx's master takes its workers with it
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def require_tools(bench, tools, packages):
@@ -116,7 +140,7 @@ def start_nginx(workdir, name, workers, http_body):
     for _ in range(5):
         port = free_port()
         conf = nginx_conf(workdir, name, (workers, http_body % port))
-        proc = subprocess.Popen(["nginx", "-p", workdir, "-c", conf], stdout=subprocess.DEVNULL,
+        proc = spawn(["nginx", "-p", workdir, "-c", conf], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         try:
             wait_port(port, 5)
@@ -200,7 +224,7 @@ def start_tls_reverse_peers(work, origin_port, sluice_bin, worker_args, skip_mit
     if not skip_mitmdump:
         mitm_port = free_port()
         trust = ["--set", "ssl_verify_upstream_trusted_ca=" + cert] if tls_origin else []
-        mitm = subprocess.Popen(["mitmdump", "-q", "-p", str(mitm_port), "--mode", "reverse:" + target,
+        mitm = spawn(["mitmdump", "-q", "-p", str(mitm_port), "--mode", "reverse:" + target,
                                  "--certs", "*=" + os.path.join(work, "key+cert.pem"), *trust],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(mitm_port, 60)
@@ -208,7 +232,7 @@ def start_tls_reverse_peers(work, origin_port, sluice_bin, worker_args, skip_mit
     for i, (name, extra) in enumerate([(sluice_name, [])] + list(more_sluices)):
         capture = os.path.join(work, "capture%s.zst" % (i or ""))
         trust = ["--server-ca", cert] if tls_origin else []
-        sluice = subprocess.Popen([sluice_bin, "proxy", "--mode", "reverse:%s@0" % target, *trust, *extra,
+        sluice = spawn([sluice_bin, "proxy", "--mode", "reverse:%s@0" % target, *trust, *extra,
                                    "--ca-dir", os.path.join(work, "ca"), *worker_args, "-w", capture],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         sluice_port = None
@@ -259,13 +283,13 @@ server { listen 127.0.0.1:%%d; location / { proxy_pass http://origin; proxy_http
     peers = [("nginx direct", None, origin_port), ("nginx reverse proxy", nginx_proxy, nginx_proxy_port)]
     if not args.skip_mitmdump:
         mitm_port = free_port()
-        mitm = subprocess.Popen(["mitmdump", "-q", "-p", str(mitm_port), "--mode",
+        mitm = spawn(["mitmdump", "-q", "-p", str(mitm_port), "--mode",
                                  "reverse:http://127.0.0.1:%d" % origin_port],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(mitm_port, 60)
         peers.append(("mitmdump 8.1 reverse", mitm, mitm_port))
     capture = os.path.join(work, "capture.zst")
-    sluice = subprocess.Popen([args.sluice, "proxy", "--mode", "reverse:http://127.0.0.1:%d@0" % origin_port,
+    sluice = spawn([args.sluice, "proxy", "--mode", "reverse:http://127.0.0.1:%d@0" % origin_port,
                                *sluice_worker_args(args), "-w", capture], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     line = sluice.stderr.readline().decode()
     sluice_port = int(re.search(r"listening on [\d.]+:(\d+)", line).group(1))

@@ -27,7 +27,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from http1_bench import free_port, peak_rss_mib, require_tools, settle, stop, wait_port, wrk  # noqa: E402
+from http1_bench import free_port, peak_rss_mib, require_tools, settle, spawn, stop, wait_port, wrk  # noqa: E402
 
 
 class Item(http.server.BaseHTTPRequestHandler):
@@ -81,7 +81,7 @@ def grow(small_jsonl, big_jsonl, flows):
 def start(cmd, port_re=None, port=None):
     """Starts a proxy; returns (process, port, seconds until it listened)."""
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE if port_re else subprocess.DEVNULL)
+    proc = spawn(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE if port_re else subprocess.DEVNULL)
     if port_re:
         while True:
             line = proc.stderr.readline().decode()
