@@ -140,8 +140,7 @@ def start_nginx(workdir, name, workers, http_body):
     for _ in range(5):
         port = free_port()
         conf = nginx_conf(workdir, name, (workers, http_body % port))
-        proc = spawn(["nginx", "-p", workdir, "-c", conf], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = spawn(["nginx", "-p", workdir, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_port(port, 5)
             return proc, port
@@ -225,16 +224,16 @@ def start_tls_reverse_peers(work, origin_port, sluice_bin, worker_args, skip_mit
         mitm_port = free_port()
         trust = ["--set", "ssl_verify_upstream_trusted_ca=" + cert] if tls_origin else []
         mitm = spawn(["mitmdump", "-q", "-p", str(mitm_port), "--mode", "reverse:" + target,
-                                 "--certs", "*=" + os.path.join(work, "key+cert.pem"), *trust],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                      "--certs", "*=" + os.path.join(work, "key+cert.pem"), *trust],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(mitm_port, 60)
         peers.append((mitm_name, mitm, mitm_port))
     for i, (name, extra) in enumerate([(sluice_name, [])] + list(more_sluices)):
         capture = os.path.join(work, "capture%s.zst" % (i or ""))
         trust = ["--server-ca", cert] if tls_origin else []
         sluice = spawn([sluice_bin, "proxy", "--mode", "reverse:%s@0" % target, *trust, *extra,
-                                   "--ca-dir", os.path.join(work, "ca"), *worker_args, "-w", capture],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                        "--ca-dir", os.path.join(work, "ca"), *worker_args, "-w", capture],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         sluice_port = None
         while sluice_port is None:
             line = sluice.stderr.readline().decode()
@@ -283,14 +282,13 @@ server { listen 127.0.0.1:%%d; location / { proxy_pass http://origin; proxy_http
     peers = [("nginx direct", None, origin_port), ("nginx reverse proxy", nginx_proxy, nginx_proxy_port)]
     if not args.skip_mitmdump:
         mitm_port = free_port()
-        mitm = spawn(["mitmdump", "-q", "-p", str(mitm_port), "--mode",
-                                 "reverse:http://127.0.0.1:%d" % origin_port],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        mitm = spawn(["mitmdump", "-q", "-p", str(mitm_port), "--mode", "reverse:http://127.0.0.1:%d" % origin_port],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(mitm_port, 60)
         peers.append(("mitmdump 8.1 reverse", mitm, mitm_port))
     capture = os.path.join(work, "capture.zst")
     sluice = spawn([args.sluice, "proxy", "--mode", "reverse:http://127.0.0.1:%d@0" % origin_port,
-                               *sluice_worker_args(args), "-w", capture], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                    *sluice_worker_args(args), "-w", capture], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     line = sluice.stderr.readline().decode()
     sluice_port = int(re.search(r"listening on [\d.]+:(\d+)", line).group(1))
     peers.append(("sluice reverse, recording", sluice, sluice_port))

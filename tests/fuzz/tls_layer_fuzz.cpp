@@ -40,17 +40,15 @@ struct Shared {
     std::ofstream(file) << ca.cert_pem();
     // No session is kept between inputs (a resumed handshake would make a crash depend on the inputs
     // before it).
-    tls::TlsSettings trusting;
-    trusting.server_sessions = 0;
+    tls::TlsSettings none;
+    none.server_sessions = 0;
+    tls::TlsSettings trusting = none;
     trusting.server_ca = {file};
     verifying = *tls::TlsConfig::create(ca, trusting);  // loaded now: the file is not needed again
     std::remove(file.c_str());
-    tls::TlsSettings off;
-    off.server_sessions = 0;
+    tls::TlsSettings off = none;
     off.insecure = true;
     insecure = *tls::TlsConfig::create(ca, off);
-    tls::TlsSettings none;
-    none.server_sessions = 0;
     peers = *tls::TlsConfig::create(ca, none);
   }
 };

@@ -330,7 +330,7 @@ class Tls(PkiCase):
                 and r["message"].get("reason") == "OK"]
         self.assertEqual(len(resp), 2)
 
-    def server_handshakes(self, proxy_args, n, trusted=True):
+    def server_handshakes(self, proxy_args, n):
         """n curls through a proxy started with proxy_args, each a new CONNECT to one origin: the
         server-side handshake envelopes."""
         o = origin(self.pki)
