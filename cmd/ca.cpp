@@ -73,7 +73,8 @@ int run_ca(const std::string& verb, const CaConfig& cfg) {
     std::string pem = cfg.dir + "/ca.pem";
     out.line("# The sluice CA: " + ca.subject() + ", sha256 " + ca.fingerprint_sha256());
     out.line("# Debian/Ubuntu system store (curl, wget, most programs):");
-    out.line("sudo cp " + pem + " /usr/local/share/ca-certificates/sluice.crt && sudo update-ca-certificates");
+    std::string sudo = ::geteuid() == 0 ? "" : "sudo ";  // root needs none (and may not have it)
+    out.line(sudo + "cp " + pem + " /usr/local/share/ca-certificates/sluice.crt && " + sudo + "update-ca-certificates");
     out.line("# Chromium and Firefox (NSS database of the current user):");
     out.line("certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n sluice -i " + pem);
     out.line("# Chromium for one run, without installing anything:");
@@ -105,6 +106,8 @@ void setup_ca(CLI::App& app, CommandRunner& run) {
                  Verb{"spki", "Print the SPKI hash for Chromium's --ignore-certificate-errors-spki-list"},
                  Verb{"trust-hint", "Print the commands that make clients trust the CA"}}) {
     auto* sub = ca->add_subcommand(v.name, v.help);
+    // Where users learn it (`sluice proxy --ca-dir`), after the verb, works too.
+    sub->add_option("--ca-dir", cfg->dir, "CA directory (as before the verb)");
     if (std::string_view(v.name) == "export") {
       sub->add_option("--format", cfg->format, "pem (default), der, or p12")->check(CLI::IsMember({"pem", "der", "p12"}));
       sub->add_option("-o,--output", cfg->output, "Write to PATH instead of standard output ('-')");

@@ -59,9 +59,11 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& paths, co
       std::string name = e->d_name;
       if (name.empty() || name[0] == '.') continue;
       struct stat fst{};
-      if (::stat((p + "/" + name).c_str(), &fst) == 0 && S_ISREG(fst.st_mode)) names.push_back(name);
+      // An empty segment holds no record (a recorder stopped before its first write).
+      if (::stat((p + "/" + name).c_str(), &fst) == 0 && S_ISREG(fst.st_mode) && fst.st_size > 0) names.push_back(name);
     }
     ::closedir(d);
+    if (names.empty()) throw CommandError(kUsage, command + ": " + p + " is a directory without captures (no segment files)");
     std::sort(names.begin(), names.end());  // segment names sort in the order they were written
     for (const auto& n : names) out.push_back(p + "/" + n);
   }
@@ -91,7 +93,7 @@ void read_records(const std::vector<std::string>& paths, const std::string& comm
 int open_output(const std::string& path, const std::string& command) {
   if (path == "-") return 1;
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw CommandError(kUsage, command + ": cannot open " + path + " for writing: " + std::strerror(errno));
+  if (fd < 0) throw CommandError(kFailure, command + ": cannot open " + path + " for writing: " + std::strerror(errno));
   return fd;
 }
 
@@ -114,14 +116,50 @@ uint64_t parse_size(const std::string& text, const std::string& what) {
   return n * mul;
 }
 
-StreamOutput open_stream_output(const std::string& write, const std::string& format, bool no_compress,
-                                const std::string& command) {
+void add_stream_flags(CLI::App* sub, StreamFlags& flags) {
+  sub->add_option("--format", flags.format, "Stream encoding: jsonl or cbor (default: from the file name, else jsonl)")
+      ->check(CLI::IsMember({"jsonl", "cbor"}));
+  sub->add_flag("--compress", flags.compress, "zstd-compress the stream (the default for a file named *.zst)");
+  sub->add_flag("--no-compress", flags.no_compress, "Write the stream uncompressed, whatever the file name");
+}
+
+stream::WriterOptions stream_options(const std::string& path, int fd, const StreamFlags& flags,
+                                     const std::string& command, stream::Encoding fallback, bool compress_by_default) {
+  if (flags.compress && flags.no_compress)
+    throw CommandError(kUsage, command + ": --compress and --no-compress conflict");
+  bool file = !path.empty() && path != "-";
+  std::string_view name = file ? std::string_view(path).substr(path.rfind('/') + 1) : std::string_view();
+  auto named = [&](std::string_view ext) { return name.find(ext) != std::string_view::npos; };
+  stream::WriterOptions o;
+  o.encoding = !flags.format.empty() ? *stream::parse_encoding(flags.format)
+               : named(".cbor")      ? stream::Encoding::cbor
+               : named(".jsonl")     ? stream::Encoding::jsonl
+                                     : fallback;
+  bool zstd = flags.compress || (!flags.no_compress && (compress_by_default || name.ends_with(".zst")));
+  o.compression = zstd ? stream::Compression::zstd : stream::Compression::none;
+  if (is_terminal(fd)) {
+    if (zstd)
+      throw CommandError(kUsage, command + ": refusing to write compressed data to a terminal (drop --compress, "
+                                           "pipe it on, or write a file with -w FILE.zst)");
+    if (o.encoding == stream::Encoding::cbor)
+      throw CommandError(kUsage, command + ": refusing to write binary CBOR to a terminal (pipe it on, or write a "
+                                           "file with -w FILE.cbor)");
+  }
+  return o;
+}
+
+StreamOutput open_stream_output(const std::string& write, const StreamFlags& flags, const std::string& command) {
   StreamOutput out;
   out.to_file = !write.empty() && write != "-";
-  if (out.to_file) out.fd = open_output(write, command);
   out.summary_only = !out.to_file && write.empty() && is_terminal(1);
-  out.options.encoding = *stream::parse_encoding(format);
-  out.options.compression = no_compress ? stream::Compression::none : stream::Compression::zstd;
+  if (out.summary_only) return out;
+  if (out.to_file) out.fd = open_output(write, command);
+  try {
+    out.options = stream_options(write, out.fd, flags, command);
+  } catch (...) {
+    if (out.to_file) ::close(out.fd);
+    throw;
+  }
   return out;
 }
 

@@ -27,6 +27,7 @@ enum Exit : int {
   kDifference = 1,  // filter matched nothing, diff/replay --check found a difference
   kUsage = 2,       // bad arguments or unreadable / invalid input
   kFailure = 3,     // the job itself failed: cannot listen, cannot write output
+  kInterrupted = 130,  // stopped by SIGINT before the job was done (128 + SIGINT, as shells report it)
 };
 
 // Thrown inside cmd/ only; main() prints "sluice: MESSAGE" and exits with `code`.
@@ -66,9 +67,26 @@ void read_records(const std::vector<std::string>& paths, const std::string& comm
                   const std::function<void()>& before_read = {},
                   const std::function<void(stream::StreamReader&)>& prepare = {});
 
-// The descriptor to write PATH ("-": standard output, 1), created or truncated; errors are
-// "COMMAND: cannot open PATH for writing: ..." with exit status 2.
+// The descriptor to write PATH ("-": standard output, 1), created or truncated with `mode`; errors are
+// "COMMAND: cannot open PATH for writing: ..." with exit status 3 (the job cannot be done).
 int open_output(const std::string& path, const std::string& command);
+
+// How a stream is encoded: --format, --compress, --no-compress (every command that writes one).
+struct StreamFlags {
+  std::string format;  // empty: from the file name (.cbor), else JSONL
+  bool compress = false, no_compress = false;
+};
+void add_stream_flags(CLI::App* sub, StreamFlags& flags);
+
+// The encoding and compression of a stream written to `fd`, opened for `path` ("-" or empty: standard
+// output). Encoding: --format, else the name (".cbor" in it: CBOR), else `fallback`. Compression:
+// --compress or --no-compress, else zstd for a name ending in ".zst" or when `compress_by_default`
+// (segments in a directory), never otherwise: a pipe gets plain JSONL that jq reads. Compressed or
+// binary bytes are refused on a terminal (exit 2, with a hint).
+stream::WriterOptions stream_options(const std::string& path, int fd, const StreamFlags& flags,
+                                     const std::string& command,
+                                     stream::Encoding fallback = stream::Encoding::jsonl,
+                                     bool compress_by_default = false);
 
 // Where a command that produces a stream writes it: -w PATH (opened here), or standard output unless
 // it is a terminal, where one summary line per flow goes instead (`summary_only`).
@@ -78,8 +96,7 @@ struct StreamOutput {
   bool summary_only = false;
   stream::WriterOptions options;
 };
-StreamOutput open_stream_output(const std::string& write, const std::string& format, bool no_compress,
-                                const std::string& command);
+StreamOutput open_stream_output(const std::string& write, const StreamFlags& flags, const std::string& command);
 
 // How sluice talks TLS to servers (proxy and replay alike): --insecure, --server-ca, --client-cert,
 // --no-tls-resume.

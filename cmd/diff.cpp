@@ -103,8 +103,8 @@ int run_diff(DiffConfig cfg) {
 void setup_diff(CLI::App& app, CommandRunner& run) {
   auto cfg = std::make_shared<DiffConfig>();
   auto* sub = app.add_subcommand("diff", "Compare the HTTP exchanges of two captures");
-  sub->add_option("a", cfg->a, "The capture before (file, directory, or '-')")->required();
-  sub->add_option("b", cfg->b, "The capture after")->required();
+  sub->add_option("before", cfg->a, "The capture before (file, directory, or '-')")->required();
+  sub->add_option("after", cfg->b, "The capture after")->required();
   sub->add_option("--ignore-param", cfg->options.ignore_params, "Query parameter left out of pairing, repeatable");
   sub->add_flag("--ignore-host", cfg->options.ignore_host, "Pair requests whatever their scheme and host");
   sub->add_flag("--ignore-body", cfg->options.ignore_body, "Pair requests whatever their body");

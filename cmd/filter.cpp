@@ -21,30 +21,18 @@ struct FilterConfig {
   std::vector<std::string> inputs;
   bool envelopes = false;
   size_t max_pending = 10000;
-  std::string format;  // empty: the input's
-  bool compress = false, no_compress = false;
+  StreamFlags stream;
   std::string write = "-";
 };
 
 int run_filter(const FilterConfig& cfg) {
   auto parsed = filter::Filter::parse(cfg.expression);
   if (!parsed) throw CommandError(kUsage, "filter: " + parsed.error().message);
-  if (cfg.compress && cfg.no_compress) throw CommandError(kUsage, "filter: --compress and --no-compress conflict");
   filter::FlowFilter flows(std::move(*parsed), {cfg.envelopes, cfg.max_pending});
 
   int out_fd = open_output(cfg.write, "filter");
   std::unique_ptr<stream::StreamWriter> writer;
-  stream::WriterOptions wopts;
-  bool have_options = false;
-  auto choose_output = [&](const stream::RecordDecoder& d) {
-    if (have_options) return;
-    have_options = true;
-    // The input's encoding and compression, unless told otherwise.
-    wopts.encoding = cfg.format.empty() ? d.encoding().value_or(stream::Encoding::jsonl) : *stream::parse_encoding(cfg.format);
-    wopts.compression = d.compression().value_or(stream::Compression::zstd);
-    if (cfg.compress) wopts.compression = stream::Compression::zstd;
-    if (cfg.no_compress) wopts.compression = stream::Compression::none;
-  };
+  const stream::WriterOptions wopts = stream_options(cfg.write, out_fd, cfg.stream, "filter");
   auto flush = [&] {
     if (!writer) return;
     if (auto r = writer->flush(); !r) {
@@ -53,11 +41,7 @@ int run_filter(const FilterConfig& cfg) {
     }
   };
   filter::FlowFilter::Sink sink = [&](const filter::FlowFilter::Passed& p) {
-    if (!writer) {
-      if (wopts.compression == stream::Compression::zstd && is_terminal(out_fd) && !cfg.compress)
-        throw CommandError(kUsage, "filter: refusing to write compressed data to a terminal (use --no-compress or -w FILE)");
-      writer = std::make_unique<stream::StreamWriter>(out_fd, wopts);
-    }
+    if (!writer) writer = std::make_unique<stream::StreamWriter>(out_fd, wopts);
     // A record goes out as it came when the encodings agree (it may have been read only in part).
     bool as_read = !p.original.empty() && (p.cbor ? stream::Encoding::cbor : stream::Encoding::jsonl) == wopts.encoding;
     if (!(as_read ? writer->write_encoded(p.original) : writer->write(*p.record))) flush();  // surfaces the error
@@ -67,10 +51,7 @@ int run_filter(const FilterConfig& cfg) {
   // long as the output is JSONL too; anything else is decoded in full. A live pipe sees each flow as
   // soon as it is decided.
   stream::StreamReader* current = nullptr;
-  auto jsonl_out = [&] {
-    choose_output(current->decoder());
-    return wopts.encoding == stream::Encoding::jsonl;
-  };
+  auto jsonl_out = [&] { return wopts.encoding == stream::Encoding::jsonl; };
   read_records(
       cfg.inputs, "filter", [](envelope::Record&&, stream::StreamReader&) {}, flush,
       [&](stream::StreamReader& reader) {
@@ -78,7 +59,6 @@ int run_filter(const FilterConfig& cfg) {
         auto& d = reader.decoder();
         d.set_handlers([&](core::ByteView line) { return jsonl_out() && flows.feed_line(line, sink); },
                        [&](envelope::Record&& r, core::ByteView payload) {
-                         choose_output(current->decoder());
                          flows.feed(std::move(r), sink, payload, current->decoder().encoding() == stream::Encoding::cbor);
                        });
         d.set_jsonl_parser([&](core::ByteView line) -> core::Result<envelope::Record> {
@@ -107,10 +87,7 @@ void setup_filter(CLI::App& app, CommandRunner& run) {
   sub->add_option("--max-pending", cfg->max_pending,
                   "Undecided flows held at once; past it the oldest is decided on what it has (default 10000)")
       ->check(CLI::Range(size_t{1}, size_t{1} << 30));
-  sub->add_option("--format", cfg->format, "Write the stream in this encoding (default: the input's)")
-      ->check(CLI::IsMember({"jsonl", "cbor"}));
-  sub->add_flag("--compress", cfg->compress, "zstd-compress the output");
-  sub->add_flag("--no-compress", cfg->no_compress, "Write the output uncompressed");
+  add_stream_flags(sub, cfg->stream);
   sub->add_option("-w,--write", cfg->write, "Write to PATH instead of standard output ('-')");
   sub->callback([&run, cfg] { run = [cfg] { return run_filter(*cfg); }; });
 }

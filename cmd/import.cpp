@@ -19,8 +19,7 @@ namespace {
 
 struct ImportConfig {
   std::string input;
-  std::string format = "jsonl";
-  bool no_compress = false;
+  StreamFlags stream;
   std::string write = "-";
 };
 
@@ -40,12 +39,7 @@ int run_import(const ImportConfig& cfg) {
   auto records = exporter::from_har(text);
   if (!records) throw CommandError(kUsage, "import: " + cfg.input + ": " + records.error().message);
   int fd = open_output(cfg.write, "import");
-  stream::WriterOptions w;
-  w.encoding = *stream::parse_encoding(cfg.format);
-  w.compression = cfg.no_compress ? stream::Compression::none : stream::Compression::zstd;
-  if (w.compression == stream::Compression::zstd && is_terminal(fd))
-    throw CommandError(kUsage, "import: refusing to write compressed data to a terminal (use --no-compress or -w FILE)");
-  stream::StreamWriter writer(fd, w);
+  stream::StreamWriter writer(fd, stream_options(cfg.write, fd, cfg.stream, "import"));
   for (const auto& r : *records) {
     if (auto ok = writer.write(r); !ok) break;
   }
@@ -63,8 +57,7 @@ void setup_import(CLI::App& app, CommandRunner& run) {
   auto icfg = std::make_shared<ImportConfig>();
   auto* imp = app.add_subcommand("import", "Turn a HAR file (Chrome, Firefox, mitmproxy, sluice) into a stream");
   imp->add_option("file", icfg->input, "The HAR file ('-': standard input)")->required();
-  imp->add_option("--format", icfg->format, "Stream encoding (default jsonl)")->check(CLI::IsMember({"jsonl", "cbor"}));
-  imp->add_flag("--no-compress", icfg->no_compress, "Write the stream uncompressed");
+  add_stream_flags(imp, icfg->stream);
   imp->add_option("-w,--write", icfg->write, "Write to PATH instead of standard output ('-')");
   imp->callback([&run, icfg] { run = [icfg] { return run_import(*icfg); }; });
 }

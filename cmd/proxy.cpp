@@ -24,9 +24,10 @@ namespace {
 
 struct ProxyConfig {
   std::vector<std::string> modes;
+  int listen_port = -1;     // -p: the port of modes without @PORT (mitmproxy's --listen-port)
+  std::string listen_host;  // the host of modes without @HOST:PORT (mitmproxy's --listen-host)
   std::string write;  // empty: stdout
-  std::string format = "jsonl";
-  bool no_compress = false;
+  StreamFlags stream;
   unsigned threads = 0;
   bool pin_threads = false;
   double grace = 5;
@@ -115,6 +116,15 @@ int run_proxy(const ProxyConfig& cfg) {
   for (const auto& spec : cfg.modes.empty() ? std::vector<std::string>{"regular"} : cfg.modes) {
     auto m = layer::parse_mode_spec(spec);
     if (!m) throw CommandError(kUsage, "proxy: " + m.error().message);
+    if (!m->listen_port_given && cfg.listen_port >= 0) {
+      m->listen_port = static_cast<uint16_t>(cfg.listen_port);
+      m->listen_port_given = true;
+    }
+    if (!m->listen_host_given && !cfg.listen_host.empty()) m->listen_host = cfg.listen_host;
+    // A forward's port is the one thing its clients must know: no default stands in for it.
+    if (!m->listen_port_given && (m->kind == layer::ModeSpec::Kind::tcp || m->kind == layer::ModeSpec::Kind::raw))
+      throw CommandError(kUsage, "proxy: mode '" + spec + "' needs a port to listen on: " + spec +
+                                     "@PORT (or -p PORT; @0 picks a free one)");
     opts.modes.push_back(*m);
   }
   opts.threads = cfg.threads;
@@ -144,7 +154,7 @@ int run_proxy(const ProxyConfig& cfg) {
   }
 
   // Where the stream goes: -w PATH, or stdout unless it is a terminal (then one line per flow).
-  StreamOutput output = open_stream_output(cfg.write, cfg.format, cfg.no_compress, "proxy");
+  StreamOutput output = open_stream_output(cfg.write, cfg.stream, "proxy");
   int out_fd = output.fd;
   bool to_file = output.to_file;
   bool summary_only = output.summary_only;
@@ -176,6 +186,12 @@ int run_proxy(const ProxyConfig& cfg) {
     std::fprintf(stderr, "sluice: listening on %s (%s)\n", b.address.c_str(), b.mode.c_str());
   }
   if (!summary_only) recorder.record(envelope::Record{header});
+  // Say plainly whether the flows are kept, and how to read them.
+  if (summary_only)
+    std::fprintf(stderr, "sluice: not recording (standard output is a terminal: one line per flow); "
+                         "add -w FILE.zst to keep every flow, or pipe it on: sluice proxy | sluice record captures/\n");
+  else if (to_file)
+    std::fprintf(stderr, "sluice: recording to %s (read it with: sluice show %s)\n", cfg.write.c_str(), cfg.write.c_str());
 
   server.run();
   server_ptr = nullptr;
@@ -194,9 +210,12 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
                   "MODE[:DATA][@[HOST:]PORT], repeatable: regular, reverse:http[s]://HOST[:PORT], "
                   "upstream:http://HOST:PORT, tcp:HOST:PORT@PORT, raw:HOST:PORT@PORT, socks5[@PORT] "
                   "(default regular@127.0.0.1:8080)");
+  sub->add_option("-p,--listen-port", cfg->listen_port, "Port of the modes that name none (mitmproxy's -p)")
+      ->check(CLI::Range(0, 65535));
+  sub->add_option("--listen-host", cfg->listen_host,
+                  "Address of the modes that name none (default 127.0.0.1; mitmproxy's --listen-host)");
   sub->add_option("-w,--write", cfg->write, "Write the stream to PATH ('-': standard output)");
-  sub->add_option("--format", cfg->format, "Stream encoding")->check(CLI::IsMember({"jsonl", "cbor"}));
-  sub->add_flag("--no-compress", cfg->no_compress, "Write the stream without zstd compression");
+  add_stream_flags(sub, cfg->stream);
   sub->add_option("--threads", cfg->threads, "I/O threads (default: one per core)")->check(CLI::Range(0u, 256u));
   sub->add_flag("--pin-threads", cfg->pin_threads,
                 "Pin each I/O thread to a CPU of its own (round robin over the CPUs the process may use)");

@@ -27,8 +27,7 @@ struct RecordConfig {
   std::string sync = "interval";
   double sync_interval = 1;
   bool tee = false;
-  std::string format;  // empty: the input's
-  bool no_compress = false;
+  StreamFlags stream;  // a file: by its name; segments: the input's encoding, compressed
 };
 
 using Clock = std::chrono::steady_clock;
@@ -99,8 +98,7 @@ class Recorder {
   }
 
   [[noreturn]] void fail(const std::string& what) {
-    throw CommandError(errno == EACCES || errno == EROFS || errno == ENOENT ? kUsage : kFailure,
-                       "record: " + what + ": " + std::strerror(errno));
+    throw CommandError(kFailure, "record: " + what + ": " + std::strerror(errno));
   }
   void check(const core::Result<void>& r) {
     if (!r) throw CommandError(kFailure, "record: cannot write " + current_ + ": " + r.error().message);
@@ -165,13 +163,17 @@ class Recorder {
 
 
 int run_record(const RecordConfig& cfg) {
+  if (cfg.path == "-")
+    throw CommandError(kUsage, "record: PATH is where the stream is written, and '-' names no file: give a file or "
+                               "a directory (sluice record capture.zst, sluice record captures/); the stream is read "
+                               "from standard input");
   bool directory = is_directory(cfg.path) || (!cfg.path.empty() && cfg.path.back() == '/');
   if (directory && !is_directory(cfg.path)) {
     if (::mkdir(cfg.path.c_str(), 0755) != 0)
-      throw CommandError(kUsage, "record: cannot create directory " + cfg.path + ": " + std::strerror(errno));
+      throw CommandError(kFailure, "record: cannot create directory " + cfg.path + ": " + std::strerror(errno));
   }
   if (directory && ::access(cfg.path.c_str(), W_OK) != 0)
-    throw CommandError(kUsage, "record: cannot write to " + cfg.path + ": " + std::strerror(errno));
+    throw CommandError(kFailure, "record: cannot write to " + cfg.path + ": " + std::strerror(errno));
   if (!directory && (!cfg.rotate_size.empty() || !cfg.rotate_every.empty()))
     throw CommandError(kUsage, "record: rotation needs a directory (end PATH with '/')");
   uint64_t rotate_size = cfg.rotate_size.empty() ? (directory ? 256ull << 20 : 0) : parse_size(cfg.rotate_size, "record: --rotate-size");
@@ -193,12 +195,11 @@ int run_record(const RecordConfig& cfg) {
       cfg.inputs, "record",
       [&](envelope::Record&& r, const stream::StreamReader& reader) {
         if (!out) {
-          stream::WriterOptions w;
-          const auto& d = reader.decoder();
-          w.encoding = cfg.format.empty() ? d.encoding().value_or(stream::Encoding::jsonl) : *stream::parse_encoding(cfg.format);
-          w.compression = cfg.no_compress ? stream::Compression::none : stream::Compression::zstd;
+          auto input = reader.decoder().encoding().value_or(stream::Encoding::jsonl);
+          stream::WriterOptions w = stream_options(directory ? std::string() : cfg.path, -1, cfg.stream, "record",
+                                                   directory ? input : stream::Encoding::jsonl, directory);
           out = std::make_unique<Recorder>(cfg, directory, w, rotate_size, rotate_every);
-          if (cfg.tee) tee = std::make_unique<stream::StreamWriter>(1, w);
+          if (cfg.tee) tee = std::make_unique<stream::StreamWriter>(1, stream_options("-", 1, {cfg.stream.format}, "record"));
         }
         out->write(r);
         if (tee && !tee->write(r)) flush_tee();
@@ -227,9 +228,7 @@ void setup_record(CLI::App& app, CommandRunner& run) {
   sub->add_option("--sync-interval", cfg->sync_interval, "Seconds between syncs with --sync interval (default 1)")
       ->check(CLI::Range(0.001, 86400.0));
   sub->add_flag("--tee", cfg->tee, "Also pass the stream on to standard output");
-  sub->add_option("--format", cfg->format, "Write this encoding (default: the input's)")
-      ->check(CLI::IsMember({"jsonl", "cbor"}));
-  sub->add_flag("--no-compress", cfg->no_compress, "Write uncompressed (default: zstd)");
+  add_stream_flags(sub, cfg->stream);
   sub->callback([&run, cfg] { run = [cfg] { return run_record(*cfg); }; });
 }
 

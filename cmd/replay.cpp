@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <mutex>
 
 #include "common.hpp"
 #include "replay/client.hpp"
@@ -32,8 +33,7 @@ struct ReplayConfig {
   std::vector<std::string> scope;
   diff::Options diff;
   std::string write;
-  std::string format = "jsonl";
-  bool no_compress = false;
+  StreamFlags stream;
   std::string record_body_limit = "16MiB";
   ServerTlsFlags server_tls;
   bool quiet = false;
@@ -53,23 +53,37 @@ std::unique_ptr<tls::TlsConfig> make_client_tls(const ReplayConfig& cfg) {
   return std::move(*config);
 }
 
-// "\rsluice: replay: 12/100" on a terminal, at most ten times a second and once at the end.
+// "sluice: replay: 12/100 flows" on a terminal, redrawn in place at most ten times a second. Lines
+// that other threads print on the same terminal (the flow summaries) clear it first (clear()), so
+// nothing runs into it; it comes back at the next update.
 class Progress {
  public:
   Progress(size_t total, bool on) : total_(total), on_(on) {}
   void update(size_t done) {
     if (!on_) return;
+    std::lock_guard lock(mu_);
     auto now = std::chrono::steady_clock::now();
-    if (done < total_ && now - last_ < std::chrono::milliseconds(100)) return;
+    if (done < total_ && drawn_ && now - last_ < std::chrono::milliseconds(100)) return;
     last_ = now;
-    std::fprintf(stderr, "\rsluice: replay: %zu/%zu flows", done, total_);
-    if (done == total_) std::fprintf(stderr, "\n");
+    std::fprintf(stderr, "\r\x1b[Ksluice: replay: %zu/%zu flows", done, total_);
+    drawn_ = done < total_;
+    if (!drawn_) std::fprintf(stderr, "\n");
     std::fflush(stderr);
+  }
+  void clear() {
+    if (!on_) return;
+    std::lock_guard lock(mu_);
+    if (!drawn_) return;
+    std::fprintf(stderr, "\r\x1b[K");
+    std::fflush(stderr);
+    drawn_ = false;
   }
 
  private:
   size_t total_;
   bool on_;
+  std::mutex mu_;
+  bool drawn_ = false;
   std::chrono::steady_clock::time_point last_{};
 };
 
@@ -121,7 +135,7 @@ int run_replay(ReplayConfig cfg) {
   }
 
   // The new exchanges: -w PATH, or stdout unless it is a terminal (then one line per flow).
-  StreamOutput output = open_stream_output(cfg.write, cfg.format, cfg.no_compress, "replay");
+  StreamOutput output = open_stream_output(cfg.write, cfg.stream, "replay");
   bool broken_pipe = false;
   runtime::Recorder recorder(output.fd,
                              output.summary_only ? runtime::Recorder::Mode::summary : runtime::Recorder::Mode::stream,
@@ -136,7 +150,15 @@ int run_replay(ReplayConfig cfg) {
   size_t to_send = 0;
   for (const auto& q : requests) to_send += q.skipped.empty();
   Progress progress(to_send, !cfg.quiet && is_terminal(2));
+  recorder.set_before_summary([&progress] { progress.clear(); });
+  eo.stop_on_signal = true;
+  eo.on_interrupt = [&progress] {
+    progress.clear();
+    std::fprintf(stderr, "sluice: replay: interrupted: sending no more requests, waiting for those in flight "
+                         "(Ctrl-C again stops at once)\n");
+  };
   auto outcomes = replay::run(flows, requests, eo, recorder, [&progress](size_t done) { progress.update(done); });
+  progress.clear();
   auto closed = recorder.close();
   if (output.to_file) ::close(output.fd);
   if (!closed && !broken_pipe) throw CommandError(kFailure, "replay: cannot write the stream: " + closed.error().message);
@@ -160,8 +182,18 @@ int run_replay(ReplayConfig cfg) {
         std::fprintf(stderr, "ERROR %s: %s\n", describe(c).c_str(), c.message.c_str());
       }
     }
-    std::fprintf(stderr, "sluice: replay: %zu flows: %zu %s, %zu failed, %zu errors, %zu skipped\n", report.cases.size(),
-                 report.passed, cfg.check ? "passed" : "replayed", report.failed, report.errors, report.skipped);
+    std::fprintf(stderr, "sluice: replay: %zu flows: %zu %s, %zu failed, %zu errors, %zu skipped%s\n",
+                 report.cases.size(), report.passed, cfg.check ? "passed" : "replayed", report.failed, report.errors,
+                 report.skipped,
+                 report.not_sent ? (" (" + std::to_string(report.not_sent) + " not sent: interrupted)").c_str() : "");
+  }
+  if (report.not_sent) return kInterrupted;
+  // A check that checked nothing is no pass: a CI job pointed at the wrong file must not go green.
+  if (report.nothing_checked()) {
+    std::string what = report.cases.empty() ? "the input holds no HTTP request" : "every request was skipped";
+    if (cfg.check || !cfg.junit.empty())
+      throw CommandError(kDifference, "replay: nothing to check: " + what);
+    std::fprintf(stderr, "sluice: replay: nothing was replayed: %s\n", what.c_str());
   }
   return report.failed + report.errors > 0 ? kDifference : kOk;
 }
@@ -192,8 +224,7 @@ void setup_replay(CLI::App& app, CommandRunner& run) {
   sub->add_option("--ignore-json-path", cfg->diff.ignore_json_paths,
                   "JSON body path not compared ($.a.b, $.items[*].id), repeatable");
   sub->add_option("-w,--write", cfg->write, "Write the new exchanges to PATH ('-': standard output)");
-  sub->add_option("--format", cfg->format, "Stream encoding")->check(CLI::IsMember({"jsonl", "cbor"}));
-  sub->add_flag("--no-compress", cfg->no_compress, "Write the stream without zstd compression");
+  add_stream_flags(sub, cfg->stream);
   sub->add_option("--record-body-limit", cfg->record_body_limit,
                   "Body bytes recorded per message, e.g. 16MiB, 512k; 0 records everything (default 16MiB)");
   add_server_tls_flags(sub, cfg->server_tls);

@@ -20,20 +20,19 @@ struct ShowConfig {
   std::vector<std::string> inputs;
   int detail = 0;
   bool jsonl = false;
-  std::string format;  // empty: print text
-  bool compress = false;
-  bool no_compress = false;
+  StreamFlags stream;  // format empty (and no --jsonl): print text
   std::string write = "-";
 };
 
 int run_show(const ShowConfig& cfg) {
-  bool convert = cfg.jsonl || !cfg.format.empty();
-  if (cfg.compress && cfg.no_compress) throw CommandError(kUsage, "show: --compress and --no-compress conflict");
-  if ((cfg.compress || cfg.no_compress) && !convert)
+  const StreamFlags& sf = cfg.stream;
+  bool convert = cfg.jsonl || !sf.format.empty();
+  if ((sf.compress || sf.no_compress) && !convert)
     throw CommandError(kUsage, "show: --compress/--no-compress need --format or --jsonl");
   if (cfg.detail > 0 && convert) throw CommandError(kUsage, "show: --detail prints text; it conflicts with --jsonl/--format");
-  if (cfg.jsonl && !cfg.format.empty() && cfg.format != "jsonl")
-    throw CommandError(kUsage, "show: --jsonl conflicts with --format " + cfg.format);
+  if (cfg.jsonl && !sf.format.empty() && sf.format != "jsonl")
+    throw CommandError(kUsage, "show: --jsonl conflicts with --format " + sf.format);
+  if (cfg.jsonl && sf.compress) throw CommandError(kUsage, "show: --jsonl is plain JSONL; it conflicts with --compress");
 
   int out_fd = open_output(cfg.write, "show");
 
@@ -41,15 +40,19 @@ int run_show(const ShowConfig& cfg) {
   std::unique_ptr<Output> text;
   std::unique_ptr<view::FlowSummarizer> summary;
   if (convert) {
-    stream::WriterOptions o;
-    o.encoding = cfg.jsonl ? stream::Encoding::jsonl : *stream::parse_encoding(cfg.format);
-    o.compression = (cfg.jsonl || cfg.no_compress) ? stream::Compression::none : stream::Compression::zstd;
-    if (o.compression == stream::Compression::zstd && is_terminal(out_fd) && !cfg.compress)
-      throw CommandError(kUsage, "show: refusing to write compressed data to a terminal (use --jsonl or -w FILE)");
+    StreamFlags flags = sf;
+    if (cfg.jsonl) {
+      flags.format = "jsonl";
+      flags.no_compress = true;
+    }
+    stream::WriterOptions o = stream_options(cfg.write, out_fd, flags, "show");
+    o.inline_bodies = cfg.jsonl;  // the view for jq: every body in message.body
     writer = std::make_unique<stream::StreamWriter>(out_fd, o);
   } else {
     text = std::make_unique<Output>(out_fd);
-    if (cfg.detail == 0) summary = std::make_unique<view::FlowSummarizer>([&](const std::string& l) { text->line(l); });
+    if (cfg.detail == 0)
+      summary = std::make_unique<view::FlowSummarizer>([&](const std::string& l) { text->line(l); }, 100000,
+                                                       view::use_color(out_fd));
   }
 
   auto flush = [&] {
@@ -91,10 +94,8 @@ void setup_show(CLI::App& app, CommandRunner& run) {
   sub->add_option("files", cfg->inputs, "Captures to read ('-' or none: standard input)");
   sub->add_option("--detail", cfg->detail, "Detail level: 1 headers, 2 bodies, 3 raw bytes and every record")
       ->check(CLI::Range(0, 3));
-  sub->add_flag("--jsonl", cfg->jsonl, "Write plain uncompressed JSONL (for jq)");
-  sub->add_option("--format", cfg->format, "Write the stream in this encoding")->check(CLI::IsMember({"jsonl", "cbor"}));
-  sub->add_flag("--compress", cfg->compress, "zstd-compress the written stream (the default with --format)");
-  sub->add_flag("--no-compress", cfg->no_compress, "Write the stream uncompressed");
+  sub->add_flag("--jsonl", cfg->jsonl, "Write plain uncompressed JSONL for jq, every body written out in message.body");
+  add_stream_flags(sub, cfg->stream);
   sub->add_option("-w,--write", cfg->write, "Write to PATH instead of standard output ('-')");
   sub->callback([&run, cfg] { run = [cfg] { return run_show(*cfg); }; });
 }

@@ -22,6 +22,7 @@ _sluice() {
                 --format) COMPREPLY=($(compgen -W "jsonl cbor" -- "$cur")); return ;;
                 -w|--write) _filedir; return ;;
                 -m|--mode) COMPREPLY=($(compgen -W "regular tcp: raw: reverse: upstream: socks5" -- "$cur")); compopt -o nospace; return ;;
+                -p|--listen-port|--listen-host) return ;;
                 --threads|--grace|--connect-timeout|--header-timeout|--first-byte-timeout|--idle-timeout|--detect-timeout) return ;;
                 --record-body-limit|--proxy-auth|--upstream-auth|--cert-cache|--tls-passthrough) return ;;
                 --match|--ignore-param|--ignore-form-field|--match-header) return ;;
@@ -30,7 +31,7 @@ _sluice() {
                 --ca-dir) _filedir -d; return ;;
                 --ca-cert|--ca-key|--server-ca|--client-cert) _filedir; return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --mode -w --write --format --no-compress --threads --pin-threads --grace --connect-timeout --header-timeout --first-byte-timeout --idle-timeout --detect-timeout --record-body-limit --keep-host-header --proxy-auth --upstream-auth --ca-dir --ca-cert --ca-key --ca-ephemeral --cert-cache --insecure --server-ca --client-cert --no-tls-resume --tls-passthrough --serve-from --match --ignore-param --ignore-body --ignore-form-field --match-header --reuse --on-miss --refresh-dates -v --verbose --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "-m --mode -p --listen-port --listen-host -w --write --format --compress --no-compress --threads --pin-threads --grace --connect-timeout --header-timeout --first-byte-timeout --idle-timeout --detect-timeout --record-body-limit --keep-host-header --proxy-auth --upstream-auth --ca-dir --ca-cert --ca-key --ca-ephemeral --cert-cache --insecure --server-ca --client-cert --no-tls-resume --tls-passthrough --serve-from --match --ignore-param --ignore-body --ignore-form-field --match-header --reuse --on-miss --refresh-dates -v --verbose --help" -- "$cur"))
             ;;
         show)
             case $prev in
@@ -52,6 +53,24 @@ _sluice() {
             esac
             if [[ $cur == -* ]]; then
                 COMPREPLY=($(compgen -W "--envelopes --max-pending --format --compress --no-compress -w --write --help" -- "$cur"))
+                return
+            fi
+            # The first word after the options is the expression: its operators, never ~user names or
+            # files (bash would expand a leading ~ to home directories).
+            local args=0 k
+            for ((k = i + 1; k < cword; k++)); do
+                case "${words[k]}" in
+                    --max-pending|--format|-w|--write) ((k++)) ;;
+                    -*) ;;
+                    *) ((args++)) ;;
+                esac
+            done
+            if ((args == 0)); then
+                # Escaped: compgen expands its word list, and ~root is a home directory.
+                local ops='\~a \~all \~anomaly \~b \~bq \~bs \~c \~d \~dst \~e \~grpc \~h \~hq \~hs \~http \~m \~proto \~q \~replay \~s \~src \~t \~tag \~tcp \~tq \~ts \~u \~variant \~websocket'
+                COMPREPLY=($(compgen -W "$ops" -- "$cur"))
+                compopt -o nospace 2>/dev/null
+                [[ ${#COMPREPLY[@]} -eq 1 ]] && COMPREPLY[0]+=" "
             else
                 _filedir
             fi
@@ -63,7 +82,7 @@ _sluice() {
                 --rotate-size|--rotate-every|--name|--sync-interval) return ;;
             esac
             if [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W "--rotate-size --rotate-every --name --sync --sync-interval --tee --format --no-compress --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--rotate-size --rotate-every --name --sync --sync-interval --tee --format --compress --no-compress --help" -- "$cur"))
             else
                 _filedir
             fi
@@ -85,7 +104,7 @@ _sluice() {
                 --target|-j|--concurrency|--rate|--timeout|--connect-timeout|--retries|--scope|--ignore-header|--ignore-json-path|--record-body-limit) return ;;
             esac
             if [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W "--target -j --concurrency --rate --timeout --connect-timeout --retries --as-recorded --check --junit --scope --ignore-header --ignore-json-path -w --write --format --no-compress --record-body-limit --insecure --server-ca --client-cert --no-tls-resume -q --quiet --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--target -j --concurrency --rate --timeout --connect-timeout --retries --as-recorded --check --junit --scope --ignore-header --ignore-json-path -w --write --format --compress --no-compress --record-body-limit --insecure --server-ca --client-cert --no-tls-resume -q --quiet --help" -- "$cur"))
             else
                 _filedir
             fi
@@ -107,7 +126,7 @@ _sluice() {
                 -w|--write) _filedir; return ;;
             esac
             if [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W "--format --no-compress -w --write --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--format --compress --no-compress -w --write --help" -- "$cur"))
             else
                 _filedir
             fi
@@ -128,9 +147,9 @@ _sluice() {
             if [[ -z $verb ]]; then
                 COMPREPLY=($(compgen -W "init path export spki trust-hint --ca-dir --help" -- "$cur"))
             elif [[ $verb == export ]]; then
-                COMPREPLY=($(compgen -W "--format -o --output --password --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--format -o --output --password --ca-dir --help" -- "$cur"))
             else
-                COMPREPLY=($(compgen -W "--help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--ca-dir --help" -- "$cur"))
             fi
             ;;
     esac

@@ -8,8 +8,11 @@ complete -c sluice -n "not __fish_seen_subcommand_from $commands" -l version -d 
 
 # proxy
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -s m -l mode -x -a 'regular tcp: raw: reverse: upstream: socks5' -d 'Listener MODE[:DATA][@[HOST:]PORT]'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -s p -l listen-port -x -d 'Port of modes that name none'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l listen-host -x -d 'Address of modes that name none'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -s w -l write -r -F -d 'Write the stream to PATH'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l format -x -a 'jsonl cbor' -d 'Stream encoding'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l compress -d 'zstd-compress the stream (default for *.zst)'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l no-compress -d 'Write without zstd'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l threads -x -d 'I/O threads'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l pin-threads -d 'Pin each I/O thread to a CPU of its own'
@@ -73,6 +76,7 @@ complete -c sluice -n "__fish_seen_subcommand_from record" -l sync -x -a 'always
 complete -c sluice -n "__fish_seen_subcommand_from record" -l sync-interval -x -d 'Seconds between syncs (1)'
 complete -c sluice -n "__fish_seen_subcommand_from record" -l tee -d 'Also pass the stream to standard output'
 complete -c sluice -n "__fish_seen_subcommand_from record" -l format -x -a 'jsonl cbor' -d 'Write this encoding'
+complete -c sluice -n "__fish_seen_subcommand_from record" -l compress -d 'zstd-compress the stream (default for *.zst)'
 complete -c sluice -n "__fish_seen_subcommand_from record" -l no-compress -d 'Write uncompressed'
 
 # diff
@@ -94,6 +98,7 @@ complete -c sluice -n "__fish_seen_subcommand_from export" -s w -l write -r -F -
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a import -d 'Turn a HAR file into a stream'
 complete -c sluice -n "__fish_seen_subcommand_from import" -F
 complete -c sluice -n "__fish_seen_subcommand_from import" -l format -x -a 'jsonl cbor' -d 'Stream encoding'
+complete -c sluice -n "__fish_seen_subcommand_from import" -l compress -d 'zstd-compress the stream (default for *.zst)'
 complete -c sluice -n "__fish_seen_subcommand_from import" -l no-compress -d 'Write the stream uncompressed'
 complete -c sluice -n "__fish_seen_subcommand_from import" -s w -l write -r -F -d 'Write to PATH'
 
@@ -122,6 +127,7 @@ complete -c sluice -n "__fish_seen_subcommand_from replay" -l ignore-header -x -
 complete -c sluice -n "__fish_seen_subcommand_from replay" -l ignore-json-path -x -d 'JSON body path not compared'
 complete -c sluice -n "__fish_seen_subcommand_from replay" -s w -l write -r -d 'Write the new exchanges to PATH'
 complete -c sluice -n "__fish_seen_subcommand_from replay" -l format -x -a 'jsonl cbor' -d 'Stream encoding'
+complete -c sluice -n "__fish_seen_subcommand_from replay" -l compress -d 'zstd-compress the stream (default for *.zst)'
 complete -c sluice -n "__fish_seen_subcommand_from replay" -l no-compress -d 'Write uncompressed'
 complete -c sluice -n "__fish_seen_subcommand_from replay" -l record-body-limit -x -d 'Body bytes recorded per message'
 complete -c sluice -n "__fish_seen_subcommand_from replay" -l insecure -d 'Do not verify servers'

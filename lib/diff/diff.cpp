@@ -157,6 +157,23 @@ const std::vector<std::string>& volatile_headers() {
 }
 
 void ExchangeCollector::add(const envelope::Record& r) {
+  if (const auto* h = std::get_if<envelope::StreamHeader>(&r)) {
+    for (const auto& l : h->listeners) {
+      const core::Value* mode = l.find("mode");
+      const core::Value* address = l.find("address");
+      if (!mode || !mode->is_string() || !address || !address->is_string()) continue;
+      std::string_view spec = mode->as_string();
+      if (!spec.starts_with("reverse:")) continue;
+      spec.remove_prefix(8);
+      spec = spec.substr(0, spec.rfind('@'));
+      std::string target(spec);
+      if (target.find("://") == std::string::npos) target = "https://" + target;  // mitmproxy's default
+      if (!target.starts_with("http://") && !target.starts_with("https://")) continue;
+      while (target.ends_with('/')) target.pop_back();
+      reverse_[address->as_string()] = target;
+    }
+    return;
+  }
   const auto* e = std::get_if<envelope::Envelope>(&r);
   if (!e || e->protocol != envelope::Protocol::http || e->modified || !e->overlay.empty()) return;
   const auto* m = std::get_if<envelope::HttpMessage>(&e->message);
@@ -164,7 +181,10 @@ void ExchangeCollector::add(const envelope::Record& r) {
   if (m->kind == envelope::HttpMessage::Kind::request) {
     if (m->method == "CONNECT" || index_.count(e->flow_id)) return;
     index_[e->flow_id] = out_.size();
-    out_.push_back({e->flow_id, m->method, envelope::url_of(*m), *m, std::nullopt});
+    std::string url = envelope::url_of(*m);
+    if (auto rev = reverse_.find(std::string(m->authority)); rev != reverse_.end() && m->path.starts_with("/"))
+      url = rev->second + std::string(m->path);
+    out_.push_back({e->flow_id, m->method, std::move(url), *m, std::nullopt});
   } else if (auto it = index_.find(e->flow_id); it != index_.end() && (m->status >= 200 || m->status == 101)) {
     out_[it->second].response = *m;
   }

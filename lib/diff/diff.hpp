@@ -35,6 +35,8 @@ struct Exchange {
 };
 
 // The HTTP exchanges of a stream, in order of their requests (variants and interim responses skipped).
+// A request to a reverse listener (its Host the listener's own address, as the header record names
+// it) is taken as addressed to the listener's server: two captures on `@0` ports pair their flows.
 class ExchangeCollector {
  public:
   void add(const envelope::Record& r);
@@ -43,6 +45,7 @@ class ExchangeCollector {
  private:
   std::vector<Exchange> out_;
   std::map<std::string, size_t> index_;  // flow id -> position
+  std::map<std::string, std::string> reverse_;  // a reverse listener's address -> "scheme://authority"
 };
 
 std::string pairing_key(const Exchange& e, const Options& o);

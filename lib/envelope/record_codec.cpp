@@ -1,7 +1,10 @@
 #include "envelope/record_codec.hpp"
 
+
 #include <charconv>
 #include <climits>
+#include <cstring>
+#include <optional>
 
 #include "core/json.hpp"
 
@@ -207,9 +210,28 @@ void time_out(E& e, Timestamp t) {
   e.str(core::format_rfc3339(t));
 }
 
+// Where `bytes` starts in `raw` when raw ends with them (a body or payload the wire holds unchanged),
+// so that it is written once: as `body_at`/`payload_at` instead of a second copy.
+std::optional<uint64_t> suffix_at(const Bytes* raw, const Bytes& bytes) {
+  if (!raw || bytes.empty() || bytes.size() > raw->size()) return std::nullopt;
+  size_t at = raw->size() - bytes.size();
+  if (std::memcmp(raw->data() + at, bytes.data(), bytes.size()) != 0) return std::nullopt;
+  return at;
+}
+
 template <typename E>
 struct MessageEncoder {
   E& e;
+  const Bytes* raw = nullptr;  // the envelope's raw, when bodies it holds are written once
+
+  template <typename B>
+  void bytes_member(std::string_view key, std::string_view at_key, const B& b) {
+    if (auto at = suffix_at(raw, b)) {
+      e.key(at_key), e.unum(*at);
+    } else {
+      e.key(key), e.text_bytes(b);
+    }
+  }
 
   void operator()(const HttpMessage& m) {
     e.key("kind"), e.str(message_kind(Message{m}));
@@ -225,7 +247,7 @@ struct MessageEncoder {
     e.key("version"), e.str(m.version);
     e.key("headers"), headers_out(e, m.headers);
     if (!m.trailers.empty()) e.key("trailers"), headers_out(e, m.trailers);
-    e.key("body"), e.text_bytes(m.body);
+    bytes_member("body", "body_at", m.body);
     if (m.body_omitted) e.key("body_omitted"), e.unum(m.body_omitted);
     extra_out(e, m.extra);
   }
@@ -238,7 +260,7 @@ struct MessageEncoder {
     if (m.rsv3) e.key("rsv3"), e.boolean(true);
     e.key("masked"), e.boolean(m.masked);
     if (m.compressed) e.key("compressed"), e.boolean(true);
-    e.key("payload"), e.text_bytes(m.payload);
+    bytes_member("payload", "payload_at", m.payload);
     if (m.close_code) {
       e.key("close_code"), e.num(*m.close_code);
       e.key("close_reason"), e.text_bytes(m.close_reason);
@@ -256,7 +278,7 @@ struct MessageEncoder {
   void operator()(const GrpcDataMessage& m) {
     e.key("kind"), e.str("data");
     e.key("compressed"), e.boolean(m.compressed);
-    e.key("payload"), e.text_bytes(m.payload);
+    bytes_member("payload", "payload_at", m.payload);
     extra_out(e, m.extra);
   }
   void operator()(const GrpcEndMessage& m) {
@@ -328,6 +350,7 @@ void context_out(E& e, const Context& c) {
 template <typename E>
 struct RecordEncoder {
   E& e;
+  EncodeOptions options;
 
   void operator()(const StreamHeader& h) {
     e.obj_begin();
@@ -356,7 +379,7 @@ struct RecordEncoder {
       e.value(opaque->value);
     } else {
       e.obj_begin();
-      std::visit(MessageEncoder<E>{e}, env.message);
+      std::visit(MessageEncoder<E>{e, options.inline_bodies ? nullptr : &env.raw}, env.message);
       e.obj_end();
     }
     e.key("context"), context_out(e, env.context);
@@ -560,8 +583,19 @@ bool decode_certificate(Fields& f, Certificate& c) {
   return ok;
 }
 
-// Decodes `message` given the envelope's protocol; unknown combinations stay opaque.
-bool decode_message(Value v, Protocol protocol, Message& out, std::string& err) {
+// A body or payload written once (`body_at`/`payload_at`: where it starts in raw) into `out`.
+bool from_raw(Fields& f, std::string_view key, const Bytes& raw, Bytes& out) {
+  uint64_t at = UINT64_MAX;
+  if (!f.integer(key, at)) return false;
+  if (at == UINT64_MAX) return true;
+  if (at > raw.size()) return f.fail(key, "an offset within raw");
+  if (out.empty()) out.assign(raw, at);  // a writer that gave both: the copy counts
+  return true;
+}
+
+// Decodes `message` given the envelope's protocol (and its `raw`, where a body may be held); unknown
+// combinations stay opaque.
+bool decode_message(Value v, Protocol protocol, const Bytes& raw, Message& out, std::string& err) {
   if (!v.is_object()) {
     err = "field 'message': expected an object";
     return false;
@@ -589,7 +623,7 @@ bool decode_message(Value v, Protocol protocol, Message& out, std::string& err) 
          f.text_or_bytes("authority", m.authority) && f.text_or_bytes("path", m.path) &&
          f.integer("status", m.status) && f.text_or_bytes("reason", m.reason) && f.str("version", m.version) &&
          f.headers("headers", m.headers) && f.headers("trailers", m.trailers) && f.text_or_bytes("body", m.body) &&
-         f.integer("body_omitted", m.body_omitted);
+         from_raw(f, "body_at", raw, m.body) && f.integer("body_omitted", m.body_omitted);
     m.extra = f.rest();
     out = std::move(m);
   } else if (protocol == Protocol::ws && kind == "frame") {
@@ -598,7 +632,7 @@ bool decode_message(Value v, Protocol protocol, Message& out, std::string& err) 
     ok = f.integer("opcode", m.opcode) && f.boolean("fin", m.fin) && f.boolean("rsv1", m.rsv1) &&
          f.boolean("rsv2", m.rsv2) && f.boolean("rsv3", m.rsv3) && f.boolean("masked", m.masked) &&
          f.boolean("compressed", m.compressed) && f.text_or_bytes("payload", m.payload) &&
-         f.integer("close_code", close_code) && f.text_or_bytes("close_reason", m.close_reason);
+         from_raw(f, "payload_at", raw, m.payload) && f.integer("close_code", close_code) && f.text_or_bytes("close_reason", m.close_reason);
     if (close_code >= 0) m.close_code = close_code;
     m.extra = f.rest();
     out = std::move(m);
@@ -610,7 +644,8 @@ bool decode_message(Value v, Protocol protocol, Message& out, std::string& err) 
     out = std::move(m);
   } else if (is_grpc && kind == "data") {
     GrpcDataMessage m;
-    ok = f.boolean("compressed", m.compressed) && f.text_or_bytes("payload", m.payload);
+    ok = f.boolean("compressed", m.compressed) && f.text_or_bytes("payload", m.payload) &&
+         from_raw(f, "payload_at", raw, m.payload);
     m.extra = f.rest();
     out = std::move(m);
   } else if (is_grpc && kind == "end") {
@@ -681,26 +716,26 @@ bool decode_envelope(Fields& f, Envelope& e) {
 
 }  // namespace
 
-core::Value to_value(const Record& r, Target target) {
+core::Value to_value(const Record& r, Target target, EncodeOptions options) {
   ValueEmitter e(target);
-  std::visit(RecordEncoder<ValueEmitter>{e}, r);
+  std::visit(RecordEncoder<ValueEmitter>{e, options}, r);
   return e.take();
 }
 
-core::Value to_value(const Envelope& env, Target target) {
+core::Value to_value(const Envelope& env, Target target, EncodeOptions options) {
   ValueEmitter e(target);
-  RecordEncoder<ValueEmitter>{e}(env);
+  RecordEncoder<ValueEmitter>{e, options}(env);
   return e.take();
 }
 
-void write_json(const Record& r, std::string& out, const Spill* spill) {
+void write_json(const Record& r, std::string& out, const Spill* spill, EncodeOptions options) {
   JsonEmitter e(out, spill);
-  std::visit(RecordEncoder<JsonEmitter>{e}, r);
+  std::visit(RecordEncoder<JsonEmitter>{e, options}, r);
 }
 
-void write_json(const Envelope& env, std::string& out) {
+void write_json(const Envelope& env, std::string& out, EncodeOptions options) {
   JsonEmitter e(out);
-  RecordEncoder<JsonEmitter>{e}(env);
+  RecordEncoder<JsonEmitter>{e, options}(env);
 }
 
 core::Result<Record> from_value(Value v) {
@@ -733,7 +768,7 @@ core::Result<Record> from_value(Value v) {
       }
     }
     if (ok) {
-      if (Value* m = f.take("message"); m && !m->is_null()) ok = decode_message(std::move(*m), e.protocol, e.message, err);
+      if (Value* m = f.take("message"); m && !m->is_null()) ok = decode_message(std::move(*m), e.protocol, e.raw, e.message, err);
     }
     ok = ok && f.object("context", [&](Fields& c) { return decode_context(c, e.context); });
     if (ok) {

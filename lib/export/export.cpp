@@ -308,7 +308,8 @@ std::string to_httpie(const HttpMessage& q) {
   bool nul = q.body.find('\0') != std::string::npos;
   std::string cmd;
   if (!q.body.empty() && nul) cmd += "printf '%b' " + printf_bytes(q.body) + " | ";
-  cmd += "http --print= " + std::string(q.body.empty() || !nul ? "--ignore-stdin " : "") + shell_quote(q.method) + " " +
+  // --print=b: the response body on standard output, as curl prints it.
+  cmd += "http --print=b " + std::string(q.body.empty() || !nul ? "--ignore-stdin " : "") + shell_quote(q.method) + " " +
          shell_quote(envelope::url_of(q));
   std::vector<std::string> present;
   for (const auto& [k, v] : q.headers) {

@@ -265,8 +265,9 @@ struct Scanner {
   }
 };
 
-// Reads `m`'s members into it, reusing its strings; headers and bodies only when `needs` asks.
-bool http_message(Scanner& sc, uint32_t needs, HttpMessage& m) {
+// Reads `m`'s members into it, reusing its strings; headers and bodies only when `needs` asks. A body
+// written once (`body_at`) leaves its offset in raw in `at`.
+bool http_message(Scanner& sc, uint32_t needs, HttpMessage& m, int64_t& at) {
   m.kind = HttpMessage::Kind::request;
   m.method.clear();
   m.scheme.clear();
@@ -303,11 +304,13 @@ bool http_message(Scanner& sc, uint32_t needs, HttpMessage& m) {
     if (k == "headers") return once(8) && (needs & reads_headers ? sc.headers(m.headers) : sc.skip());
     if (k == "trailers") return once(9) && (needs & reads_headers ? sc.headers(m.trailers) : sc.skip());
     if (k == "body") return once(10) && (needs & reads_bodies ? sc.bytes(m.body) : sc.skip());
+    if (k == "body_at") return once(11) && sc.number(at) && at >= 0;
     return sc.skip();
   });
 }
 
-bool message(Scanner& sc, uint32_t needs, Envelope& e) {
+// `at`: the offset in raw of a body or payload written once, -1 when none.
+bool message(Scanner& sc, uint32_t needs, Envelope& e, int64_t& at) {
   // The kind decides the shape: read the members into the matching alternative.
   size_t start = sc.pos;
   std::string_view kind, first;
@@ -326,7 +329,7 @@ bool message(Scanner& sc, uint32_t needs, Envelope& e) {
   if (kind == "request" || kind == "response") {
     auto* m = std::get_if<HttpMessage>(&e.message);
     if (!m) m = &e.message.emplace<HttpMessage>();
-    return http_message(sc, needs, *m);
+    return http_message(sc, needs, *m, at);
   }
   bool bodies = needs & reads_bodies;
   if (kind == "frame") {
@@ -337,6 +340,7 @@ bool message(Scanner& sc, uint32_t needs, Envelope& e) {
         return sc.once(seen, 0) && sc.number(v) && (m.opcode = static_cast<int>(v), true);
       }
       if (k == "payload" && bodies) return sc.once(seen, 1) && sc.bytes(m.payload);
+      if (k == "payload_at") return sc.once(seen, 2) && sc.number(at) && at >= 0;
       return sc.skip();
     });
   }
@@ -351,6 +355,7 @@ bool message(Scanner& sc, uint32_t needs, Envelope& e) {
   if (kind == "data") {
     auto& m = e.message.emplace<envelope::GrpcDataMessage>();
     return sc.object([&](std::string_view k) {
+      if (k == "payload_at") return sc.once(seen, 1) && sc.number(at) && at >= 0;
       return k == "payload" && bodies ? sc.once(seen, 0) && sc.bytes(m.payload) : sc.skip();
     });
   }
@@ -395,6 +400,7 @@ bool scan_line(core::ByteView line, uint32_t needs, Envelope& e, Type& type, std
   std::string_view protocol;
   std::string protocol_scratch, scratch;
   size_t raw_at = std::string_view::npos;
+  int64_t body_at = -1;  // a body or payload written once: its offset in raw
   uint32_t seen = 0;
   bool has_message = false;
   type = Type::other;
@@ -433,7 +439,7 @@ bool scan_line(core::ByteView line, uint32_t needs, Envelope& e, Type& type, std
       raw_at = sc.pos;
       return sc.skip();
     }
-    if (k == "message") return once(m_message) && (has_message = true, message(sc, needs, e));
+    if (k == "message") return once(m_message) && (has_message = true, message(sc, needs, e, body_at));
     if (k == "context") {
       if (!once(m_context)) return sc.fail();
       if (!(needs & reads_context)) return sc.skip();
@@ -471,13 +477,26 @@ bool scan_line(core::ByteView line, uint32_t needs, Envelope& e, Type& type, std
   if (!has_message) e.message.emplace<envelope::RawMessage>();
   e.protocol = envelope::parse_protocol(protocol);
   if (e.protocol == envelope::Protocol::other) e.protocol_name = protocol;
-  if (e.protocol == envelope::Protocol::raw && raw_at != std::string_view::npos && (needs & reads_bodies)) {
+  bool held = body_at >= 0 && (needs & reads_bodies);
+  if ((e.protocol == envelope::Protocol::raw || held) && raw_at != std::string_view::npos && (needs & reads_bodies)) {
     Scanner r{line, raw_at};
     std::string b64;
     if (!r.str(&b64)) return false;
     auto d = core::base64_decode(b64);
     if (!d) return false;
     e.raw = std::move(*d);
+  }
+  if (held) {
+    // The body (or payload) is the end of raw; a copy written too counts, as in the full decoder.
+    if (static_cast<uint64_t>(body_at) > e.raw.size()) return false;
+    core::ByteView tail = core::ByteView(e.raw).substr(static_cast<size_t>(body_at));
+    if (auto* h = std::get_if<HttpMessage>(&e.message)) {
+      if (h->body.empty()) h->body.assign(tail);
+    } else if (auto* w = std::get_if<envelope::WsMessage>(&e.message)) {
+      if (w->payload.empty()) w->payload.assign(tail);
+    } else if (auto* g = std::get_if<envelope::GrpcDataMessage>(&e.message)) {
+      if (g->payload.empty()) g->payload.assign(tail);
+    }
   }
   return true;
 }

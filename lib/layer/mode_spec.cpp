@@ -82,17 +82,27 @@ core::Result<ModeSpec> parse_mode_spec(std::string_view spec) {
       if (!hp) return core::make_error("mode '" + m.text + "': " + hp.error().message);
       m.listen_host = hp->first;
       m.listen_port = hp->second;
+      m.listen_host_given = true;
     } else {
       auto p = parse_port(listen, "listen");
       if (!p) return core::make_error("mode '" + m.text + "': " + p.error().message);
       m.listen_port = *p;
     }
+    m.listen_port_given = true;
   }
   std::string_view name = body;
   if (auto colon = body.find(':'); colon != std::string_view::npos) {
     name = body.substr(0, colon);
     m.data = std::string(body.substr(colon + 1));
   }
+  // mitmproxy's spellings of a TCP forward: reverse:tcp://HOST:PORT, reverse:tls://HOST:PORT (ours
+  // detects TLS from the client's first bytes either way).
+  if (name == "reverse" && (m.data.starts_with("tcp://") || m.data.starts_with("tls://"))) {
+    name = "tcp";
+    m.data = m.data.substr(6);
+  }
+  if (name == "reverse" && !m.data.empty() && m.data.find("://") == std::string::npos) m.data = "https://" + m.data;
+  if (name == "upstream" && !m.data.empty() && m.data.find("://") == std::string::npos) m.data = "http://" + m.data;
   if (name == "regular") {
     m.kind = ModeSpec::Kind::regular;
   } else if (name == "reverse") {
@@ -107,7 +117,11 @@ core::Result<ModeSpec> parse_mode_spec(std::string_view spec) {
     m.target_port = hp->second;
   } else if (name == "socks5") {
     m.kind = ModeSpec::Kind::socks5;
-    if (spec.rfind('@') == std::string_view::npos) m.listen_port = 1080;  // SOCKS's own default
+    if (!m.listen_port_given) m.listen_port = 1080;  // SOCKS's own default
+  } else if (name == "transparent" || name == "wireguard" || name == "local" || name == "tun" || name == "dns") {
+    return core::make_error("mode '" + std::string(name) +
+                            "' is mitmproxy's; sluice does not have it (it has regular, reverse, upstream, tcp, raw "
+                            "and socks5)");
   } else {
     return core::make_error("unknown mode '" + std::string(name) +
                             "' (expected regular, reverse, upstream, tcp, raw or socks5)");
@@ -116,7 +130,12 @@ core::Result<ModeSpec> parse_mode_spec(std::string_view spec) {
     if (m.data.empty())
       return core::make_error("mode '" + m.text + "' needs a server URL: " + std::string(name) + ":http://HOST:PORT");
     auto u = parse_absolute_url(m.data);
-    if (!u) return core::make_error("mode '" + m.text + "': " + u.error().message);
+    if (!u) {
+      if (auto sep = m.data.find("://"); sep != std::string::npos && m.kind == ModeSpec::Kind::reverse)
+        return core::make_error("mode '" + m.text + "': sluice has no reverse mode for " + m.data.substr(0, sep) +
+                                " (it has http, https, tcp and tls)");
+      return core::make_error("mode '" + m.text + "': " + u.error().message);
+    }
     if (u->origin_form != "/")
       return core::make_error("mode '" + m.text + "': the URL takes no path ('" + u->origin_form + "')");
     m.target_scheme = u->scheme;

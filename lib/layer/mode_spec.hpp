@@ -2,9 +2,12 @@
 // Proxy modes in mitmproxy's syntax: MODE[:DATA][@[HOST:]PORT].
 //   regular                      listen 127.0.0.1:8080, absolute-form requests and CONNECT
 //   tcp:HOST:PORT@LISTEN          TCP forward to HOST:PORT, protocol detected from the first bytes
+//                                 (mitmproxy's reverse:tcp://HOST:PORT and reverse:tls://HOST:PORT too)
 //   raw:HOST:PORT@LISTEN          TCP forward, bytes recorded as raw chunks, no detection
-//   reverse:http://HOST[:PORT]    every request goes to that server
-//   upstream:http://HOST:PORT     requests and CONNECT go on through that proxy
+//   reverse:http://HOST[:PORT]    every request goes to that server (mitmproxy's reverse:HOST[:PORT]:
+//                                 https)
+//   upstream:http://HOST:PORT     requests and CONNECT go on through that proxy (scheme optional)
+//   socks5                        SOCKS5 on 127.0.0.1:1080
 // Listeners bind to loopback unless the spec names a host; port 0 asks the system for a free port.
 #include <cstdint>
 #include <string>
@@ -22,6 +25,8 @@ struct ModeSpec {
   uint16_t target_port = 0;
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 8080;
+  bool listen_port_given = false;   // the spec named a port (`@PORT`); otherwise the mode's default
+  bool listen_host_given = false;   // the spec named a host (`@HOST:PORT`)
   std::string text;                 // the spec as given, for logs and the header record
 };
 

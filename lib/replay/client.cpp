@@ -7,7 +7,9 @@
 #include <boost/asio.hpp>
 #include <cerrno>
 #include <cstring>
+#include <csignal>
 #include <deque>
+#include <optional>
 #include <unordered_map>
 
 #include "layer/http1_layer.hpp"
@@ -70,8 +72,18 @@ class Engine {
   }
 
   std::vector<Outcome> run() {
+    if (options_.stop_on_signal) {
+      signals_.emplace(io_, SIGINT, SIGTERM);
+      wait_signal();
+    }
     pump();
+    if (in_flight_ == 0 && signals_) signals_->cancel();  // nothing to send at all
     io_.run();
+    // What never got an answer because of an interruption.
+    for (size_t k = 0; k < queue_.size(); ++k) {
+      Outcome& o = outcomes_[queue_[k]];
+      if (interrupted_ && (k >= next_ || (!o.response && o.error.empty()))) o.not_sent = true;
+    }
     return std::move(outcomes_);
   }
 
@@ -133,7 +145,25 @@ class Engine {
     }
   }
 
+  void wait_signal() {
+    signals_->async_wait([this](boost::system::error_code ec, int) {
+      if (ec) return;
+      if (interrupted_) {  // a second time: abandon what is in flight
+        io_.stop();
+        return;
+      }
+      interrupted_ = true;
+      if (options_.on_interrupt) options_.on_interrupt();
+      if (in_flight_ == 0) return;  // the handler is not rearmed: io_ runs out of work
+      wait_signal();
+    });
+  }
+
   void pump() {
+    if (interrupted_) {
+      if (in_flight_ == 0 && signals_) signals_->cancel();
+      return;
+    }
     while (in_flight_ < std::max(1u, options_.concurrency) && next_ < queue_.size()) {
       if (options_.rate > 0) {
         auto now = Clock::now();
@@ -322,6 +352,7 @@ class Engine {
     ++finished_;
     if (progress_) progress_(finished_);
     pump();
+    if (in_flight_ == 0 && next_ >= queue_.size() && signals_) signals_->cancel();  // done: stop listening
   }
 
   const std::vector<Recorded>& flows_;
@@ -330,6 +361,8 @@ class Engine {
   runtime::Recorder& recorder_;
   const std::function<void(size_t)>& progress_;
   asio::io_context io_;
+  std::optional<asio::signal_set> signals_;
+  bool interrupted_ = false;
   pipeline::Pipeline pipeline_;
   asio::steady_timer pacer_;
   bool pacing_ = false;

@@ -33,6 +33,10 @@ struct EngineOptions {
   std::chrono::milliseconds connect_timeout{10000};
   unsigned retries = 0;
   layer::ProxyOptions layer;  // body limit, TLS settings (`tls` must be set for https targets)
+  // SIGINT/SIGTERM end the run: the first starts no more requests (those in flight finish; the rest
+  // are `not_sent`) and calls `on_interrupt`, a second abandons those in flight too.
+  bool stop_on_signal = false;
+  std::function<void()> on_interrupt;
 };
 
 // Sends every request that is not skipped; the outcomes are in the order of `requests`. `progress`

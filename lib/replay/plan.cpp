@@ -186,6 +186,10 @@ Report check(const std::vector<Recorded>& flows, const std::vector<Request>& req
     if (!q.skipped.empty()) {
       c.kind = CaseResult::Kind::skipped;
       c.message = q.skipped;
+    } else if (outcomes[i].not_sent) {
+      c.kind = CaseResult::Kind::skipped;
+      c.message = "not sent: the replay was interrupted";
+      ++rep.not_sent;
     } else {
       const Outcome& o = outcomes[i];
       c.new_flow = o.new_flow;
@@ -247,8 +251,9 @@ std::string secs(std::chrono::microseconds us) {
 
 std::string junit_xml(const Report& report) {
   std::string x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  std::string counts = "tests=\"" + std::to_string(report.cases.size()) + "\" failures=\"" +
-                       std::to_string(report.failed) + "\" errors=\"" + std::to_string(report.errors) +
+  bool nothing = report.nothing_checked();
+  std::string counts = "tests=\"" + std::to_string(report.cases.size() + nothing) + "\" failures=\"" +
+                       std::to_string(report.failed) + "\" errors=\"" + std::to_string(report.errors + nothing) +
                        "\" skipped=\"" + std::to_string(report.skipped) + "\" time=\"" + secs(report.elapsed) + "\"";
   x += "<testsuites " + counts + ">\n";
   x += "  <testsuite name=\"sluice replay\" " + counts + ">\n";
@@ -278,6 +283,10 @@ std::string junit_xml(const Report& report) {
     x += "      <system-out>" + xml_escape(props) + "</system-out>\n";
     x += "    </testcase>\n";
   }
+  if (nothing)
+    x += "    <testcase classname=\"sluice replay\" name=\"nothing to check\" time=\"0.000\">\n"
+         "      <error type=\"empty\" message=\"no request was replayed: the input holds no HTTP request to send\"/>\n"
+         "    </testcase>\n";
   x += "  </testsuite>\n</testsuites>\n";
   return x;
 }

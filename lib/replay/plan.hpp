@@ -105,6 +105,7 @@ struct Outcome {
   unsigned attempts = 0;
   std::chrono::microseconds elapsed{0};
   std::string new_flow;  // the new flow's id, when one was recorded
+  bool not_sent = false; // the run was interrupted before this request finished
 };
 
 struct CaseResult {
@@ -119,7 +120,11 @@ struct CaseResult {
 struct Report {
   std::vector<CaseResult> cases;
   size_t passed = 0, failed = 0, errors = 0, skipped = 0;
+  size_t not_sent = 0;  // of `skipped`: left out by an interruption
   std::chrono::microseconds elapsed{0};
+  // No request was sent (an empty capture, none with an HTTP request, every one skipped): a check
+  // that checked nothing, which fails rather than passes.
+  bool nothing_checked() const { return passed + failed + errors == 0; }
 };
 
 // Compares each replayed flow's new response with the recorded one. Without `compare`, a flow that got
@@ -128,7 +133,8 @@ Report check(const std::vector<Recorded>& flows, const std::vector<Request>& req
              const std::vector<Outcome>& outcomes, const diff::Options& options, bool compare);
 
 // The report as JUnit XML: one testsuite, one testcase per flow (classname the host, name "METHOD
-// URL"), failures with the differences, errors with the reason, skips with why.
+// URL"), failures with the differences, errors with the reason, skips with why. A report that checked
+// nothing has one testcase "nothing to check" with an error, so a CI dashboard shows it red.
 std::string junit_xml(const Report& report);
 
 }  // namespace sluice::replay

@@ -275,6 +275,7 @@ pipeline::Outcome ServeFrom::process(envelope::Envelope& env, pipeline::Reply& r
     return pipeline::Outcome::next;
   std::string key = match_key(env, options_.match);
   std::optional<Served> hit;
+  size_t used_up = 0;  // recorded answers to this request, every one given already
   {
     std::lock_guard lock(mu_);
     auto it = index_.find(key);
@@ -284,6 +285,8 @@ pipeline::Outcome ServeFrom::process(envelope::Envelope& env, pipeline::Reply& r
         hit = entry.responses.back();
       else if (entry.next < entry.responses.size())
         hit = entry.responses[entry.next++];
+      else
+        used_up = entry.responses.size();
     }
   }
   if (hit) {
@@ -301,8 +304,12 @@ pipeline::Outcome ServeFrom::process(envelope::Envelope& env, pipeline::Reply& r
     case OnMiss::bad_gateway: break;
   }
   bool not_found = options_.on_miss == OnMiss::not_found;
-  std::string text = "sluice: no recorded response matches " + std::string(m->method) + " " + envelope::url_of(*m) +
-                     " (--serve-from)\n";
+  std::string request = std::string(m->method) + " " + envelope::url_of(*m);
+  std::string text =
+      used_up ? "sluice: " + request + " was answered already: its " + std::to_string(used_up) +
+                    " recorded response" + (used_up == 1 ? " was" : "s were") +
+                    " each served once (--serve-from; --reuse serves the last one again)\n"
+              : "sluice: no recorded response matches " + request + " (--serve-from)\n";
   envelope::Envelope r;
   r.raw = layer::response_bytes(not_found ? 404 : 502, not_found ? "Not Found" : "Bad Gateway",
                                 layer::plain_text_headers(text, false), text);

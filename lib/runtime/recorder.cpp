@@ -44,9 +44,9 @@ void Recorder::record_any(const R& r) {
   std::string encoded;
   if (mode_ == Mode::stream) {
     if constexpr (std::is_same_v<R, envelope::Envelope>)
-      stream::encode_envelope(r, options_.encoding, encoded);
+      stream::encode_envelope(r, options_.encoding, encoded, {options_.inline_bodies});
     else
-      stream::encode_record(r, options_.encoding, encoded);
+      stream::encode_record(r, options_.encoding, encoded, {options_.inline_bodies});
   }
   size_t size = encoded.size();
   push(std::move(encoded), summary_fd_ >= 0 ? std::make_unique<envelope::Record>(r) : nullptr, size);
@@ -67,10 +67,12 @@ void Recorder::run() {
   pthread_setname_np(pthread_self(), "sluice-writer");  // as top -H and perf show it
   stream::StreamWriter writer(fd_, options_);
   std::string out;
-  view::FlowSummarizer summary([&](const std::string& line) {
-    out += line;
-    out += '\n';
-  });
+  view::FlowSummarizer summary(
+      [&](const std::string& line) {
+        out += line;
+        out += '\n';
+      },
+      100000, summary_fd_ >= 0 && view::use_color(summary_fd_));
   auto fail = [&](const std::string& message, bool broken_pipe) {
     std::lock_guard lock(mu_);
     dead_ = true;
@@ -118,6 +120,7 @@ void Recorder::run() {
       if (!more || now - last_flush > kMaxFlushDelay) {
         last_flush = now;
         if (!out.empty()) {
+          if (before_summary_) before_summary_();
           auto r = stream::write_all(summary_fd_, out);
           out.clear();
           if (!r && mode_ == Mode::summary) broken = fail(r.error().message, stream::last_error_was_broken_pipe()), failed = true;
@@ -136,6 +139,7 @@ void Recorder::run() {
   }
   if (summary_fd_ >= 0 && !dead_) {
     summary.finish();
+    if (!out.empty() && before_summary_) before_summary_();
     (void)stream::write_all(summary_fd_, out);
   }
   if (mode_ == Mode::stream) (void)writer.flush();

@@ -36,6 +36,9 @@ class Recorder {
   void record(const envelope::Envelope& e);
   void record(const envelope::Record& r);
   void record(envelope::Record&& r);  // large envelopes are written in pieces by the writer thread
+  // Runs on the writer thread just before summary lines are written (a progress line on the same
+  // terminal clears itself). Set before the first record.
+  void set_before_summary(std::function<void()> f) { before_summary_ = std::move(f); }
   // Writes everything queued, flushes and stops the writer thread. Idempotent.
   core::Result<void> close();
 
@@ -51,6 +54,7 @@ class Recorder {
   int summary_fd_;
   stream::WriterOptions options_;
   std::function<void()> on_broken_pipe_;
+  std::function<void()> before_summary_;
   std::mutex mu_;
   std::condition_variable ready_, space_;
   struct Item {

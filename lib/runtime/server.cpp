@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <mutex>
@@ -33,6 +34,8 @@ struct Server::Impl {
   std::atomic<uint64_t> next_conn{0};
   std::atomic<bool> stopping{false};
   asio::steady_timer grace_timer{ioc};
+  std::chrono::steady_clock::time_point stop_began{};
+  bool announced = false;
   asio::steady_timer poll_timer{ioc};
 
   Impl(ServerOptions o, Recorder& r, const pipeline::Pipeline& p) : options(std::move(o)), recorder(r), pipeline(p) {
@@ -85,6 +88,7 @@ struct Server::Impl {
 
   void begin_stop() {
     if (stopping) {  // a second signal: no more waiting
+      if (auto n = live().size()) std::fprintf(stderr, "sluice: closing %zu open connection%s now\n", n, n == 1 ? "" : "s");
       force_all();
       return;
     }
@@ -95,6 +99,7 @@ struct Server::Impl {
     }
     // Idle keep-alive connections close now; busy ones after the exchange in flight.
     for (auto& c : live()) c->shutdown();
+    stop_began = std::chrono::steady_clock::now();
     signals.async_wait([this](boost::system::error_code ec, int) {
       if (!ec) begin_stop();
     });
@@ -107,10 +112,22 @@ struct Server::Impl {
 
   // Ends the shutdown as soon as every connection has finished by itself.
   void poll() {
-    if (live().empty()) {
+    auto busy = live().size();
+    if (busy == 0) {
       grace_timer.cancel();
       signals.cancel();
       return;
+    }
+    // Whoever pressed Ctrl-C learns what the wait is for and how to cut it short (once the idle
+    // connections had their moment to close, so only those still busy are counted).
+    if (!announced && std::chrono::steady_clock::now() - stop_began >= std::chrono::milliseconds(200)) {
+      announced = true;
+      auto left = options.grace - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::steady_clock::now() - stop_began);
+      std::fprintf(stderr,
+                   "sluice: stopping: waiting up to %.1f s for %zu open connection%s to finish "
+                   "(Ctrl-C again closes them now)\n",
+                   std::max(0.0, std::chrono::duration<double>(left).count()), busy, busy == 1 ? "" : "s");
     }
     poll_timer.expires_after(std::chrono::milliseconds(20));
     poll_timer.async_wait([this](boost::system::error_code ec) {

@@ -23,6 +23,28 @@ std::string hex_prefix(core::ByteView b) {
   }
   return s;
 }
+
+bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+// `{` then `"log"`: how every HAR file starts (HAR 1.2, Chrome, Firefox, mitmproxy, sluice export).
+bool looks_like_har(core::ByteView b) {
+  size_t i = 0;
+  while (i < b.size() && is_space(b[i])) ++i;
+  if (i >= b.size() || b[i] != '{') return false;
+  ++i;
+  while (i < b.size() && is_space(b[i])) ++i;
+  return b.substr(i).starts_with("\"log\"");
+}
+
+// A tnetstring: decimal length, ':', then (mitmproxy's flow files hold dictionaries) another one.
+bool looks_like_tnetstring(core::ByteView b) {
+  size_t i = 0;
+  while (i < b.size() && i < 10 && b[i] >= '0' && b[i] <= '9') ++i;
+  if (i == 0 || i >= b.size() || b[i] != ':') return false;
+  size_t j = i + 1, k = j;
+  while (k < b.size() && k - j < 10 && b[k] >= '0' && b[k] <= '9') ++k;
+  return k > j && k < b.size() && b[k] == ':';
+}
 }  // namespace
 
 struct RecordDecoder::Zstd {
@@ -64,6 +86,7 @@ void RecordDecoder::feed(core::ByteView data) {
     size_t i = 0;
     while (i < head_.size() && (head_[i] == ' ' || head_[i] == '\n' || head_[i] == '\r' || head_[i] == '\t')) ++i;
     if (i == head_.size()) return;
+    saw_data_ = true;
     core::ByteView h(head_);
     h.remove_prefix(i);
     if (h[0] != '{' && h.size() < 4) return;  // need the whole magic
@@ -73,7 +96,7 @@ void RecordDecoder::feed(core::ByteView data) {
     } else if (h[0] == '{' || h.starts_with(kFrameMagic)) {
       compression_ = Compression::none;
     } else {
-      fatal_ = "not a sluice stream (first bytes: " + hex_prefix(h) + ")";
+      refuse(h);
       return;
     }
     std::string buffered;
@@ -190,7 +213,7 @@ void RecordDecoder::split_records(bool at_end) {
       }
       return;
     } else {
-      fatal_ = "not a sluice stream (decoded data starts with: " + hex_prefix(h) + ")";
+      refuse(h);
       return;
     }
   }
@@ -221,6 +244,7 @@ bool RecordDecoder::split_jsonl(bool at_end) {
   while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
   if (line.empty()) return true;
   bool complete = nl < text_.size();
+  if (!first_checked_ && complete && !first_line_is_a_record(line)) return false;
   if (!complete) {
     // The last line has no newline: a whole record still counts, a cut one is reported.
     auto parsed = core::json_parse(line);
@@ -340,6 +364,46 @@ void RecordDecoder::emit(core::ByteView payload, bool cbor, uint64_t at, uint64_
   deliver(std::move(record).value());
 }
 
+void RecordDecoder::refuse(core::ByteView h) {
+  core::ByteView json = h.starts_with("\xEF\xBB\xBF") ? h.substr(3) : h;  // a UTF-8 byte order mark
+  if (looks_like_har(json)) {
+    foreign_ = Foreign::har;
+    fatal_ = "a HAR file, not a sluice stream";
+  } else if (!json.empty() && (json[0] == '{' || json[0] == '[')) {
+    foreign_ = Foreign::json;
+    fatal_ = "a JSON document, not a sluice stream (a stream has one JSON record per line, each with a \"type\")";
+  } else if (looks_like_tnetstring(h)) {
+    foreign_ = Foreign::mitmproxy;
+    fatal_ = "a mitmproxy flow file, not a sluice stream";
+  } else if (h.starts_with("\xD4\xC3\xB2\xA1") || h.starts_with("\xA1\xB2\xC3\xD4") ||
+             h.starts_with("\x4D\x3C\xB2\xA1") || h.starts_with("\xA1\xB2\x3C\x4D") ||
+             h.starts_with("\x0A\x0D\x0D\x0A")) {
+    foreign_ = Foreign::pcap;
+    fatal_ = "a packet capture (pcap), not a sluice stream";
+  } else {
+    foreign_ = Foreign::other;
+    fatal_ = "not a sluice stream (first bytes: " + hex_prefix(h) + ")";
+  }
+}
+
+bool RecordDecoder::first_line_is_a_record(core::ByteView line) {
+  core::ByteView t = line;
+  while (!t.empty() && is_space(t.front())) t.remove_prefix(1);
+  if (t == "{") {  // pretty-printed JSON: judged by its start
+    refuse(core::ByteView(text_).substr(0, std::min<size_t>(text_.size(), 4096)));
+    return false;
+  }
+  auto parsed = core::json_parse(line);
+  if (!parsed) return true;  // a damaged line: skipped as usual, the next one is judged
+  const core::Value* type = parsed->is_object() ? parsed->find("type") : nullptr;
+  if (type && type->is_string()) {
+    first_checked_ = true;
+    return true;
+  }
+  refuse(line);
+  return false;
+}
+
 void RecordDecoder::compact() {
   if (tpos_ > (1u << 16) && tpos_ * 2 > text_.size()) {
     text_.erase(0, tpos_);
@@ -357,6 +421,7 @@ void RecordDecoder::finish() {
     h.swap(head_);
     bool blank = h.find_first_not_of(" \r\n\t") == std::string::npos;
     if (blank) return;
+    saw_data_ = true;
     compression_ = Compression::none;
     feed_plain(h);
   }

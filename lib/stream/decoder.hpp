@@ -56,8 +56,13 @@ class RecordDecoder {
   const std::string& payload() const { return payload_; }
   std::string take_payload() { return std::move(payload_); }
 
-  // Set when the input is not a sluice stream at all (nothing more will be decoded).
+  // Set when the input is not a sluice stream at all (nothing more will be decoded): what it is instead,
+  // as a phrase ("a HAR file, not a sluice stream"); foreign() says which kind, for a hint.
   const std::optional<std::string>& fatal() const { return fatal_; }
+  enum class Foreign : uint8_t { none, har, mitmproxy, json, pcap, other };
+  Foreign foreign() const { return foreign_; }
+  // Decoded bytes seen so far (0 for an empty or blank input).
+  bool saw_data() const { return saw_data_; }
   std::optional<Encoding> encoding() const { return encoding_; }
   std::optional<Compression> compression() const { return compression_; }
   uint64_t records() const { return records_; }
@@ -74,11 +79,18 @@ class RecordDecoder {
   // `at`: the JSONL line number, or the binary frame's byte offset (named only in a warning).
   void emit(core::ByteView payload, bool cbor, uint64_t at, uint64_t line_offset = 0);
   void compact();
+  // The input is something else than a stream: `head` its first bytes.
+  void refuse(core::ByteView head);
+  // False (and the decoder refused the input) when the first JSON line is a document of another kind.
+  bool first_line_is_a_record(core::ByteView line);
 
   std::function<void(const std::string&)> on_warning_;
   std::optional<Compression> compression_;
   std::optional<Encoding> encoding_;
   std::optional<std::string> fatal_;
+  Foreign foreign_ = Foreign::none;
+  bool saw_data_ = false;
+  bool first_checked_ = false;  // a JSONL line judged to be a record (not a HAR, not plain JSON)
   std::string head_;  // first bytes, until compression is known
 
   struct Zstd;

@@ -33,11 +33,27 @@ core::Result<std::unique_ptr<StreamReader>> StreamReader::open(const std::string
   return r;
 }
 
+std::string StreamReader::refusal() const {
+  std::string what = name_ + " is " + *decoder_.fatal();
+  switch (decoder_.foreign()) {
+    case RecordDecoder::Foreign::har:
+      return what + " (convert it: sluice import " + (owns_fd_ ? name_ : std::string("-")) + ")";
+    case RecordDecoder::Foreign::mitmproxy:
+      return what + " (sluice cannot read mitmproxy's own format yet; save the flows as HAR in mitmproxy and "
+                    "run sluice import on that)";
+    default:
+      return what;
+  }
+}
+
 core::Result<std::optional<envelope::Record>> StreamReader::next() {
   while (true) {
     if (auto r = decoder_.next()) return std::optional<envelope::Record>(std::move(*r));
-    if (decoder_.fatal()) return core::make_error(name_ + ": " + *decoder_.fatal());
-    if (eof_) return std::optional<envelope::Record>();
+    if (decoder_.fatal()) return core::make_error(refusal());
+    if (eof_) {
+      if (owns_fd_ && !decoder_.saw_data()) return core::make_error(name_ + " is empty, not a sluice stream");
+      return std::optional<envelope::Record>();
+    }
     if (before_read_) before_read_();
     buf_.resize(1u << 18);
     ssize_t n = read_some(fd_, buf_.data(), buf_.size());

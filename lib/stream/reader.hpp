@@ -20,7 +20,9 @@ class StreamReader {
   ~StreamReader();
 
   // The next record; nullopt at end of input, or an Error for a read failure or an input that is not
-  // a stream at all. Damaged records are skipped with a warning, never returned.
+  // a stream at all (a HAR file, plain JSON, a mitmproxy flow file, an empty file named by its path:
+  // the error says which and how to read it). Damaged records are skipped with a warning, never
+  // returned.
   core::Result<std::optional<envelope::Record>> next();
 
   // Called just before each blocking read, so a consumer can flush its own output first.
@@ -31,6 +33,9 @@ class StreamReader {
   const std::string& name() const { return name_; }
 
  private:
+  // "NAME is a HAR file, not a sluice stream (convert it: ...)": the decoder's fatal(), with a hint.
+  std::string refusal() const;
+
   int fd_;
   bool owns_fd_ = false;
   bool eof_ = false;

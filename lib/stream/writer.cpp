@@ -21,19 +21,19 @@ std::optional<Encoding> parse_encoding(std::string_view s) {
   return std::nullopt;
 }
 
-void encode_record(const envelope::Record& record, Encoding encoding, std::string& out) {
+void encode_record(const envelope::Record& record, Encoding encoding, std::string& out, envelope::EncodeOptions eo) {
   if (encoding == Encoding::jsonl) {
-    envelope::write_json(record, out);
+    envelope::write_json(record, out, nullptr, eo);
   } else {
-    core::cbor_write(envelope::to_value(record, envelope::Target::cbor), out);
+    core::cbor_write(envelope::to_value(record, envelope::Target::cbor, eo), out);
   }
 }
 
-void encode_envelope(const envelope::Envelope& e, Encoding encoding, std::string& out) {
+void encode_envelope(const envelope::Envelope& e, Encoding encoding, std::string& out, envelope::EncodeOptions eo) {
   if (encoding == Encoding::jsonl) {
-    envelope::write_json(e, out);
+    envelope::write_json(e, out, eo);
   } else {
-    core::cbor_write(envelope::to_value(e, envelope::Target::cbor), out);
+    core::cbor_write(envelope::to_value(e, envelope::Target::cbor, eo), out);
   }
 }
 
@@ -72,7 +72,7 @@ StreamWriter::~StreamWriter() { (void)flush(); }
 
 core::Result<void> StreamWriter::write(const envelope::Record& record) {
   scratch_.clear();
-  encode_record(record, options_.encoding, scratch_);
+  encode_record(record, options_.encoding, scratch_, {options_.inline_bodies});
   return write_encoded(scratch_);
 }
 
@@ -86,7 +86,7 @@ core::Result<void> StreamWriter::write_in_pieces(const envelope::Record& record)
     if (result && pending_.size() >= options_.buffer_bytes) result = drain(false);
   };
   scratch_.clear();
-  envelope::write_json(record, scratch_, &spill);
+  envelope::write_json(record, scratch_, &spill, {options_.inline_bodies});
   if (!result) return result;
   pending_.append(scratch_);
   pending_.push_back('\n');

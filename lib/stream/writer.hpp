@@ -10,6 +10,7 @@
 
 #include "core/result.hpp"
 #include "envelope/record.hpp"
+#include "envelope/record_codec.hpp"
 #include "stream/format.hpp"
 
 namespace sluice::stream {
@@ -20,6 +21,7 @@ struct WriterOptions {
   int zstd_level = 1;  // live capture: speed first; recompress with zstd -19 for archives
   size_t frame_bytes = 1u << 20;  // end a zstd frame after this much uncompressed data
   size_t buffer_bytes = 1u << 16; // write to the fd once this much is pending, even without flush()
+  bool inline_bodies = false;     // write every body out, also those raw holds (envelope::EncodeOptions)
 };
 
 class StreamWriter {
@@ -68,7 +70,9 @@ class StreamWriter {
 void append_framed(core::ByteView payload, Encoding encoding, std::string& out);
 
 // Encodes one record as the payload write_encoded() takes (no newline, no frame header).
-void encode_record(const envelope::Record& record, Encoding encoding, std::string& out);
-void encode_envelope(const envelope::Envelope& envelope, Encoding encoding, std::string& out);
+void encode_record(const envelope::Record& record, Encoding encoding, std::string& out,
+                   envelope::EncodeOptions eo = {});
+void encode_envelope(const envelope::Envelope& envelope, Encoding encoding, std::string& out,
+                     envelope::EncodeOptions eo = {});
 
 }  // namespace sluice::stream

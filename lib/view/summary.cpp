@@ -1,6 +1,10 @@
 #include "view/summary.hpp"
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 namespace sluice::view {
 
@@ -27,6 +31,24 @@ std::string human_size(uint64_t b) {
   else
     std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(b) / (1024.0 * 1024 * 1024));
   return buf;
+}
+
+std::string human_duration(int64_t ns) {
+  char buf[32];
+  if (ns < 0) ns = 0;
+  if (ns < 1'000'000)
+    std::snprintf(buf, sizeof buf, "%lld us", static_cast<long long>(ns / 1000));
+  else if (ns < 10'000'000'000)
+    std::snprintf(buf, sizeof buf, "%lld ms", static_cast<long long>(ns / 1'000'000));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(ns) / 1e9);
+  return buf;
+}
+
+bool use_color(int fd) {
+  const char* no = std::getenv("NO_COLOR");
+  const char* term = std::getenv("TERM");
+  return ::isatty(fd) == 1 && !(no && *no) && !(term && std::strcmp(term, "dumb") == 0);
 }
 
 namespace {
@@ -86,7 +108,19 @@ std::string protocol_name(const Envelope& e) {
 }
 }  // namespace
 
-FlowSummarizer::FlowSummarizer(LineSink sink, size_t max_pending) : sink_(std::move(sink)), max_pending_(max_pending) {}
+FlowSummarizer::FlowSummarizer(LineSink sink, size_t max_pending, bool color)
+    : sink_(std::move(sink)), max_pending_(max_pending), color_(color) {}
+
+std::string FlowSummarizer::paint(const char* code, const std::string& text) const {
+  return color_ ? std::string("\x1b[") + code + "m" + text + "\x1b[0m" : text;
+}
+
+void FlowSummarizer::emit(const std::string& stream_id, const std::string& text) {
+  // A line from inside a tunnel stands for the CONNECT that opened it.
+  for (auto it = tunnels_.begin(); it != tunnels_.end();)
+    it = nested_in(stream_id, it->first) ? tunnels_.erase(it) : std::next(it);
+  sink_(text);
+}
 
 FlowSummarizer::Flow& FlowSummarizer::flow(const Envelope& e) {
   std::string key = e.stream_id + "\x1F" + e.flow_id;
@@ -108,7 +142,13 @@ FlowSummarizer::Flow& FlowSummarizer::flow(const Envelope& e) {
 void FlowSummarizer::print(const std::string& key) {
   auto it = flows_.find(key);
   if (it == flows_.end()) return;
-  sink_(line(*it->second));
+  Flow& f = *it->second;
+  std::string stream_id = key.substr(0, key.find('\x1F'));
+  if (!f.tunnel.empty() && f.note.empty()) {
+    tunnels_[f.tunnel] = std::move(f);  // printed at its stream's end, unless its tunnel prints
+  } else {
+    emit(stream_id, line(f));
+  }
   order_.erase(it->second);
   flows_.erase(it);
 }
@@ -116,14 +156,19 @@ void FlowSummarizer::print(const std::string& key) {
 std::string FlowSummarizer::line(const Flow& f) const {
   std::string s = clock_time(f.time) + " " + (f.client.empty() ? "-" : f.client) + " ";
   if (!f.request.empty()) {
-    s += f.request + " " + (f.response.empty() ? "-" : f.response);
-    s += " " + human_size(f.sent) + " / " + human_size(f.received);
+    const char* colour = f.status >= 500 ? "31" : f.status >= 400 ? "33" : f.status >= 300 ? "36" : "32";
+    s += f.request + " " + (f.response.empty() ? "-" : paint(colour, f.response));
+    if (!f.version.empty()) s += " " + f.version;
+    if (!f.tls.empty()) s += " " + f.tls;
+    if (f.has_request && f.sent) s += " " + human_size(f.sent) + " ->";
+    if (!f.response.empty()) s += " " + human_size(f.received);
+    if (f.has_request && f.response_time.ns) s += " " + human_duration(f.response_time.ns - f.time.ns);
   } else {
     s += f.protocol + " -> " + (f.server.empty() ? "-" : f.server);
     s += " sent " + human_size(f.sent) + " (" + std::to_string(f.sent_chunks) + ")";
     s += " received " + human_size(f.received) + " (" + std::to_string(f.received_chunks) + ")";
   }
-  if (!f.note.empty()) s += " [" + f.note + "]";
+  if (!f.note.empty()) s += " " + paint("33", "[" + f.note + "]");
   return s;
 }
 
@@ -133,13 +178,21 @@ void FlowSummarizer::add(const Record& record) {
     if (const auto* h = std::get_if<HttpMessage>(&e->message)) {
       if (e->modified) return;
       Flow& f = flow(*e);
+      if (e->context.tls && f.tls.empty()) f.tls = e->context.tls->version;
+      if (f.version.empty()) f.version = h->version;
       if (h->kind == HttpMessage::Kind::request) {
         f.request = http_target(*h);
+        f.has_request = true;
         f.sent += h->body.size() + h->body_omitted;
+        if (h->method == "CONNECT") f.tunnel = e->stream_id;
       } else {
+        if (h->status < 200 && h->status != 101) return;  // interim: the final response comes later
         f.response = std::to_string(h->status) + (h->reason.empty() ? "" : " " + printable(h->reason, 40));
+        f.status = h->status;
+        f.response_time = e->time;
         f.received += h->body.size() + h->body_omitted;
         if (f.request.empty()) f.request = "(response only)";
+        if (h->status >= 300) f.tunnel.clear();  // a refused CONNECT prints at once
         print(f.key);
       }
       return;
@@ -155,9 +208,10 @@ void FlowSummarizer::add(const Record& record) {
       }
       return;
     }
+    if (e->protocol == Protocol::tls_handshake) return;  // its version shows on the flows inside
     std::string arrow = e->direction == Direction::send ? " -> " : " <- ";
-    sink_(clock_time(e->time) + " " + (e->context.client.empty() ? "-" : e->context.client) + " " + protocol_name(*e) +
-          arrow + message_line(*e));
+    emit(e->stream_id, clock_time(e->time) + " " + (e->context.client.empty() ? "-" : e->context.client) + " " +
+                           protocol_name(*e) + arrow + message_line(*e));
     return;
   }
   if (const auto* end = std::get_if<EndRecord>(&record)) {
@@ -172,6 +226,17 @@ void FlowSummarizer::add(const Record& record) {
       if (f.note.empty() && end->reason != "complete" && end->reason != "closed") f.note = end->reason;
       print(k);
     }
+    if (end->scope != "flow") {
+      // A tunnel nothing inside printed (a refused handshake, an empty tunnel): its CONNECT now.
+      for (auto it = tunnels_.begin(); it != tunnels_.end();) {
+        if (it->first == end->stream_id || nested_in(it->first, end->stream_id)) {
+          sink_(line(it->second));
+          it = tunnels_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
     return;
   }
   if (const auto* err = std::get_if<ErrorRecord>(&record)) {
@@ -180,12 +245,14 @@ void FlowSummarizer::add(const Record& record) {
       it->second->note = err->code + ": " + err->message;
       return;
     }
-    sink_(clock_time(err->time) + " error " + err->code + ": " + err->message);
+    emit(err->stream_id, clock_time(err->time) + " " + paint("31", "error " + err->code + ": " + err->message));
   }
 }
 
 void FlowSummarizer::finish() {
   while (!order_.empty()) print(order_.front().key);
+  for (auto& [id, f] : tunnels_) sink_(line(f));
+  tunnels_.clear();
 }
 
 }  // namespace sluice::view

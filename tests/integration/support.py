@@ -125,11 +125,20 @@ def closed_port():
 
 
 class Proxy:
-    """`sluice proxy` with its stdout as a pipe; the listening address is read from stderr."""
+    """`sluice proxy` with its stdout as a pipe; the listening address is read from stderr. The pipe is
+    read as the proxy writes (a thread keeps what comes), as any reader of a pipe does: a proxy whose
+    stream nobody reads waits for its reader once 16 MiB are queued. `drain=False` leaves proc.stdout
+    to the test."""
 
-    def __init__(self, *args, stdout=subprocess.PIPE, env=None):
+    def __init__(self, *args, stdout=subprocess.PIPE, env=None, drain=True):
         self.proc = subprocess.Popen([SLUICE, "proxy", *args], stdout=stdout, stderr=subprocess.PIPE,
                                      env=TEST_ENV if env is None else env)
+        self._out, self._err = [], []
+        self._drains = []
+        if drain and stdout == subprocess.PIPE:
+            self._drains.append(threading.Thread(target=lambda: self._out.append(self.proc.stdout.read()),
+                                                 daemon=True))
+            self._drains[-1].start()
         self.addresses = []
         self.stderr_lines = []
         deadline = time.monotonic() + 10
@@ -146,6 +155,10 @@ class Proxy:
             self.proc.kill()
             raise AssertionError("proxy did not report a listening address: %r" % self.stderr_lines)
         self.port = self.addresses[0][1]
+        if self._drains:
+            self._drains.append(threading.Thread(target=lambda: self._err.append(self.proc.stderr.read()),
+                                                 daemon=True))
+            self._drains[-1].start()
 
     def __del__(self):
         if self.proc.poll() is None:
@@ -156,7 +169,19 @@ class Proxy:
         """Stops the proxy; returns its exit code and stdout. A proxy that stopped cleanly closed every
         connection, so its capture must keep the stream-end rule (checked here, for every test)."""
         self.proc.send_signal(sig)
-        out, err = self.proc.communicate(timeout=timeout)
+        return self.wait(timeout)
+
+    def wait(self, timeout=15):
+        """Waits for a proxy that was told to stop; returns its exit code and stdout, as stop() does."""
+        if self._drains:
+            self.proc.wait(timeout=timeout)
+            for t in self._drains:
+                t.join(timeout)
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+            out, err = b"".join(self._out), b"".join(self._err)
+        else:
+            out, err = self.proc.communicate(timeout=timeout)
         self.stderr_lines.append(err.decode())
         if self.proc.returncode == 0 and out:
             stream_ends(records(out))
@@ -229,3 +254,26 @@ def recv_exactly(sock, n):
             break
         buf += chunk
     return buf
+
+
+def run_on_terminal(argv, stdout=True, stderr=True, env=None, timeout=60):
+    """Runs argv with its stdout and/or stderr on a pseudo-terminal (the other one a pipe); returns the
+    exit code, what the terminal showed, and the piped output (b"" when both went to the terminal)."""
+    import pty
+    master, slave = pty.openpty()
+    piped = subprocess.PIPE
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave if stdout else piped,
+                            stderr=slave if stderr else piped, env=TEST_ENV if env is None else env)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: every holder of the terminal's other side closed it
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, shown, (out or b"") + (err or b"")

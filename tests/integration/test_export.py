@@ -14,7 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fixtures"))
-from support import ROOT, SLUICE  # noqa: E402
+from support import ROOT, SLUICE, records  # noqa: E402
 import golden  # noqa: E402
 
 VALIDATOR = os.path.join(ROOT, ".tools", "node_modules", "har-validator")
@@ -41,8 +41,9 @@ def validate_har(path):
 
 
 def exchanges(stream_bytes):
-    """(method, url, headers, request body, status, response body) per flow, from a JSONL stream."""
-    recs = [json.loads(l) for l in stream_bytes.decode().splitlines() if l]
+    """(method, url, headers, request body, status, response body) per flow, from a stream (read through
+    `sluice show --jsonl`, which writes every body out)."""
+    recs = records(stream_bytes)
     out = {}
     for r in recs:
         if r["type"] != "envelope" or r["protocol"] != "http" or r.get("variant", "original") != "original":
@@ -239,6 +240,7 @@ class Export(unittest.TestCase):
         p = subprocess.run(["bash", "-c", script], capture_output=True, timeout=60)
         server.close()
         self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.strip(), b"ok")  # the response, as curl prints it
         head, got_body = server.received[0]
         lines = head.decode().split("\r\n")
         self.assertEqual(lines[0], "POST /submit?a=1&b=%2F HTTP/1.1")

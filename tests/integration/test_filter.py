@@ -156,14 +156,26 @@ class Filter(unittest.TestCase):
         p = run_filter("--no-compress", "~c 200", "-", input=data)  # the default holds them all
         self.assertEqual(len({r["flow_id"] for r in flows_of(p.stdout) if r["type"] == "envelope"}), 50)
 
-    def test_encodings_follow_the_input(self):
+    def test_output_follows_its_destination(self):
+        """A pipe gets plain JSONL whatever the input was (so `| jq` works); a file is compressed when
+        its name says .zst, CBOR when it says .cbor."""
         cbor = os.path.join(self.tmp.name, "golden.cbor.zst")
         subprocess.run([SLUICE, "show", "--format", "cbor", "-w", cbor, self.capture], check=True, timeout=60)
-        out = os.path.join(self.tmp.name, "out")
+        p = run_filter("~c 404", cbor)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith(b'{"type":"header"'), p.stdout[:16])
+        jq = subprocess.run(["jq", "-c", "select(.type == \"envelope\") | .flow_id"], input=p.stdout,
+                            capture_output=True, timeout=60)
+        self.assertEqual(jq.returncode, 0, jq.stderr)
+        self.assertIn(b'"f2"', jq.stdout)
+        out = os.path.join(self.tmp.name, "out.jsonl.zst")
         p = run_filter("-w", out, "~c 404", cbor)
         self.assertEqual(p.returncode, 0, p.stderr)
         with open(out, "rb") as f:
-            self.assertEqual(f.read(4), b"\x28\xb5\x2f\xfd")  # zstd, as the input was
+            self.assertEqual(f.read(4), b"\x28\xb5\x2f\xfd")  # zstd: the name says so
+        p = run_filter("-w", os.path.join(self.tmp.name, "out.cbor"), "~c 404", self.capture)
+        with open(os.path.join(self.tmp.name, "out.cbor"), "rb") as f:
+            self.assertEqual(f.read(4), b"\xc5SLR")
         shown = subprocess.run([SLUICE, "show", "--jsonl", out], capture_output=True, check=True, timeout=60).stdout
         self.assertEqual({r.get("flow_id") for r in flows_of(shown) if r["type"] == "envelope"}, {"f2"})
         # Stdin, and unknown fields pass through.

@@ -416,9 +416,9 @@ class Shutdown(unittest.TestCase):
             got += data
         self.assertTrue(got.endswith(b"\r\n\r\nlate"), got)
         self.assertEqual(idle.recv(10), b"")  # closed by the proxy
-        out, _ = proxy.proc.communicate(timeout=20)
+        code, out = proxy.wait(timeout=20)
         elapsed = time.monotonic() - started
-        self.assertEqual(proxy.proc.returncode, 0)
+        self.assertEqual(code, 0)
         self.assertLess(elapsed, 5)  # not the 30 s grace: nothing was left to wait for
         ends = [r["reason"] for r in records(out) if r["type"] == "end" and r["scope"] == "stream"]
         self.assertEqual(sorted(ends), ["shutdown", "shutdown"])

@@ -119,7 +119,7 @@ class Record(unittest.TestCase):
             os.mkdir(readonly, 0o555)
         p = subprocess.run([SLUICE, "record", readonly + "/"], input=lines(golden.records()), capture_output=True,
                            timeout=60)
-        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.returncode, 3)  # the job cannot be done: sluice(1)'s 3, as the man page says
         self.assertRegex(p.stderr.decode(), r"^sluice: record: cannot (write to|create) .*(denied|not permitted)")
         p = subprocess.run([SLUICE, "record", "/dev/full"], input=lines(golden.records()), capture_output=True,
                            timeout=60)
@@ -129,6 +129,44 @@ class Record(unittest.TestCase):
                            input=b"", capture_output=True, timeout=60)
         self.assertEqual(p.returncode, 2)
         self.assertIn("rotation needs a directory", p.stderr.decode())
+        # A file in a directory that does not exist: 3, naming it.
+        p = subprocess.run([SLUICE, "record", os.path.join(self.tmp.name, "no", "such", "x.zst")],
+                           input=lines(golden.records()), capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertIn("no/such/x.zst", p.stderr.decode())
+
+    def test_a_dash_is_no_file_to_record_to(self):
+        """`sluice record -` wrote a file named '-': it is refused, and nothing is created."""
+        p = subprocess.run([SLUICE, "record", "-"], input=lines(golden.records()), capture_output=True, timeout=60,
+                           cwd=self.tmp.name)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("sluice: record: PATH is where the stream is written, and '-' names no file", p.stderr.decode())
+        self.assertFalse(os.path.exists(os.path.join(self.tmp.name, "-")))
+
+    def test_compression_follows_the_file_name(self):
+        """A file is compressed when its name ends in .zst (or with --compress), plain otherwise; segments
+        in a directory are compressed; the output of --tee to a pipe is plain JSONL."""
+        plain = os.path.join(self.tmp.name, "cap.jsonl")
+        packed = os.path.join(self.tmp.name, "cap.jsonl.zst")
+        forced = os.path.join(self.tmp.name, "cap.bin")
+        cbor = os.path.join(self.tmp.name, "cap.cbor")
+        for path, extra in ((plain, []), (packed, []), (forced, ["--compress"]), (cbor, [])):
+            p = subprocess.run([SLUICE, "record", "--tee", *extra, path], input=lines(golden.records()),
+                               capture_output=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertTrue(p.stdout.startswith(b'{"type":"header"'), p.stdout[:20])
+        with open(plain, "rb") as f:
+            self.assertTrue(f.read().startswith(b'{"type":"header"'))
+        for path in (packed, forced):
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(4), b"\x28\xb5\x2f\xfd", path)
+        with open(cbor, "rb") as f:
+            self.assertEqual(f.read(4), b"\xc5SLR")
+        seg_dir = os.path.join(self.tmp.name, "segs") + "/"
+        subprocess.run([SLUICE, "record", seg_dir], input=lines(golden.records()), check=True, timeout=60)
+        names = os.listdir(seg_dir)
+        self.assertEqual(len(names), 1)
+        self.assertTrue(names[0].endswith(".jsonl.zst"), names)
 
     def test_tee_passes_the_stream_on(self):
         path = os.path.join(self.tmp.name, "cap-%Y.jsonl")

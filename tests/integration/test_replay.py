@@ -3,6 +3,8 @@ exchanges are recorded and tagged; --check/--junit report mismatches; concurrenc
 retries, timeouts and --as-recorded do what they say, measured by the servers."""
 import http.server
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +16,7 @@ import warnings
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(__file__))
-from support import SLUICE, TEST_ENV, Proxy, connect, curl, records, recv_all, serve_hello  # noqa: E402
+from support import SLUICE, TEST_ENV, Proxy, connect, curl, records, recv_all, run_on_terminal, serve_hello  # noqa: E402
 from test_tls import PkiCase, origin  # noqa: E402
 
 warnings.simplefilter("ignore", ResourceWarning)
@@ -283,28 +285,100 @@ class Replay(unittest.TestCase):
         self.assertIn(b"X-Odd: three spaces\r\nx-CASE: MiXeD\r\n", received[2])
 
     def test_progress_on_a_terminal(self):
-        import pty
         cap = capture([self.base + "/p/%d" % i for i in range(3)])
-        master, slave = pty.openpty()
         with tempfile.NamedTemporaryFile(suffix=".sluice") as f:
             f.write(cap)
             f.flush()
-            p = subprocess.run([SLUICE, "replay", "-w", os.devnull, f.name], stderr=slave, env=TEST_ENV, timeout=60)
-        os.close(slave)
-        shown = b""
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            shown += chunk
-        os.close(master)
-        self.assertEqual(p.returncode, 0)
-        self.assertIn(b"\rsluice: replay: 3/3 flows", shown)
+            code, shown, _ = run_on_terminal([SLUICE, "replay", "-w", os.devnull, f.name], stdout=False)
+        self.assertEqual(code, 0)
+        self.assertIn(b"\r\x1b[Ksluice: replay: 3/3 flows\r\n", shown)
         # Not on a pipe.
         self.assertNotIn(b"3/3 flows", replay(cap, "-w", os.devnull).stderr)
+
+    def test_a_check_with_nothing_to_check_fails(self):
+        """A HAR, plain JSON, an empty file or a capture without HTTP requests is no green check."""
+        with tempfile.TemporaryDirectory() as d:
+            har = os.path.join(d, "x.har")
+            with open(har, "w") as f:
+                f.write('{"log": {"version": "1.2", "entries": []}}\n')
+            p = subprocess.run([SLUICE, "replay", "--check", har], capture_output=True, env=TEST_ENV, timeout=60)
+            self.assertEqual(p.returncode, 2)
+            self.assertEqual(p.stderr.decode(), "sluice: replay: %s is a HAR file, not a sluice stream (convert it: "
+                                                "sluice import %s)\n" % (har, har))
+            junk = os.path.join(d, "x.json")
+            with open(junk, "w") as f:
+                f.write('{"name": "not a capture"}\n')
+            empty = os.path.join(d, "empty")
+            open(empty, "w").close()
+            for path in (junk, empty):
+                p = subprocess.run([SLUICE, "replay", "--check", path], capture_output=True, env=TEST_ENV, timeout=60)
+                self.assertEqual(p.returncode, 2, path)
+                self.assertNotIn(b"passed", p.stderr)
+            # A real capture of raw TCP only: nothing to send, so nothing checked, which fails.
+            raw = subprocess.run([SLUICE, "show", "--jsonl", os.path.join(os.path.dirname(__file__), "..", "..",
+                                                                         "formats", "samples", "sample.jsonl")],
+                                 capture_output=True, check=True).stdout
+            only_raw = b"".join(l + b"\n" for l in raw.splitlines() if b'"protocol":"http"' not in l)
+            junit = os.path.join(d, "report.xml")
+            p = subprocess.run([SLUICE, "replay", "--check", "--junit", junit, "-"], input=only_raw,
+                               capture_output=True, env=TEST_ENV, timeout=60)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn(b"sluice: replay: nothing to check: the input holds no HTTP request", p.stderr)
+            suite = ET.parse(junit).getroot().find("testsuite")
+            self.assertEqual((suite.get("tests"), suite.get("errors")), ("1", "1"))
+            self.assertEqual(suite.find("testcase").get("name"), "nothing to check")
+            # Empty standard input, the same; every request out of --scope, the same.
+            p = subprocess.run([SLUICE, "replay", "--check", "-"], input=b"", capture_output=True, env=TEST_ENV,
+                               timeout=60)
+            self.assertEqual(p.returncode, 1)
+            cap = capture([self.base + "/a"])
+            p = replay(cap, "--check", "--scope", "elsewhere.test")
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn(b"nothing to check: every request was skipped", p.stderr)
+
+    def test_an_interrupted_replay_reports_what_it_did(self):
+        """Ctrl-C: no new request starts, the one in flight finishes, the summary so far is printed and
+        the JUnit report written; exit 130."""
+        App.reset(delay=1.5)
+        cap = capture([self.base + "/slow/%d" % i for i in range(4)])
+        App.reset(delay=1.5)
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "cap.zst")
+            with open(path, "wb") as f:
+                f.write(cap)
+            junit = os.path.join(d, "report.xml")
+            proc = subprocess.Popen([SLUICE, "replay", "--check", "--junit", junit, "-w", os.devnull, path],
+                                    stderr=subprocess.PIPE, env=TEST_ENV)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and len(App.log) < 2:  # the second request is in flight
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGINT)
+            err = proc.communicate(timeout=30)[1].decode()
+            self.assertEqual(proc.returncode, 130, err)
+            self.assertIn("sluice: replay: interrupted: sending no more requests", err)
+            self.assertIn("sluice: replay: 4 flows: 2 passed, 0 failed, 0 errors, 2 skipped (2 not sent: interrupted)",
+                          err)
+            self.assertEqual(len(App.log), 2)
+            suite = ET.parse(junit).getroot().find("testsuite")
+            self.assertEqual((suite.get("tests"), suite.get("skipped")), ("4", "2"))
+
+    def test_progress_never_runs_into_flow_lines(self):
+        """On a terminal, stdout's flow lines and stderr's progress share the screen: the progress line
+        is cleared before a flow line is printed."""
+        App.reset(delay=0.2)
+        cap = capture([self.base + "/p/%d" % i for i in range(5)])
+        with tempfile.NamedTemporaryFile(suffix=".zst") as f:
+            f.write(cap)
+            f.flush()
+            code, shown, _ = run_on_terminal([SLUICE, "replay", "--check", f.name])
+        self.assertEqual(code, 0, shown)
+        # Each flow line starts on a line of its own: after a newline, or after the progress line was
+        # erased (CR, ESC [K); never right after "N/M flows".
+        starts = [m.start() for m in re.finditer(rb"\d\d:\d\d:\d\d\.\d{3} \S+ GET http://127\.0\.0\.1:", shown)]
+        self.assertEqual(len(starts), 5, shown)
+        for at in starts:
+            self.assertTrue(shown[:at].endswith(b"\n") or shown[:at].endswith(b"\r\x1b[K"), shown[max(0, at - 60):at + 20])
+        self.assertIn(b"sluice: replay: 5 flows: 5 passed", shown)
 
     def test_usage_errors(self):
         p = subprocess.run([SLUICE, "replay", "/nonexistent/capture"], capture_output=True, env=TEST_ENV, timeout=30)

@@ -154,7 +154,8 @@ class ServeFrom(unittest.TestCase):
         got = [self.get(proxy, "/poll").stdout for _ in range(4)]
         proxy.stop()
         self.assertEqual(got[:3], [b"n=1 /poll\n", b"n=2 /poll\n", b"n=3 /poll\n"])
-        self.assertIn(b"no recorded response matches", got[3])
+        self.assertIn(b"GET %s/poll was answered already: its 3 recorded responses were each served once "
+                      b"(--serve-from; --reuse serves the last one again)" % self.url.encode(), got[3])
         proxy = self.serve("--reuse")
         got = [self.get(proxy, "/poll").stdout for _ in range(4)]
         proxy.stop()

@@ -58,16 +58,20 @@ class Show(unittest.TestCase):
         self.assertTrue(any("error connect_refused" in l for l in out), out)
 
     def test_all_four_forms_read_the_same(self):
+        # --jsonl writes every body out: the form captures had before bodies were stored once.
         ref = run("show", "--jsonl", os.path.join(SAMPLES, "sample.jsonl")).stdout
-        self.assertEqual(ref, sample("sample.jsonl"))
+        self.assertEqual(ref, sample("sample-bodies-inline.jsonl"))
+        self.assertEqual(run("show", "--jsonl", os.path.join(SAMPLES, "sample-bodies-inline.jsonl")).stdout, ref)
+        self.assertEqual(run("show", "--format", "jsonl", os.path.join(SAMPLES, "sample-bodies-inline.jsonl")).stdout,
+                         sample("sample.jsonl"))
         for name in ("sample.jsonl.zst", "sample.cbor", "sample.cbor.zst"):
             self.assertEqual(run("show", "--jsonl", os.path.join(SAMPLES, name)).stdout, ref, name)
 
     def test_unknown_fields_survive_conversion(self):
         src = big_capture(3)
         want = jsonl_lines(src)
-        # --format jsonl (compressed), then read back through zstd itself.
-        z = run("show", "--format", "jsonl", "-", input=src).stdout
+        # --format jsonl --compress, then read back through zstd itself.
+        z = run("show", "--format", "jsonl", "--compress", "-", input=src).stdout
         self.assertEqual(z[:4], b"\x28\xb5\x2f\xfd")
         plain = subprocess.run(["zstd", "-dc"], input=z, capture_output=True, check=True).stdout
         assert_superset(self, jsonl_lines(plain), want)
@@ -136,7 +140,17 @@ class Show(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             out = os.path.join(d, "x.cbor.zst")
             run("show", "--format", "cbor", "-w", out, os.path.join(SAMPLES, "sample.jsonl"))
-            self.assertEqual(run("show", "--jsonl", out).stdout, sample("sample.jsonl"))
+            with open(out, "rb") as f:
+                self.assertEqual(f.read(4), b"\x28\xb5\x2f\xfd")  # the name says .zst
+            self.assertEqual(run("show", "--jsonl", out).stdout, sample("sample-bodies-inline.jsonl"))
+            # The name alone decides: CBOR for .cbor, zstd for .zst.
+            named = os.path.join(d, "y.cbor")
+            run("show", "--format", "jsonl", "-w", os.path.join(d, "y.jsonl"), os.path.join(SAMPLES, "sample.jsonl"))
+            run("show", "--compress", "--format", "cbor", "-w", named, os.path.join(SAMPLES, "sample.jsonl"))
+            with open(os.path.join(d, "y.jsonl"), "rb") as f:
+                self.assertEqual(f.read(), sample("sample.jsonl"))
+            with open(named, "rb") as f:
+                self.assertEqual(f.read(4), b"\x28\xb5\x2f\xfd")
 
     def test_records_validate_against_the_schema(self):
         import jsonschema  # Debian: python3-jsonschema

@@ -191,7 +191,7 @@ class TcpForward(unittest.TestCase):
 
     def test_records_reach_a_pipe_reader_promptly(self):
         """Each record is readable at the other end of a pipe well within 100 ms of the traffic."""
-        proxy = Proxy("--mode", "tcp:127.0.0.1:%d@0" % self.echo.port)
+        proxy = Proxy("--mode", "tcp:127.0.0.1:%d@0" % self.echo.port, drain=False)
         reader = subprocess.Popen([SLUICE, "show", "--jsonl"], stdin=proxy.proc.stdout, stdout=subprocess.PIPE)
         proxy.proc.stdout.close()
         self.addCleanup(reader.kill)

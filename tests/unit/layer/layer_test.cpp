@@ -39,6 +39,37 @@ TEST(ModeSpec, ParsesMitmproxySyntax) {
   }
 }
 
+// mitmproxy 10's spellings: reverse:tcp:// and reverse:tls:// are TCP forwards, a reverse target
+// without a scheme is https, an upstream one http; modes sluice lacks are named as mitmproxy's.
+TEST(ModeSpec, AcceptsMitmproxySpellings) {
+  auto m = parse_mode_spec("reverse:tcp://127.0.0.1:6379@7000");
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(m->kind, ModeSpec::Kind::tcp);
+  EXPECT_EQ(m->target_port, 6379);
+  EXPECT_TRUE(m->listen_port_given);
+  m = parse_mode_spec("reverse:tls://example.com:443");
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(m->kind, ModeSpec::Kind::tcp);
+  EXPECT_FALSE(m->listen_port_given);
+  m = parse_mode_spec("reverse:example.com");
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(m->target_scheme, "https");
+  EXPECT_EQ(m->target_port, 443);
+  m = parse_mode_spec("upstream:127.0.0.1:3128");
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(m->target_scheme, "http");
+  EXPECT_EQ(m->target_port, 3128);
+  m = parse_mode_spec("socks5");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->listen_port, 1080);
+  auto t = parse_mode_spec("transparent");
+  ASSERT_FALSE(t);
+  EXPECT_NE(t.error().message.find("mitmproxy's"), std::string::npos);
+  auto dns = parse_mode_spec("reverse:dns://1.1.1.1");
+  ASSERT_FALSE(dns);
+  EXPECT_NE(dns.error().message.find("no reverse mode for dns"), std::string::npos);
+}
+
 // NextLayer buffers the first bytes until the decider chooses, then replays them to the child.
 TEST(NextLayer, BuffersUntilDecidedThenReplays) {
   auto mode = parse_mode_spec("tcp:127.0.0.1:7000@0");

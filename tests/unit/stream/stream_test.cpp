@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <random>
 
+#include <zstd.h>
+
 #include "core/json.hpp"
 #include "envelope/record_codec.hpp"
 #include "support/sample_records.hpp"
@@ -68,6 +70,46 @@ TEST(Stream, DetectsFormsFromFirstBytes) {
   ASSERT_TRUE(d.fatal);
   EXPECT_NE(d.fatal->find("not a sluice stream"), std::string::npos);
   EXPECT_TRUE(decode_stream("").records.empty());
+}
+
+// Whatever else a reader is given is named, never read as an empty capture: a HAR (one line, pretty,
+// after a byte order mark, compressed), plain JSON, a mitmproxy flow file, a packet capture.
+TEST(Stream, NamesWhatIsNotAStream) {
+  auto foreign = [](std::string_view bytes) {
+    RecordDecoder dec;
+    dec.feed(bytes);
+    dec.finish();
+    EXPECT_FALSE(dec.next()) << bytes;
+    EXPECT_TRUE(dec.fatal()) << bytes;
+    return dec.foreign();
+  };
+  using F = RecordDecoder::Foreign;
+  EXPECT_EQ(foreign("{\"log\": {\"version\": \"1.2\", \"entries\": []}}\n"), F::har);
+  EXPECT_EQ(foreign("{\n  \"log\": {\n    \"version\": \"1.2\",\n    \"entries\": []\n  }\n}\n"), F::har);
+  EXPECT_EQ(foreign("\xEF\xBB\xBF{\"log\": {}}\n"), F::har);
+  EXPECT_EQ(foreign("{\"a\": 1}\n{\"b\": 2}\n"), F::json);
+  EXPECT_EQ(foreign("[{\"type\": \"header\"}]\n"), F::json);
+  EXPECT_EQ(foreign("{\n  \"name\": \"x\"\n}\n"), F::json);
+  EXPECT_EQ(foreign("320:7:version;2:21#4:type;4:http;}"), F::mitmproxy);
+  EXPECT_EQ(foreign(std::string_view("\xD4\xC3\xB2\xA1\x02\x00\x04\x00", 8)), F::pcap);
+  EXPECT_EQ(foreign("GET / HTTP/1.1\r\n"), F::other);
+  // Compressed, a HAR is still a HAR.
+  std::string out;
+  {
+    std::string har = "{\"log\": {\"entries\": []}}\n";
+    size_t bound = ZSTD_compressBound(har.size());
+    out.resize(bound);
+    out.resize(ZSTD_compress(out.data(), bound, har.data(), har.size(), 1));
+  }
+  EXPECT_EQ(foreign(out), F::har);
+  // A stream whose first line is damaged is still a stream: that line is skipped, the rest read.
+  auto records = test_support::sample_records();
+  WriterOptions plain;
+  plain.compression = Compression::none;
+  auto d = decode_stream("{\"type\": \"hea\n" + encode_stream(records, plain));
+  EXPECT_FALSE(d.fatal);
+  EXPECT_EQ(d.records.size(), records.size());
+  EXPECT_EQ(d.warnings.size(), 1u);
 }
 
 TEST(Stream, EverySplitPointGivesTheSameRecords) {
