@@ -24,19 +24,23 @@ print(server.server_address[1]); server.serve_forever()
 ' "$work/site" >"$work/site.port" 2>/dev/null &
 until [[ -s $work/site.port ]]; do sleep 0.05; done
 
-# The job: proxy | record, segments named by the hour they start in.
+# The job: proxy | record, segments named by the hour they start in. The pipe is a named one so that
+# the proxy's own process id is known: stopping it by that id (never by a pattern of its command line)
+# stops this job's proxy and no other.
 : >"$work/proxy.err"
-"$SLUICE" proxy --mode "reverse:http://127.0.0.1:$(cat "$work/site.port")@0" 2>"$work/proxy.err" |
-  "$SLUICE" record --rotate-every 1h --rotate-size 256MiB --name 'capture-%Y%m%d-%H' --sync interval "$captures/" &
+mkfifo "$work/stream"
+"$SLUICE" record --rotate-every 1h --rotate-size 256MiB --name 'capture-%Y%m%d-%H' --sync interval \
+  "$captures/" <"$work/stream" &
 record=$!
+"$SLUICE" proxy --mode "reverse:http://127.0.0.1:$(cat "$work/site.port")@0" >"$work/stream" 2>"$work/proxy.err" &
+proxy=$!
 until grep -q 'listening on' "$work/proxy.err"; do sleep 0.05; done
 port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/proxy.err")
 
 for i in 1 2 3; do curl -sS -o /dev/null "http://127.0.0.1:$port/health?check=$i"; done
 
-sleep 0.3
-pkill -INT -f "reverse:http://127.0.0.1:$(cat "$work/site.port")@0"  # the proxy ends; record sees EOF and exits
-wait "$record"
+kill -INT "$proxy"  # the proxy ends; record sees the end of its input and exits
+wait "$proxy" "$record"
 
 echo "== segments"
 ls "$captures"

@@ -90,43 +90,47 @@ class Docs(unittest.TestCase):
         self.assertIn("scripts/test", read(".ci", "run"))
 
 
+def example(name):
+    """Runs examples/NAME as a user would: by its path, so it must be executable."""
+    return subprocess.run([os.path.join(ROOT, "examples", name)], capture_output=True, timeout=120, cwd=ROOT,
+                          env=dict(TEST_ENV, SLUICE=os.path.abspath(SLUICE)))
+
+
 class Examples(unittest.TestCase):
     def test_every_example_runs(self):
         scripts = sorted(glob.glob(os.path.join(ROOT, "examples", "*.sh")))
         self.assertTrue(scripts)
         for script in scripts:
             with self.subTest(example=os.path.basename(script)):
-                p = subprocess.run(["bash", script], capture_output=True, timeout=120, cwd=ROOT,
-                                   env=dict(TEST_ENV, SLUICE=os.path.abspath(SLUICE)))
+                self.assertTrue(os.access(script, os.X_OK), "not executable")
+                # What an example starts it stops by process id: a pattern of a command line can stop
+                # another user's process, or another run of the same example.
+                with open(script) as f:
+                    self.assertNotRegex(f.read(), r"\b(pkill|killall)\b")
+                p = example(os.path.basename(script))
                 self.assertEqual(p.returncode, 0, p.stderr.decode())
                 self.assertTrue(p.stdout.strip())
-        out = subprocess.run(["bash", os.path.join(ROOT, "examples", "record-tcp.sh")], capture_output=True,
-                             timeout=120, cwd=ROOT, env=dict(TEST_ENV, SLUICE=os.path.abspath(SLUICE))).stdout
+        out = example("record-tcp.sh").stdout
         self.assertIn(b"hello\nworld\n", out)
         self.assertEqual(out.count(b"raw -> 127.0.0.1:"), 2)
-        out = subprocess.run(["bash", os.path.join(ROOT, "examples", "record-http.sh")], capture_output=True,
-                             timeout=120, cwd=ROOT, env=dict(TEST_ENV, SLUICE=os.path.abspath(SLUICE))).stdout
+        out = example("record-http.sh").stdout
         self.assertIn(b"hello over HTTP/1.1\n", out)
         self.assertRegex(out, rb"GET http://127.0.0.1:\d+/hello.txt 200 OK")
         self.assertRegex(out, rb"/missing 404 ")
         self.assertEqual(out.count(b"GET /hello.txt HTTP/1.1\r\n"), 2)  # as sent, and as received
-        out = subprocess.run(["bash", os.path.join(ROOT, "examples", "cron-capture.sh")], capture_output=True,
-                             timeout=120, cwd=ROOT, env=dict(TEST_ENV, SLUICE=os.path.abspath(SLUICE))).stdout
+        out = example("cron-capture.sh").stdout
         self.assertRegex(out, rb"== segments\ncapture-\d{8}-\d\d-0000.jsonl.zst\n")
         self.assertEqual(len(re.findall(rb"/health\?check=\d 200 OK", out)), 3)
-        out = subprocess.run(["bash", os.path.join(ROOT, "examples", "triage.sh")], capture_output=True,
-                             timeout=120, cwd=ROOT, env=dict(TEST_ENV, SLUICE=os.path.abspath(SLUICE))).stdout
+        out = example("triage.sh").stdout
         self.assertEqual(len(re.findall(rb"GET http://127.0.0.1:\d+/orders/[135] 503 Service Unavailable", out)), 3)
         self.assertEqual(len(re.findall(rb"\n503 http://\S+/orders/[135] {\"error\": \"database unavailable\"}", out)), 3)
         self.assertEqual(out.count(b"curl -sS --http1.1"), 3)
-        p = subprocess.run(["bash", os.path.join(ROOT, "examples", "ci-replay.sh")], capture_output=True,
-                           timeout=120, cwd=ROOT, env=dict(TEST_ENV, SLUICE=os.path.abspath(SLUICE)))
+        p = example("ci-replay.sh")
         self.assertIn(b'== good build\n<testsuite name="sluice replay" tests="4" failures="0" errors="0"', p.stdout)
         self.assertIn(b'tests="4" failures="3" errors="0"', p.stdout)
         self.assertIn(b"4 flows: 4 passed, 0 failed", p.stderr)
         self.assertIn(b"body $.total: 48.0 -> 40.0", p.stderr)
-        p = subprocess.run(["bash", os.path.join(ROOT, "examples", "offline-tests.sh")], capture_output=True,
-                           timeout=120, cwd=ROOT, env=dict(TEST_ENV, SLUICE=os.path.abspath(SLUICE)))
+        p = example("offline-tests.sh")
         self.assertIn(b"sluice: serving 4 recorded responses (--serve-from)\n", p.stdout)
         self.assertIn(b"Ran 4 tests", p.stderr)
         self.assertIn(b"\nOK\n", p.stderr)

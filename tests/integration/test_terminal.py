@@ -55,21 +55,39 @@ class Terminal(unittest.TestCase):
             os.close(master)
             echo.close()
 
-    def test_readme_start_command_starts_the_proxy(self):
+    def test_readme_start_command_builds_with_progress_and_starts_a_recording_proxy(self):
+        """scripts/start shows what it builds (on stderr: its stdout may be a stream), builds the binary
+        only, and on a terminal records to a file it names, with how to read it."""
+        master, slave = pty.openpty()
         proc = subprocess.Popen([os.path.join(ROOT, "scripts", "start"), "--mode", "regular@0"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+                                stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE, cwd=ROOT)
+        os.close(slave)
+        lines = []
         try:
             deadline = time.monotonic() + 300
-            line = b""
-            while b"listening on" not in line and time.monotonic() < deadline:
+            while not any(b"recording to" in l for l in lines) and time.monotonic() < deadline:
                 line = proc.stderr.readline()
                 if not line:
                     break
-            self.assertIn(b"listening on 127.0.0.1:", line)
+                lines.append(line)
         finally:
             proc.send_signal(signal.SIGINT)
             proc.communicate(timeout=30)
-        self.assertEqual(proc.returncode, 0)
+            os.close(master)
+        text = b"".join(lines).decode()
+        self.assertEqual(proc.returncode, 0, text)
+        self.assertIn("start: building build/sluice\n", text)
+        self.assertRegex(text, r"ninja: no work to do|\[\d+/\d+\] ")  # the build's own progress
+        self.assertIn("sluice: listening on 127.0.0.1:", text)
+        m = re.search(r"sluice: recording to (captures/start-\d{8}-\d{6}\.zst) \(read it with: sluice show \1\)",
+                      text)
+        self.assertTrue(m, text)
+        path = os.path.join(ROOT, m.group(1))
+        try:
+            p = subprocess.run([SLUICE, "show", path], capture_output=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)  # a readable (empty) capture
+        finally:
+            os.unlink(path)
 
 
 if __name__ == "__main__":
