@@ -138,12 +138,15 @@ stream::WriterOptions stream_options(const std::string& path, int fd, const Stre
   bool zstd = flags.compress || (!flags.no_compress && (compress_by_default || name.ends_with(".zst")));
   o.compression = zstd ? stream::Compression::zstd : stream::Compression::none;
   if (is_terminal(fd)) {
+    // `record` writes to a terminal only its --tee copy; the others write a stream there with -w -.
+    bool tee = command == "record";
     if (zstd)
       throw CommandError(kUsage, command + ": refusing to write compressed data to a terminal (drop --compress, "
                                            "pipe it on, or write a file with -w FILE.zst)");
     if (o.encoding == stream::Encoding::cbor)
-      throw CommandError(kUsage, command + ": refusing to write binary CBOR to a terminal (pipe it on, or write a "
-                                           "file with -w FILE.cbor)");
+      throw CommandError(kUsage, command + ": refusing to write binary CBOR to a terminal (" +
+                                     (tee ? "pipe the --tee copy on, or drop --tee)"
+                                          : "pipe it on, or write a file with -w FILE.cbor)"));
   }
   return o;
 }

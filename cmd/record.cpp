@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 
@@ -167,6 +168,11 @@ int run_record(const RecordConfig& cfg) {
     throw CommandError(kUsage, "record: PATH is where the stream is written, and '-' names no file: give a file or "
                                "a directory (sluice record capture.zst, sluice record captures/); the stream is read "
                                "from standard input");
+  // The copy on standard output follows the rules of any stream written there (plain JSONL to a pipe or
+  // a terminal, CBOR on request but never to a terminal), judged before anything is read or created.
+  std::optional<stream::WriterOptions> tee_options;
+  if (cfg.tee) tee_options = stream_options("-", 1, {cfg.stream.format}, "record");
+
   bool directory = is_directory(cfg.path) || (!cfg.path.empty() && cfg.path.back() == '/');
   if (directory && !is_directory(cfg.path)) {
     if (::mkdir(cfg.path.c_str(), 0755) != 0)
@@ -199,7 +205,7 @@ int run_record(const RecordConfig& cfg) {
           stream::WriterOptions w = stream_options(directory ? std::string() : cfg.path, -1, cfg.stream, "record",
                                                    directory ? input : stream::Encoding::jsonl, directory);
           out = std::make_unique<Recorder>(cfg, directory, w, rotate_size, rotate_every);
-          if (cfg.tee) tee = std::make_unique<stream::StreamWriter>(1, stream_options("-", 1, {cfg.stream.format}, "record"));
+          if (tee_options) tee = std::make_unique<stream::StreamWriter>(1, *tee_options);
         }
         out->write(r);
         if (tee && !tee->write(r)) flush_tee();
