@@ -137,8 +137,8 @@ class Record(unittest.TestCase):
 
     def test_a_dash_is_no_file_to_record_to(self):
         """`sluice record -` wrote a file named '-': it is refused, and nothing is created."""
-        p = subprocess.run([SLUICE, "record", "-"], input=lines(golden.records()), capture_output=True, timeout=60,
-                           cwd=self.tmp.name)
+        p = subprocess.run([os.path.abspath(SLUICE), "record", "-"], input=lines(golden.records()),
+                           capture_output=True, timeout=60, cwd=self.tmp.name)
         self.assertEqual(p.returncode, 2)
         self.assertIn("sluice: record: PATH is where the stream is written, and '-' names no file", p.stderr.decode())
         self.assertFalse(os.path.exists(os.path.join(self.tmp.name, "-")))
