@@ -175,6 +175,45 @@ void add_server_tls_flags(CLI::App* sub, ServerTlsFlags& flags) {
                 "Do not resume TLS sessions with servers: every server connection makes a full handshake");
 }
 
+// What a step is called in messages and records: its script's file name when the command runs one
+// ("python3 steps/add_header.py --host x" is add_header.py), else its program's.
+std::string step_name(const std::string& command) {
+  std::vector<std::string> words;
+  for (size_t i = 0; i < command.size();) {
+    size_t end = command.find(' ', i);
+    if (end == std::string::npos) end = command.size();
+    if (end > i) words.push_back(command.substr(i, end - i));
+    i = end + 1;
+  }
+  if (words.empty()) return command;
+  auto base = [](const std::string& w) { return w.substr(w.rfind('/') + 1); };
+  for (const auto& w : words)
+    if (w[0] != '-' && base(w).find('.') != std::string::npos) return base(w);
+  return base(words[0]);
+}
+
+void add_step_flags(CLI::App* sub, StepFlags& flags) {
+  sub->add_option("--step-timeout", flags.timeout,
+                  "Seconds a step program may take to answer a unit before it counts as hung (default 5)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--step-on-error", flags.on_error,
+                  "What units in flight get when a step program fails: pass (sent on as they are) or kill")
+      ->check(CLI::IsMember({"pass", "kill"}));
+}
+
+step::ProcessStepOptions step_options(const StepFlags& flags, const std::string& command,
+                                      const envelope::StreamHeader& header,
+                                      std::function<void(envelope::Record)> on_record) {
+  step::ProcessStepOptions o;
+  o.command = command;
+  o.name = "step:" + step_name(command);
+  o.timeout = std::chrono::milliseconds(static_cast<int64_t>(flags.timeout * 1000));
+  o.on_error = flags.on_error == "kill" ? step::OnError::kill : step::OnError::pass;
+  o.header = header;
+  o.on_record = std::move(on_record);
+  return o;
+}
+
 tls::TlsSettings server_tls_settings(const ServerTlsFlags& flags) {
   tls::TlsSettings settings;
   settings.insecure = flags.insecure;

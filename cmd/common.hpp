@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "envelope/record.hpp"
+#include "step/process_step.hpp"
 #include "stream/writer.hpp"
 #include "tls/session.hpp"
 
@@ -109,6 +110,17 @@ void add_server_tls_flags(CLI::App* sub, ServerTlsFlags& flags);
 // The settings those flags make, with SSLKEYLOGFILE from the environment.
 tls::TlsSettings server_tls_settings(const ServerTlsFlags& flags);
 
+// How step programs are run (proxy --step, sluice step): --step-timeout, --step-on-error.
+struct StepFlags {
+  double timeout = 5;            // seconds an answer may take
+  std::string on_error = "pass";  // what units in flight get when a step fails: pass or kill
+};
+void add_step_flags(CLI::App* sub, StepFlags& flags);
+std::string step_name(const std::string& command);
+step::ProcessStepOptions step_options(const StepFlags& flags, const std::string& command,
+                                      const envelope::StreamHeader& header,
+                                      std::function<void(envelope::Record)> on_record);
+
 // "16MiB", "512k", "0", "1G": a byte count with an optional binary suffix. `what` prefixes errors
 // ("proxy: --record-body-limit").
 uint64_t parse_size(const std::string& text, const std::string& what);
@@ -124,6 +136,7 @@ void setup_proxy(CLI::App& app, CommandRunner& run);
 void setup_show(CLI::App& app, CommandRunner& run);
 void setup_ca(CLI::App& app, CommandRunner& run);
 void setup_filter(CLI::App& app, CommandRunner& run);
+void setup_step(CLI::App& app, CommandRunner& run);
 void setup_record(CLI::App& app, CommandRunner& run);
 void setup_diff(CLI::App& app, CommandRunner& run);
 void setup_export(CLI::App& app, CommandRunner& run);

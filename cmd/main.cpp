@@ -91,6 +91,7 @@ int usage_error(const CLI::App& app, const CLI::ParseError& e, int argc, char** 
   static const std::pair<const char*, const char*> kNeeds[] = {
       {"diff", "needs two captures to compare: sluice diff BEFORE AFTER"},
       {"filter", "needs a filter expression: sluice filter EXPR [CAPTURE...]"},
+      {"step", "needs the step program to run: sluice step 'COMMAND' [CAPTURE...]"},
       {"record", "needs the file or directory to write: sluice record PATH [CAPTURE...]"},
       {"import", "needs the HAR file to read: sluice import FILE.har ('-': standard input)"},
   };
@@ -131,6 +132,7 @@ int main(int argc, char** argv) {
   setup_show(app, run);
   setup_ca(app, run);
   setup_filter(app, run);
+  setup_step(app, run);
   setup_record(app, run);
   setup_diff(app, run);
   setup_export(app, run);

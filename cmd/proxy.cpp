@@ -54,6 +54,9 @@ struct ProxyConfig {
   bool reuse = false;
   bool refresh_dates = false;
   std::string on_miss = "502";
+  // Step programs (formats/STEP.md), in the order given.
+  std::vector<std::string> steps;
+  StepFlags step;
 };
 
 
@@ -170,7 +173,6 @@ int run_proxy(const ProxyConfig& cfg) {
       },
       to_file && is_terminal(1) ? 1 : -1);
   pipeline::Pipeline pipeline([&recorder](const envelope::Envelope& e) { recorder.record(e); });
-  if (serve_from) pipeline.add(serve_from);
 
   runtime::Server server(opts, recorder, pipeline);
   auto bound = server.bind();
@@ -186,6 +188,15 @@ int run_proxy(const ProxyConfig& cfg) {
     std::fprintf(stderr, "sluice: listening on %s (%s)\n", b.address.c_str(), b.mode.c_str());
   }
   if (!summary_only) recorder.record(envelope::Record{header});
+  // Step programs first (they see what the client sent), then the recorded answers of --serve-from.
+  std::vector<std::shared_ptr<step::ProcessStep>> steps;
+  for (const auto& command : cfg.steps) {
+    steps.push_back(std::make_shared<step::ProcessStep>(
+        step_options(cfg.step, command, header, [&recorder](envelope::Record r) { recorder.record(std::move(r)); })));
+    pipeline.add(steps.back());
+    std::fprintf(stderr, "sluice: running step %s (%s)\n", std::string(steps.back()->name()).c_str(), command.c_str());
+  }
+  if (serve_from) pipeline.add(serve_from);
   // Say plainly whether the flows are kept, and how to read them.
   if (summary_only)
     std::fprintf(stderr, "sluice: not recording (standard output is a terminal: one line per flow); "
@@ -195,6 +206,7 @@ int run_proxy(const ProxyConfig& cfg) {
 
   server.run();
   server_ptr = nullptr;
+  for (auto& step : steps) step->stop();  // before the recorder closes: a step's thread records
   auto closed = recorder.close();
   if (to_file) ::close(out_fd);
   if (!closed && !broken_pipe) throw CommandError(kFailure, "proxy: cannot write the stream: " + closed.error().message);
@@ -251,6 +263,10 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
   add_server_tls_flags(sub, cfg->server_tls);
   sub->add_option("--tls-passthrough", cfg->passthrough,
                   "Tunnel hosts matching PATTERN (*.example.com) without intercepting TLS, repeatable");
+  sub->add_option("--step", cfg->steps,
+                  "Run COMMAND as a step program (formats/STEP.md) that sees, changes, drops or answers each "
+                  "unit before it is sent on, repeatable (run in the order given)");
+  add_step_flags(sub, cfg->step);
   sub->add_option("--serve-from", cfg->serve_from,
                   "Answer requests from the responses recorded in CAPTURE (file or directory), repeatable");
   sub->add_option("--match", cfg->match,

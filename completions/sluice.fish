@@ -1,5 +1,5 @@
 # fish completion for sluice
-set -l commands proxy show ca filter record diff export import replay
+set -l commands proxy show ca filter record diff export import replay step
 complete -c sluice -f
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a proxy -d 'Listen, forward and record every connection'
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a show -d 'Print or convert a stream'
@@ -36,6 +36,9 @@ complete -c sluice -n "__fish_seen_subcommand_from proxy" -l server-ca -r -F -d 
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l client-cert -r -F -d 'FILE[:HOST_PATTERN] client certificate'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l no-tls-resume -d 'Full TLS handshake on every server connection'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l tls-passthrough -x -d 'Tunnel matching hosts without interception'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l step -x -d 'Run COMMAND as a step program'
+complete -c sluice -n "__fish_seen_subcommand_from proxy step" -l step-timeout -x -d 'Seconds a step may take to answer'
+complete -c sluice -n "__fish_seen_subcommand_from proxy step" -l step-on-error -x -a 'pass kill' -d 'What units in flight get when a step fails'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l serve-from -r -d 'Answer requests from this capture'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l match -x -d 'Request parts that must match'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l ignore-param -x -d 'Query parameter left out of matching'
@@ -135,3 +138,11 @@ complete -c sluice -n "__fish_seen_subcommand_from replay" -l server-ca -r -d 'A
 complete -c sluice -n "__fish_seen_subcommand_from replay" -l client-cert -r -d 'Client certificate FILE[:PATTERN]'
 complete -c sluice -n "__fish_seen_subcommand_from replay" -l no-tls-resume -d 'Full TLS handshake on every server connection'
 complete -c sluice -n "__fish_seen_subcommand_from replay" -s q -l quiet -d 'No progress or report'
+
+# step
+complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a step -d 'Run a step program over a recorded stream'
+complete -c sluice -n "__fish_seen_subcommand_from step" -F
+complete -c sluice -n "__fish_seen_subcommand_from step" -l format -x -a 'jsonl cbor' -d 'Stream encoding'
+complete -c sluice -n "__fish_seen_subcommand_from step" -l compress -d 'zstd-compress the stream (default for *.zst)'
+complete -c sluice -n "__fish_seen_subcommand_from step" -l no-compress -d 'Write the stream uncompressed'
+complete -c sluice -n "__fish_seen_subcommand_from step" -s w -l write -r -F -d 'Write to PATH'

@@ -143,6 +143,35 @@ core::Bytes response_bytes(int status, std::string_view reason, const envelope::
   return out;
 }
 
+core::Bytes encode_http1(const envelope::HttpMessage& m) {
+  bool request = m.kind == envelope::HttpMessage::Kind::request;
+  std::string version = m.version.empty() || m.version == "HTTP/2" ? std::string("HTTP/1.1") : m.version;
+  core::Bytes out = request ? m.method + " " + m.path + " " + version + "\r\n"
+                            : version + " " + std::to_string(m.status) + " " + m.reason + "\r\n";
+  bool chunked = false;
+  for (const auto& h : m.headers)
+    if (core::iequals(h.name, "Transfer-Encoding") && core::to_lower(h.value).find("chunked") != std::string::npos) chunked = true;
+  bool length_written = false;
+  bool bodiless_status = !request && (m.status / 100 == 1 || m.status == 204 || m.status == 304);
+  bool wants_length = !chunked && !bodiless_status && (!m.body.empty() || !request || body_expected(m.method));
+  for (const auto& h : m.headers) {
+    if (core::iequals(h.name, "Content-Length")) {
+      if (!wants_length || length_written) continue;
+      out += h.name + ": " + std::to_string(m.body.size()) + "\r\n";
+      length_written = true;
+      continue;
+    }
+    out += h.name + ": " + h.value + "\r\n";
+  }
+  if (wants_length && !length_written) out += "Content-Length: " + std::to_string(m.body.size()) + "\r\n";
+  out += "\r\n";
+  if (chunked)
+    out += chunked_body(m.body, m.trailers);
+  else
+    out.append(m.body);
+  return out;
+}
+
 envelope::Headers plain_text_headers(const std::string& text, bool close) {
   envelope::Headers h{{"Content-Type", "text/plain; charset=utf-8"}, {"Content-Length", std::to_string(text.size())}};
   if (close) h.push_back({"Connection", "close"});

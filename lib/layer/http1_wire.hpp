@@ -45,6 +45,13 @@ core::Bytes request_head(std::string_view method, std::string_view target, const
 // Whether a request with this method is expected to carry a body (so an empty one says Content-Length: 0).
 bool body_expected(std::string_view method);
 
+// An HTTP/1 message's bytes from its structured view (a step edited the message): the start line, the
+// headers in their order and case, the body with framing made consistent. A body goes chunked when the
+// message says `Transfer-Encoding: chunked` (trailers after it), else with a Content-Length that is set
+// (or replaced) to the body's size; a request whose method carries no body and that has none gets no
+// Content-Length. Every other field goes out as the message has it.
+core::Bytes encode_http1(const envelope::HttpMessage& m);
+
 // A response the proxy makes itself: "HTTP/1.1 STATUS REASON", the fields, the body.
 core::Bytes response_bytes(int status, std::string_view reason, const envelope::Headers& headers,
                            core::ByteView body);

@@ -132,6 +132,7 @@ void Connection::execute(Command& cmd) {
                                                               : Verdict::forward;
       auto deliver = [self, ev = PipelineVerdict{id, v, std::move(res.envelope), std::move(res.reply)}]() mutable {
         --self->in_pipeline_;
+        if (self->finished_) return;  // closed while the unit was held: nothing is left to act on it
         self->post_event(std::move(ev));
       };
       if (self->exec_.running_in_this_thread())
@@ -324,7 +325,9 @@ void Connection::open(OpenConnection cmd) {
 }
 
 void Connection::check_finished() {
-  if (finished_ || draining_ || opening_ > 0 || in_pipeline_ > 0 || !events_.empty()) return;
+  // A unit held by a step is waited for, unless the proxy is closing the connection anyway: its late
+  // verdict is then dropped (below, in RunPipeline's delivery).
+  if (finished_ || draining_ || opening_ > 0 || (in_pipeline_ > 0 && !force_closed_) || !events_.empty()) return;
   for (const auto& [id, s] : sockets_)
     if (!s->closed) return;
   finished_ = true;

@@ -218,7 +218,7 @@ def stream_ends(recs):
     conns = set()
     for i, r in enumerate(recs):
         sid = r.get("stream_id")
-        if sid is None:
+        if not sid:  # a header, or an error of no connection (a step's)
             continue
         for e in ended:
             if sid == e or sid.startswith(e + "."):

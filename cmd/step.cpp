@@ -1,0 +1,144 @@
+// sluice step 'CMD' [CAPTURE...]: run a step program over a recorded stream and write the stream the proxy
+// would have recorded with it: each unit's original, its variant when the step changed it, a drop or kill
+// marked on the original, a step's own reply after the request it answered.
+#include <unistd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+#include <CLI/CLI.hpp>
+
+#include "common.hpp"
+#include "pipeline/pipeline.hpp"
+#include "step/process_step.hpp"
+#include "stream/writer.hpp"
+
+namespace sluice::cmd {
+namespace {
+
+struct StepConfig {
+  std::string command;
+  std::vector<std::string> inputs;
+  StepFlags step;
+  StreamFlags stream;
+  std::string write = "-";
+  size_t window = 256;
+};
+
+// Records in input order; a unit's slot is filled when its step answers (on the step's thread).
+struct Slot {
+  std::vector<envelope::Record> records;
+  bool done = false;
+};
+
+int run_step(const StepConfig& cfg) {
+  int out_fd = open_output(cfg.write, "step");
+  const stream::WriterOptions wopts = stream_options(cfg.write, out_fd, cfg.stream, "step");
+  stream::StreamWriter writer(out_fd, wopts);
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::shared_ptr<Slot>> slots;
+  size_t in_flight = 0;
+  std::shared_ptr<step::ProcessStep> program;
+
+  auto flush = [&] {
+    if (auto r = writer.flush(); !r) {
+      if (writer.broken_pipe()) throw BrokenPipe{};
+      throw CommandError(kFailure, "step: cannot write output: " + r.error().message);
+    }
+  };
+  auto write_done = [&](std::unique_lock<std::mutex>& lock) {
+    while (!slots.empty() && slots.front()->done) {
+      auto slot = std::move(slots.front());
+      slots.pop_front();
+      lock.unlock();
+      for (const auto& r : slot->records)
+        if (!writer.write(r)) flush();  // surfaces the error
+      lock.lock();
+    }
+  };
+  auto done_slot = [](envelope::Record r) {
+    auto slot = std::make_shared<Slot>();
+    slot->records.push_back(std::move(r));
+    slot->done = true;
+    return slot;
+  };
+  auto push = [&](envelope::Record r) {
+    std::unique_lock lock(mu);
+    slots.push_back(done_slot(std::move(r)));
+    write_done(lock);
+  };
+
+  read_records(
+      cfg.inputs, "step",
+      [&](envelope::Record&& r, const stream::StreamReader&) {
+        if (auto* h = std::get_if<envelope::StreamHeader>(&r)) {
+          if (!program) {
+            // An error record (from the step's thread) takes its place in the order; the main thread writes it.
+            auto on_error = [&](envelope::Record e) {
+              std::lock_guard lock(mu);
+              slots.push_back(done_slot(std::move(e)));
+              cv.notify_all();
+            };
+            program = std::make_shared<step::ProcessStep>(step_options(cfg.step, cfg.command, *h, on_error));
+          }
+          push(std::move(r));
+          return;
+        }
+        auto* env = std::get_if<envelope::Envelope>(&r);
+        if (!env || !step::is_unit(*env)) {
+          push(std::move(r));
+          return;
+        }
+        if (!program)
+          throw CommandError(kUsage, "step: the stream has no header record before its first envelope");
+        auto slot = std::make_shared<Slot>();
+        {
+          std::unique_lock lock(mu);
+          cv.wait(lock, [&] { return in_flight < cfg.window; });
+          ++in_flight;
+          slots.push_back(slot);
+        }
+        // A pipeline per unit, kept alive by its own completion (a held unit resumes it later).
+        auto pipe = std::make_shared<pipeline::Pipeline>([slot](const envelope::Envelope& e) { slot->records.emplace_back(e); });
+        pipe->add(program);
+        pipe->run(std::move(*env), [&, slot, pipe](pipeline::Result res) {
+          if (res.outcome == pipeline::Outcome::respond && res.reply) slot->records.emplace_back(*res.reply);
+          std::lock_guard lock(mu);
+          slot->done = true;
+          --in_flight;
+          cv.notify_all();
+        });
+        std::unique_lock lock(mu);
+        write_done(lock);
+      },
+      flush);
+  {
+    std::unique_lock lock(mu);
+    while (!slots.empty()) {
+      cv.wait(lock, [&] { return slots.empty() || slots.front()->done; });
+      write_done(lock);
+    }
+  }
+  if (program) program->stop();
+  flush();
+  if (out_fd != 1) ::close(out_fd);
+  return kOk;
+}
+
+}  // namespace
+
+void setup_step(CLI::App& app, CommandRunner& run) {
+  auto cfg = std::make_shared<StepConfig>();
+  auto* sub = app.add_subcommand("step", "Run a step program (formats/STEP.md) over a recorded stream");
+  sub->add_option("command", cfg->command, "The step program, run with /bin/sh -c")->required();
+  sub->add_option("files", cfg->inputs, "Captures to read ('-' or none: standard input)");
+  add_step_flags(sub, cfg->step);
+  add_stream_flags(sub, cfg->stream);
+  sub->add_option("-w,--write", cfg->write, "Write to PATH instead of standard output ('-')");
+  sub->callback([&run, cfg] { run = [cfg] { return run_step(*cfg); }; });
+}
+
+}  // namespace sluice::cmd

@@ -1,0 +1,502 @@
+#include "step/process_step.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "core/json.hpp"
+#include "core/time.hpp"
+#include "envelope/record_codec.hpp"
+#include "layer/http1_wire.hpp"
+
+namespace sluice::step {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::chrono::milliseconds kFirstBackoff{100};
+constexpr std::chrono::milliseconds kMaxBackoff{5000};
+constexpr size_t kMaxLine = 64u << 20;  // an answer longer than this is not an answer
+
+void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+// The line a unit goes to the child as: its record with bodies inline and "ask" added.
+std::string unit_line(const envelope::Envelope& e, uint64_t ask, core::Value& sent) {
+  core::Value v = envelope::to_value(e, envelope::Target::json, {.inline_bodies = true});
+  v.add("ask", core::Value(static_cast<int64_t>(ask)));
+  std::string line = core::json_write(v);
+  line += '\n';
+  sent = std::move(v);
+  return line;
+}
+
+const core::Value* member(const core::Value& v, std::string_view key) { return v.is_object() ? v.find(key) : nullptr; }
+
+}  // namespace
+
+bool is_unit(const envelope::Envelope& e) {
+  if (!e.overlay.empty() || e.modified) return false;
+  if (e.protocol == envelope::Protocol::raw) return true;
+  if (e.protocol != envelope::Protocol::http) return false;
+  const auto* m = std::get_if<envelope::HttpMessage>(&e.message);
+  return m && m->version != "HTTP/2";
+}
+
+struct ProcessStep::Impl {
+  ProcessStepOptions options;
+  std::string name;
+
+  struct InFlight {
+    envelope::Envelope original;
+    core::Value sent;
+    pipeline::Resume resume;
+    Clock::time_point deadline;
+  };
+
+  std::mutex mu;
+  std::map<uint64_t, InFlight> in_flight;
+  std::string to_child;  // queued bytes for the child's stdin
+  uint64_t next_ask = 1;
+  bool up = false;        // a child is running and takes units
+  bool stopping = false;
+  int wake[2] = {-1, -1};
+
+  // Owned by the thread.
+  pid_t pid = -1;
+  int in = -1, out = -1, err = -1;
+  std::string out_buf, err_buf;
+  std::chrono::milliseconds backoff = kFirstBackoff;
+  Clock::time_point restart_at = Clock::now();
+  std::thread thread;
+
+  explicit Impl(ProcessStepOptions o) : options(std::move(o)) {
+    name = options.name.empty() ? "step:" + options.command : options.name;
+    if (::pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) wake[0] = wake[1] = -1;
+    // Started here, so that the first unit finds it running.
+    if (!spawn()) error_record("step_failed", "cannot start '" + options.command + "': " + std::strerror(errno));
+    thread = std::thread([this] { run(); });
+  }
+
+  void poke() {
+    char c = 1;
+    [[maybe_unused]] auto n = ::write(wake[1], &c, 1);
+  }
+
+  void say(const std::string& line) { std::fprintf(stderr, "sluice: %s: %s\n", name.c_str(), line.c_str()); }
+
+  void error_record(const std::string& code, const std::string& message) {
+    say(message);
+    if (!options.on_record) return;
+    envelope::ErrorRecord r;
+    r.time = core::now_wall();
+    r.code = code;
+    r.message = name + ": " + message;
+    r.extra.push_back({"step", core::Value(name)});
+    options.on_record(envelope::Record{std::move(r)});
+  }
+
+  pipeline::Decision policy(const envelope::Envelope& original) const {
+    return pipeline::Decision{options.on_error == OnError::kill ? pipeline::Outcome::kill : pipeline::Outcome::next,
+                              original, std::nullopt};
+  }
+
+  bool spawn() {
+    int pin[2], pout[2], perr[2];
+    if (::pipe2(pin, O_CLOEXEC) != 0) return false;
+    if (::pipe2(pout, O_CLOEXEC) != 0) {
+      ::close(pin[0]), ::close(pin[1]);
+      return false;
+    }
+    if (::pipe2(perr, O_CLOEXEC) != 0) {
+      ::close(pin[0]), ::close(pin[1]), ::close(pout[0]), ::close(pout[1]);
+      return false;
+    }
+    pid_t child = ::fork();
+    if (child == 0) {
+      ::setpgid(0, 0);  // its own group: a shell's children are stopped with it
+      ::dup2(pin[0], 0);
+      ::dup2(pout[1], 1);
+      ::dup2(perr[1], 2);
+      ::signal(SIGPIPE, SIG_DFL);
+      ::execl("/bin/sh", "sh", "-c", options.command.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(pin[0]), ::close(pout[1]), ::close(perr[1]);
+    if (child < 0) {
+      ::close(pin[1]), ::close(pout[0]), ::close(perr[0]);
+      return false;
+    }
+    pid = child;
+    in = pin[1], out = pout[0], err = perr[0];
+    set_nonblocking(in), set_nonblocking(out), set_nonblocking(err);
+    out_buf.clear();
+    err_buf.clear();
+    std::string header = core::json_write(envelope::to_value(envelope::Record{options.header}, envelope::Target::json));
+    header += '\n';
+    std::lock_guard lock(mu);
+    to_child = header;  // anything queued for an earlier child was answered with the policy
+    up = true;
+    return true;
+  }
+
+  // The child is gone or useless: every unit in flight gets the policy; a restart after the backoff.
+  void fail(const std::string& code, const std::string& why) {
+    if (pid > 0) {
+      ::kill(-pid, SIGKILL);
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      pid = -1;
+    }
+    for (int* fd : {&in, &out, &err})
+      if (*fd >= 0) ::close(*fd), *fd = -1;
+    std::map<uint64_t, InFlight> failed;
+    {
+      std::lock_guard lock(mu);
+      failed.swap(in_flight);
+      to_child.clear();
+      up = false;
+    }
+    error_record(code, why + (failed.empty() ? "" : "; " + std::to_string(failed.size()) + " unit(s) in flight " +
+                                                        (options.on_error == OnError::kill ? "killed" : "passed on")) +
+                           "; restarting in " + std::to_string(backoff.count()) + " ms");
+    for (auto& [ask, f] : failed) f.resume(policy(f.original));
+    restart_at = Clock::now() + backoff;
+    backoff = std::min(backoff * 2, kMaxBackoff);
+  }
+
+  // Why the child's output ended: its exit, if it comes within half a second.
+  std::string exit_status() {
+    int status = 0;
+    for (int i = 0; i < 50; ++i) {
+      if (::waitpid(pid, &status, WNOHANG) == pid) {
+        pid = -1;
+        if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+        if (WIFSIGNALED(status)) return std::string("was killed by signal ") + ::strsignal(WTERMSIG(status));
+        return "exited";
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return "closed its standard output";
+  }
+
+  // One answer line; false when it is not a valid answer (the step is then failed by the caller).
+  bool answer(std::string_view line, std::string& why) {
+    auto parsed = core::json_parse(line);
+    if (!parsed) {
+      why = "wrote something that is not JSON: " + parsed.error().message;
+      return false;
+    }
+    core::Value v = std::move(*parsed);
+    const core::Value* ask_v = member(v, "ask");
+    if (!ask_v || !ask_v->is_int()) {
+      why = "wrote a line without an \"ask\" number";
+      return false;
+    }
+    uint64_t ask = static_cast<uint64_t>(ask_v->as_int());
+    InFlight f;
+    {
+      std::lock_guard lock(mu);
+      auto it = in_flight.find(ask);
+      if (it == in_flight.end()) {
+        why = "answered ask " + std::to_string(ask) + ", which is not waiting for an answer";
+        return false;
+      }
+      f = std::move(it->second);
+      in_flight.erase(it);
+    }
+    auto decision = decide(v, f, why);
+    if (!decision) {
+      f.resume(policy(f.original));
+      return false;
+    }
+    backoff = kFirstBackoff;  // a working child
+    f.resume(std::move(*decision));
+    return true;
+  }
+
+  std::optional<pipeline::Decision> decide(core::Value& v, const InFlight& f, std::string& why) {
+    const core::Value* type = member(v, "type");
+    std::string t = type && type->is_string() ? type->as_string() : "";
+    if (t == "verdict") {
+      const core::Value* o = member(v, "outcome");
+      std::string outcome = o && o->is_string() ? o->as_string() : "";
+      if (outcome == "next") return pipeline::Decision{pipeline::Outcome::next, f.original, std::nullopt};
+      if (outcome == "drop") return pipeline::Decision{pipeline::Outcome::drop, f.original, std::nullopt};
+      if (outcome == "kill") return pipeline::Decision{pipeline::Outcome::kill, f.original, std::nullopt};
+      if (outcome == "respond") {
+        auto reply = make_reply(member(v, "reply"), f.original, why);
+        if (!reply) return std::nullopt;
+        return pipeline::Decision{pipeline::Outcome::respond, f.original, std::move(reply)};
+      }
+      why = "answered with an unknown outcome '" + outcome + "' (next, drop, kill or respond)";
+      return std::nullopt;
+    }
+    if (t != "envelope") {
+      why = "answered with a record of type '" + t + "' (an envelope or a verdict)";
+      return std::nullopt;
+    }
+    // Unchanged: what came back is what was sent (the member order aside, "ask" included).
+    const core::Value* raw = member(v, "raw");
+    const core::Value* msg = member(v, "message");
+    bool raw_same = raw && member(f.sent, "raw") && *raw == *member(f.sent, "raw");
+    bool msg_same = msg && member(f.sent, "message") && *msg == *member(f.sent, "message");
+    if (raw_same && msg_same) return pipeline::Decision{pipeline::Outcome::next, f.original, std::nullopt};
+    auto& obj = v.as_object();
+    obj.erase(std::remove_if(obj.begin(), obj.end(), [](const core::Member& m) { return m.key == "ask"; }), obj.end());
+    auto rec = envelope::from_value(std::move(v));
+    if (!rec || !std::holds_alternative<envelope::Envelope>(*rec)) {
+      why = "answered with an envelope that does not parse: " + (rec ? std::string("not an envelope") : rec.error().message);
+      return std::nullopt;
+    }
+    auto& changed = std::get<envelope::Envelope>(*rec);
+    // Only what a step may change is taken: the bytes and the message. Identity and context stay.
+    envelope::Envelope e = f.original;
+    e.message = std::move(changed.message);
+    if (!raw_same) {
+      e.raw = std::move(changed.raw);  // the step edited the bytes: they are sent as it left them
+    } else if (auto* m = std::get_if<envelope::HttpMessage>(&e.message)) {
+      e.raw = layer::encode_http1(*m);  // the step edited the message: its bytes are made from it
+    } else if (std::holds_alternative<envelope::RawMessage>(e.message)) {
+      // A raw chunk's message has nothing to edit but its members; the bytes stay.
+    } else {
+      why = "changed the message of a unit it can only change the raw bytes of";
+      return std::nullopt;
+    }
+    return pipeline::Decision{pipeline::Outcome::next, std::move(e), std::nullopt};
+  }
+
+  pipeline::Reply make_reply(const core::Value* r, const envelope::Envelope& request, std::string& why) {
+    if (!r || !r->is_object()) {
+      why = "answered respond without a \"reply\" object";
+      return std::nullopt;
+    }
+    envelope::Envelope reply;
+    reply.stream_id = request.stream_id;
+    reply.flow_id = request.flow_id;
+    reply.direction = envelope::Direction::receive;
+    reply.protocol = request.protocol;
+    reply.context = request.context;
+    reply.time = core::now_wall();
+    reply.tags.emplace_back("synthesized", name);
+    envelope::HttpMessage m;
+    m.kind = envelope::HttpMessage::Kind::response;
+    m.version = "HTTP/1.1";
+    m.status = 200;
+    m.reason = "OK";
+    if (const auto* s = r->find("status"); s && s->is_int()) m.status = static_cast<int>(s->as_int());
+    if (const auto* s = r->find("reason"); s && s->is_string()) m.reason = s->as_string();
+    if (const auto* h = r->find("headers"); h && h->is_array()) {
+      for (const auto& pair : h->as_array()) {
+        if (!pair.is_array() || pair.as_array().size() != 2 || !pair.as_array()[0].is_string() ||
+            !pair.as_array()[1].is_string()) {
+          why = "answered respond with a header that is not [NAME, VALUE]";
+          return std::nullopt;
+        }
+        m.headers.push_back({pair.as_array()[0].as_string(), pair.as_array()[1].as_string()});
+      }
+    }
+    if (const auto* b = r->find("body"); b && b->is_string()) m.body = b->as_string();
+    reply.raw = layer::encode_http1(m);
+    reply.message = std::move(m);
+    return reply;
+  }
+
+  // Reads what is there on fd into buf; false at the end of the file (or an error).
+  static bool drain(int fd, std::string& buf) {
+    char chunk[65536];
+    while (true) {
+      ssize_t n = ::read(fd, chunk, sizeof chunk);
+      if (n > 0) {
+        buf.append(chunk, static_cast<size_t>(n));
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+      if (n < 0 && errno == EINTR) continue;
+      return false;
+    }
+  }
+
+  void run() {
+    while (true) {
+      {
+        std::lock_guard lock(mu);
+        if (stopping) break;
+      }
+      auto now = Clock::now();
+      if (pid < 0 && now >= restart_at && !spawn()) {
+        error_record("step_failed", "cannot start '" + options.command + "': " + std::strerror(errno));
+        restart_at = now + backoff;
+        backoff = std::min(backoff * 2, kMaxBackoff);
+      }
+      // Write what is queued, as far as the pipe takes it.
+      bool want_write = false;
+      if (in >= 0) {
+        std::lock_guard lock(mu);
+        while (!to_child.empty()) {
+          ssize_t n = ::write(in, to_child.data(), to_child.size());
+          if (n > 0) {
+            to_child.erase(0, static_cast<size_t>(n));
+            continue;
+          }
+          if (n < 0 && errno == EINTR) continue;
+          break;  // EAGAIN: the child reads slower than we write; EPIPE: its exit is seen below
+        }
+        want_write = !to_child.empty();
+      }
+      // The nearest deadline of a unit in flight, or the restart.
+      Clock::time_point wake_at = now + std::chrono::seconds(1);
+      std::optional<uint64_t> late;
+      {
+        std::lock_guard lock(mu);
+        for (const auto& [ask, f] : in_flight) {
+          if (f.deadline <= now) late = ask;
+          wake_at = std::min(wake_at, f.deadline);
+        }
+      }
+      if (late) {
+        fail("step_timeout", "did not answer ask " + std::to_string(*late) + " within " +
+                                 std::to_string(options.timeout.count()) + " ms");
+        continue;
+      }
+      if (pid < 0) wake_at = std::min(wake_at, restart_at);
+      pollfd fds[4];
+      nfds_t n = 0;
+      fds[n++] = {wake[0], POLLIN, 0};
+      int out_i = -1, err_i = -1, in_i = -1;
+      if (out >= 0) out_i = static_cast<int>(n), fds[n++] = {out, POLLIN, 0};
+      if (err >= 0) err_i = static_cast<int>(n), fds[n++] = {err, POLLIN, 0};
+      if (in >= 0 && want_write) in_i = static_cast<int>(n), fds[n++] = {in, POLLOUT, 0};
+      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now).count();
+      ::poll(fds, n, static_cast<int>(std::clamp<int64_t>(wait, 0, 1000)));
+      if (fds[0].revents) {
+        char sink[256];
+        while (::read(wake[0], sink, sizeof sink) > 0) {
+        }
+      }
+      (void)in_i;
+      if (err_i >= 0 && fds[err_i].revents) {
+        bool open = drain(err, err_buf);
+        size_t nl;
+        while ((nl = err_buf.find('\n')) != std::string::npos) {
+          say(err_buf.substr(0, nl));
+          err_buf.erase(0, nl + 1);
+        }
+        if (!open) {
+          if (!err_buf.empty()) say(err_buf);
+          err_buf.clear();
+          ::close(err);
+          err = -1;
+        }
+      }
+      if (out_i >= 0 && fds[out_i].revents) {
+        bool open = drain(out, out_buf);
+        size_t nl, start = 0;
+        std::string why;
+        while ((nl = out_buf.find('\n', start)) != std::string::npos) {
+          std::string_view line(out_buf.data() + start, nl - start);
+          start = nl + 1;
+          if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+          if (!answer(line, why)) break;
+        }
+        if (!why.empty()) {
+          fail("step_failed", why);
+          continue;
+        }
+        out_buf.erase(0, start);
+        if (out_buf.size() > kMaxLine) {
+          fail("step_failed", "wrote a line longer than 64 MiB");
+          continue;
+        }
+        if (!open) {
+          fail("step_exited", exit_status());
+          continue;
+        }
+      }
+    }
+    // Stopping: the child's stdin closes (its end of input), it has a second to exit.
+    if (in >= 0) ::close(in), in = -1;
+    if (pid > 0) {
+      for (int i = 0; i < 100; ++i) {
+        if (::waitpid(pid, nullptr, WNOHANG) == pid) {
+          pid = -1;
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      if (pid > 0) {
+        ::kill(-pid, SIGKILL);
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+        pid = -1;
+      }
+    }
+    if (out >= 0) {
+      drain(out, out_buf);
+      ::close(out), out = -1;
+    }
+    if (err >= 0) {
+      drain(err, err_buf);
+      for (size_t nl; (nl = err_buf.find('\n')) != std::string::npos; err_buf.erase(0, nl + 1))
+        say(err_buf.substr(0, nl));
+      ::close(err), err = -1;
+    }
+  }
+
+  pipeline::Outcome process(envelope::Envelope& env, const pipeline::Resume& resume) {
+    if (!is_unit(env)) return pipeline::Outcome::next;
+    std::lock_guard lock(mu);
+    if (stopping || !up) {
+      auto d = policy(env);
+      return d.outcome;
+    }
+    uint64_t ask = next_ask++;
+    InFlight f;
+    to_child += unit_line(env, ask, f.sent);
+    f.original = env;
+    f.resume = resume;
+    f.deadline = Clock::now() + options.timeout;
+    in_flight.emplace(ask, std::move(f));
+    poke();
+    return pipeline::Outcome::held;
+  }
+
+  void stop() {
+    {
+      std::lock_guard lock(mu);
+      if (stopping) return;
+      stopping = true;
+    }
+    poke();
+    if (thread.joinable()) thread.join();
+    std::lock_guard lock(mu);
+    in_flight.clear();
+    for (int& fd : wake)
+      if (fd >= 0) ::close(fd), fd = -1;
+  }
+};
+
+ProcessStep::ProcessStep(ProcessStepOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+ProcessStep::~ProcessStep() { stop(); }
+
+std::string_view ProcessStep::name() const { return impl_->name; }
+
+pipeline::Outcome ProcessStep::process(envelope::Envelope& env, pipeline::Reply&, const pipeline::Resume& resume) {
+  return impl_->process(env, resume);
+}
+
+void ProcessStep::stop() { impl_->stop(); }
+
+}  // namespace sluice::step

@@ -1,0 +1,63 @@
+#pragma once
+// A pipeline step that is a program: `sluice proxy --step 'CMD'` and `sluice step 'CMD'`.
+//
+// The program runs once, as a long-lived child of this process (`/bin/sh -c CMD`), and speaks the step
+// protocol of formats/STEP.md on its standard input and output: the stream's header record first, then
+// each unit as its envelope record with an added "ask": N; it answers each ask with one line carrying
+// the same "ask" (the envelope, changed or not, or a verdict record). Answers come in any order and many
+// units may be in flight.
+//
+// Threads and ownership. process() is called on whichever thread runs the pipeline (a connection's I/O
+// thread, or `sluice step`'s reader); it never blocks: it queues the unit's line and returns `held`.
+// One thread of this step's own writes the queue to the child, reads its answers and its stderr, keeps
+// the deadlines and restarts the child; it calls each unit's Resume exactly once (with the answer, or
+// with the --step-on-error policy when the child exits, hangs past the timeout or writes something that
+// is not an answer). While the child is down (between a failure and its restart) units get the policy
+// at once. stop() ends the child and the thread; in-flight units are then dropped without a resume
+// (their connections are gone or going). An `error` record naming the step goes to `on_record` for each
+// failure; the child's stderr goes to ours, each line prefixed with the step's name.
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "envelope/record.hpp"
+#include "pipeline/pipeline.hpp"
+
+namespace sluice::step {
+
+enum class OnError : uint8_t { pass, kill };
+
+struct ProcessStepOptions {
+  std::string command;  // run with /bin/sh -c
+  std::string name;     // in messages, error records and `modified_by`; empty: "step:" + the command
+  std::chrono::milliseconds timeout{5000};  // an answer later than this is the step hanging
+  OnError on_error = OnError::pass;
+  envelope::StreamHeader header;  // the first line the child reads
+  std::function<void(envelope::Record)> on_record;  // error records (the recorder); may be empty
+};
+
+class ProcessStep : public pipeline::Step {
+ public:
+  explicit ProcessStep(ProcessStepOptions options);
+  ~ProcessStep() override;
+  ProcessStep(const ProcessStep&) = delete;
+  ProcessStep& operator=(const ProcessStep&) = delete;
+
+  std::string_view name() const override;
+  pipeline::Outcome process(envelope::Envelope& env, pipeline::Reply& reply, const pipeline::Resume& resume) override;
+
+  // Ends the child (its stdin closed, then a second to exit, then SIGKILL) and the thread. Idempotent.
+  void stop();
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Whether a unit of this kind passes steps today: HTTP/1 requests and responses the proxy buffers, and
+// raw chunks (the envelopes the layers send through the pipeline). `sluice step` sends the same kinds.
+bool is_unit(const envelope::Envelope& e);
+
+}  // namespace sluice::step

@@ -1,0 +1,287 @@
+"""Step programs (formats/STEP.md): `sluice proxy --step` changes live traffic with a program in any
+language, `sluice step` runs the same program over a capture; a step that crashes, hangs or writes
+garbage never takes the proxy down."""
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import unittest
+import http.server
+
+sys.path.insert(0, os.path.dirname(__file__))
+from support import (ROOT, SLUICE, TEST_ENV, EchoServer, Proxy, connect, curl, records, recv_exactly,  # noqa: E402
+                     serve_hello)
+
+EXAMPLES = os.path.join(ROOT, "examples", "steps")
+
+
+class Seen(http.server.BaseHTTPRequestHandler):
+    """An origin that answers with the request's headers, and remembers them."""
+    protocol_version = "HTTP/1.1"
+    requests = []
+
+    def do_GET(self):
+        Seen.requests.append((self.path, dict(self.headers)))
+        body = ("path=%s step=%s\n" % (self.path, self.headers.get("X-Sluice-Step", "-"))).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def origin():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Seen)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def units(recs):
+    return [r for r in recs if r["type"] == "envelope"]
+
+
+class StepCase(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.TemporaryDirectory()
+        cls.origin = origin()
+        cls.base = "127.0.0.1:%d" % cls.origin.server_address[1]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.origin.shutdown()
+        cls.dir.cleanup()
+
+    def script(self, name, body):
+        path = os.path.join(self.dir.name, name)
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(body))
+        return "/usr/bin/python3 " + path
+
+    def reverse(self, *steps, extra=()):
+        args = ["--mode", "reverse:http://%s@0" % self.base]
+        for s in steps:
+            args += ["--step", s]
+        return Proxy(*args, *extra)
+
+
+class Live(StepCase):
+    def test_a_request_header_added_reaches_the_server_and_both_are_recorded(self):
+        step = "/usr/bin/python3 %s/add_header.py" % EXAMPLES
+        proxy = self.reverse(step)
+        p = curl("http://127.0.0.1:%d/one" % proxy.port)
+        self.assertEqual(p.stdout, b"path=/one step=seen\n")  # the server saw the step's header
+        code, out = proxy.stop()
+        self.assertEqual(code, 0)
+        # The original, the step's variant (and the proxy's own, with the server's Host: reverse mode).
+        reqs = [r for r in units(records(out)) if r["message"]["kind"] == "request" and
+                r.get("modified_by") in (None, "step:add_header.py")]
+        self.assertEqual(len(reqs), 2, reqs)
+        original, variant = reqs
+        self.assertNotIn("modified_by", original)
+        self.assertEqual(variant["variant"], "modified")
+        self.assertEqual(variant["variant_of"], original["seq"])
+        self.assertEqual(variant["modified_by"], "step:add_header.py")
+        self.assertIn(["X-Sluice-Step", "seen"], variant["message"]["headers"])
+        self.assertIn(b"\r\nX-Sluice-Step: seen\r\n", base64.b64decode(variant["raw"]))
+        self.assertNotIn(b"X-Sluice-Step", base64.b64decode(original["raw"]))
+        self.assertIn("sluice: running step step:add_header.py", "".join(proxy.stderr_lines))
+
+    def test_a_response_body_changed_reaches_the_client_with_its_length(self):
+        step = self.script("shout.py", '''
+            import json, sys
+            sys.stdin.readline()
+            for line in sys.stdin:
+                u = json.loads(line)
+                m = u["message"]
+                if m.get("kind") == "response":
+                    m["body"] = m["body"].upper() + "CHANGED BY A STEP\\n"
+                print(json.dumps(u), flush=True)
+        ''')
+        proxy = self.reverse(step)
+        p = curl("-i", "http://127.0.0.1:%d/two" % proxy.port)
+        body = "PATH=/TWO STEP=-\nCHANGED BY A STEP\n"
+        self.assertTrue(p.stdout.endswith(body.encode()), p.stdout)
+        self.assertIn(b"Content-Length: %d\r\n" % len(body), p.stdout)
+        code, out = proxy.stop()
+        resps = [r for r in units(records(out)) if r["message"]["kind"] == "response"]
+        self.assertEqual([r.get("variant", "original") for r in resps], ["original", "modified"])
+
+    def test_respond_answers_without_the_server_and_drop_kill_close(self):
+        step = self.script("verdicts.py", '''
+            import json, sys
+            sys.stdin.readline()
+            for line in sys.stdin:
+                u = json.loads(line)
+                path = u["message"].get("path", "")
+                if path == "/mock":
+                    print(json.dumps({"type": "verdict", "ask": u["ask"], "outcome": "respond",
+                                      "reply": {"status": 418, "reason": "Teapot",
+                                                "headers": [["Content-Type", "text/plain"]], "body": "mocked"}}),
+                          flush=True)
+                elif path == "/kill":
+                    print(json.dumps({"type": "verdict", "ask": u["ask"], "outcome": "kill"}), flush=True)
+                else:
+                    print(json.dumps({"type": "verdict", "ask": u["ask"], "outcome": "next"}), flush=True)
+        ''')
+        before = len(Seen.requests)
+        proxy = self.reverse(step)
+        p = curl("-i", "http://127.0.0.1:%d/mock" % proxy.port)
+        self.assertTrue(p.stdout.startswith(b"HTTP/1.1 418 Teapot\r\n"), p.stdout)
+        self.assertTrue(p.stdout.endswith(b"\r\n\r\nmocked"), p.stdout)
+        p = curl("http://127.0.0.1:%d/kill" % proxy.port)
+        self.assertNotEqual(p.returncode, 0)  # closed: no answer
+        p = curl("http://127.0.0.1:%d/next" % proxy.port)
+        self.assertEqual(p.stdout, b"path=/next step=-\n")
+        self.assertEqual([path for path, _ in Seen.requests[before:]], ["/next"])  # /mock and /kill never left
+        code, out = proxy.stop()
+        recs = units(records(out))
+        killed = [r for r in recs if r["message"].get("path") == "/kill"]
+        self.assertEqual(killed[0]["tags"].get("verdict"), "kill")
+
+    def test_a_raw_chunk_changed_reaches_the_server(self):
+        echo = EchoServer()
+        step = self.script("raw.py", '''
+            import base64, json, sys
+            sys.stdin.readline()
+            for line in sys.stdin:
+                u = json.loads(line)
+                if u["direction"] == "send":
+                    u["raw"] = base64.b64encode(base64.b64decode(u["raw"]).replace(b"ping", b"PONG")).decode()
+                print(json.dumps(u), flush=True)
+        ''')
+        proxy = Proxy("--mode", "tcp:127.0.0.1:%d@0" % echo.port, "--step", step)
+        with connect(proxy.port) as c:
+            c.sendall(b"ping!")
+            self.assertEqual(recv_exactly(c, 5), b"PONG!")  # changed on the way in, echoed as changed
+        code, out = proxy.stop()
+        echo.close()
+        sent = [r for r in units(records(out)) if r["direction"] == "send"]
+        self.assertEqual([base64.b64decode(r["raw"]) for r in sent], [b"ping!", b"PONG!"])
+        self.assertEqual(sent[1]["modified_by"], "step:raw.py")
+
+
+class Failures(StepCase):
+    def assert_error(self, out, code):
+        errors = [r for r in records(out) if r["type"] == "error"]
+        self.assertTrue(errors, "no error record")
+        self.assertEqual(errors[0]["code"], code, errors)
+        self.assertTrue(errors[0]["step"].startswith("step:"), errors)
+        return errors
+
+    def test_a_step_that_crashes_is_restarted_and_the_proxy_keeps_serving(self):
+        step = self.script("crash.py", '''
+            import sys
+            sys.stdin.readline()
+            sys.stdin.readline()
+            sys.stderr.write("giving up\\n")
+            sys.exit(3)
+        ''')
+        proxy = self.reverse(step)
+        for i in range(3):
+            p = curl("http://127.0.0.1:%d/c%d" % (proxy.port, i))
+            self.assertEqual(p.stdout, ("path=/c%d step=-\n" % i).encode())  # passed on: the policy
+        code, out = proxy.stop()
+        self.assertEqual(code, 0)
+        errors = self.assert_error(out, "step_exited")
+        self.assertIn("exited with status 3", errors[0]["message"])
+        self.assertIn("step:crash.py: giving up", "".join(proxy.stderr_lines))  # its stderr, prefixed
+
+    def test_a_step_that_hangs_times_out_under_the_kill_policy(self):
+        step = self.script("hang.py", '''
+            import sys, time
+            sys.stdin.readline()
+            for line in sys.stdin:
+                time.sleep(60)
+        ''')
+        proxy = self.reverse(step, extra=("--step-timeout", "0.5", "--step-on-error", "kill"))
+        started = time.monotonic()
+        p = curl("http://127.0.0.1:%d/hang" % proxy.port)
+        self.assertNotEqual(p.returncode, 0)  # killed
+        self.assertLess(time.monotonic() - started, 5)
+        code, out = proxy.stop()
+        self.assertEqual(code, 0)
+        self.assert_error(out, "step_timeout")
+
+    def test_a_step_that_writes_garbage_is_failed(self):
+        step = self.script("garbage.py", '''
+            import sys
+            sys.stdin.readline()
+            for line in sys.stdin:
+                print("hello, I am not JSON", flush=True)
+        ''')
+        proxy = self.reverse(step)
+        p = curl("http://127.0.0.1:%d/g" % proxy.port)
+        self.assertEqual(p.stdout, b"path=/g step=-\n")
+        code, out = proxy.stop()
+        errors = self.assert_error(out, "step_failed")
+        self.assertIn("not JSON", errors[0]["message"])
+
+    def test_sigint_with_a_held_unit_exits_within_the_grace_period(self):
+        step = self.script("hold.py", '''
+            import sys, time
+            sys.stdin.readline()
+            sys.stdin.readline()
+            time.sleep(60)
+        ''')
+        proxy = self.reverse(step, extra=("--step-timeout", "60", "--grace", "1"))
+        c = connect(proxy.port)
+        c.sendall(b"GET /held HTTP/1.1\r\nHost: h\r\n\r\n")
+        time.sleep(0.3)
+        started = time.monotonic()
+        code, _ = proxy.stop(timeout=15)
+        self.assertEqual(code, 0)
+        self.assertLess(time.monotonic() - started, 5)
+        c.close()
+
+
+class Offline(StepCase):
+    def test_sluice_step_gives_the_records_the_live_proxy_gave(self):
+        step = "/usr/bin/python3 %s/add_header.py" % EXAMPLES
+        paths = ["/a", "/b?x=1", "/c"]
+
+        hello = serve_hello()  # its answers do not depend on the request's headers
+
+        def take(*steps):
+            args = ["--mode", "reverse:http://127.0.0.1:%d@0" % hello.server_address[1]]
+            for s in steps:
+                args += ["--step", s]
+            proxy = Proxy(*args)
+            for path in paths:
+                self.assertEqual(curl("http://127.0.0.1:%d%s" % (proxy.port, path)).returncode, 0)
+            return proxy.stop()[1]
+
+        plain = take()
+        live = take(step)
+        p = subprocess.run([SLUICE, "step", step, "-"], input=plain, capture_output=True, timeout=60, env=TEST_ENV)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+        def view(out):
+            keep = []
+            for r in units(records(out)):
+                if r.get("modified_by") == "sluice":
+                    continue  # the proxy's own variant (the server's Host): made live after the step, kept as recorded offline
+                m = r["message"]
+                # The proxy's port (in Host) and the server's Date differ from one run to the next.
+                headers = [h for h in m.get("headers", []) if h[0].lower() not in ("date", "server", "host")]
+                keep.append((r["direction"], m["kind"], m.get("path"), m.get("status"), headers, m.get("body"),
+                             r.get("variant", "original"), r.get("modified_by")))
+            return keep
+
+        offline = view(p.stdout)
+        self.assertEqual(offline, view(live))
+        self.assertEqual(len([v for v in offline if v[6] == "modified"]), 3)
+        hello.shutdown()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
