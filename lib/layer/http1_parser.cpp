@@ -159,6 +159,18 @@ Http1Parser::Status Http1Parser::check_head() {
   if (p.flags & F_CONTENT_LENGTH) head_.content_length = p.content_length;
   head_.keep_alive = llhttp_should_keep_alive(&p) != 0;
   head_.upgrade = p.upgrade != 0 || head_.method == "CONNECT";
+  if (type_ == Type::request) {
+    // The request line must be exactly METHOD SP TARGET SP VERSION, in a version HTTP/1 speaks: llhttp
+    // tolerates runs of spaces, and an origin may split such a line differently from us.
+    if (head_.version != "HTTP/1.1" && head_.version != "HTTP/1.0")
+      return fail("bad_version", head_.version + " is not a version of HTTP/1 (HTTP/1.0 or HTTP/1.1)");
+    std::string_view raw(head_.raw);
+    while (raw.starts_with("\r\n")) raw.remove_prefix(2);  // empty lines before a request are ignored
+    std::string_view line = raw.substr(0, raw.find("\r\n"));
+    std::string expected = head_.method + " " + head_.target + " " + head_.version;
+    if (line != expected)
+      return fail("bad_request_line", "the request line is not METHOD SP TARGET SP VERSION (other whitespace)");
+  }
   // llhttp 8.1 joins obs-fold lines (RFC 9112 §5.2) into the value: a line starting with whitespace.
   size_t fold = std::min(head_.raw.find("\n "), head_.raw.find("\n\t"));
   if (fold != std::string::npos)

@@ -260,6 +260,22 @@ class Http1(unittest.TestCase):
         req = canonical(recs, "send")[0]
         self.assertEqual([a["name"] for a in req["anomalies"]], ["cl_te_conflict"])
 
+    def test_a_request_line_of_another_shape_is_refused_not_forwarded(self):
+        """An origin may split `GET  /x HTTP/1.1` or read `HTTP/2.0` on an HTTP/1 connection otherwise
+        than we do: such a line gets a 400 with its reason and an anomaly, and the server sees nothing."""
+        for line, anomaly in ((b"GET  /x HTTP/1.1", "bad_request_line"), (b"GET /x  HTTP/1.1", "bad_request_line"),
+                              (b"GET /x HTTP/2.0", "bad_version")):
+            with self.subTest(line=line):
+                proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % self.origin.port)
+                with connect(proxy.port) as c:
+                    c.sendall(line + b"\r\nHost: h\r\n\r\n")
+                    got = c.recv(65536)
+                self.assertTrue(got.startswith(b"HTTP/1.1 400 Bad Request\r\n"), got)
+                recs = self.stop(proxy)
+                self.assertEqual(self.origin.accepted, 0)
+                req = canonical(recs, "send")[0]
+                self.assertEqual([a["name"] for a in req["anomalies"]], [anomaly])
+
     def test_proxy_auth(self):
         proxy = Proxy("--mode", "regular@0", "--proxy-auth", "user:pw")
         p = curl("-w", "%{http_code}", "-o", "/dev/null", "-x", "http://127.0.0.1:%d" % proxy.port, self.url + "/a")

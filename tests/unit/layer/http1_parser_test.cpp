@@ -205,6 +205,15 @@ TEST(Http1Parser, SmugglingTable) {
       {"control char in target", "GET /\x01 HTTP/1.1\r\nHost: h\r\n\r\n", "bad_target"},
       {"invalid header name char", "GET / HTTP/1.1\r\nHost: h\r\nX(y): 1\r\n\r\n", "invalid_header"},
       {"LF only line ends", "GET / HTTP/1.1\nHost: h\n\n", "bare_lf"},
+      // The request line is exactly METHOD SP TARGET SP VERSION, in a version HTTP/1 speaks: an origin
+      // may read any other shape differently from us.
+      {"two spaces after method", "GET  / HTTP/1.1\r\nHost: h\r\n\r\n", "bad_request_line"},
+      {"two spaces before version", "GET /  HTTP/1.1\r\nHost: h\r\n\r\n", "bad_request_line"},
+      {"tab separator", "GET\t/ HTTP/1.1\r\nHost: h\r\n\r\n", "bad_method"},
+      {"space at the end", "GET / HTTP/1.1 \r\nHost: h\r\n\r\n", "bad_version"},
+      {"lower-case version", "GET / http/1.1\r\nHost: h\r\n\r\n", "bad_version"},
+      {"HTTP/2.0 on an HTTP/1 connection", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", "bad_version"},
+      {"HTTP/0.9", "GET / HTTP/0.9\r\nHost: h\r\n\r\n", "bad_version"},
   };
   for (const auto& c : requests) {
     for (size_t step : {size_t{0}, size_t{1}}) {
