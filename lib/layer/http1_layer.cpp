@@ -818,8 +818,16 @@ void Http1Layer::on_verdict(const PipelineVerdict& v, core::Timestamp now, Comma
   if (!ex_) return;
   Exchange& x = *ex_;
   if (v.id != x.req_pipeline && v.id != x.resp_pipeline) return;
+  if (v.verdict == Verdict::drop && v.id == x.req_pipeline) {
+    // A dropped request gets a clear answer naming who dropped it; the server never sees it.
+    x.req_pipeline = 0;
+    std::string by = v.decided_by.empty() ? std::string("a pipeline step") : v.decided_by;
+    answer(403, "Forbidden", "sluice: the request was dropped by " + by + "\n", now, out);
+    return;
+  }
   if (v.verdict == Verdict::drop || v.verdict == Verdict::kill) {
-    // HTTP has no way to skip a message without leaving the peer waiting: drop and kill both close.
+    // A response cannot be skipped without leaving the client waiting, nor a killed exchange finished:
+    // both close.
     close_all("killed", now, out);
     return;
   }

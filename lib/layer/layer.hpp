@@ -73,6 +73,7 @@ struct PipelineVerdict {
   Verdict verdict = Verdict::forward;
   envelope::Envelope envelope;
   std::optional<envelope::Envelope> reply = {};  // respond: the answer's bytes (and tags)
+  std::string decided_by = {};                     // drop, kill, respond: the step that said so
 };
 struct TimerFired {
   CommandId id;

@@ -25,7 +25,7 @@ void Pipeline::run_from(size_t index, std::shared_ptr<const envelope::Envelope> 
         run_from(i + 1, original, std::move(d.envelope), std::move(by), done);
       } else {
         finish(original.get(), std::move(d.envelope), d.outcome == Outcome::held ? Outcome::next : d.outcome,
-               std::move(by), std::move(d.reply), done);
+               std::move(by), std::move(d.reply), done, name);
       }
     };
     Reply reply;
@@ -34,7 +34,8 @@ void Pipeline::run_from(size_t index, std::shared_ptr<const envelope::Envelope> 
     if (modified_by.empty() && !(env == *original)) modified_by = std::string(step->name());
     if (o == Outcome::respond && !reply) o = Outcome::next;  // nothing to answer with
     if (o != Outcome::next) {
-      finish(original.get(), std::move(env), o, std::move(modified_by), std::move(reply), done);
+      finish(original.get(), std::move(env), o, std::move(modified_by), std::move(reply), done,
+             std::string(step->name()));
       return;
     }
   }
@@ -42,7 +43,8 @@ void Pipeline::run_from(size_t index, std::shared_ptr<const envelope::Envelope> 
 }
 
 void Pipeline::finish(const envelope::Envelope* original, envelope::Envelope env, Outcome outcome,
-                      std::string modified_by, Reply reply, const std::function<void(Result)>& done) const {
+                      std::string modified_by, Reply reply, const std::function<void(Result)>& done,
+                      std::string decided_by) const {
   if (original && !modified_by.empty()) {
     envelope::Envelope orig = *original;
     if (outcome == Outcome::drop) orig.tags.emplace_back("verdict", "drop");
@@ -58,7 +60,7 @@ void Pipeline::finish(const envelope::Envelope* original, envelope::Envelope env
     recorded.tags.emplace_back("verdict", outcome == Outcome::drop ? "drop" : "kill");
     sink_(recorded);
   }
-  done(Result{outcome, std::move(env), std::move(reply)});
+  done(Result{outcome, std::move(env), std::move(reply), outcome == Outcome::next ? std::string() : std::move(decided_by)});
 }
 
 }  // namespace sluice::pipeline

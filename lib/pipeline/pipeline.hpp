@@ -49,6 +49,7 @@ struct Result {
   Outcome outcome = Outcome::next;  // next (forward), drop, kill or respond; never held
   envelope::Envelope envelope;      // what to send (respond: the request as recorded)
   Reply reply = {};                 // respond: what to answer
+  std::string decided_by;           // drop, kill, respond: the step that said so
 };
 
 class Pipeline {
@@ -67,7 +68,7 @@ class Pipeline {
   void run_from(size_t index, std::shared_ptr<const envelope::Envelope> original, envelope::Envelope env,
                 std::string modified_by, std::function<void(Result)> done) const;
   void finish(const envelope::Envelope* original, envelope::Envelope env, Outcome outcome, std::string modified_by,
-              Reply reply, const std::function<void(Result)>& done) const;
+              Reply reply, const std::function<void(Result)>& done, std::string decided_by = {}) const;
 
   RecordSink sink_;
   std::vector<std::shared_ptr<Step>> steps_;

@@ -130,7 +130,7 @@ void Connection::execute(Command& cmd) {
                   : res.outcome == pipeline::Outcome::kill    ? Verdict::kill
                   : res.outcome == pipeline::Outcome::respond ? Verdict::respond
                                                               : Verdict::forward;
-      auto deliver = [self, ev = PipelineVerdict{id, v, std::move(res.envelope), std::move(res.reply)}]() mutable {
+      auto deliver = [self, ev = PipelineVerdict{id, v, std::move(res.envelope), std::move(res.reply), std::move(res.decided_by)}]() mutable {
         --self->in_pipeline_;
         if (self->finished_) return;  // closed while the unit was held: nothing is left to act on it
         self->post_event(std::move(ev));

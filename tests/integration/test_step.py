@@ -116,7 +116,7 @@ class Live(StepCase):
         resps = [r for r in units(records(out)) if r["message"]["kind"] == "response"]
         self.assertEqual([r.get("variant", "original") for r in resps], ["original", "modified"])
 
-    def test_respond_answers_without_the_server_and_drop_kill_close(self):
+    def test_respond_answers_drop_refuses_kill_closes_and_the_server_sees_none_of_them(self):
         step = self.script("verdicts.py", '''
             import json, sys
             sys.stdin.readline()
@@ -130,6 +130,8 @@ class Live(StepCase):
                           flush=True)
                 elif path == "/kill":
                     print(json.dumps({"type": "verdict", "ask": u["ask"], "outcome": "kill"}), flush=True)
+                elif path == "/drop":
+                    print(json.dumps({"type": "verdict", "ask": u["ask"], "outcome": "drop"}), flush=True)
                 else:
                     print(json.dumps({"type": "verdict", "ask": u["ask"], "outcome": "next"}), flush=True)
         ''')
@@ -140,9 +142,13 @@ class Live(StepCase):
         self.assertTrue(p.stdout.endswith(b"\r\n\r\nmocked"), p.stdout)
         p = curl("http://127.0.0.1:%d/kill" % proxy.port)
         self.assertNotEqual(p.returncode, 0)  # closed: no answer
+        p = curl("-i", "http://127.0.0.1:%d/drop" % proxy.port)  # a clear answer naming the step
+        self.assertTrue(p.stdout.startswith(b"HTTP/1.1 403 Forbidden\r\n"), p.stdout)
+        self.assertTrue(p.stdout.endswith(b"\r\n\r\nsluice: the request was dropped by step:verdicts.py\n"),
+                        p.stdout)
         p = curl("http://127.0.0.1:%d/next" % proxy.port)
         self.assertEqual(p.stdout, b"path=/next step=-\n")
-        self.assertEqual([path for path, _ in Seen.requests[before:]], ["/next"])  # /mock and /kill never left
+        self.assertEqual([path for path, _ in Seen.requests[before:]], ["/next"])  # the others never left
         code, out = proxy.stop()
         recs = units(records(out))
         killed = [r for r in recs if r["message"].get("path") == "/kill"]
