@@ -1,6 +1,7 @@
 // Fuzz target: the HTTP/1 proxy layer driven by arbitrary conversations. The input is a mode byte and
 // then operations: client bytes, server bytes, closes and resets on either side, time passing (timers
-// fire), refused connections, held pipeline verdicts. The LayerDriver answers the layer's commands as
+// fire), refused connections, pipeline verdicts (next, modified, drop, kill, respond; at once or held
+// and given later). The LayerDriver answers the layer's commands as
 // the runtime would. Properties: no crash, no sanitizer report, no hang; the server never receives
 // more than the client sent plus the proxy's own head edits; the records keep the stream-end rule
 // (through CONNECT and upgrade tunnels too).
@@ -52,10 +53,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         d.fire_timers();
         break;
       case 6: d.refuse_with = op & 8 ? "connect_refused" : ""; break;
-      case 7:
+      case 7: {
+        // The pipeline's answer from here on: next, modified, drop, kill or respond; held or at once.
+        static constexpr Verdict kVerdicts[] = {Verdict::forward, Verdict::forward, Verdict::forward, Verdict::forward,
+                                                Verdict::drop,    Verdict::kill,    Verdict::respond, Verdict::forward};
+        d.verdict = kVerdicts[op >> 4 & 7];
+        d.modify = (op >> 4 & 7) == 3;
         d.hold_pipeline = op & 8;
         if (!d.hold_pipeline) d.release();
         break;
+      }
     }
   }
   d.release();

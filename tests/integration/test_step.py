@@ -232,6 +232,27 @@ class Failures(StepCase):
         errors = self.assert_error(out, "step_failed")
         self.assertIn("not JSON", errors[0]["message"])
 
+    def test_a_client_that_leaves_while_its_unit_is_held(self):
+        """The step answers after the client is gone: the late verdict is ignored, nothing leaks (the
+        ASan build's leak check runs at the proxy's exit), the capture keeps the stream-end rule."""
+        step = self.script("slow.py", '''
+            import sys, time
+            sys.stdin.readline()
+            for line in sys.stdin:
+                time.sleep(0.5)
+                sys.stdout.write(line)
+                sys.stdout.flush()
+        ''')
+        proxy = self.reverse(step)
+        for _ in range(3):
+            c = connect(proxy.port)
+            c.sendall(b"GET /gone HTTP/1.1\r\nHost: h\r\n\r\n")
+            c.close()
+        p = curl("http://127.0.0.1:%d/stays" % proxy.port)
+        self.assertEqual(p.stdout, b"path=/stays step=-\n")  # served meanwhile, once the step got to it
+        code, out = proxy.stop()  # checks the stream-end rule
+        self.assertEqual(code, 0, proxy.stderr_lines)
+
     def test_sigint_with_a_held_unit_exits_within_the_grace_period(self):
         step = self.script("hold.py", '''
             import sys, time

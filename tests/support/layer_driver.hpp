@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "layer/http1_wire.hpp"
 #include "layer/layer.hpp"
 
 namespace sluice::test_support {
@@ -27,6 +28,11 @@ class LayerDriver {
   bool hold_pipeline = false;
   // Hold connection attempts (answer with complete_opens()).
   bool hold_opens = false;
+  // How the pipeline answers (at once, or on release()): forward, drop, kill or respond (with a small
+  // 200 "ok"), and whether a step modified the unit first (an HTTP message gets a header more and its
+  // bytes made again, as a step's edit is).
+  layer::Verdict verdict = layer::Verdict::forward;
+  bool modify = false;
 
   // Events the driver makes (replies) queue behind the one being handled, as in the runtime: no
   // recursion, however long the conversation.
@@ -63,7 +69,33 @@ class LayerDriver {
   void release() {
     auto held = std::move(held_);
     held_.clear();
-    for (auto& r : held) feed(layer::PipelineVerdict{r.id, layer::Verdict::forward, std::move(r.envelope)});
+    for (auto& r : held) feed(answer(std::move(r)));
+  }
+  // The verdict the pipeline gives `r` under the settings above.
+  layer::PipelineVerdict answer(layer::RunPipeline r) const {
+    layer::PipelineVerdict v{r.id, verdict, std::move(r.envelope)};
+    if (modify) {
+      if (auto* m = std::get_if<envelope::HttpMessage>(&v.envelope.message)) {
+        m->headers.push_back({"X-Step", "1"});
+        v.envelope.raw = layer::encode_http1(*m);
+      } else {
+        v.envelope.raw += "+";
+      }
+    }
+    if (verdict == layer::Verdict::respond) {
+      envelope::Envelope reply;
+      envelope::HttpMessage m;
+      m.kind = envelope::HttpMessage::Kind::response;
+      m.status = 200;
+      m.reason = "OK";
+      m.version = "HTTP/1.1";
+      m.body = "ok";
+      reply.raw = layer::encode_http1(m);
+      reply.message = std::move(m);
+      v.reply = std::move(reply);
+    }
+    if (verdict != layer::Verdict::forward) v.decided_by = "test";
+    return v;
   }
   void advance(std::chrono::milliseconds ms) { now.ns += std::chrono::nanoseconds(ms).count(); }
   // Fires every timer due by `now`.
@@ -128,7 +160,7 @@ class LayerDriver {
         if (hold_pipeline)
           held_.push_back(std::move(*r));
         else
-          feed(layer::PipelineVerdict{r->id, layer::Verdict::forward, std::move(r->envelope)});
+          feed(answer(std::move(*r)));
       } else if (auto* e = std::get_if<layer::EmitRecord>(&c)) {
         records.push_back(std::move(e->record));
       } else if (auto* t = std::get_if<layer::StartTimer>(&c)) {
