@@ -19,6 +19,7 @@
 #include "core/json.hpp"
 #include "core/time.hpp"
 #include "envelope/record_codec.hpp"
+#include "filter/expr.hpp"
 #include "layer/http1_wire.hpp"
 
 namespace sluice::step {
@@ -55,9 +56,25 @@ bool is_unit(const envelope::Envelope& e) {
   return m && m->version != "HTTP/2";
 }
 
+// What a step declared it wants (formats/STEP.md, "Interest"); a unit outside it is not sent to it.
+struct Interest {
+  std::optional<filter::Filter> filter;
+  std::vector<envelope::Protocol> protocols;  // empty: every protocol
+  std::vector<envelope::Direction> directions;  // empty: both
+
+  bool wants(const envelope::Envelope& e) const {
+    if (!protocols.empty() && std::find(protocols.begin(), protocols.end(), e.protocol) == protocols.end())
+      return false;
+    if (!directions.empty() && std::find(directions.begin(), directions.end(), e.direction) == directions.end())
+      return false;
+    return !filter || filter->matches(filter::FlowView{{&e}, {}});
+  }
+};
+
 struct ProcessStep::Impl {
   ProcessStepOptions options;
   std::string name;
+  std::shared_ptr<const Interest> interest;  // under mu; null: everything
 
   struct InFlight {
     envelope::Envelope original;
@@ -144,6 +161,10 @@ struct ProcessStep::Impl {
     set_nonblocking(in), set_nonblocking(out), set_nonblocking(err);
     out_buf.clear();
     err_buf.clear();
+    {
+      std::lock_guard lock(mu);
+      interest.reset();  // a new child declares its own
+    }
     std::string header = core::json_write(envelope::to_value(envelope::Record{options.header}, envelope::Target::json));
     header += '\n';
     std::lock_guard lock(mu);
@@ -200,6 +221,8 @@ struct ProcessStep::Impl {
       return false;
     }
     core::Value v = std::move(*parsed);
+    if (const core::Value* t = member(v, "type"); t && t->is_string() && t->as_string() == "interest")
+      return declare(v, why);
     const core::Value* ask_v = member(v, "ask");
     if (!ask_v || !ask_v->is_int()) {
       why = "wrote a line without an \"ask\" number";
@@ -224,6 +247,51 @@ struct ProcessStep::Impl {
     }
     backoff = kFirstBackoff;  // a working child
     f.resume(std::move(*decision));
+    return true;
+  }
+
+  // {"type": "interest", "filter": EXPR, "protocols": [...], "directions": [...]}: every member optional.
+  bool declare(const core::Value& v, std::string& why) {
+    auto in = std::make_shared<Interest>();
+    if (const core::Value* f = member(v, "filter"); f && !f->is_null()) {
+      if (!f->is_string()) {
+        why = "declared an interest whose \"filter\" is not a string";
+        return false;
+      }
+      auto parsed = filter::Filter::parse(f->as_string());
+      if (!parsed) {
+        why = "declared an interest with a bad filter: " + parsed.error().message;
+        return false;
+      }
+      in->filter = std::move(*parsed);
+    }
+    auto names = [&](const char* key, auto parse, auto& into) {
+      const core::Value* list = member(v, key);
+      if (!list) return true;
+      if (!list->is_array()) {
+        why = std::string("declared an interest whose \"") + key + "\" is not a list";
+        return false;
+      }
+      for (const auto& item : list->as_array()) {
+        auto value = item.is_string() ? parse(item.as_string()) : std::nullopt;
+        if (!value) {
+          why = std::string("declared an interest with an unknown member of \"") + key + "\"";
+          return false;
+        }
+        into.push_back(*value);
+      }
+      return true;
+    };
+    auto protocol = [](const std::string& s) -> std::optional<envelope::Protocol> {
+      for (auto p : {envelope::Protocol::http, envelope::Protocol::ws, envelope::Protocol::grpc,
+                     envelope::Protocol::grpc_web, envelope::Protocol::sse, envelope::Protocol::raw})
+        if (envelope::to_string(p) == s) return p;
+      return std::nullopt;
+    };
+    if (!names("protocols", protocol, in->protocols)) return false;
+    if (!names("directions", envelope::parse_direction, in->directions)) return false;
+    std::lock_guard lock(mu);
+    interest = std::move(in);
     return true;
   }
 
@@ -458,6 +526,7 @@ struct ProcessStep::Impl {
   pipeline::Outcome process(envelope::Envelope& env, const pipeline::Resume& resume) {
     if (!is_unit(env)) return pipeline::Outcome::next;
     std::lock_guard lock(mu);
+    if (interest && !interest->wants(env)) return pipeline::Outcome::next;  // not sent: the fast path
     if (stopping || !up) {
       auto d = policy(env);
       return d.outcome;

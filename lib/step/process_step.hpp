@@ -5,7 +5,8 @@
 // protocol of formats/STEP.md on its standard input and output: the stream's header record first, then
 // each unit as its envelope record with an added "ask": N; it answers each ask with one line carrying
 // the same "ask" (the envelope, changed or not, or a verdict record). Answers come in any order and many
-// units may be in flight.
+// units may be in flight. A step may first declare its interest (a filter expression, protocols,
+// directions): units outside it are not sent to it and go on at once.
 //
 // Threads and ownership. process() is called on whichever thread runs the pipeline (a connection's I/O
 // thread, or `sluice step`'s reader); it never blocks: it queues the unit's line and returns `held`.

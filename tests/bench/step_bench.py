@@ -7,11 +7,12 @@ side by side in one run.
 With wrk (keep-alive, 1 thread, 16 connections) against a loopback nginx origin serving a 1 KiB body,
 through reverse proxies that record every flow:
   sluice without a step | sluice --step (a pass-through Python step: it reads each unit and writes it
-  back, the request and the response of every exchange) | mitmdump -s (a Python addon whose request and
+  back, the request and the response of every exchange; once as it came, once through json) | sluice
+  --step with a step interested in another host only (its units take the fast path) | mitmdump -s (a Python addon whose request and
   response hooks run for every exchange) | with --before, an older sluice build without a step
 (in rounds over all of them, medians reported). Prints requests/s and p50/p99 latency for each, and the
-ratios: step against mitmdump's addon (the aim: >= 10x), no step against the older build (the aim:
-within 3%). Needs nginx, mitmdump and wrk (scripts/setup --tests). Not a test: it prints numbers for
+ratios: step against mitmdump's addon (the aim: >= 10x), the uninterested step against no step (the
+aim: no-step speed), no step against the older build (the aim: within 3%). Needs nginx, mitmdump and wrk (scripts/setup --tests). Not a test: it prints numbers for
 tests/bench/RESULTS.md.
 """
 import argparse
@@ -37,6 +38,13 @@ sys.stdin.readline()
 for line in sys.stdin:
     unit = json.loads(line)  # what a step that looks at the unit does
     sys.stdout.write(json.dumps(unit) + "\\n")
+    sys.stdout.flush()
+'''
+ELSEWHERE_STEP = '''import json, sys
+print(json.dumps({"type": "interest", "filter": "~d only.example.com"}), flush=True)
+sys.stdin.readline()
+for line in sys.stdin:
+    sys.stdout.write(line)
     sys.stdout.flush()
 '''
 ADDON = '''class Touch:
@@ -75,7 +83,8 @@ def main():
     work = tempfile.mkdtemp(prefix="sluice-step-bench-")
     with open(os.path.join(work, "1k"), "wb") as f:
         f.write(b"x" * 1024)
-    for name, text in (("pass.py", PASS_STEP), ("pass_json.py", PASS_JSON_STEP), ("addon.py", ADDON)):
+    for name, text in (("pass.py", PASS_STEP), ("pass_json.py", PASS_JSON_STEP), ("elsewhere.py", ELSEWHERE_STEP),
+                       ("addon.py", ADDON)):
         with open(os.path.join(work, name), "w") as f:
             f.write(text)
     origin, origin_port = start_nginx(work, "origin", 1, "server { listen 127.0.0.1:%%d; location / { root %s; } }"
@@ -84,7 +93,9 @@ def main():
              ("sluice --step pass.py",) + start_sluice(args.sluice, origin_port, work, "step",
                                                        ["--step", "/usr/bin/python3 %s/pass.py" % work]),
              ("sluice --step pass_json.py",) + start_sluice(args.sluice, origin_port, work, "step_json",
-                                                            ["--step", "/usr/bin/python3 %s/pass_json.py" % work])]
+                                                            ["--step", "/usr/bin/python3 %s/pass_json.py" % work]),
+             ("sluice --step elsewhere.py",) + start_sluice(args.sluice, origin_port, work, "step_elsewhere",
+                                                            ["--step", "/usr/bin/python3 %s/elsewhere.py" % work])]
     if args.before:
         peers.append(("before, no step",) + start_sluice(args.before, origin_port, work, "before"))
     if not args.skip_mitmdump:
@@ -110,6 +121,8 @@ def main():
     if "mitmdump -s addon.py" in med:
         for step in ("sluice --step pass.py", "sluice --step pass_json.py"):
             print("%s / mitmdump -s addon.py: %.1fx" % (step, med[step]["rps"] / med["mitmdump -s addon.py"]["rps"]))
+    print("step interested in another host / no step: %.3f" % (med["sluice --step elsewhere.py"]["rps"] /
+                                                               med["sluice, no step"]["rps"]))
     if "before, no step" in med:
         print("no step / before: %.3f" % (med["sluice, no step"]["rps"] / med["before, no step"]["rps"]))
     for name, proc, port in peers:

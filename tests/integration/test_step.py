@@ -4,6 +4,7 @@ garbage never takes the proxy down."""
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -174,6 +175,40 @@ class Live(StepCase):
         sent = [r for r in units(records(out)) if r["direction"] == "send"]
         self.assertEqual([base64.b64decode(r["raw"]) for r in sent], [b"ping!", b"PONG!"])
         self.assertEqual(sent[1]["modified_by"], "step:raw.py")
+
+
+class Interest(StepCase):
+    def test_units_outside_a_steps_interest_are_not_sent_to_it(self):
+        step = self.script("api_only.py", '''
+            import json, sys
+            print(json.dumps({"type": "interest", "filter": "~u /api", "directions": ["send"]}), flush=True)
+            sys.stdin.readline()
+            for line in sys.stdin:
+                u = json.loads(line)
+                sys.stderr.write("got %s\\n" % u["message"]["path"])
+                u["message"]["headers"].append(["X-Sluice-Step", "api"])
+                print(json.dumps(u), flush=True)
+        ''')
+        proxy = self.reverse(step)
+        for path in ("/api/1", "/web/1", "/api/2", "/web/2"):
+            p = curl("http://127.0.0.1:%d%s" % (proxy.port, path))
+            self.assertEqual(p.stdout, ("path=%s step=%s\n" % (path, "api" if "api" in path else "-")).encode())
+        code, out = proxy.stop()
+        err = "".join(proxy.stderr_lines)
+        self.assertEqual(re.findall(r"step:api_only.py: got (\S+)", err), ["/api/1", "/api/2"])  # only those
+
+    def test_a_bad_interest_fails_the_step(self):
+        step = self.script("bad_interest.py", '''
+            import json, sys
+            print(json.dumps({"type": "interest", "filter": "~q ~nosuch x"}), flush=True)
+            for line in sys.stdin:
+                pass
+        ''')
+        proxy = self.reverse(step)
+        self.assertEqual(curl("http://127.0.0.1:%d/x" % proxy.port).returncode, 0)  # passed on
+        code, out = proxy.stop()
+        errors = [r for r in records(out) if r["type"] == "error"]
+        self.assertIn("declared an interest with a bad filter", errors[0]["message"])
 
 
 class Failures(StepCase):
