@@ -92,7 +92,7 @@ void read_records(const std::vector<std::string>& paths, const std::string& comm
 
 int open_output(const std::string& path, const std::string& command) {
   if (path == "-") return 1;
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) throw CommandError(kFailure, command + ": cannot open " + path + " for writing: " + std::strerror(errno));
   return fd;
 }

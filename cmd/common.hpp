@@ -68,7 +68,8 @@ void read_records(const std::vector<std::string>& paths, const std::string& comm
                   const std::function<void()>& before_read = {},
                   const std::function<void(stream::StreamReader&)>& prepare = {});
 
-// The descriptor to write PATH ("-": standard output, 1), created or truncated with `mode`; errors are
+// The descriptor to write PATH ("-": standard output, 1), created or truncated, readable by its owner
+// alone (0600: captures and exports hold cookies and credentials); errors are
 // "COMMAND: cannot open PATH for writing: ..." with exit status 3 (the job cannot be done).
 int open_output(const std::string& path, const std::string& command);
 

@@ -142,7 +142,7 @@ class Recorder {
     }
     // A file path is written anew; segments are created exclusively so no run overwrites another.
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (directory_ ? O_EXCL : O_TRUNC);
-    fd_ = ::open(path.c_str(), flags, 0644);
+    fd_ = ::open(path.c_str(), flags, 0600);
     if (fd_ < 0) fail("cannot create " + path);
     current_ = path;
     writer_ = std::make_unique<stream::StreamWriter>(fd_, wopts_);
@@ -175,7 +175,7 @@ int run_record(const RecordConfig& cfg) {
 
   bool directory = is_directory(cfg.path) || (!cfg.path.empty() && cfg.path.back() == '/');
   if (directory && !is_directory(cfg.path)) {
-    if (::mkdir(cfg.path.c_str(), 0755) != 0)
+    if (::mkdir(cfg.path.c_str(), 0700) != 0)
       throw CommandError(kFailure, "record: cannot create directory " + cfg.path + ": " + std::strerror(errno));
   }
   if (directory && ::access(cfg.path.c_str(), W_OK) != 0)

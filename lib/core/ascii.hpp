@@ -24,6 +24,14 @@ inline bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+// Equality that takes the same time wherever the first difference is (credentials: a comparison that
+// stops early tells an attacker how much of a guess was right). Only the lengths may show.
+inline bool constant_time_equals(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  return diff == 0;
+}
+
 // Without the optional whitespace (spaces, tabs) around a header value or list item (RFC 9110 §5.6.3).
 inline std::string_view trim_ows(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);

@@ -199,7 +199,7 @@ bool Http1Layer::authorized(const Http1Head& head) const {
   v.remove_prefix(6);
   while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
   auto decoded = core::base64_decode(v);
-  return decoded && *decoded == cred;
+  return decoded && core::constant_time_equals(*decoded, cred);
 }
 
 bool Http1Layer::route(core::Timestamp now, Commands& out) {
@@ -763,6 +763,16 @@ envelope::Envelope Http1Layer::make_envelope(Message& m, core::Timestamp time, b
     m.wire = core::Bytes();
   } else {
     msg.body = m.body;
+  }
+  // The proxy's own credentials are not kept in what is recorded (the field goes no further than this
+  // proxy: it is removed before the request is sent on).
+  if (h.is_request && !ctx_.options().proxy_auth.empty() && ctx_.mode().kind != ModeSpec::Kind::reverse &&
+      find_header(msg.headers, "proxy-authorization")) {
+    static constexpr std::string_view kMasked = "[masked by sluice]";
+    for (auto& f : msg.headers)
+      if (core::iequals(f.name, "proxy-authorization")) f.value = std::string(kMasked);
+    e.raw = replace_field_values(e.raw, "proxy-authorization", kMasked);
+    e.tags.emplace_back("masked", "proxy-authorization");
   }
   e.message = std::move(msg);
   e.anomalies = m.anomalies;

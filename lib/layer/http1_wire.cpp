@@ -143,6 +143,30 @@ core::Bytes response_bytes(int status, std::string_view reason, const envelope::
   return out;
 }
 
+core::Bytes replace_field_values(core::ByteView bytes, std::string_view name, std::string_view value) {
+  size_t head_end = bytes.find("\r\n\r\n");
+  if (head_end == std::string_view::npos) return core::Bytes(bytes);
+  core::Bytes out;
+  out.reserve(bytes.size());
+  size_t pos = 0;
+  while (pos < head_end + 2) {
+    size_t eol = bytes.find("\r\n", pos);
+    std::string_view line = bytes.substr(pos, eol - pos);
+    size_t colon = line.find(':');
+    if (pos > 0 && colon != std::string_view::npos && core::iequals(line.substr(0, colon), name)) {
+      out.append(line.substr(0, colon + 1));
+      out += " ";
+      out.append(value);
+    } else {
+      out.append(line);
+    }
+    out += "\r\n";
+    pos = eol + 2;
+  }
+  out.append(bytes.substr(pos));
+  return out;
+}
+
 core::Bytes encode_http1(const envelope::HttpMessage& m) {
   bool request = m.kind == envelope::HttpMessage::Kind::request;
   std::string version = m.version.empty() || m.version == "HTTP/2" ? std::string("HTTP/1.1") : m.version;

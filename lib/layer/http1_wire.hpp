@@ -24,6 +24,10 @@ core::Bytes edit_head(core::ByteView head, const HeadEdit& edit);
 // The same edit on the structured view, so a recorded variant's overlay matches its bytes.
 void edit_message(envelope::HttpMessage& m, const HeadEdit& edit);
 
+// `bytes` (a message: its head through the empty line, then anything) with the value of every field
+// `name` (case-insensitive) of the head replaced by `value`; the rest as it was.
+core::Bytes replace_field_values(core::ByteView bytes, std::string_view name, std::string_view value);
+
 // The first value of field `name` (case-insensitive), if present.
 std::optional<std::string_view> find_header(const envelope::Headers& headers, std::string_view name);
 // The same, empty when absent.

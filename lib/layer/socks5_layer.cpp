@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include "core/ascii.hpp"
 #include "layer/root_layer.hpp"
 
 namespace sluice::layer {
@@ -116,7 +117,7 @@ bool Socks5Layer::step(core::Timestamp now, Commands& out) {
       size_t plen = byte(in_, 2 + ulen);
       if (in_.size() < 3 + ulen + plen) return false;
       std::string user = in_.substr(2, ulen), pass = in_.substr(3 + ulen, plen);
-      bool ok = byte(in_, 0) == 1 && user + ":" + pass == ctx_.options().proxy_auth;
+      bool ok = byte(in_, 0) == 1 && core::constant_time_equals(user + ":" + pass, ctx_.options().proxy_auth);
       from_client_ += in_.substr(0, 3 + ulen + plen);
       in_.erase(0, 3 + ulen + plen);
       reply(core::Bytes("\x01", 1) + (ok ? '\x00' : '\x01'), out);

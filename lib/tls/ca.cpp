@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -159,6 +160,15 @@ core::Result<CertificateAuthority> CertificateAuthority::load(const std::string&
                                                               const std::string& key_path) {
   auto cert_pem = read_file(cert_path);
   if (!cert_pem) return cert_pem.error();
+  // As ssh does with a private key: a CA key others can read is not used (whoever reads it can
+  // impersonate every site to the clients that trust this CA).
+  struct stat key_stat {};
+  if (::stat(key_path.c_str(), &key_stat) == 0 && (key_stat.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(key_stat.st_mode & 07777));
+    return core::make_error(key_path + " can be read by others (mode " + mode +
+                            "): a CA key must be private to its owner (chmod 600 " + key_path + ")");
+  }
   auto key_pem = read_file(key_path);
   if (!key_pem) return key_pem.error();
   auto h = std::make_shared<Handles>();
