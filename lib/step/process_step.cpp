@@ -147,6 +147,10 @@ struct ProcessStep::Impl {
       ::dup2(pin[0], 0);
       ::dup2(pout[1], 1);
       ::dup2(perr[1], 2);
+      // Nothing else of the proxy's (listening sockets, client connections, the capture): a step that
+      // outlived us must not hold our port. close_range is one system call; the loop is for old kernels.
+      if (::close_range(3, ~0U, 0) != 0)
+        for (int fd = 3; fd < 65536; ++fd) ::close(fd);
       ::signal(SIGPIPE, SIG_DFL);
       ::execl("/bin/sh", "sh", "-c", options.command.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);

@@ -97,6 +97,26 @@ class Live(StepCase):
         self.assertNotIn(b"X-Sluice-Step", base64.b64decode(original["raw"]))
         self.assertIn("sluice: running step step:add_header.py", "".join(proxy.stderr_lines))
 
+    def test_a_step_holds_no_descriptor_of_the_proxys(self):
+        """Not the listening socket (a step that outlived the proxy would hold its port), nor any other."""
+        step = self.script("fds.py", '''
+            import os, sys
+            fds = sorted(int(f) for f in os.listdir("/proc/self/fd"))
+            sys.stderr.write("fds %s\\n" % fds)
+            sys.stderr.flush()
+            sys.stdin.readline()
+            for line in sys.stdin:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+        ''')
+        proxy = self.reverse(step)
+        self.assertEqual(curl("http://127.0.0.1:%d/fds" % proxy.port).returncode, 0)
+        code, _ = proxy.stop()
+        m = re.search(r"step:fds.py: fds \[([\d, ]*)\]", "".join(proxy.stderr_lines))
+        self.assertTrue(m, proxy.stderr_lines)
+        fds = [int(f) for f in m.group(1).split(", ")]
+        self.assertLessEqual(set(fds), {0, 1, 2, 3})  # 3: the directory listdir reads
+
     def test_a_response_body_changed_reaches_the_client_with_its_length(self):
         step = self.script("shout.py", '''
             import json, sys
