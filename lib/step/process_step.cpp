@@ -334,6 +334,10 @@ struct ProcessStep::Impl {
       return std::nullopt;
     }
     auto& changed = std::get<envelope::Envelope>(*rec);
+    // The same message written otherwise (members in another order, a body as base64) is no change.
+    if (!raw_same && changed.raw == f.original.raw) raw_same = true;
+    if (raw_same && changed.message == f.original.message)
+      return pipeline::Decision{pipeline::Outcome::next, f.original, std::nullopt};
     // Only what a step may change is taken: the bytes and the message. Identity and context stay.
     envelope::Envelope e = f.original;
     e.message = std::move(changed.message);

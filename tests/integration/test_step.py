@@ -117,6 +117,21 @@ class Live(StepCase):
         fds = [int(f) for f in m.group(1).split(", ")]
         self.assertLessEqual(set(fds), {0, 1, 2, 3})  # 3: the directory listdir reads
 
+    def test_an_answer_written_otherwise_but_unchanged_is_no_variant(self):
+        """Members in another order (as a language whose maps sort their keys writes them) change nothing."""
+        step = self.script("sorted.py", '''
+            import json, sys
+            sys.stdin.readline()
+            for line in sys.stdin:
+                print(json.dumps(json.loads(line), sort_keys=True, indent=None, separators=(", ", ": ")),
+                      flush=True)
+        ''')
+        proxy = self.reverse(step)
+        self.assertEqual(curl("http://127.0.0.1:%d/same" % proxy.port).stdout, b"path=/same step=-\n")
+        code, out = proxy.stop()
+        self.assertEqual([r.get("modified_by") for r in units(records(out)) if r.get("variant") == "modified"],
+                         ["sluice"])  # only the proxy's own (reverse mode's Host), none of the step's
+
     def test_a_response_body_changed_reaches_the_client_with_its_length(self):
         step = self.script("shout.py", '''
             import json, sys
