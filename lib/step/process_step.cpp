@@ -125,9 +125,11 @@ struct ProcessStep::Impl {
     options.on_record(envelope::Record{std::move(r)});
   }
 
+  pipeline::Outcome policy_outcome() const {
+    return options.on_error == OnError::kill ? pipeline::Outcome::kill : pipeline::Outcome::next;
+  }
   pipeline::Decision policy(const envelope::Envelope& original) const {
-    return pipeline::Decision{options.on_error == OnError::kill ? pipeline::Outcome::kill : pipeline::Outcome::next,
-                              original, std::nullopt};
+    return pipeline::Decision{policy_outcome(), original, std::nullopt};
   }
 
   bool spawn() {
@@ -451,10 +453,10 @@ struct ProcessStep::Impl {
       pollfd fds[4];
       nfds_t n = 0;
       fds[n++] = {wake[0], POLLIN, 0};
-      int out_i = -1, err_i = -1, in_i = -1;
+      int out_i = -1, err_i = -1;
       if (out >= 0) out_i = static_cast<int>(n), fds[n++] = {out, POLLIN, 0};
       if (err >= 0) err_i = static_cast<int>(n), fds[n++] = {err, POLLIN, 0};
-      if (in >= 0 && want_write) in_i = static_cast<int>(n), fds[n++] = {in, POLLOUT, 0};
+      if (in >= 0 && want_write) fds[n++] = {in, POLLOUT, 0};  // wakes the loop to write more
       auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now).count();
       ::poll(fds, n, static_cast<int>(std::clamp<int64_t>(wait, 0, 1000)));
       if (fds[0].revents) {
@@ -462,7 +464,6 @@ struct ProcessStep::Impl {
         while (::read(wake[0], sink, sizeof sink) > 0) {
         }
       }
-      (void)in_i;
       if (err_i >= 0 && fds[err_i].revents) {
         bool open = drain(err, err_buf);
         size_t nl;
@@ -535,10 +536,7 @@ struct ProcessStep::Impl {
     if (!is_unit(env)) return pipeline::Outcome::next;
     std::lock_guard lock(mu);
     if (interest && !interest->wants(env)) return pipeline::Outcome::next;  // not sent: the fast path
-    if (stopping || !up) {
-      auto d = policy(env);
-      return d.outcome;
-    }
+    if (stopping || !up) return policy_outcome();  // the child is down: the policy at once
     uint64_t ask = next_ask++;
     InFlight f;
     to_child += unit_line(env, ask, f.sent);

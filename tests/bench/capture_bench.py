@@ -22,7 +22,9 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from http1_bench import free_port, spawn, wait_port  # noqa: E402  (stopped however the bench exits)
 
 SIZES = [("1 KiB", 1024, 400), ("100 KiB", 100 * 1024, 40), ("4 MiB", 4 << 20, 4)]
 SMALL = [("1 KiB", 1024, 20), ("100 KiB", 100 * 1024, 3), ("4 MiB", 4 << 20, 1)]
@@ -44,23 +46,6 @@ class Origin(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port, deadline=30):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("nothing listens on %d" % port)
 
 
 def exchange(port, size, count):
@@ -87,7 +72,7 @@ def exchange(port, size, count):
 
 
 def sluice_capture(binary, origin, path, encoding, size, count):
-    proc = subprocess.Popen([binary, "proxy", "--mode", "reverse:http://127.0.0.1:%d@0" % origin, "-w", path,
+    proc = spawn([binary, "proxy", "--mode", "reverse:http://127.0.0.1:%d@0" % origin, "-w", path,
                              "--format", encoding, "--no-compress"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     port = None
@@ -107,11 +92,11 @@ def sluice_capture(binary, origin, path, encoding, size, count):
 
 def mitmdump_capture(origin, path, size, count):
     port = free_port()
-    proc = subprocess.Popen(["mitmdump", "-q", "--mode", "reverse:http://127.0.0.1:%d" % origin,
+    proc = spawn(["mitmdump", "-q", "--mode", "reverse:http://127.0.0.1:%d" % origin,
                              "--listen-host", "127.0.0.1", "-p", str(port), "-w", path],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_listening(port)
+        wait_port(port, 30)
         traffic = exchange(port, size, count)
     finally:
         proc.send_signal(signal.SIGINT)
