@@ -155,6 +155,7 @@ int run_proxy(const ProxyConfig& cfg) {
     serve_from = make_serve_from(cfg);
     opts.layer.lazy_connect = true;  // a recorded answer needs no server, nor any network
   }
+  opts.layer.step_units = !cfg.steps.empty();  // WebSocket messages wait for the steps' verdicts
 
   // Where the stream goes: -w PATH, or stdout unless it is a terminal (then one line per flow).
   StreamOutput output = open_stream_output(cfg.write, cfg.stream, "proxy");

@@ -31,6 +31,9 @@ struct ProxyOptions {
   // as --serve-from may answer instead): CONNECT is answered at once, TLS inside it is terminated with
   // a leaf for the client's SNI, and tunnels wait for their client's first bytes without a timer.
   bool lazy_connect = false;
+  // The pipeline has steps that see units (`--step`): WebSocket messages are held until their
+  // verdict instead of passing frame by frame as they arrive.
+  bool step_units = false;
   // What cleartext servers speak, learned by earlier connections (see server_memo.hpp); nullptr: each
   // connection finds out for itself. Owned by the caller.
   const ServerMemo* servers = nullptr;

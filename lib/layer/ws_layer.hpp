@@ -9,6 +9,16 @@
 // negotiated in the 101, compressed messages are inflated for the view (`compressed` true), keeping
 // the compression context between messages unless the peer's side said no_context_takeover.
 // Irregular frames are recorded with an anomaly and still forwarded.
+//
+// With pipeline steps (ProxyOptions::step_units), each whole data message is a unit instead: its
+// frames are held until the last one, the message goes through the pipeline as one envelope (its
+// `raw` every frame of it, its payload the whole message, inflated) and goes out as the verdict says:
+// as it came, changed (the verdict's bytes), dropped (left out; the connection goes on) or killed (the
+// connection closes). Control frames are recorded and forwarded in order behind the messages before
+// them. Once a compressed message of a direction was changed or dropped, the receiver's decompression
+// context no longer matches the sender's: later compressed messages of that direction are inflated
+// and compressed again by the proxy (codec/ws.hpp), each recorded as a variant of the original.
+#include <deque>
 #include <memory>
 
 #include "layer/layer.hpp"
@@ -19,6 +29,8 @@ struct WsDeflate {
   bool enabled = false;
   bool client_no_context_takeover = false;
   bool server_no_context_takeover = false;
+  int client_window_bits = 15;  // client_max_window_bits / server_max_window_bits as negotiated
+  int server_window_bits = 15;
 };
 
 // Reads permessage-deflate and its parameters from a Sec-WebSocket-Extensions value.
@@ -37,10 +49,24 @@ class WsRecorder {
   // recorded with the next `seq`.
   void feed(envelope::Direction direction, core::ByteView data, core::Timestamp now, uint64_t& seq, Commands& out);
 
+  // The unit mode's parse: the bytes of one direction cut into what goes out in order, each with its
+  // record; a whole data message is a unit for the pipeline.
+  struct Piece {
+    core::Bytes bytes;                       // the wire bytes (a frame, a message's frames, or unparsed)
+    std::optional<envelope::Envelope> envelope;  // its record (none for bytes passed unparsed)
+    bool unit = false;                       // a whole data message: the pipeline decides
+  };
+  void feed_units(envelope::Direction direction, core::ByteView data, core::Timestamp now, uint64_t& seq,
+                  std::vector<Piece>& pieces);
+  // Whether the sender of this direction compresses with context takeover (a changed message breaks
+  // the receiver's context), and the window it may use.
+  bool context_takeover(envelope::Direction direction) const;
+  int window_bits(envelope::Direction direction) const;
+
   struct Side;
 
  private:
-  void parse(Side& side, core::Timestamp now, uint64_t& seq, Commands& out);
+  void parse(Side& side, core::Timestamp now, uint64_t& seq, Commands* out, std::vector<Piece>* pieces);
 
   std::string stream_id_, flow_id_;
   envelope::Context context_;
@@ -64,16 +90,34 @@ class WsLayer final : public Layer {
     envelope::Direction direction = envelope::Direction::send;
     uint64_t bytes = 0;
     bool eof = false;
+    // Unit mode: what waits to go out, in order; a unit waits for its verdict.
+    struct Queued {
+      WsRecorder::Piece piece;
+      CommandId id = 0;  // waiting for this RunPipeline's verdict
+      std::optional<PipelineVerdict> verdict;
+    };
+    std::deque<Queued> queue;
+    uint64_t queued_bytes = 0;
+    bool paused = false;
+    bool shut = false;      // our side of `to` was shut after eof
+    bool reencode = false;  // compressed messages go out compressed by us (see above)
   };
 
  private:
   void on_data(Side& side, core::ByteView data, core::Timestamp now, Commands& out);
+  void on_verdict(const PipelineVerdict& v, core::Timestamp now, Commands& out);
+  // Sends what is ready at the front of the queue; pauses or resumes reading; shuts after eof.
+  void flush(Side& side, core::Timestamp now, Commands& out);
+  core::Bytes verdict_bytes(Side& side, Side::Queued& q, core::Timestamp now, Commands& out);
+  void close_both(const std::string& reason, core::Timestamp now, Commands& out);
   void finish(core::Timestamp now, Commands& out);
 
+  ConnectionContext& ctx_;
   ConnId server_;
   std::string stream_id_;
   WsRecorder recorder_;
   uint64_t seq_ = 0;
+  bool units_ = false;  // ProxyOptions::step_units
   bool done_ = false;
   Side client_, server_side_;
 };

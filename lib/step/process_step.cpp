@@ -18,6 +18,7 @@
 
 #include "core/json.hpp"
 #include "core/time.hpp"
+#include "codec/ws.hpp"
 #include "envelope/record_codec.hpp"
 #include "filter/expr.hpp"
 #include "layer/http1_wire.hpp"
@@ -51,6 +52,8 @@ const core::Value* member(const core::Value& v, std::string_view key) { return v
 bool is_unit(const envelope::Envelope& e) {
   if (!e.overlay.empty() || e.modified) return false;
   if (e.protocol == envelope::Protocol::raw) return true;
+  if (const auto* w = std::get_if<envelope::WsMessage>(&e.message))  // a whole data message
+    return e.protocol == envelope::Protocol::ws && w->fin && (w->opcode == 1 || w->opcode == 2);
   if (e.protocol != envelope::Protocol::http) return false;
   const auto* m = std::get_if<envelope::HttpMessage>(&e.message);
   return m && m->version != "HTTP/2";
@@ -347,6 +350,12 @@ struct ProcessStep::Impl {
       e.raw = std::move(changed.raw);  // the step edited the bytes: they are sent as it left them
     } else if (auto* m = std::get_if<envelope::HttpMessage>(&e.message)) {
       e.raw = layer::encode_http1(*m);  // the step edited the message: its bytes are made from it
+    } else if (auto* w = std::get_if<envelope::WsMessage>(&e.message)) {
+      // One frame, masked as the original was, compressed again when the original was.
+      const auto* before = std::get_if<envelope::WsMessage>(&f.original.message);
+      w->masked = before && before->masked;
+      e.raw = codec::ws_encode(*w, w->masked, codec::ws_window_bits(e));
+      std::erase_if(e.tags, [](const auto& t) { return t.first == "message_frames"; });
     } else if (std::holds_alternative<envelope::RawMessage>(e.message)) {
       // A raw chunk's message has nothing to edit but its members; the bytes stay.
     } else {

@@ -57,8 +57,8 @@ class ProcessStep : public pipeline::Step {
   std::unique_ptr<Impl> impl_;
 };
 
-// Whether a unit of this kind passes steps today: HTTP/1 requests and responses the proxy buffers, and
-// raw chunks (the envelopes the layers send through the pipeline). `sluice step` sends the same kinds.
+// Whether a unit of this kind passes steps today: HTTP/1 requests and responses the proxy buffers,
+// whole WebSocket data messages, and raw chunks (the envelopes the layers send through the pipeline). `sluice step` sends the same kinds.
 bool is_unit(const envelope::Envelope& e);
 
 }  // namespace sluice::step

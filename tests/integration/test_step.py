@@ -212,6 +212,102 @@ class Live(StepCase):
         self.assertEqual(sent[1]["modified_by"], "step:raw.py")
 
 
+def ws_server(compression):
+    """A WebSocket server that answers each text message with "hello: " and the message."""
+    from test_websocket import EchoServer as WsEcho
+    return WsEcho(compression, reply=lambda m: "hello: " + m if isinstance(m, str) else m)
+
+
+def ws_units(recs):
+    return [r for r in units(recs) if r["protocol"] == "ws" and r["message"]["opcode"] in (1, 2)]
+
+
+class WebSocketMessages(StepCase):
+    def talk(self, port, messages, compression):
+        import asyncio
+        import websockets
+
+        async def go():
+            answers = []
+            async with websockets.connect("ws://127.0.0.1:%d/chat" % port, compression=compression) as ws:
+                for m in messages:
+                    await ws.send(m)
+                    if m == "die":
+                        try:
+                            answers.append(await asyncio.wait_for(ws.recv(), 10))
+                        except websockets.ConnectionClosed:
+                            answers.append("closed")
+                        break
+                    if m != "secret":
+                        answers.append(await asyncio.wait_for(ws.recv(), 10))
+            return answers
+        return asyncio.run(go())
+
+    def test_a_word_rewritten_both_ways_with_permessage_deflate(self):
+        server = ws_server("deflate")
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % server.port,
+                      "--step", "/usr/bin/python3 %s/rewrite_ws.py hello howdy" % EXAMPLES)
+        sent = ["hello world", ["hel", "lo ", "frag"], b"\x00binary hello", "hello again"]
+        answers = self.talk(proxy.port, sent, "deflate")
+        code, out = proxy.stop()
+        server.close()
+        # The server got the client's messages changed; the client got the server's changed too.
+        # The fragmented message is judged whole: "hel" + "lo " is a word the step rewrites.
+        self.assertEqual(server.got, ["howdy world", "howdy frag", b"\x00binary hello", "howdy again"])
+        self.assertEqual(answers, ["howdy: howdy world", "howdy: howdy frag", b"\x00binary hello", "howdy: howdy again"])
+        msgs = ws_units(records(out))
+        changed = [m for m in msgs if m.get("variant") == "modified" and m.get("modified_by") == "step:rewrite_ws.py"]
+        self.assertEqual([(m["direction"], m["message"]["payload"]) for m in changed],
+                         [("send", "howdy world"), ("receive", "howdy: howdy world"), ("send", "howdy frag"),
+                          ("receive", "howdy: howdy frag"),
+                          ("send", "howdy again"), ("receive", "howdy: howdy again")])
+        for m in changed:  # one frame, masked from the client, compressed as the original was
+            raw = base64.b64decode(m["raw"])
+            self.assertEqual(raw[0] & 0xC0, 0xC0)
+            self.assertEqual(bool(raw[1] & 0x80), m["direction"] == "send")
+            self.assertTrue(m["message"]["compressed"])
+            original = [o for o in msgs if o["seq"] == m["variant_of"] and o["stream_id"] == m["stream_id"]
+                        and o["variant"] == "original"]
+            self.assertEqual(len(original), 1)
+            self.assertIn("hello", original[0]["message"]["payload"])
+        # The fragmented message is one unit: its three frames (and websockets' empty last) in raw.
+        frag = [m for m in msgs if m["direction"] == "send" and m["message"]["payload"] == "hello frag"
+                and m["variant"] == "original"]
+        self.assertGreaterEqual(int(frag[0]["tags"]["message_frames"]), 3)
+        # Context takeover: after a changed message the proxy compresses the sender's later ones anew.
+        self.assertTrue([m for m in msgs if m.get("modified_by") == "sluice"
+                         and m.get("tags", {}).get("reencoded") == "permessage-deflate"])
+
+    def test_drop_leaves_a_message_out_and_kill_closes(self):
+        step = self.script("ws_verdicts.py", '''
+            import json, sys
+            sys.stdin.readline()
+            for line in sys.stdin:
+                u = json.loads(line)
+                p = u.get("message", {}).get("payload")
+                if u["protocol"] == "ws" and p == "secret":
+                    print(json.dumps({"type": "verdict", "ask": u["ask"], "outcome": "drop"}), flush=True)
+                elif u["protocol"] == "ws" and p == "die":
+                    print(json.dumps({"type": "verdict", "ask": u["ask"], "outcome": "kill"}), flush=True)
+                else:
+                    print(json.dumps(u), flush=True)
+        ''')
+        server = ws_server(None)
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % server.port, "--step", step)
+        answers = self.talk(proxy.port, ["one", "secret", "two", "die", "three"], None)
+        code, out = proxy.stop()
+        server.close()
+        self.assertEqual(server.got, ["one", "two"])
+        self.assertEqual(answers, ["hello: one", "hello: two", "closed"])
+        recs = records(out)
+        verdicts = [(m["message"]["payload"], m.get("tags", {}).get("verdict")) for m in ws_units(recs)
+                    if m["direction"] == "send"]
+        self.assertEqual(verdicts, [("one", None), ("secret", "drop"), ("two", None), ("die", "kill")])
+        ws_stream = ws_units(recs)[0]["stream_id"]
+        ends = [r for r in recs if r["type"] == "end" and r["stream_id"] == ws_stream]
+        self.assertEqual([e["reason"] for e in ends], ["killed"])
+
+
 class Interest(StepCase):
     def test_units_outside_a_steps_interest_are_not_sent_to_it(self):
         step = self.script("api_only.py", '''

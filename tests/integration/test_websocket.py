@@ -27,16 +27,19 @@ BIG_BINARY = os.urandom(1 << 20)
 
 
 class EchoServer:
-    """A websockets echo server in its own event loop thread (optionally over TLS)."""
+    """A websockets echo server in its own event loop thread (optionally over TLS); `reply` makes the
+    answer from each message, `got` keeps what arrived."""
 
-    def __init__(self, compression, ssl_context=None):
+    def __init__(self, compression, ssl_context=None, reply=lambda message: message):
         self.loop = asyncio.new_event_loop()
+        self.got = []
         ready = threading.Event()
 
         async def echo(ws, path):
             try:
                 async for message in ws:
-                    await ws.send(message)
+                    self.got.append(message)
+                    await ws.send(reply(message))
             except websockets.ConnectionClosed:
                 pass  # the client closes with 4000, which websockets reports as an error
 

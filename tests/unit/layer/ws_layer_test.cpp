@@ -7,6 +7,7 @@
 
 #include <boost/beast/zlib/deflate_stream.hpp>
 
+#include "codec/ws.hpp"
 #include "layer/ws_layer.hpp"
 #include "support/layer_driver.hpp"
 
@@ -60,6 +61,7 @@ struct Fixture {
   ProxyOptions options;
   ConnectionContext ctx{"w", "127.0.0.1:1", core::Timestamp{0}, *parse_mode_spec("reverse:http://127.0.0.1:7000@0"),
                         &options};
+  explicit Fixture(bool units = false) { options.step_units = units; }
   std::unique_ptr<Layer> layer(WsDeflate d = {}) {
     return std::make_unique<WsLayer>(ctx, 1, "127.0.0.1:7000", "w.1", "w-0", d);
   }
@@ -150,5 +152,120 @@ TEST(WsLayer, ExtensionsHeader) {
   EXPECT_TRUE(d.enabled);
   EXPECT_TRUE(d.server_no_context_takeover);
   EXPECT_FALSE(d.client_no_context_takeover);
+  EXPECT_EQ(d.client_window_bits, 10);
+  EXPECT_EQ(d.server_window_bits, 15);
   EXPECT_FALSE(parse_ws_extensions("x-webkit-deflate-frame").enabled);
+}
+
+// With steps, a whole data message is one unit: its frames wait for the verdict, control frames go
+// out in order behind the units before them (a ping inside a fragmented message goes out at once),
+// and the verdict says what is sent.
+TEST(WsLayer, MessagesAreUnitsWithSteps) {
+  std::string client = frame(1, false, "ab", true) + frame(9, true, "p", true) + frame(0, true, "cd", true) +
+                       frame(2, true, "xyz", true);
+  for (size_t split = 0; split <= client.size(); ++split) {
+    Fixture f(true);
+    LayerDriver d(f.layer());
+    d.hold_pipeline = true;
+    d.client(client.substr(0, split));
+    d.client(client.substr(split));
+    EXPECT_EQ(d.sent[1], frame(9, true, "p", true)) << split;  // the messages wait, not the ping
+    auto units = d.envelopes();
+    ASSERT_EQ(units.size(), 3u) << split;  // the ping's record, two units in the pipeline at once
+    std::erase_if(units, [](const envelope::Envelope& e) { return ws(e).opcode == 9; });
+    ASSERT_EQ(units.size(), 2u) << split;
+    EXPECT_EQ(ws(units[0]).payload, "abcd");
+    EXPECT_EQ(ws(units[0]).opcode, 1);
+    EXPECT_TRUE(ws(units[0]).fin);
+    EXPECT_EQ(units[0].raw, frame(1, false, "ab", true) + frame(0, true, "cd", true));  // its frames, not the ping
+    d.release();
+    EXPECT_EQ(d.sent[1], frame(9, true, "p", true) + frame(1, false, "ab", true) + frame(0, true, "cd", true) +
+                             frame(2, true, "xyz", true))
+        << split;
+    // A ping behind a waiting message goes out after it.
+    d.hold_pipeline = true;
+    d.client(frame(1, true, "m", true) + frame(9, true, "q", true));
+    EXPECT_EQ(d.sent[1].size(), client.size()) << split;
+    d.release();
+    EXPECT_EQ(d.sent[1], client.substr(client.find(frame(9, true, "p", true)), 0) + frame(9, true, "p", true) +
+                             frame(1, false, "ab", true) + frame(0, true, "cd", true) + frame(2, true, "xyz", true) +
+                             frame(1, true, "m", true) + frame(9, true, "q", true));
+  }
+}
+
+TEST(WsLayer, DropLeavesAMessageOutKillCloses) {
+  Fixture f(true);
+  LayerDriver d(f.layer());
+  d.verdict = Verdict::drop;
+  d.client(frame(1, true, "secret", true));
+  d.verdict = Verdict::forward;
+  d.client(frame(1, true, "fine", true));
+  EXPECT_EQ(d.sent[1], frame(1, true, "fine", true));
+  d.data(1, frame(1, true, "from server", false));
+  EXPECT_EQ(d.sent[kClientConn], frame(1, true, "from server", false));
+  d.verdict = Verdict::kill;
+  d.client(frame(1, true, "die", true));
+  EXPECT_EQ(d.sent[1], frame(1, true, "fine", true));
+  auto ends = d.records_of<envelope::EndRecord>();
+  ASSERT_EQ(ends.size(), 1u);
+  EXPECT_EQ(ends[0].reason, "killed");
+}
+
+// A changed compressed message breaks the receiver's context when the sender takes it over: later
+// messages are compressed again by the proxy, and the receiver reads each of them.
+TEST(WsLayer, AChangedCompressedMessageRecompressesTheRest) {
+  Fixture f(true);
+  WsDeflate deflate;
+  deflate.enabled = true;
+  LayerDriver d(f.layer(deflate));
+  Deflater sender;
+  std::string text = "the same words, the same words, the same words";
+  d.modify = true;  // the driver appends a byte to raw: a changed message
+  d.client(frame(1, true, sender.message(text), true, true));
+  d.modify = false;
+  d.client(frame(1, true, sender.message(text), true, true));  // refers back to the first
+  // What the server got: the changed first message, then the second, compressed anew (no back-reference).
+  std::string got = d.sent[1];
+  auto envs = d.envelopes();
+  ASSERT_EQ(envs.size(), 3u);  // the first unit, the second unit, the second's re-compressed variant
+  EXPECT_EQ(envs[2].modified_by, "sluice");
+  EXPECT_TRUE(envs[2].modified);
+  EXPECT_EQ(got.substr(got.size() - envs[2].raw.size()), envs[2].raw);
+  // The variant reads back alone, with a fresh context, as the same text.
+  Fixture g;
+  LayerDriver reader(g.layer(deflate));
+  reader.client(envs[2].raw);
+  ASSERT_EQ(reader.envelopes().size(), 1u);
+  EXPECT_EQ(ws(reader.envelopes()[0]).payload, text);
+  EXPECT_TRUE(reader.envelopes()[0].anomalies.empty());
+}
+
+TEST(WsCodec, EncodesFramesAReaderParsesBack) {
+  for (bool compressed : {false, true}) {
+    for (size_t n : {0u, 5u, 125u, 126u, 65535u, 65536u, 200000u}) {
+      envelope::WsMessage m;
+      m.opcode = 2;
+      m.compressed = compressed;
+      for (size_t i = 0; i < n; ++i) m.payload += static_cast<char>(i * 7 % 251);
+      WsDeflate deflate;
+      deflate.enabled = compressed;
+      for (bool mask : {false, true}) {
+        Fixture f;
+        LayerDriver d(f.layer(deflate));
+        std::string bytes = codec::ws_encode(m, mask, 10);
+        d.data(mask ? kClientConn : 1, bytes);
+        auto envs = d.envelopes();
+        ASSERT_EQ(envs.size(), 1u) << n;
+        EXPECT_EQ(ws(envs[0]).payload, m.payload) << n << compressed << mask;
+        EXPECT_EQ(ws(envs[0]).masked, mask);
+        EXPECT_EQ(ws(envs[0]).compressed, compressed);
+        EXPECT_TRUE(envs[0].anomalies.empty()) << n;
+      }
+    }
+  }
+  envelope::WsMessage close;
+  close.opcode = 8;
+  close.close_code = 4000;
+  close.close_reason = "bye";
+  EXPECT_EQ(codec::ws_encode(close, false), std::string("\x88\x05\x0f\xa0" "bye", 7));
 }
