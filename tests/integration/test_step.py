@@ -192,15 +192,7 @@ class Live(StepCase):
 
     def test_a_raw_chunk_changed_reaches_the_server(self):
         echo = EchoServer()
-        step = self.script("raw.py", '''
-            import base64, json, sys
-            sys.stdin.readline()
-            for line in sys.stdin:
-                u = json.loads(line)
-                if u["direction"] == "send":
-                    u["raw"] = base64.b64encode(base64.b64decode(u["raw"]).replace(b"ping", b"PONG")).decode()
-                print(json.dumps(u), flush=True)
-        ''')
+        step = "/usr/bin/python3 %s/replace_bytes.py ping PONG" % EXAMPLES
         proxy = Proxy("--mode", "tcp:127.0.0.1:%d@0" % echo.port, "--step", step)
         with connect(proxy.port) as c:
             c.sendall(b"ping!")
@@ -209,7 +201,7 @@ class Live(StepCase):
         echo.close()
         sent = [r for r in units(records(out)) if r["direction"] == "send"]
         self.assertEqual([base64.b64decode(r["raw"]) for r in sent], [b"ping!", b"PONG!"])
-        self.assertEqual(sent[1]["modified_by"], "step:raw.py")
+        self.assertEqual(sent[1]["modified_by"], "step:replace_bytes.py")
 
 
 def ws_server(compression):
