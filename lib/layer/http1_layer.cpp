@@ -17,11 +17,6 @@ using Ms = std::chrono::milliseconds;
 
 core::Timestamp plus(core::Timestamp t, Ms d) { return core::Timestamp{t.ns + std::chrono::nanoseconds(d).count()}; }
 
-std::string seconds(Ms d) {
-  auto ms = d.count();
-  return ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms";
-}
-
 }  // namespace
 
 struct Http1Layer::Exchange {
@@ -1104,16 +1099,16 @@ void Http1Layer::on_timeout(core::Timestamp now, Commands& out) {
     case Deadline::none: return;
     case Deadline::client_idle: close_all("timeout", now, out); return;
     case Deadline::header:
-      ex_->req.anomalies.push_back({"header_timeout", "the request head did not arrive within " + seconds(o.header_timeout)});
+      ex_->req.anomalies.push_back({"header_timeout", "the request head did not arrive within " + describe_duration(o.header_timeout)});
       capture_partial_request();
       answer(408, "Request Timeout",
-             "sluice: the request head did not arrive within " + seconds(o.header_timeout) + "\n", now, out);
+             "sluice: the request head did not arrive within " + describe_duration(o.header_timeout) + "\n", now, out);
       return;
     case Deadline::first_byte:
-      fail(504, "Gateway Timeout", "first_byte_timeout", "no response within " + seconds(o.first_byte_timeout), now, out);
+      fail(504, "Gateway Timeout", "first_byte_timeout", "no response within " + describe_duration(o.first_byte_timeout), now, out);
       return;
     case Deadline::body_idle:
-      fail(504, "Gateway Timeout", "idle_timeout", "no data for " + seconds(o.idle_timeout), now, out);
+      fail(504, "Gateway Timeout", "idle_timeout", "no data for " + describe_duration(o.idle_timeout), now, out);
       return;
   }
 }

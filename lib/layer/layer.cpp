@@ -1,6 +1,11 @@
 #include "layer/layer.hpp"
 
 namespace sluice::layer {
+
+std::string describe_duration(std::chrono::milliseconds d) {
+  auto ms = d.count();
+  return ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms";
+}
 namespace {
 
 std::string preview(core::ByteView b) {
@@ -141,16 +146,18 @@ envelope::Context ConnectionContext::envelope_context(std::string server) const 
 }
 
 NextLayer::NextLayer(ConnectionContext& ctx, LayerDecider decider, bool decide_at_start,
-                     std::chrono::milliseconds silence)
-    : ctx_(ctx), decider_(std::move(decider)), decide_at_start_(decide_at_start), silence_(silence) {}
+                     std::chrono::milliseconds silence, std::chrono::milliseconds deadline, ConnId server)
+    : ctx_(ctx), decider_(std::move(decider)), decide_at_start_(decide_at_start), silence_(silence),
+      deadline_(deadline), server_(server) {}
 
 bool NextLayer::decide(bool at_eof, core::Timestamp now, Commands& out) {
   constexpr size_t kMaxPeek = 64 * 1024;  // past this, the decider must choose with what it has
   child_ = decider_(ctx_, buffered_, at_eof || buffered_.size() >= kMaxPeek);
   if (!child_) return false;
-  if (timer_) {
-    out.push_back(CancelTimer{timer_});
-    timer_ = 0;
+  for (CommandId* t : {&timer_, &deadline_timer_}) {
+    if (!*t) continue;
+    out.push_back(CancelTimer{*t});
+    *t = 0;
   }
   child_->handle(Start{}, now, out);
   if (!buffered_.empty()) {
@@ -170,10 +177,32 @@ void NextLayer::handle(const Event& event, core::Timestamp now, Commands& out) {
   if (std::holds_alternative<Start>(event)) {
     if (decide_at_start_) {
       decide(false, now, out);
-    } else if (silence_.count() > 0) {
+      return;
+    }
+    if (silence_.count() > 0) {
       timer_ = ctx_.new_command();
       out.push_back(StartTimer{timer_, silence_});
     }
+    if (deadline_.count() > 0) {
+      deadline_timer_ = ctx_.new_command();
+      out.push_back(StartTimer{deadline_timer_, deadline_});
+    }
+    return;
+  }
+  if (const auto* t = std::get_if<TimerFired>(&event); t && deadline_timer_ && t->id == deadline_timer_) {
+    deadline_timer_ = 0;
+    given_up_ = true;
+    envelope::ErrorRecord err;
+    err.stream_id = ctx_.conn_id();
+    err.time = now;
+    err.code = "client_timeout";
+    err.message = (buffered_.empty() ? "the client sent nothing within " : "the client's first bytes stalled for ") +
+                  describe_duration(deadline_);
+    out.push_back(EmitRecord{std::move(err)});
+    if (timer_) out.push_back(CancelTimer{timer_});
+    timer_ = 0;
+    if (server_) out.push_back(CloseConnection{server_, false});
+    out.push_back(CloseConnection{kClientConn, false});
     return;
   }
   if (const auto* t = std::get_if<TimerFired>(&event); t && t->id == timer_) {

@@ -141,6 +141,8 @@ using Commands = std::vector<Command>;
 //   SendData(conn=1, 5 bytes "hello")   RunPipeline(#2, send raw seq=0 "hello")
 std::string describe(const Event& e);
 std::string describe(const Command& c);
+// "30 s", "1500 ms": a timeout as messages name it.
+std::string describe_duration(std::chrono::milliseconds d);
 
 // ---- Stream ends ----------------------------------------------------------------------------------
 // The connection's own stream always ends with an `end` record of scope "stream", its last record. A
@@ -222,12 +224,15 @@ using LayerDecider =
 // When a server speaks or closes first, the client closes or resets, or the client stays silent for
 // `silence` (0: no limit), the decider is asked with `at_eof` true: it must choose with what it has
 // (the child then gets the event). A decider that still chooses nothing when the client left gets the
-// client connection closed and nothing more.
+// client connection closed and nothing more. With a `deadline`, a client that has not made the
+// decider choose within it (silent, or a few bytes and then silent) is given up: an `error` record
+// (`client_timeout`), the client connection and `server` (when one is open) closed.
 class NextLayer final : public Layer {
  public:
   // `decide_at_start`: ask the decider on Start with no bytes (forced modes).
   NextLayer(ConnectionContext& ctx, LayerDecider decider, bool decide_at_start,
-            std::chrono::milliseconds silence = std::chrono::milliseconds(0));
+            std::chrono::milliseconds silence = std::chrono::milliseconds(0),
+            std::chrono::milliseconds deadline = std::chrono::milliseconds(0), ConnId server = 0);
   void handle(const Event& event, core::Timestamp now, Commands& out) override;
   std::string_view name() const override { return "next"; }
 
@@ -238,7 +243,10 @@ class NextLayer final : public Layer {
   LayerDecider decider_;
   bool decide_at_start_;
   std::chrono::milliseconds silence_;
+  std::chrono::milliseconds deadline_;
+  ConnId server_;
   CommandId timer_ = 0;
+  CommandId deadline_timer_ = 0;
   std::unique_ptr<Layer> child_;
   core::Bytes buffered_;
   bool given_up_ = false;  // the client left and the decider chose nothing: the connection is closed

@@ -1,5 +1,7 @@
 #include "layer/raw_layer.hpp"
 
+#include <algorithm>
+
 namespace sluice::layer {
 
 RawLayer::RawLayer(ConnectionContext& ctx, std::string host, uint16_t port, std::string stream_id)
@@ -25,8 +27,31 @@ RawLayer::Side* RawLayer::side_for_reply(CommandId id) {
   return nullptr;
 }
 
+void RawLayer::arm_idle(core::Timestamp now, Commands& out) {
+  auto idle = ctx_.options().idle_timeout;
+  if (idle.count() <= 0) return;
+  int64_t left = std::chrono::nanoseconds(idle).count() - (now.ns - last_activity_.ns);
+  idle_timer_ = ctx_.new_command();
+  out.push_back(StartTimer{idle_timer_, std::chrono::nanoseconds(std::max<int64_t>(left, 0))});
+}
+
 void RawLayer::handle(const Event& event, core::Timestamp now, Commands& out) {
   if (state_ == State::done) return;
+  if (std::holds_alternative<DataReceived>(event) || !idle_timer_) last_activity_ = now;
+  on_event(event, now, out);
+  if (state_ != State::done && !idle_timer_) arm_idle(now, out);
+}
+
+void RawLayer::on_event(const Event& event, core::Timestamp now, Commands& out) {
+  if (const auto* t = std::get_if<TimerFired>(&event); t && t->id == idle_timer_) {
+    idle_timer_ = 0;
+    if (now.ns - last_activity_.ns >= std::chrono::nanoseconds(ctx_.options().idle_timeout).count()) {
+      finish("timeout", now, out);
+      return;
+    }
+    arm_idle(now, out);
+    return;
+  }
   if (std::holds_alternative<Start>(event)) {
     if (state_ != State::idle) return;  // adopted: the server is already open
     server_ = ctx_.new_conn();
@@ -119,6 +144,8 @@ void RawLayer::pump(Side& side, Commands& out) {
 void RawLayer::finish(std::string reason, core::Timestamp now, Commands& out) {
   if (state_ == State::done) return;
   state_ = State::done;
+  if (idle_timer_) out.push_back(CancelTimer{idle_timer_});
+  idle_timer_ = 0;
   if (server_ && reason != "error") out.push_back(CloseConnection{server_, false});
   out.push_back(CloseConnection{kClientConn, false});
   envelope::EndRecord end;

@@ -3,6 +3,7 @@
 // read from either side as a `raw` envelope (one flow per connection). Each chunk passes through the
 // pipeline before it is sent on; chunks of one direction stay in order, and a chunk waiting on a step
 // holds back only its own direction. Reading pauses while more than 1 MiB waits in one direction.
+// No byte either way for --idle-timeout closes both sides (end reason "timeout").
 //
 //   connecting --OpenCompleted ok--> open --both sides EOF and drained--> done
 //        \--OpenCompleted error--> done (error record, client closed)
@@ -38,10 +39,13 @@ class RawLayer final : public Layer {
     uint64_t bytes = 0;         // read from `from`
   };
 
+  void on_event(const Event& event, core::Timestamp now, Commands& out);
   void on_data(Side& side, core::ByteView data, core::Timestamp now, Commands& out);
   void pump(Side& side, Commands& out);
   void finish(std::string reason, core::Timestamp now, Commands& out);
   Side* side_for_reply(CommandId id);
+  // Starts the idle timer for what is left of the idle timeout since the last byte.
+  void arm_idle(core::Timestamp now, Commands& out);
 
   ConnectionContext& ctx_;
   std::string host_;
@@ -53,6 +57,8 @@ class RawLayer final : public Layer {
   uint64_t seq_ = 0;
   envelope::Context context_;
   Side send_, receive_;
+  CommandId idle_timer_ = 0;
+  core::Timestamp last_activity_{};
 };
 
 }  // namespace sluice::layer

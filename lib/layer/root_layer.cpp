@@ -103,7 +103,8 @@ LayerDecider detect(ConnId server, std::string host, uint16_t port, bool in_tls)
           if (cc.tls() && cc.tls()->alpn == "h2") return std::make_unique<Http2Layer>(cc, Http2Target{host, port, true, s});
           // An HTTP/1.1 client in front of a server that speaks only HTTP/2: translated.
           if (cc.server_alpn() == "h2") return std::make_unique<Http2Layer>(cc, Http2Target{host, port, true, s, true});
-          return std::make_unique<NextLayer>(cc, detect(s, host, port, true), false, silence_unless_open(cc, s));
+          return std::make_unique<NextLayer>(cc, detect(s, host, port, true), false, silence_unless_open(cc, s),
+                                             cc.options().idle_timeout, s);
         });
       }
     }
@@ -158,7 +159,9 @@ std::unique_ptr<Layer> mode_layer(ConnectionContext& ctx) {
     case ModeSpec::Kind::reverse:
       // A reverse proxy answers TLS and plain clients alike, whatever the target's scheme; to an http://
       // target, an h2c client (prior knowledge) gets HTTP/2 both ways.
-      return std::make_unique<NextLayer>(ctx, reverse_decider, false);
+      // A client that says nothing is closed after the header timeout (it gets no layer, hence no timer).
+      return std::make_unique<NextLayer>(ctx, reverse_decider, false, std::chrono::milliseconds(0),
+                                         ctx.options().header_timeout);
     case ModeSpec::Kind::regular:
     case ModeSpec::Kind::upstream:
       if (tls) return std::make_unique<TlsLayer>(ctx, TlsLayerSpec{}, http1);
@@ -177,7 +180,8 @@ std::unique_ptr<Layer> connection_layer(ConnectionContext& ctx, std::unique_ptr<
 }
 
 std::unique_ptr<Layer> make_tunnel_layer(ConnectionContext& ctx, ConnId server, const std::string& host, uint16_t port) {
-  return std::make_unique<NextLayer>(ctx, detect(server, host, port, false), false, silence_unless_open(ctx, server));
+  return std::make_unique<NextLayer>(ctx, detect(server, host, port, false), false, silence_unless_open(ctx, server),
+                                     ctx.options().idle_timeout, server);
 }
 
 }  // namespace sluice::layer

@@ -12,7 +12,7 @@ namespace {
 constexpr uint8_t kVersion = 5;
 constexpr uint8_t kNoAuth = 0x00, kUserPass = 0x02, kNoAcceptable = 0xff;
 // Reply codes (RFC 1928 §6).
-constexpr uint8_t kSucceeded = 0, kGeneralFailure = 1, kNetworkUnreachable = 3, kHostUnreachable = 4,
+constexpr uint8_t kSucceeded = 0, kGeneralFailure = 1, kNotAllowed = 2, kNetworkUnreachable = 3, kHostUnreachable = 4,
                   kConnectionRefused = 5, kCommandNotSupported = 7, kAddressTypeNotSupported = 8;
 
 uint8_t byte(const core::Bytes& b, size_t i) { return static_cast<uint8_t>(b[i]); }
@@ -24,6 +24,7 @@ uint8_t rep_for(const std::string& code) {
   if (code == "connect_refused") return kConnectionRefused;
   if (code == "dns_failure" || code == "connect_timeout") return kHostUnreachable;
   if (code == "unreachable") return kNetworkUnreachable;
+  if (code == "self_loop") return kNotAllowed;  // the proxy's own listener
   return kGeneralFailure;
 }
 

@@ -285,7 +285,16 @@ void Connection::open(OpenConnection cmd) {
     boost::system::error_code ignored;
     sock->close(ignored);
   });
-  auto connect = [sock, timed_out, done, target, timeout = deps_.connect_timeout](const auto& endpoints) {
+  auto connect = [sock, timed_out, done, target, timeout = deps_.connect_timeout,
+                  self_addresses = deps_.own_listeners](const std::vector<tcp::endpoint>& all) {
+    // Never this proxy's own listener: a self-loop would feed on itself until descriptors run out.
+    std::vector<tcp::endpoint> endpoints;
+    for (const auto& e : all)
+      if (!self_addresses || !self_addresses->contains(e)) endpoints.push_back(e);
+    if (endpoints.empty() && !all.empty()) {
+      done("self_loop", "refusing to connect to " + target + ": it is this proxy's own listener");
+      return;
+    }
     asio::async_connect(*sock, endpoints, [sock, timed_out, done, target, timeout](boost::system::error_code ec,
                                                                                    const tcp::endpoint&) {
       if (*timed_out) {
@@ -320,7 +329,9 @@ void Connection::open(OpenConnection cmd) {
           done("dns_failure", "cannot resolve " + target + ": " + ec.message());
           return;
         }
-        connect(results);
+        std::vector<tcp::endpoint> endpoints;
+        for (const auto& r : results) endpoints.push_back(r.endpoint());
+        connect(endpoints);
       });
 }
 

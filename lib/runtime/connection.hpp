@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "layer/layer.hpp"
+#include "runtime/endpoint.hpp"
 
 namespace sluice::pipeline {
 class Pipeline;
@@ -29,6 +30,8 @@ struct ConnectionDeps {
   // Sees every record the layers emit straight to the stream before it is written (a replay tags its
   // flows here); may be empty.
   std::function<void(envelope::Record&)> annotate = {};
+  // The proxy's own listeners, never connected to; may be null (a replay has none).
+  const SelfAddresses* own_listeners = nullptr;
 };
 
 // A short random id naming one run (proxy or replay): the prefix of its connection ids.

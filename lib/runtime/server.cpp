@@ -37,6 +37,7 @@ struct Server::Impl {
   std::chrono::steady_clock::time_point stop_began{};
   bool announced = false;
   asio::steady_timer poll_timer{ioc};
+  SelfAddresses self;  // the listeners' addresses, filled by bind() before any connection starts
 
   Impl(ServerOptions o, Recorder& r, const pipeline::Pipeline& p) : options(std::move(o)), recorder(r), pipeline(p) {
     unsigned n = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
@@ -66,7 +67,7 @@ struct Server::Impl {
                                                           core::now_wall(), mode, &options.layer);
     auto conn = std::make_shared<Connection>(
         std::move(sock), std::move(ctx),
-        ConnectionDeps{recorder, pipeline, options.connect_timeout, options.verbose});
+        ConnectionDeps{recorder, pipeline, options.connect_timeout, options.verbose, {}, &self});
     {
       std::lock_guard lock(mu);
       std::erase_if(connections, [](const auto& w) {
@@ -162,7 +163,9 @@ core::Result<std::vector<BoundListener>> Server::bind() {
     if (!ec) acceptor->bind(ep, ec);
     if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return core::make_error("cannot listen on " + where + ": " + ec.message());
-    bound.push_back(BoundListener{mode.text, format_endpoint(acceptor->local_endpoint(ec))});
+    auto local = acceptor->local_endpoint(ec);
+    impl_->self.add_listener(local);
+    bound.push_back(BoundListener{mode.text, format_endpoint(local)});
     impl_->listeners.emplace_back(mode, std::move(acceptor));
   }
   return bound;

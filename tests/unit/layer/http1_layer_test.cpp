@@ -48,16 +48,19 @@ TEST(Http1Layer, ConnectOpensATunnelDetectedAsRaw) {
     << "RunPipeline(#3, send http seq=0 57 bytes \"CONNECT 127.0.0.1:7000 HTTP/1.1\\x0d...\")";
   p >> OpenCompleted{2, 1, {}, {}, "127.0.0.1:7000"};
   p >> p.forward(3) << "SendData(conn=0, 39 bytes \"HTTP/1.1 200 Connection establis...\")"
-    << "EmitRecord(receive http seq=1 39 bytes \"HTTP/1.1 200 Connection establis...\")" << "CancelTimer(#1)";
-  // No silence timer: the server connection is open, so a server speaking first would decide.
-  // Neither TLS nor HTTP/1: raw chunks.
-  p >> data(kClientConn, "ping") << "RunPipeline(#4, send raw seq=0 4 bytes \"ping\")";
-  p >> p.forward(4) << "SendData(conn=1, 4 bytes \"ping\")";
+    << "EmitRecord(receive http seq=1 39 bytes \"HTTP/1.1 200 Connection establis...\")" << "CancelTimer(#1)"
+    << "StartTimer(#4, 75000ms)";
+  // No silence timer: the server connection is open, so a server speaking first would decide; a
+  // client that says nothing is closed after the idle timeout (#4).
+  // Neither TLS nor HTTP/1: raw chunks, with the raw layer's own idle timer (#5).
+  p >> data(kClientConn, "ping") << "CancelTimer(#4)" << "StartTimer(#5, 75000ms)"
+                                 << "RunPipeline(#6, send raw seq=0 4 bytes \"ping\")";
+  p >> p.forward(6) << "SendData(conn=1, 4 bytes \"ping\")";
   EXPECT_TRUE(p.check());
   const auto& run = std::get<RunPipeline>(p.history()[2]);
   EXPECT_EQ(http(run.envelope).method, "CONNECT");
   EXPECT_EQ(http(run.envelope).authority, "127.0.0.1:7000");
-  const auto& tunnel = std::get<RunPipeline>(p.history()[6]);
+  const auto& tunnel = std::get<RunPipeline>(p.history()[9]);
   EXPECT_EQ(tunnel.envelope.stream_id, "c1.1");  // the tunnel is a sub-stream
 }
 

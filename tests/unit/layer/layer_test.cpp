@@ -70,10 +70,18 @@ TEST(ModeSpec, AcceptsMitmproxySpellings) {
   EXPECT_NE(dns.error().message.find("no reverse mode for dns"), std::string::npos);
 }
 
+namespace {
+const ProxyOptions kNoIdle = [] {  // the raw children's idle timer is RawLayer's own test
+  ProxyOptions o;
+  o.idle_timeout = std::chrono::milliseconds(0);
+  return o;
+}();
+}  // namespace
+
 // NextLayer buffers the first bytes until the decider chooses, then replays them to the child.
 TEST(NextLayer, BuffersUntilDecidedThenReplays) {
   auto mode = parse_mode_spec("tcp:127.0.0.1:7000@0");
-  ConnectionContext ctx("c1", "127.0.0.1:1", core::Timestamp{0}, *mode);
+  ConnectionContext ctx("c1", "127.0.0.1:1", core::Timestamp{0}, *mode, &kNoIdle);
   int asked = 0;
   auto decider = [&](ConnectionContext& c, core::ByteView first, bool) -> std::unique_ptr<Layer> {
     ++asked;
@@ -106,7 +114,7 @@ TEST(NextLayer, AClientResetBeforeADecisionGoesToTheChildChosenFromWhatCame) {
   // The bytes that came are recorded and the child's stream ends then: nothing of it can come after
   // the connection's end (a server event later used to start the child after the client was closed).
   auto mode = parse_mode_spec("tcp:127.0.0.1:7000@0");
-  ConnectionContext ctx("c1", "127.0.0.1:1", core::Timestamp{0}, *mode);
+  ConnectionContext ctx("c1", "127.0.0.1:1", core::Timestamp{0}, *mode, &kNoIdle);
   auto decider = [&](ConnectionContext& c, core::ByteView first, bool at_eof) -> std::unique_ptr<Layer> {
     if (first.size() < 10 && !at_eof) return nullptr;
     return std::make_unique<RawLayer>(c, 1, "127.0.0.1:7000", "s1");  // adopts server connection 1
@@ -119,6 +127,23 @@ TEST(NextLayer, AClientResetBeforeADecisionGoesToTheChildChosenFromWhatCame) {
     << "RunPipeline(#1, send raw seq=0 3 bytes \"abc\")" << "CloseConnection(conn=1)" << "CloseConnection(conn=0)"
     << "EmitRecord(end stream s1 reset sent=3 received=0)";
   p >> ConnectionClosed{1, true, "connection reset by peer"};
+  p.nothing();
+  EXPECT_TRUE(p.check());
+}
+
+// A client that makes no decision within the deadline is given up: an error record, both closed.
+TEST(NextLayer, AClientSilentPastTheDeadlineIsClosed) {
+  auto mode = parse_mode_spec("reverse:http://127.0.0.1:7000@0");
+  ConnectionContext ctx("c1", "127.0.0.1:1", core::Timestamp{0}, *mode);
+  auto never = [](ConnectionContext&, core::ByteView, bool) -> std::unique_ptr<Layer> { return nullptr; };
+  Playbook p(std::make_unique<NextLayer>(ctx, never, false, std::chrono::milliseconds(0),
+                                         std::chrono::milliseconds(2000), ConnId{1}));
+  p >> Start{} << "StartTimer(#1, 2000ms)";
+  p >> data(kClientConn, "\x16");  // one byte of something, then silence
+  p.nothing();
+  p >> TimerFired{1} << "EmitRecord(error c1 client_timeout: the client's first bytes stalled for 2 s)"
+                     << "CloseConnection(conn=1)" << "CloseConnection(conn=0)";
+  p >> data(kClientConn, "late");
   p.nothing();
   EXPECT_TRUE(p.check());
 }

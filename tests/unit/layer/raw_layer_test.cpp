@@ -10,9 +10,15 @@ using test_support::data;
 using test_support::Playbook;
 
 namespace {
-ConnectionContext make_ctx() {
+// Without the idle timer (its own test below), so the transcripts show only what they are about.
+const ProxyOptions kNoIdle = [] {
+  ProxyOptions o;
+  o.idle_timeout = std::chrono::milliseconds(0);
+  return o;
+}();
+ConnectionContext make_ctx(const ProxyOptions* options = &kNoIdle) {
   auto mode = parse_mode_spec("raw:127.0.0.1:7000@0");
-  return ConnectionContext("c1", "127.0.0.1:50000", core::Timestamp{0}, *mode);
+  return ConnectionContext("c1", "127.0.0.1:50000", core::Timestamp{0}, *mode, options);
 }
 Event open_ok(CommandId id) { return OpenCompleted{id, 1, {}, {}, "127.0.0.1:7000"}; }
 }  // namespace
@@ -138,4 +144,22 @@ TEST(RawLayer, EverySplitPointReassemblesExactly) {
     EXPECT_EQ(sent, msg) << "cut " << cut;
     EXPECT_EQ(recorded, msg) << "cut " << cut;
   }
+}
+
+// No byte either way for the idle timeout closes both sides; every byte starts the wait again.
+TEST(RawLayer, IdleTimeoutClosesBothSides) {
+  ProxyOptions o;
+  o.idle_timeout = std::chrono::milliseconds(1000);
+  auto ctx = make_ctx(&o);
+  Playbook p(std::make_unique<RawLayer>(ctx, 1, "127.0.0.1:7000", "s1"));  // adopted, as in a tunnel
+  p >> Start{} << "StartTimer(#1, 1000ms)";
+  p.advance(std::chrono::milliseconds(600));
+  p >> data(kClientConn, "hi") << "RunPipeline(#2, send raw seq=0 2 bytes \"hi\")";
+  p >> p.forward(2) << "SendData(conn=1, 2 bytes \"hi\")";
+  p.advance(std::chrono::milliseconds(400));
+  p >> TimerFired{1} << "StartTimer(#3, 600ms)";  // 600 ms since the last byte: 600 more
+  p.advance(std::chrono::milliseconds(600));
+  p >> TimerFired{3} << "CloseConnection(conn=1)" << "CloseConnection(conn=0)"
+                     << "EmitRecord(end stream s1 timeout sent=2 received=0)";
+  EXPECT_TRUE(p.check());
 }
