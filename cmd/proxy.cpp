@@ -1,5 +1,6 @@
 // sluice proxy: intercept traffic and write it as a stream of envelopes.
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -22,6 +23,21 @@
 namespace sluice::cmd {
 namespace {
 
+// Raises the soft descriptor limit to the hard one (a proxy holds two per connection), and gives the
+// connections that leaves room for: two descriptors each, 64 kept for everything else (listeners,
+// the stream, step programs, the resolver).
+size_t default_max_connections() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  if (lim.rlim_cur == RLIM_INFINITY) return 0;
+  return lim.rlim_cur > 64 + 2 ? static_cast<size_t>((lim.rlim_cur - 64) / 2) : 1;
+}
+
 struct ProxyConfig {
   std::vector<std::string> modes;
   int listen_port = -1;     // -p: the port of modes without @PORT (mitmproxy's --listen-port)
@@ -31,6 +47,7 @@ struct ProxyConfig {
   unsigned threads = 0;
   bool pin_threads = false;
   double grace = 5;
+  long max_connections = -1;  // -1: from the descriptor limit; 0: none
   double connect_timeout = 10;
   double header_timeout = 30;
   double first_byte_timeout = 60;
@@ -133,6 +150,7 @@ int run_proxy(const ProxyConfig& cfg) {
   opts.threads = cfg.threads;
   opts.pin_threads = cfg.pin_threads;
   opts.grace = millis(cfg.grace);
+  opts.max_connections = cfg.max_connections >= 0 ? static_cast<size_t>(cfg.max_connections) : default_max_connections();
   opts.connect_timeout = millis(cfg.connect_timeout);
   opts.layer.header_timeout = millis(cfg.header_timeout);
   opts.layer.first_byte_timeout = millis(cfg.first_byte_timeout);
@@ -232,6 +250,10 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
   sub->add_option("--threads", cfg->threads, "I/O threads (default: one per core)")->check(CLI::Range(0u, 256u));
   sub->add_flag("--pin-threads", cfg->pin_threads,
                 "Pin each I/O thread to a CPU of its own (round robin over the CPUs the process may use)");
+  sub->add_option("--max-connections", cfg->max_connections,
+                  "Open client connections at most; more are refused at once, HTTP ones with a 503 (default: "
+                  "what the descriptor limit leaves room for; 0: no limit)")
+      ->check(CLI::Range(0L, 100000000L));
   sub->add_option("--grace", cfg->grace, "Seconds open connections get to finish on SIGINT/SIGTERM (default 5)")
       ->check(CLI::Range(0.0, 3600.0));
   sub->add_option("--connect-timeout", cfg->connect_timeout, "Seconds to connect to a server (default 10)")

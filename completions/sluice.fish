@@ -17,6 +17,7 @@ complete -c sluice -n "__fish_seen_subcommand_from proxy" -l no-compress -d 'Wri
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l threads -x -d 'I/O threads'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l pin-threads -d 'Pin each I/O thread to a CPU of its own'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l grace -x -d 'Seconds to finish on shutdown'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l max-connections -x -d 'Open client connections at most'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l connect-timeout -x -d 'Seconds to connect to a server'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l header-timeout -x -d 'Seconds for a request head (then 408)'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l first-byte-timeout -x -d 'Seconds for a server to answer (then 504)'

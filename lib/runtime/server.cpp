@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <atomic>
 #include <cstdio>
 #include <mutex>
@@ -12,6 +13,7 @@
 #include "layer/root_layer.hpp"
 #include "runtime/connection.hpp"
 #include "runtime/endpoint.hpp"
+#include "runtime/recorder.hpp"
 
 namespace sluice::runtime {
 
@@ -33,6 +35,8 @@ struct Server::Impl {
   std::string run_id;
   std::atomic<uint64_t> next_conn{0};
   std::atomic<bool> stopping{false};
+  std::atomic<bool> exhausted{false};   // the last accept ran out of descriptors
+  std::atomic<bool> over_limit{false};  // the last accept was over --max-connections
   asio::steady_timer grace_timer{ioc};
   std::chrono::steady_clock::time_point stop_began{};
   bool announced = false;
@@ -53,13 +57,84 @@ struct Server::Impl {
     auto& worker = *workers[next_worker++ % workers.size()];
     acceptor->async_accept(worker, [this, index](boost::system::error_code ec, tcp::socket sock) {
       if (ec == asio::error::operation_aborted || stopping) return;
-      if (!ec) on_accept(listeners[index].first, std::move(sock));
-      accept(index);  // transient errors (EMFILE) must not end the listener
+      if (ec == asio::error::no_descriptors || ec.value() == ENFILE || ec == asio::error::no_buffer_space ||
+          ec == asio::error::no_memory) {
+        // Out of descriptors: retrying at once would spin a core and starve the open connections.
+        // Wait a moment (as nginx does), keep serving, and try again until some have closed.
+        if (!exhausted.exchange(true)) {
+          size_t open = live().size();
+          note("descriptors_exhausted", "out of file descriptors (" + ec.message() + ") with " + std::to_string(open) +
+                                            " connection" + (open == 1 ? "" : "s") +
+                                            " open: new ones wait until some close (raise `ulimit -n`, or set "
+                                            "--max-connections to refuse them at once)");
+        }
+        auto timer = std::make_shared<asio::steady_timer>(ioc, std::chrono::milliseconds(100));
+        timer->async_wait([this, index, timer](boost::system::error_code e) {
+          if (!e && !stopping) accept(index);
+        });
+        return;
+      }
+      if (!ec) {
+        if (exhausted.exchange(false)) std::fprintf(stderr, "sluice: accepting connections again\n");
+        on_accept(listeners[index].first, std::move(sock));
+      }
+      accept(index);  // other transient errors (ECONNABORTED) must not end the listener
     });
+  }
+
+  // Forgets finished connections (under `mu`); returns how many are open.
+  size_t prune_locked() {
+    std::erase_if(connections, [](const auto& w) {
+      auto c = w.lock();
+      return !c || c->finished();
+    });
+    return connections.size();
+  }
+
+  // One line on stderr and an `error` record in the stream (no stream of its own: the proxy's).
+  void note(const std::string& code, const std::string& message) {
+    std::fprintf(stderr, "sluice: %s\n", message.c_str());
+    envelope::ErrorRecord err;
+    err.time = core::now_wall();
+    err.code = code;
+    err.message = message;
+    recorder.record(envelope::Record{std::move(err)});
+  }
+
+  // Over --max-connections: refused at once, politely where the client speaks HTTP first.
+  void refuse(const layer::ModeSpec& mode, tcp::socket& sock) {
+    using Kind = layer::ModeSpec::Kind;
+    if (mode.kind == Kind::regular || mode.kind == Kind::upstream || mode.kind == Kind::reverse) {
+      static const std::string kBody = "sluice: too many connections open; try again shortly\n";
+      static const std::string kBusy = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: " +
+                                       std::to_string(kBody.size()) +
+                                       "\r\nConnection: close\r\nRetry-After: 1\r\n\r\n" + kBody;
+      boost::system::error_code ec;
+      sock.non_blocking(true, ec);
+      asio::write(sock, asio::buffer(kBusy), ec);  // a fresh socket's send buffer takes it at once
+    }
+    boost::system::error_code ec;
+    sock.shutdown(tcp::socket::shutdown_both, ec);
+    sock.close(ec);
   }
 
   void on_accept(const layer::ModeSpec& mode, tcp::socket sock) {
     boost::system::error_code ec;
+    if (options.max_connections) {
+      size_t open;
+      {
+        std::lock_guard lock(mu);
+        open = prune_locked();
+      }
+      if (open >= options.max_connections) {
+        if (!over_limit.exchange(true))
+          note("too_many_connections", std::to_string(open) + " connections open (--max-connections " +
+                                           std::to_string(options.max_connections) + "): refusing new ones until some close");
+        refuse(mode, sock);
+        return;
+      }
+      if (over_limit.exchange(false)) std::fprintf(stderr, "sluice: accepting connections again\n");
+    }
     sock.set_option(tcp::no_delay(true), ec);
     auto peer = sock.remote_endpoint(ec);
     std::string conn_id = run_id + "-" + std::to_string(++next_conn);
@@ -70,10 +145,7 @@ struct Server::Impl {
         ConnectionDeps{recorder, pipeline, options.connect_timeout, options.verbose, {}, &self});
     {
       std::lock_guard lock(mu);
-      std::erase_if(connections, [](const auto& w) {
-        auto c = w.lock();
-        return !c || c->finished();
-      });
+      prune_locked();
       connections.push_back(conn);
     }
     conn->start([](layer::ConnectionContext& c) { return layer::make_root_layer(c); });

@@ -32,6 +32,10 @@ struct ServerOptions {
   // and keeps it from moving one off a CPU that something else is busy on.
   bool pin_threads = false;
   std::chrono::milliseconds grace{5000};
+  // Open client connections at most: one more is refused at once (an HTTP listener answers 503 first)
+  // rather than left to hang. 0: no limit. Out of descriptors all the same (EMFILE), accepting pauses
+  // for a moment at a time, said once on stderr and in the stream, and resumes by itself.
+  size_t max_connections = 0;
   std::chrono::milliseconds connect_timeout{10000};
   bool verbose = false;
   layer::ProxyOptions layer;  // what the protocol layers need (body limit, auth, timeouts)

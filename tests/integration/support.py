@@ -130,9 +130,9 @@ class Proxy:
     stream nobody reads waits for its reader once 16 MiB are queued. `drain=False` leaves proc.stdout
     to the test."""
 
-    def __init__(self, *args, stdout=subprocess.PIPE, env=None, drain=True):
+    def __init__(self, *args, stdout=subprocess.PIPE, env=None, drain=True, preexec_fn=None):
         self.proc = subprocess.Popen([SLUICE, "proxy", *args], stdout=stdout, stderr=subprocess.PIPE,
-                                     env=TEST_ENV if env is None else env)
+                                     env=TEST_ENV if env is None else env, preexec_fn=preexec_fn)
         self._out, self._err = [], []
         self._drains = []
         if drain and stdout == subprocess.PIPE:

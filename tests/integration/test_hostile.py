@@ -2,6 +2,7 @@
 never connects to itself, and running out of descriptors neither spins nor stays silent. Each test
 is bounded in time and uses loopback only."""
 import os
+import resource
 import socket
 import struct
 import subprocess
@@ -45,6 +46,7 @@ class Deadlines(unittest.TestCase):
             took = closed_within(silent, 10)
         code, out = proxy.stop()
         origin.shutdown()
+        origin.server_close()
         self.assertIsNotNone(took, "a silent client was never closed")
         self.assertLess(took, 5)
         errors = [r for r in records(out) if r["type"] == "error"]
@@ -117,6 +119,70 @@ class SelfLoops(unittest.TestCase):
         self.assertEqual(reply[:2], b"\x05\x02")  # connection not allowed
         code, out = proxy.stop()
         self.assertEqual([r["code"] for r in records(out) if r["type"] == "error"], ["self_loop"])
+
+
+def cpu_seconds(pid):
+    """User and system CPU time a process has used so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def low_descriptor_limit():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+
+class Descriptors(unittest.TestCase):
+    def test_out_of_descriptors_the_proxy_waits_without_spinning_says_so_and_recovers(self):
+        origin = serve_hello()
+        proxy = Proxy("--max-connections", "0", "--threads", "1", preexec_fn=low_descriptor_limit)
+        idle = [connect(proxy.port) for _ in range(80)]  # more than 64 descriptors: some wait in the backlog
+        before = cpu_seconds(proxy.proc.pid)
+        time.sleep(1.0)  # a measuring window, not a wait for readiness
+        used = cpu_seconds(proxy.proc.pid) - before
+        self.assertLess(used, 0.5, "the accept loop spins while out of descriptors")
+        for s in idle:
+            s.close()
+        # Recovered by itself: a request goes through once the idle clients left.
+        deadline = time.monotonic() + 20
+        while True:
+            p = subprocess.run(["curl", "-sS", "-m", "5", "-x", "http://127.0.0.1:%d" % proxy.port,
+                                "http://127.0.0.1:%d/after" % origin.server_address[1]], capture_output=True, timeout=30)
+            if p.returncode == 0 or time.monotonic() > deadline:
+                break
+        self.assertEqual(p.returncode, 0, p.stderr)
+        code, out = proxy.stop()
+        origin.shutdown()
+        origin.server_close()
+        err = "".join(proxy.stderr_lines)
+        self.assertEqual(err.count("out of file descriptors"), 1, err)
+        self.assertIn("accepting connections again", err)
+        self.assertIn("descriptors_exhausted", [r["code"] for r in records(out) if r["type"] == "error"])
+
+    def test_over_max_connections_a_client_is_refused_at_once_with_503(self):
+        origin = serve_hello()
+        proxy = Proxy("--max-connections", "3")
+        idle = [connect(proxy.port) for _ in range(3)]
+        # Each idle client was accepted (it is answered 408 after the header timeout, not now): one more
+        # is over the limit.
+        with connect(proxy.port) as extra:
+            answer = recv_all(extra)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), answer)
+        self.assertIn(b"too many connections", answer)
+        for s in idle:
+            s.close()
+        deadline = time.monotonic() + 20
+        while True:  # the idle ones are closed by the proxy as it notices: then there is room
+            p = subprocess.run(["curl", "-sS", "-m", "5", "-x", "http://127.0.0.1:%d" % proxy.port,
+                                "http://127.0.0.1:%d/after" % origin.server_address[1]], capture_output=True, timeout=30)
+            if b"Hello" in p.stdout or b"hello" in p.stdout or time.monotonic() > deadline:
+                break
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn(b"too many connections", p.stdout)
+        code, out = proxy.stop()
+        origin.shutdown()
+        origin.server_close()
+        self.assertIn("too_many_connections", [r["code"] for r in records(out) if r["type"] == "error"])
 
 
 if __name__ == "__main__":
