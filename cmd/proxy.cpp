@@ -54,6 +54,7 @@ struct ProxyConfig {
   double idle_timeout = 75;
   double detect_timeout = 0.5;
   std::string record_body_limit = "16MiB";
+  std::string record_memory = "64MiB";
   bool keep_host_header = false;
   std::string proxy_auth, upstream_auth;
   bool verbose = false;
@@ -157,6 +158,10 @@ int run_proxy(const ProxyConfig& cfg) {
   opts.layer.idle_timeout = millis(cfg.idle_timeout);
   opts.layer.detect_timeout = millis(cfg.detect_timeout);
   opts.layer.record_body_limit = parse_size(cfg.record_body_limit, "proxy: --record-body-limit");
+  uint64_t record_memory = parse_size(cfg.record_memory, "proxy: --record-memory");
+  if (record_memory == 0) throw CommandError(kUsage, "proxy: --record-memory must be more than 0");
+  layer::RecordBudget budget(record_memory);
+  opts.layer.record_budget = &budget;
   opts.layer.keep_host_header = cfg.keep_host_header;
   for (const auto* cred : {&cfg.proxy_auth, &cfg.upstream_auth})
     if (!cred->empty() && cred->find(':') == std::string::npos)
@@ -271,6 +276,9 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
                   "Seconds a tcp: forward's client may stay silent before it is taken for a server-first protocol "
                   "(default 0.5)")
       ->check(CLI::Range(0.01, 3600.0));
+  sub->add_option("--record-memory", cfg->record_memory,
+                  "Memory all connections together may hold in bodies kept for the record (default 64MiB); "
+                  "past it a body streams on and the rest of it is recorded as omitted");
   sub->add_option("--record-body-limit", cfg->record_body_limit,
                   "Body bytes recorded per message, e.g. 16MiB, 512k; 0 records everything (default 16MiB)");
   sub->add_flag("--keep-host-header", cfg->keep_host_header, "Reverse mode: send the client's Host header unchanged");

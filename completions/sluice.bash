@@ -24,7 +24,7 @@ _sluice() {
                 -m|--mode) COMPREPLY=($(compgen -W "regular tcp: raw: reverse: upstream: socks5" -- "$cur")); compopt -o nospace; return ;;
                 -p|--listen-port|--listen-host) return ;;
                 --threads|--grace|--max-connections|--connect-timeout|--header-timeout|--first-byte-timeout|--idle-timeout|--detect-timeout) return ;;
-                --record-body-limit|--proxy-auth|--upstream-auth|--cert-cache|--tls-passthrough) return ;;
+                --record-body-limit|--record-memory|--proxy-auth|--upstream-auth|--cert-cache|--tls-passthrough) return ;;
                 --match|--ignore-param|--ignore-form-field|--match-header) return ;;
                 --on-miss) COMPREPLY=($(compgen -W "forward 404 502 kill" -- "$cur")); return ;;
                 --serve-from) _filedir; return ;;
@@ -33,7 +33,7 @@ _sluice() {
                 --ca-dir) _filedir -d; return ;;
                 --ca-cert|--ca-key|--server-ca|--client-cert) _filedir; return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --mode -p --listen-port --listen-host -w --write --format --compress --no-compress --threads --pin-threads --grace --max-connections --connect-timeout --header-timeout --first-byte-timeout --idle-timeout --detect-timeout --record-body-limit --keep-host-header --proxy-auth --upstream-auth --ca-dir --ca-cert --ca-key --ca-ephemeral --cert-cache --insecure --server-ca --client-cert --no-tls-resume --tls-passthrough --step --step-timeout --step-on-error --serve-from --match --ignore-param --ignore-body --ignore-form-field --match-header --reuse --on-miss --refresh-dates -v --verbose --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "-m --mode -p --listen-port --listen-host -w --write --format --compress --no-compress --threads --pin-threads --grace --max-connections --connect-timeout --header-timeout --first-byte-timeout --idle-timeout --detect-timeout --record-body-limit --record-memory --keep-host-header --proxy-auth --upstream-auth --ca-dir --ca-cert --ca-key --ca-ephemeral --cert-cache --insecure --server-ca --client-cert --no-tls-resume --tls-passthrough --step --step-timeout --step-on-error --serve-from --match --ignore-param --ignore-body --ignore-form-field --match-header --reuse --on-miss --refresh-dates -v --verbose --help" -- "$cur"))
             ;;
         show)
             case $prev in

@@ -24,6 +24,7 @@ complete -c sluice -n "__fish_seen_subcommand_from proxy" -l first-byte-timeout 
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l idle-timeout -x -d 'Seconds without a byte before closing'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l detect-timeout -x -d 'Seconds a silent tunnel client waits (0.5)'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l record-body-limit -x -d 'Body bytes recorded per message (16MiB)'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l record-memory -x -d 'Memory for bodies kept for the record (64MiB)'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l keep-host-header -d 'Reverse mode: keep the client Host header'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l proxy-auth -x -d 'USER:PASS clients must present'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l upstream-auth -x -d 'USER:PASS for the upstream proxy'

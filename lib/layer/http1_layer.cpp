@@ -339,10 +339,25 @@ void Http1Layer::on_body(Message& m, Http1Parser& parser, core::ByteView wire, c
       m.body.reserve(static_cast<size_t>(keep));
     }
     auto room = [limit](size_t have) -> size_t { return !limit ? SIZE_MAX : have < limit ? limit - have : 0; };
-    m.body.append(decoded, 0, std::min(room(m.body.size()), decoded.size()));
-    if (m.head.chunked) m.wire.append(wire.substr(0, std::min(room(m.wire.size()), wire.size())));
+    size_t keep_body = m.over_budget ? 0 : std::min(room(m.body.size()), decoded.size());
+    size_t keep_wire = m.over_budget || !m.head.chunked ? 0 : std::min(room(m.wire.size()), wire.size());
+    if (RecordBudget* budget = ctx_.options().record_budget; budget && keep_body + keep_wire > 0) {
+      uint64_t granted = budget->take(keep_body + keep_wire);
+      if (granted < keep_body + keep_wire) {
+        // The proxy's memory for bodies is spent: this one goes on as it comes, and what it could not
+        // keep is recorded as omitted.
+        budget->give(granted);
+        m.over_budget = true;
+        keep_body = keep_wire = 0;
+        start_streaming(m, out);
+      } else {
+        m.hold.add(budget, granted);
+      }
+    }
+    m.body.append(decoded, 0, keep_body);
+    m.wire.append(wire.substr(0, keep_wire));
     for (auto& c : chunks) {
-      if (limit && m.chunk_bytes + c.size() > limit) break;
+      if (m.over_budget || (limit && m.chunk_bytes + c.size() > limit)) break;
       m.chunk_bytes += c.size();
       m.chunks.push_back(std::move(c));
     }
@@ -564,6 +579,11 @@ void Http1Layer::on_server_data(core::ByteView data, core::Timestamp now, Comman
     switch (st) {
       case Http1Parser::Status::need_more:
         if (resp.have_head) on_body(resp, *resp_parser_, took, now, out);
+        // A body that is not all here: unless a step needs it whole, the client gets its bytes as
+        // they come (a slow download, an answer without framing that trickles in, a client that does
+        // not read: nothing waits in memory for the whole). It is recorded all the same when it ends.
+        if (resp.have_head && !resp.streaming && !ctx_.options().step_units && resp.head.status / 100 != 1)
+          start_streaming(resp, out);
         return;
       case Http1Parser::Status::head:
         resp.head = resp_parser_->take_head();
@@ -745,6 +765,7 @@ envelope::Envelope Http1Layer::make_envelope(Message& m, core::Timestamp time, b
     if (m.direction == Direction::receive && resp_parser_) msg.trailers = resp_parser_->trailers();
   }
   msg.body_omitted = m.body_total > m.body.size() ? m.body_total - m.body.size() : 0;
+  if (take) m.hold.release();  // the body moves on to the recorder
   size_t raw_size = h.raw.size() + (h.chunked ? m.wire.size() : m.body.size());
   if (take)
     e.raw = std::move(m.head.raw);

@@ -21,6 +21,7 @@
 // client's envelope and, beside it, a variant (modified_by "sluice") with the bytes as sent.
 #include <map>
 #include <memory>
+#include <utility>
 #include <optional>
 
 #include "layer/http1_parser.hpp"
@@ -52,6 +53,33 @@ class Http1Layer final : public Layer {
 
  private:
   // One message of an exchange, as far as it has been read.
+  // Bytes a message holds of the RecordBudget, given back when it lets them go (or dies).
+  class BudgetHold {
+   public:
+    BudgetHold() = default;
+    BudgetHold(BudgetHold&& o) noexcept : budget_(o.budget_), bytes_(std::exchange(o.bytes_, 0)) {}
+    BudgetHold& operator=(BudgetHold&& o) noexcept {
+      if (this != &o) {
+        release();
+        budget_ = o.budget_;
+        bytes_ = std::exchange(o.bytes_, 0);
+      }
+      return *this;
+    }
+    ~BudgetHold() { release(); }
+    void add(RecordBudget* budget, uint64_t bytes) {
+      budget_ = budget;
+      bytes_ += bytes;
+    }
+    void release() {
+      if (budget_ && bytes_) budget_->give(bytes_);
+      bytes_ = 0;
+    }
+
+   private:
+    RecordBudget* budget_ = nullptr;
+    uint64_t bytes_ = 0;
+  };
   struct Message {
     envelope::Direction direction = envelope::Direction::send;
     Http1Head head;
@@ -64,6 +92,8 @@ class Http1Layer final : public Layer {
     std::vector<core::Bytes> chunks;      // chunk wire bytes kept for h1-chunk overlays
     uint64_t chunk_bytes = 0;
     bool streaming = false;               // bytes go on as they arrive
+    bool over_budget = false;             // the RecordBudget was spent: nothing more is kept
+    BudgetHold hold;
     bool recorded = false;                // the canonical envelope is in the stream
     bool complete = false;
     std::vector<envelope::Anomaly> anomalies;

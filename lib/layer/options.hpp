@@ -1,5 +1,7 @@
 #pragma once
 // Settings the protocol layers share, from `sluice proxy`'s flags. One const instance per proxy run.
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -11,6 +13,28 @@ class TlsConfig;
 namespace sluice::layer {
 
 class ServerMemo;
+
+// The memory all connections together may hold in message bodies kept for the record or buffered
+// whole for the pipeline (--record-memory). A message that cannot get more streams on as it comes,
+// and what it could not keep is recorded as omitted (`body_omitted`). Thread-safe.
+class RecordBudget {
+ public:
+  explicit RecordBudget(uint64_t bytes) : left_(static_cast<int64_t>(bytes)) {}
+  // Up to `want` bytes; what was granted (0 when the budget is spent).
+  uint64_t take(uint64_t want) {
+    int64_t left = left_.load(std::memory_order_relaxed);
+    for (;;) {
+      int64_t grant = std::min<int64_t>(left, static_cast<int64_t>(want));
+      if (grant <= 0) return 0;
+      if (left_.compare_exchange_weak(left, left - grant, std::memory_order_relaxed)) return static_cast<uint64_t>(grant);
+    }
+  }
+  void give(uint64_t bytes) { left_.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed); }
+  int64_t left() const { return left_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> left_;
+};
 
 struct ProxyOptions {
   // Body bytes recorded per message; more are forwarded and counted in `body_omitted`. 0: record all,
@@ -31,6 +55,8 @@ struct ProxyOptions {
   // as --serve-from may answer instead): CONNECT is answered at once, TLS inside it is terminated with
   // a leaf for the client's SNI, and tunnels wait for their client's first bytes without a timer.
   bool lazy_connect = false;
+  // Shared by every connection; nullptr: no budget beyond the limit per message. Owned by the caller.
+  RecordBudget* record_budget = nullptr;
   // The pipeline has steps that see units (`--step`): WebSocket messages are held until their
   // verdict instead of passing frame by frame as they arrive.
   bool step_units = false;

@@ -167,6 +167,7 @@ void Connection::start_read(ConnId id) {
           self->post_event(ConnectionClosed{id, false, {}});
         } else if (ec) {
           s.read_eof = true;
+          s.reset_told = true;
           self->post_event(ConnectionClosed{id, true, ec.message()});
         } else {
           s.undelivered = true;
@@ -185,11 +186,14 @@ void Connection::start_write(ConnId id) {
                       s.writing = false;
                       if (s.closed) return;
                       if (ec) {
-                        // The peer is gone: tell the layer once, then drop what was queued.
+                        // The peer is gone: tell the layer once, then drop what was queued. Also after
+                        // its EOF: a client that half-closed and then left must not keep a response
+                        // downloading for nobody.
                         s.writes.clear();
                         s.queued = 0;
-                        bool report = !s.read_eof;
+                        bool report = !s.reset_told;
                         s.read_eof = true;
+                        s.reset_told = true;
                         self->close_socket(id);
                         if (report) self->post_event(ConnectionClosed{id, true, ec.message()});
                         self->check_finished();

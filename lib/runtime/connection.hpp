@@ -65,6 +65,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     size_t queued = 0;       // bytes waiting in `writes`
     bool backed_up = false;  // queued passed the high-water mark and has not drained to the low one
     bool read_eof = false;   // no more reads (EOF, error or closed)
+    bool reset_told = false;  // the layer was told the peer is gone (a reset), not only that it sent EOF
     bool shut_after_writes = false;
     bool close_after_writes = false;
     bool closed = false;
@@ -79,8 +80,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool blocked_by_backlog(layer::ConnId id) const;
   void note_queued(layer::ConnId id);
   void resume_reads();  // start_read on every socket that may read now
-  static constexpr size_t kWriteHighWater = 1u << 20;
-  static constexpr size_t kWriteLowWater = 256u << 10;
+  static constexpr size_t kWriteHighWater = 256u << 10;
+  static constexpr size_t kWriteLowWater = 64u << 10;
   void start_write(layer::ConnId id);
   void after_writes(layer::ConnId id);
   void close_socket(layer::ConnId id);

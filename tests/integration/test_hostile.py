@@ -1,12 +1,15 @@
 """Hostile clients and servers (issue 22): every state of every connection has a deadline, the proxy
 never connects to itself, and running out of descriptors neither spins nor stays silent. Each test
 is bounded in time and uses loopback only."""
+import http.server
 import os
 import resource
+import signal
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -183,6 +186,167 @@ class Descriptors(unittest.TestCase):
         origin.shutdown()
         origin.server_close()
         self.assertIn("too_many_connections", [r["code"] for r in records(out) if r["type"] == "error"])
+
+
+class OneShotOrigin:
+    """An HTTP/1.1 origin for one request: it reads the request head, then `answer(conn)` answers."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        conn, _ = self.sock.accept()
+        with conn:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += conn.recv(4096)
+            self.answer(conn)
+
+    def close(self):
+        self.sock.close()
+
+
+class TrickleOrigin(OneShotOrigin):
+    """A response without framing (no length, not chunked): a line every 100 ms for `seconds`, then
+    the origin closes."""
+
+    def __init__(self, seconds=5):
+        self.seconds = seconds
+        super().__init__()
+
+    def answer(self, conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+        end = time.monotonic() + self.seconds
+        try:
+            while time.monotonic() < end:
+                conn.sendall(b"tick\n")
+                time.sleep(0.1)  # the trickle itself, not a wait
+        except OSError:
+            pass
+
+
+class SlowResponses(unittest.TestCase):
+    def test_a_response_without_framing_reaches_the_client_as_it_comes(self):
+        origin = TrickleOrigin(seconds=3)
+        proxy = Proxy()
+        with connect(proxy.port) as c:
+            c.sendall(b"GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (origin.port, origin.port))
+            start = time.monotonic()
+            c.settimeout(3)
+            got = b""
+            while got.count(b"tick") < 2:
+                got += c.recv(4096)
+            took = time.monotonic() - start
+            self.assertTrue(got.startswith(b"HTTP/1.1 200 OK\r\n"))
+            self.assertLess(took, 1.5, "the client waited for the whole response")  # the server takes 3 s
+            got += recv_all(c)
+        code, out = proxy.stop()
+        origin.close()
+        # Recorded all the same: the whole body, as the client got it.
+        resp = [r for r in records(out) if r["type"] == "envelope" and r["direction"] == "receive"]
+        self.assertEqual(len(resp), 1)
+        self.assertEqual(resp[0]["message"]["body"].count("tick"), got.count(b"tick"))
+
+
+class BigBody(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with 8 MiB."""
+    protocol_version = "HTTP/1.1"
+    body = b"y" * (8 << 20)
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        try:
+            self.wfile.write(self.body)
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+def peak_rss_mib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+
+
+class Memory(unittest.TestCase):
+    def test_a_hundred_clients_that_do_not_read_large_answers_stay_far_below_200_mib(self):
+        origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), BigBody)
+        origin.daemon_threads = True
+        threading.Thread(target=origin.serve_forever, daemon=True).start()
+        proxy = Proxy("--record-memory", "16MiB")  # a smaller budget than the default 64 MiB: a stream to parse
+        clients = []
+        for i in range(100):
+            c = connect(proxy.port)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and it never reads
+            c.sendall(b"GET http://127.0.0.1:%d/%d HTTP/1.1\r\nHost: x\r\n\r\n" % (origin.server_address[1], i))
+            clients.append(c)
+        time.sleep(3)  # a measuring window: the servers send as fast as the proxy takes
+        peak = peak_rss_mib(proxy.proc.pid)
+        for c in clients:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset: gone at once
+            c.close()
+        code, out = proxy.stop()
+        origin.shutdown()
+        origin.server_close()
+        self.assertLess(peak, 150, "peak RSS %.0f MiB" % peak)
+        # What could not be kept is counted, never silently lost.
+        resp = [r for r in records(out) if r["type"] == "envelope" and r["direction"] == "receive"]
+        self.assertTrue(resp)
+        self.assertTrue(all(len(r["message"].get("body", "")) + r["message"].get("body_omitted", 0) > 0
+                            for r in resp))
+
+
+class EndlessOrigin(OneShotOrigin):
+    """An endless chunked body, 64 KiB at a time, until its peer is gone (or 256 MiB, or 20 s); `sent`
+    counts the body bytes, `gone` is set when a send failed."""
+
+    def __init__(self):
+        self.sent = 0
+        self.gone = threading.Event()
+        super().__init__()
+
+    def answer(self, conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"10000\r\n" + b"x" * 0x10000 + b"\r\n"
+        deadline = time.monotonic() + 20
+        try:
+            while self.sent < 256 << 20 and time.monotonic() < deadline:
+                conn.sendall(chunk)
+                self.sent += 0x10000
+        except OSError:
+            self.gone.set()
+
+
+class ClientGone(unittest.TestCase):
+    def test_a_client_that_leaves_mid_response_closes_the_server_leg(self):
+        origin = EndlessOrigin()
+        proxy = Proxy("--record-body-limit", "64KiB")
+        c = connect(proxy.port)
+        c.sendall(b"GET http://127.0.0.1:%d/big HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (origin.port, origin.port))
+        c.shutdown(socket.SHUT_WR)  # its request is all it says (as a client that pipes a request in)
+        got = 0
+        while got < 1 << 20:
+            got += len(c.recv(65536))
+        c.close()  # gone, with the response still coming
+        left_at = origin.sent
+        self.assertTrue(origin.gone.wait(10), "the proxy kept downloading for a client that left (%d MB sent)"
+                        % (origin.sent >> 20))
+        self.assertLess(origin.sent - left_at, 32 << 20)  # what the socket buffers held, not the whole answer
+        proxy.proc.send_signal(signal.SIGINT)
+        proxy.proc.wait(3)  # nothing left for the grace period (5 s) to wait for
+        code, out = proxy.wait()
+        origin.close()
+        ends = [r for r in records(out) if r["type"] == "end" and r.get("scope") == "flow"]
+        self.assertEqual([e["reason"] for e in ends], ["aborted"])
 
 
 if __name__ == "__main__":

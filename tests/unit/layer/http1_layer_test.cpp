@@ -379,6 +379,7 @@ TEST(Http1Layer, RefusedUpgradeGoesOnAsHttp) {
 TEST(Http1Layer, BodiesOverTheLimitStreamAndAreRecordedTruncated) {
   ProxyOptions o;
   o.record_body_limit = 10;
+  o.step_units = true;  // a step needs whole messages: a body within the limit waits to be whole
   Fixture f("reverse:http://o@0", o);
   LayerDriver d(f.layer());
   d.client("GET / HTTP/1.1\r\nHost: o\r\n\r\n");
@@ -395,6 +396,45 @@ TEST(Http1Layer, BodiesOverTheLimitStreamAndAreRecordedTruncated) {
   // Keep-alive goes on after a streamed response.
   d.client("GET /2 HTTP/1.1\r\nHost: o\r\n\r\n");
   EXPECT_TRUE(d.sent[1].ends_with("GET /2 HTTP/1.1\r\nHost: o\r\n\r\n"));
+}
+
+// Without a step that needs it whole, a response that is not all here goes on as it comes (a slow
+// download, a client that does not read) and is recorded whole when it ends.
+TEST(Http1Layer, WithoutStepsAResponseGoesOnAsItComes) {
+  Fixture f("reverse:http://o@0");
+  LayerDriver d(f.layer());
+  d.client("GET / HTTP/1.1\r\nHost: o\r\n\r\n");
+  d.server("HTTP/1.1 200 OK\r\n\r\ntick\n");  // no framing: it ends when the server closes
+  EXPECT_EQ(d.sent[kClientConn], "HTTP/1.1 200 OK\r\n\r\ntick\n");
+  d.server("tock\n");
+  EXPECT_EQ(d.sent[kClientConn], "HTTP/1.1 200 OK\r\n\r\ntick\ntock\n");
+  d.close(1);
+  auto envs = canonical(d);
+  ASSERT_EQ(envs.size(), 2u);
+  EXPECT_EQ(http(envs[1]).body, "tick\ntock\n");
+}
+
+// Bodies kept for the record share one budget: a body that cannot get its bytes streams on, and what
+// it could not keep is recorded as omitted; the budget comes back when the message is recorded.
+TEST(Http1Layer, ABodyOverTheRecordBudgetStreamsAndIsRecordedAsOmitted) {
+  ProxyOptions o;
+  o.step_units = true;
+  RecordBudget budget(15);
+  o.record_budget = &budget;
+  Fixture f("reverse:http://o@0", o);
+  LayerDriver d(f.layer());
+  d.client("GET / HTTP/1.1\r\nHost: o\r\n\r\n");
+  d.server("HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n0123456789");
+  EXPECT_EQ(d.sent[kClientConn], "");  // 10 bytes: within the budget, waiting to be whole
+  EXPECT_EQ(budget.left(), 5);
+  d.server("abcdefghij");  // 10 more do not fit: it streams
+  EXPECT_EQ(d.sent[kClientConn], "HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n0123456789abcdefghij");
+  d.server("ABCDEFGHIJ");
+  auto envs = canonical(d);
+  ASSERT_EQ(envs.size(), 2u);
+  EXPECT_EQ(http(envs[1]).body, "0123456789");
+  EXPECT_EQ(http(envs[1]).body_omitted, 20u);
+  EXPECT_EQ(budget.left(), 15);  // recorded: given back
 }
 
 TEST(Http1Layer, UnlimitedRecordingKeepsEveryByteInOverlays) {
