@@ -58,7 +58,7 @@ class Deadlines(unittest.TestCase):
 
     def test_an_idle_connect_tunnel_is_closed(self):
         echo = EchoServer()
-        proxy = Proxy("--idle-timeout", "1")
+        proxy = Proxy("--mode", "regular@0", "--idle-timeout", "1")
         with connect_tunnel(proxy.port, echo.port) as c:
             c.sendall(b"ping")  # raw bytes through the tunnel, then nothing more
             self.assertEqual(c.recv(4), b"ping")
@@ -72,7 +72,7 @@ class Deadlines(unittest.TestCase):
 
     def test_a_tunnel_whose_client_never_speaks_is_closed(self):
         echo = EchoServer()
-        proxy = Proxy("--idle-timeout", "1")
+        proxy = Proxy("--mode", "regular@0", "--idle-timeout", "1")
         with connect_tunnel(proxy.port, echo.port) as c:
             took = closed_within(c, 10)  # nothing to choose TLS, HTTP or raw from
         code, out = proxy.stop()
@@ -100,7 +100,7 @@ class Deadlines(unittest.TestCase):
 
 class SelfLoops(unittest.TestCase):
     def test_a_request_to_the_proxys_own_listener_is_refused(self):
-        proxy = Proxy()
+        proxy = Proxy("--mode", "regular@0")
         for host in ("127.0.0.1", "localhost", "0.0.0.0"):  # by address, by a name that resolves to it
             with self.subTest(host=host):
                 p = subprocess.run(["curl", "-sS", "-m", "10", "-x", "http://127.0.0.1:%d" % proxy.port,
@@ -138,7 +138,7 @@ def low_descriptor_limit():
 class Descriptors(unittest.TestCase):
     def test_out_of_descriptors_the_proxy_waits_without_spinning_says_so_and_recovers(self):
         origin = serve_hello()
-        proxy = Proxy("--max-connections", "0", "--threads", "1", preexec_fn=low_descriptor_limit)
+        proxy = Proxy("--mode", "regular@0", "--max-connections", "0", "--threads", "1", preexec_fn=low_descriptor_limit)
         idle = [connect(proxy.port) for _ in range(80)]  # more than 64 descriptors: some wait in the backlog
         before = cpu_seconds(proxy.proc.pid)
         time.sleep(1.0)  # a measuring window, not a wait for readiness
@@ -164,7 +164,7 @@ class Descriptors(unittest.TestCase):
 
     def test_over_max_connections_a_client_is_refused_at_once_with_503(self):
         origin = serve_hello()
-        proxy = Proxy("--max-connections", "3")
+        proxy = Proxy("--mode", "regular@0", "--max-connections", "3")
         idle = [connect(proxy.port) for _ in range(3)]
         # Each idle client was accepted (it is answered 408 after the header timeout, not now): one more
         # is over the limit.
@@ -232,7 +232,7 @@ class TrickleOrigin(OneShotOrigin):
 class SlowResponses(unittest.TestCase):
     def test_a_response_without_framing_reaches_the_client_as_it_comes(self):
         origin = TrickleOrigin(seconds=3)
-        proxy = Proxy()
+        proxy = Proxy("--mode", "regular@0")
         with connect(proxy.port) as c:
             c.sendall(b"GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (origin.port, origin.port))
             start = time.monotonic()
@@ -282,7 +282,7 @@ class Memory(unittest.TestCase):
         origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), BigBody)
         origin.daemon_threads = True
         threading.Thread(target=origin.serve_forever, daemon=True).start()
-        proxy = Proxy("--record-memory", "16MiB")  # a smaller budget than the default 64 MiB: a stream to parse
+        proxy = Proxy("--mode", "regular@0", "--record-memory", "16MiB")  # a smaller budget than the default 64 MiB: a stream to parse
         clients = []
         for i in range(100):
             c = connect(proxy.port)
@@ -329,7 +329,7 @@ class EndlessOrigin(OneShotOrigin):
 class ClientGone(unittest.TestCase):
     def test_a_client_that_leaves_mid_response_closes_the_server_leg(self):
         origin = EndlessOrigin()
-        proxy = Proxy("--record-body-limit", "64KiB")
+        proxy = Proxy("--mode", "regular@0", "--record-body-limit", "64KiB")
         c = connect(proxy.port)
         c.sendall(b"GET http://127.0.0.1:%d/big HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (origin.port, origin.port))
         c.shutdown(socket.SHUT_WR)  # its request is all it says (as a client that pipes a request in)
