@@ -17,6 +17,12 @@ using Ms = std::chrono::milliseconds;
 
 core::Timestamp plus(core::Timestamp t, Ms d) { return core::Timestamp{t.ns + std::chrono::nanoseconds(d).count()}; }
 
+// Without a step that needs it whole, a response body that is not all here with its head goes on as
+// it comes, unless its Content-Length says it is small: then it is forwarded whole (one write) once
+// complete, or as it comes after kStreamAfter (a small answer that trickles in).
+constexpr uint64_t kSmallBody = 256u << 10;
+constexpr std::chrono::milliseconds kStreamAfter{200};
+
 }  // namespace
 
 struct Http1Layer::Exchange {
@@ -46,6 +52,7 @@ struct Http1Layer::Exchange {
   bool server_extra = false;    // the server sent bytes after its response: do not reuse
   std::unique_ptr<SseParser> sse;  // the response is an event stream
   std::optional<WsDeflate> websocket;  // a 101 to WebSocket, with its deflate parameters
+  CommandId stream_timer = 0;  // a small response's body is late: it streams when this fires
 };
 
 Http1Layer::Http1Layer(ConnectionContext& ctx, std::optional<Http1Target> target)
@@ -108,6 +115,12 @@ void Http1Layer::handle(const Event& event, core::Timestamp now, Commands& out) 
   } else if (const auto* v = std::get_if<PipelineVerdict>(&event)) {
     on_verdict(*v, now, out);
   } else if (const auto* t = std::get_if<TimerFired>(&event)) {
+    if (ex_ && t->id == ex_->stream_timer) {
+      ex_->stream_timer = 0;
+      Message& resp = ex_->resp;
+      if (resp.have_head && !resp.complete && !resp.streaming && !ex_->resp_pipeline) start_streaming(resp, out);
+      return;
+    }
     if (t->id != timer_) return;
     timer_ = 0;
     if (deadline_kind_ != Deadline::none && now >= deadline_) {
@@ -581,9 +594,15 @@ void Http1Layer::on_server_data(core::ByteView data, core::Timestamp now, Comman
         if (resp.have_head) on_body(resp, *resp_parser_, took, now, out);
         // A body that is not all here: unless a step needs it whole, the client gets its bytes as
         // they come (a slow download, an answer without framing that trickles in, a client that does
-        // not read: nothing waits in memory for the whole). It is recorded all the same when it ends.
-        if (resp.have_head && !resp.streaming && !ctx_.options().step_units && resp.head.status / 100 != 1)
-          start_streaming(resp, out);
+        // not read: nothing large waits in memory for the whole). It is recorded all the same.
+        if (resp.have_head && !resp.streaming && !ctx_.options().step_units && resp.head.status / 100 != 1) {
+          if (!resp.head.content_length || *resp.head.content_length > kSmallBody) {
+            start_streaming(resp, out);
+          } else if (!x.stream_timer) {
+            x.stream_timer = ctx_.new_command();
+            out.push_back(StartTimer{x.stream_timer, kStreamAfter});
+          }
+        }
         return;
       case Http1Parser::Status::head:
         resp.head = resp_parser_->take_head();
@@ -640,6 +659,10 @@ void Http1Layer::on_response_head(Commands& out) {
 
 void Http1Layer::on_response_complete(core::ByteView rest, core::Timestamp now, Commands& out) {
   Exchange& x = *ex_;
+  if (x.stream_timer) {
+    out.push_back(CancelTimer{x.stream_timer});
+    x.stream_timer = 0;
+  }
   Message& resp = x.resp;
   resp.complete = true;
   int status = resp.head.status;

@@ -414,6 +414,31 @@ TEST(Http1Layer, WithoutStepsAResponseGoesOnAsItComes) {
   EXPECT_EQ(http(envs[1]).body, "tick\ntock\n");
 }
 
+// A small body (its Content-Length says so) is forwarded whole in one write once complete, unless it
+// trickles in: then it goes on as it comes after 200 ms.
+TEST(Http1Layer, ASmallResponseWaitsToBeWholeAtMost200Ms) {
+  Fixture f("reverse:http://o@0");
+  LayerDriver d(f.layer());
+  d.client("GET / HTTP/1.1\r\nHost: o\r\n\r\n");
+  d.server("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234");
+  EXPECT_EQ(d.sent[kClientConn], "");
+  d.advance(std::chrono::milliseconds(200));
+  d.fire_timers();
+  EXPECT_EQ(d.sent[kClientConn], "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234");
+  d.server("56789");
+  EXPECT_EQ(d.sent[kClientConn], "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789");
+  // The next one comes whole before the timer: one write, and its timer is cancelled.
+  d.client("GET /2 HTTP/1.1\r\nHost: o\r\n\r\n");
+  d.server("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab");
+  size_t before = d.sent[kClientConn].size();
+  d.server("cd");
+  EXPECT_EQ(d.sent[kClientConn].substr(before), "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd");
+  auto envs = canonical(d);
+  ASSERT_EQ(envs.size(), 4u);
+  EXPECT_EQ(http(envs[1]).body, "0123456789");
+  EXPECT_EQ(http(envs[3]).body, "abcd");
+}
+
 // Bodies kept for the record share one budget: a body that cannot get its bytes streams on, and what
 // it could not keep is recorded as omitted; the budget comes back when the message is recorded.
 TEST(Http1Layer, ABodyOverTheRecordBudgetStreamsAndIsRecordedAsOmitted) {
