@@ -30,6 +30,7 @@ struct Server::Impl {
   std::atomic<size_t> next_worker{0};
   asio::signal_set signals{ioc, SIGINT, SIGTERM};
   std::vector<std::pair<layer::ModeSpec, std::unique_ptr<tcp::acceptor>>> listeners;
+  std::vector<std::unique_ptr<asio::steady_timer>> accept_timers;  // one per listener: the EMFILE pause
   std::mutex mu;
   std::vector<std::weak_ptr<Connection>> connections;
   std::string run_id;
@@ -68,8 +69,10 @@ struct Server::Impl {
                                             " open: new ones wait until some close (raise `ulimit -n`, or set "
                                             "--max-connections to refuse them at once)");
         }
-        auto timer = std::make_shared<asio::steady_timer>(ioc, std::chrono::milliseconds(100));
-        timer->async_wait([this, index, timer](boost::system::error_code e) {
+        // The listener's own timer, made at bind time: nothing is allocated when nothing can be.
+        auto& timer = *accept_timers[index];
+        timer.expires_after(std::chrono::milliseconds(100));
+        timer.async_wait([this, index](boost::system::error_code e) {
           if (!e && !stopping) accept(index);
         });
         return;
@@ -170,6 +173,7 @@ struct Server::Impl {
       boost::system::error_code ec;
       acceptor->close(ec);
     }
+    for (auto& t : accept_timers) t->cancel();
     // Idle keep-alive connections close now; busy ones after the exchange in flight.
     for (auto& c : live()) c->shutdown();
     stop_began = std::chrono::steady_clock::now();
@@ -239,6 +243,7 @@ core::Result<std::vector<BoundListener>> Server::bind() {
     impl_->self.add_listener(local);
     bound.push_back(BoundListener{mode.text, format_endpoint(local)});
     impl_->listeners.emplace_back(mode, std::move(acceptor));
+    impl_->accept_timers.push_back(std::make_unique<asio::steady_timer>(impl_->ioc));
   }
   return bound;
 }

@@ -6,6 +6,7 @@ import signal
 import socket
 import atexit
 import base64
+import encodings.idna  # noqa: F401  imported now: a lazy import from two threads at once can fail
 import http.server
 import shutil
 import ssl
@@ -186,6 +187,11 @@ class Proxy:
         if self.proc.returncode == 0 and out:
             stream_ends(records(out))
         return self.proc.returncode, out
+
+
+def asan_build():
+    """Whether SLUICE is the sanitizer build (its build directory is named for it: build-asan)."""
+    return "asan" in os.path.basename(os.path.dirname(os.path.abspath(SLUICE)))
 
 
 def run(*args, input=None, check=True, timeout=60):

@@ -14,7 +14,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from support import EchoServer, Proxy, connect, recv_all, records, serve_hello  # noqa: E402
+from support import TEST_ENV, EchoServer, Proxy, asan_build, connect, recv_all, records, serve_hello  # noqa: E402
 
 
 def closed_within(sock, seconds):
@@ -138,6 +138,12 @@ def low_descriptor_limit():
 class Descriptors(unittest.TestCase):
     def test_out_of_descriptors_the_proxy_waits_without_spinning_says_so_and_recovers(self):
         origin = serve_hello()
+        if asan_build():
+            # UBSan's vptr check needs descriptors of its own (a pipe, to probe memory, on each miss of
+            # its type cache): with none left it reports a false "invalid vptr" and aborts, whatever
+            # the suppressions (the object's type cannot be read to match them). A limit of the
+            # sanitizer, not of this code: the normal build runs this test, in CI too.
+            self.skipTest("UBSan cannot run with no free descriptor; the normal build runs this test")
         proxy = Proxy("--mode", "regular@0", "--max-connections", "0", "--threads", "1", preexec_fn=low_descriptor_limit)
         idle = [connect(proxy.port) for _ in range(80)]  # more than 64 descriptors: some wait in the backlog
         before = cpu_seconds(proxy.proc.pid)
@@ -282,7 +288,12 @@ class Memory(unittest.TestCase):
         origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), BigBody)
         origin.daemon_threads = True
         threading.Thread(target=origin.serve_forever, daemon=True).start()
-        proxy = Proxy("--mode", "regular@0", "--record-memory", "16MiB")  # a smaller budget than the default 64 MiB: a stream to parse
+        # Under ASan freed blocks wait in a quarantine (256 MiB by default): keep it small so that RSS
+        # shows the proxy's own holding.
+        env = dict(TEST_ENV, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") +
+                   ":quarantine_size_mb=8:thread_local_quarantine_size_kb=64")
+        # A smaller budget than the default 64 MiB: a smaller stream to parse here.
+        proxy = Proxy("--mode", "regular@0", "--record-memory", "16MiB", env=env)
         clients = []
         for i in range(100):
             c = connect(proxy.port)
@@ -297,7 +308,9 @@ class Memory(unittest.TestCase):
         code, out = proxy.stop()
         origin.shutdown()
         origin.server_close()
-        self.assertLess(peak, 150, "peak RSS %.0f MiB" % peak)
+        # The bound is the normal build's (the build before this change: 479 MiB); under ASan, whose
+        # shadow memory and allocator caches RSS counts too, a runaway check.
+        self.assertLess(peak, 400 if asan_build() else 150, "peak RSS %.0f MiB" % peak)
         # What could not be kept is counted, never silently lost.
         resp = [r for r in records(out) if r["type"] == "envelope" and r["direction"] == "receive"]
         self.assertTrue(resp)

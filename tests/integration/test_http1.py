@@ -12,7 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from support import SLUICE, TEST_ENV, EchoServer, Proxy, connect, records  # noqa: E402
+from support import SLUICE, TEST_ENV, EchoServer, Proxy, asan_build, connect, records  # noqa: E402
 
 
 class Origin(EchoServer):
@@ -479,15 +479,12 @@ class Streaming(unittest.TestCase):
         self.assertEqual(resp["tags"]["streamed"], "true")
         return peak_kib / 1024, resp, total
 
-    def asan(self):
-        return "asan" in os.path.basename(os.path.dirname(os.path.abspath(SLUICE)))
-
     def test_one_gib_download_streams_with_bounded_memory(self):
         """Streaming itself: 1 GiB with a 1 MiB record limit stays under 64 MiB RSS."""
         peak, resp, total = self.download("--record-body-limit", "1MiB")
         print("peak RSS streaming 1 GiB (1 MiB recorded): %.1f MiB" % peak, file=sys.stderr)
         # The bound is the normal build's; under ASan (allocator caches, 129 MiB seen once) a runaway check.
-        self.assertLess(peak, 200 if self.asan() else 64)
+        self.assertLess(peak, 200 if asan_build() else 64)
         self.assertEqual(resp["message"]["body_omitted"], total - (1 << 20))
 
     def test_one_gib_download_with_the_default_record_limit(self):
@@ -497,7 +494,7 @@ class Streaming(unittest.TestCase):
         print("peak RSS streaming 1 GiB (16 MiB recorded): %.1f MiB" % peak, file=sys.stderr)
         # Under ASan, RSS measures its shadow memory and quarantine (freed blocks kept for a while), not
         # the proxy: that bound only catches runaway growth. The 64 MiB criterion is the normal build's.
-        self.assertLess(peak, 200 if self.asan() else 64)
+        self.assertLess(peak, 200 if asan_build() else 64)
         self.assertEqual(resp["message"]["body_omitted"], total - (16 << 20))
 
 
