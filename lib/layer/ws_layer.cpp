@@ -202,9 +202,9 @@ void WsLayer::on_data(Side& side, core::ByteView data, core::Timestamp now, Comm
   recorder_.feed_units(side.direction, data, now, seq_, pieces);
   for (auto& p : pieces) {
     Side::Queued q;
+    side.queued_bytes += p.bytes.size();  // units and what waits behind them (a flood of pings too)
     if (p.unit) {
       q.id = ctx_.new_command();
-      side.queued_bytes += p.bytes.size();
       out.push_back(RunPipeline{q.id, *p.envelope});
       p.envelope.reset();  // the pipeline records it
     }
@@ -261,8 +261,8 @@ void WsLayer::flush(Side& side, core::Timestamp now, Commands& out) {
   while (!side.queue.empty() && (side.queue.front().id == 0 || side.queue.front().verdict)) {
     Side::Queued& q = side.queue.front();
     core::Bytes bytes;
+    side.queued_bytes -= q.piece.bytes.size();
     if (q.id) {
-      side.queued_bytes -= q.piece.bytes.size();
       bytes = verdict_bytes(side, q, now, out);
     } else {
       bytes = std::move(q.piece.bytes);

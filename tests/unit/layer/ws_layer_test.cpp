@@ -193,6 +193,24 @@ TEST(WsLayer, MessagesAreUnitsWithSteps) {
   }
 }
 
+// What waits behind a held message is bounded: past 4 MiB (here a flood of pings) reading pauses,
+// and resumes once the verdict lets it all go.
+TEST(WsLayer, ReadingPausesWhileTooMuchWaitsBehindAHeldMessage) {
+  Fixture f(true);
+  LayerDriver d(f.layer());
+  d.hold_pipeline = true;
+  d.client(frame(1, true, "held", true));
+  std::string ping = frame(9, true, std::string(125, 'p'), true);
+  std::string flood;
+  for (int i = 0; i < 40000; ++i) flood += ping;  // about 5 MiB
+  d.client(flood);
+  EXPECT_TRUE(d.paused[kClientConn]);
+  EXPECT_EQ(d.sent[1], "");
+  d.release();
+  EXPECT_FALSE(d.paused[kClientConn]);
+  EXPECT_EQ(d.sent[1], frame(1, true, "held", true) + flood);
+}
+
 TEST(WsLayer, DropLeavesAMessageOutKillCloses) {
   Fixture f(true);
   LayerDriver d(f.layer());
