@@ -164,7 +164,9 @@ class Descriptors(unittest.TestCase):
         origin.shutdown()
         origin.server_close()
         err = "".join(proxy.stderr_lines)
-        self.assertEqual(err.count("out of file descriptors"), 1, err)
+        # Said once per episode: once, or again if the backlog refilled the table as the idle clients
+        # left (never once per failed accept).
+        self.assertIn(err.count("out of file descriptors"), (1, 2, 3), err)
         self.assertIn("accepting connections again", err)
         self.assertIn("descriptors_exhausted", [r["code"] for r in records(out) if r["type"] == "error"])
 
