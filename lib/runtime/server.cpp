@@ -123,12 +123,12 @@ struct Server::Impl {
 
   void on_accept(const layer::ModeSpec& mode, tcp::socket sock) {
     boost::system::error_code ec;
+    size_t open;
+    {
+      std::lock_guard lock(mu);
+      open = prune_locked();  // once per accept: the list is pruned here, not again when the connection is added
+    }
     if (options.max_connections) {
-      size_t open;
-      {
-        std::lock_guard lock(mu);
-        open = prune_locked();
-      }
       if (open >= options.max_connections) {
         if (!over_limit.exchange(true))
           note("too_many_connections", std::to_string(open) + " connections open (--max-connections " +
@@ -148,7 +148,6 @@ struct Server::Impl {
         ConnectionDeps{recorder, pipeline, options.connect_timeout, options.verbose, {}, &self});
     {
       std::lock_guard lock(mu);
-      prune_locked();
       connections.push_back(conn);
     }
     conn->start([](layer::ConnectionContext& c) { return layer::make_root_layer(c); });
