@@ -1,12 +1,14 @@
 #include "layer/http1_layer.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <deque>
 
 #include "core/ascii.hpp"
 #include "core/base64.hpp"
+#include "codec/sse.hpp"
 #include "layer/grpc_web.hpp"
 #include "layer/root_layer.hpp"
-#include "layer/sse.hpp"
 #include "layer/ws_layer.hpp"
 
 namespace sluice::layer {
@@ -50,7 +52,19 @@ struct Http1Layer::Exchange {
   core::Timestamp request_sent_at;
   bool response_begun = false;  // bytes of the final response went to the client
   bool server_extra = false;    // the server sent bytes after its response: do not reuse
-  std::unique_ptr<SseParser> sse;  // the response is an event stream
+  std::unique_ptr<codec::SseParser> sse;  // the response is an event stream
+  // With steps, each event is a unit: every block of the stream waits here, in order, until the
+  // events before it and itself have their verdicts (comment-only blocks wait for nothing else).
+  struct SseBlock {
+    CommandId id = 0;  // the event's RunPipeline; 0: not a unit
+    core::Bytes bytes;
+    std::optional<PipelineVerdict> verdict;
+  };
+  bool sse_units = false;
+  std::deque<SseBlock> sse_queue;
+  uint64_t sse_queued = 0;  // bytes in sse_queue
+  bool sse_paused = false;  // reading from the server stopped while too much waits
+  bool sse_ended = false;   // the response is complete: it is finished once the queue is empty
   std::optional<WsDeflate> websocket;  // a 101 to WebSocket, with its deflate parameters
   CommandId stream_timer = 0;  // a small response's body is late: it streams when this fires
 };
@@ -376,7 +390,8 @@ void Http1Layer::on_body(Message& m, Http1Parser& parser, core::ByteView wire, c
     }
   }
   m.body_total += decoded.size();
-  if (m.streaming && !wire.empty()) {
+  bool sse_units = m.direction == Direction::receive && ex_->sse_units;
+  if (m.streaming && !wire.empty() && !sse_units) {
     if (m.direction == Direction::send)
       send_to_server(core::Bytes(wire), out);
     else
@@ -384,7 +399,12 @@ void Http1Layer::on_body(Message& m, Http1Parser& parser, core::ByteView wire, c
   }
   // An event stream: one `sse` envelope per event, as soon as its blank line has gone to the client.
   if (m.direction == Direction::receive && ex_->sse && !decoded.empty()) {
-    ex_->sse->feed(decoded, [&](SseEvent&& ev) {
+    bool queued = false;
+    ex_->sse->feed(decoded, [&](codec::SseEvent&& ev) {
+      if (!ev.dispatched) {  // comments, a keep-alive: recorded in the body only
+        if (sse_units) queued = queue_sse_block(0, std::move(ev.raw));
+        return;
+      }
       envelope::Envelope e;
       e.stream_id = stream_id_;
       e.flow_id = ex_->flow_id;
@@ -395,8 +415,59 @@ void Http1Layer::on_body(Message& m, Http1Parser& parser, core::ByteView wire, c
       e.context = ex_->context;
       e.raw = std::move(ev.raw);
       e.message = envelope::SseMessage{std::move(ev.id), std::move(ev.event), std::move(ev.data), ev.retry, {}};
-      out.push_back(EmitRecord{std::move(e)});
+      if (!sse_units) {
+        out.push_back(EmitRecord{std::move(e)});
+        return;
+      }
+      CommandId id = ctx_.new_command();
+      queued = queue_sse_block(id, e.raw);
+      out.push_back(RunPipeline{id, std::move(e)});
     });
+    if (queued) flush_sse(now, out);
+  }
+}
+
+bool Http1Layer::queue_sse_block(CommandId id, core::Bytes bytes) {
+  Exchange& x = *ex_;
+  x.sse_queued += bytes.size();
+  x.sse_queue.push_back(Exchange::SseBlock{id, std::move(bytes), std::nullopt});
+  return true;
+}
+
+void Http1Layer::flush_sse(core::Timestamp now, Commands& out) {
+  Exchange& x = *ex_;
+  bool chunked = x.resp.head.chunked;
+  auto send = [&](core::ByteView bytes) {
+    if (bytes.empty()) return;  // (an empty chunk would end a chunked body)
+    core::Bytes framed;
+    if (chunked) {
+      char size[20];
+      framed.append(size, static_cast<size_t>(std::snprintf(size, sizeof size, "%zx\r\n", bytes.size())));
+    }
+    framed += bytes;
+    if (chunked) framed += "\r\n";
+    send_to_client(std::move(framed), out);
+  };
+  while (!x.sse_queue.empty() && (!x.sse_queue.front().id || x.sse_queue.front().verdict)) {
+    Exchange::SseBlock& b = x.sse_queue.front();
+    x.sse_queued -= b.bytes.size();
+    if (!b.id)
+      send(b.bytes);
+    else if (b.verdict->verdict != Verdict::drop)  // forward, or respond (an event cannot be answered)
+      send(b.verdict->envelope.raw);
+    x.sse_queue.pop_front();
+  }
+  // Bounded: the server is not read while the events that wait hold this much.
+  constexpr uint64_t kMaxHeld = 4u << 20;
+  bool pause = x.sse_queued > kMaxHeld && !x.sse_ended;
+  if (pause != x.sse_paused && x.server) {
+    x.sse_paused = pause;
+    out.push_back(PauseReading{x.server, pause});
+  }
+  if (x.sse_ended && x.sse_queue.empty()) {
+    if (chunked) send_to_client(core::Bytes("0\r\n\r\n"), out);
+    record_message(x.resp, now, out);
+    finish_exchange(now, out);
   }
 }
 
@@ -652,7 +723,13 @@ void Http1Layer::on_response_head(Commands& out) {
   auto type = find_header(resp.head.headers, "content-type");
   // Event streams go to the client as they arrive, whatever the body limit, and are recorded per event.
   if (type && core::iequals(type->substr(0, 17), "text/event-stream")) {
-    x.sse = std::make_unique<SseParser>();
+    x.sse = std::make_unique<codec::SseParser>();
+    // With steps each event is a unit, sent in a chunk of its own (or as it is, when the body ends
+    // with the connection). A body with a Content-Length or a content coding cannot be re-framed event
+    // by event: its events are recorded, not held.
+    auto coding = find_header(resp.head.headers, "content-encoding");
+    x.sse_units = ctx_.options().step_units && !resp.head.content_length &&
+                  (!coding || core::iequals(*coding, "identity"));
     start_streaming(resp, out);
   }
 }
@@ -692,6 +769,12 @@ void Http1Layer::on_response_complete(core::ByteView rest, core::Timestamp now, 
     x.response_begun = true;
     record_message(resp, now, out);
     start_tunnel(rest, now, out);
+    return;
+  }
+  if (x.sse_units) {  // the last blocks go out after the events before them
+    if (core::Bytes tail = x.sse->finish(); !tail.empty()) queue_sse_block(0, std::move(tail));
+    x.sse_ended = true;
+    flush_sse(now, out);
     return;
   }
   if (resp.streaming) {
@@ -866,6 +949,16 @@ void Http1Layer::record_overlays(const Message& m, core::Timestamp now, Commands
 void Http1Layer::on_verdict(const PipelineVerdict& v, core::Timestamp now, Commands& out) {
   if (!ex_) return;
   Exchange& x = *ex_;
+  for (auto& b : x.sse_queue) {
+    if (b.id != v.id || b.verdict) continue;
+    if (v.verdict == Verdict::kill) {  // only this stream, and on HTTP/1 that is the connection
+      close_all("killed", now, out);
+      return;
+    }
+    b.verdict = v;
+    flush_sse(now, out);
+    return;
+  }
   if (v.id != x.req_pipeline && v.id != x.resp_pipeline) return;
   if (v.verdict == Verdict::drop && v.id == x.req_pipeline) {
     // A dropped request gets a clear answer naming who dropped it; the server never sees it.

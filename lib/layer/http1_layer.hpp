@@ -133,6 +133,10 @@ class Http1Layer final : public Layer {
   // Both.
   void on_body(Message& m, Http1Parser& parser, core::ByteView wire, core::Timestamp now, Commands& out);
   void start_streaming(Message& m, Commands& out);
+  // Event-stream units (Exchange::sse_queue): a block joins the queue; the queue goes out in order as
+  // far as verdicts allow, and the response is finished once it ended and the queue is empty.
+  bool queue_sse_block(CommandId id, core::Bytes bytes);
+  void flush_sse(core::Timestamp now, Commands& out);
   // `take`: the message is recorded for good, its body moves into the envelope.
   envelope::Envelope make_envelope(Message& m, core::Timestamp time, bool take = false);
   void record_message(Message& m, core::Timestamp now, Commands& out);

@@ -18,6 +18,7 @@
 
 #include "core/json.hpp"
 #include "core/time.hpp"
+#include "codec/sse.hpp"
 #include "codec/ws.hpp"
 #include "envelope/record_codec.hpp"
 #include "filter/expr.hpp"
@@ -54,6 +55,7 @@ bool is_unit(const envelope::Envelope& e) {
   if (e.protocol == envelope::Protocol::raw) return true;
   if (const auto* w = std::get_if<envelope::WsMessage>(&e.message))  // a whole data message
     return e.protocol == envelope::Protocol::ws && w->fin && (w->opcode == 1 || w->opcode == 2);
+  if (e.protocol == envelope::Protocol::sse) return std::holds_alternative<envelope::SseMessage>(e.message);
   if (e.protocol != envelope::Protocol::http) return false;
   const auto* m = std::get_if<envelope::HttpMessage>(&e.message);
   return m && m->version != "HTTP/2";
@@ -356,6 +358,8 @@ struct ProcessStep::Impl {
       w->masked = before && before->masked;
       e.raw = codec::ws_encode(*w, w->masked, codec::ws_window_bits(e));
       std::erase_if(e.tags, [](const auto& t) { return t.first == "message_frames"; });
+    } else if (auto* ev = std::get_if<envelope::SseMessage>(&e.message)) {
+      e.raw = codec::sse_encode(*ev);  // one block, LF line ends
     } else if (std::holds_alternative<envelope::RawMessage>(e.message)) {
       // A raw chunk's message has nothing to edit but its members; the bytes stay.
     } else {

@@ -24,6 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ProxyOptions options;
   options.record_body_limit = data[0] & 0x40 ? 0 : 1 + (data[0] >> 3 & 7) * 16;  // small: exercise streaming
   if (data[0] & 0x80) options.proxy_auth = "u:p";
+  options.step_units = (data[0] >> 3 & 7) >= 4;  // with steps: whole messages, events held one by one
   options.upstream_auth = "a:b";
   ConnectionContext ctx("f", "127.0.0.1:1", core::Timestamp{0}, *parse_mode_spec(kModes[data[0] % 3]), &options);
   test_support::LayerDriver d(connection_layer(ctx, std::make_unique<Http1Layer>(ctx)));

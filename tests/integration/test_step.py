@@ -429,6 +429,72 @@ class Failures(StepCase):
         c.close()
 
 
+EVENTS = [b"event: heartbeat\ndata: x\n\n", b"data: price 10\n\n", b": comment\n\n",
+          b"id: 3\nevent: quote\ndata: price 12\ndata: end\nretry: 100\n\n", b"data: unchanged\r\n\r\n"]
+
+
+class Events(http.server.BaseHTTPRequestHandler):
+    """An event stream over HTTP/1.1, one chunk per block of EVENTS, then the end of the body."""
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for block in EVENTS:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, *args):
+        pass
+
+
+def sse_view(out):
+    return [(r["message"].get("event"), r["message"].get("data"), r.get("variant", "original"), r.get("modified_by"),
+             r.get("tags", {}).get("verdict"), base64.b64decode(r["raw"]))
+            for r in units(records(out)) if r["protocol"] == "sse"]
+
+
+class ServerSentEvents(StepCase):
+    def test_events_dropped_and_changed_over_http1_live_and_offline(self):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Events)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        step = "/usr/bin/python3 %s/drop_sse.py heartbeat price PRICE" % EXAMPLES
+
+        def take(*args):
+            proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % server.server_address[1], *args)
+            p = curl("-N", "http://127.0.0.1:%d/events" % proxy.port)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            return p.stdout, proxy.stop()[1]
+
+        plain_body, plain = take()
+        body, live = take("--step", step)
+        server.shutdown()
+        self.assertEqual(plain_body, b"".join(EVENTS))
+        # The heartbeat is left out, changed events are written anew, the rest goes as it came.
+        self.assertEqual(body, b"data: PRICE 10\n\n: comment\n\n"
+                               b"id: 3\nevent: quote\nretry: 100\ndata: PRICE 12\ndata: end\n\n"
+                               b"data: unchanged\r\n\r\n")
+        view = sse_view(live)
+        self.assertEqual([v[:5] for v in view], [
+            ("heartbeat", "x", "original", None, "drop"),
+            ("", "price 10", "original", None, None),
+            ("", "PRICE 10", "modified", "step:drop_sse.py", None),
+            ("quote", "price 12\nend", "original", None, None),
+            ("quote", "PRICE 12\nend", "modified", "step:drop_sse.py", None),
+            ("", "unchanged", "original", None, None)])
+        self.assertEqual([v[5] for v in view if v[2] == "original"], [e for e in EVENTS if not e.startswith(b":")])
+        response = [r for r in units(records(live)) if r["protocol"] == "http" and r["direction"] == "receive"]
+        self.assertEqual(response[0]["message"]["body"], b"".join(EVENTS).decode())  # as the server sent it
+        # `sluice step` over the capture made without the step gives the same events.
+        p = subprocess.run([SLUICE, "step", step, "-"], input=plain, capture_output=True, timeout=60, env=TEST_ENV)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(sse_view(p.stdout), view)
+
+
 class Offline(StepCase):
     def test_sluice_step_gives_the_records_the_live_proxy_gave(self):
         step = "/usr/bin/python3 %s/add_header.py" % EXAMPLES

@@ -33,6 +33,12 @@ std::vector<envelope::Envelope> canonical(const LayerDriver& d) {
   return out;
 }
 
+std::vector<envelope::Envelope> http_envelopes(const LayerDriver& d) {
+  auto out = canonical(d);
+  std::erase_if(out, [](const envelope::Envelope& e) { return e.protocol != envelope::Protocol::http; });
+  return out;
+}
+
 std::string status_line(const std::string& response) { return response.substr(0, response.find("\r\n")); }
 
 }  // namespace
@@ -479,6 +485,83 @@ TEST(Http1Layer, UnlimitedRecordingKeepsEveryByteInOverlays) {
     if (e.overlay.empty()) recorded += http(e).body.size();
   }
   EXPECT_EQ(recorded, body.size());
+}
+
+// With steps each event of an event stream is a unit: every block waits in order for the verdicts
+// before it, goes out in a chunk of its own, and a dropped event is left out; comments (keep-alives)
+// wait only for the events before them. The response ends after its last block.
+TEST(Http1Layer, SseEventsAreUnitsWithSteps) {
+  ProxyOptions o;
+  o.step_units = true;
+  Fixture f("reverse:http://o@0", o);
+  LayerDriver d(f.layer());
+  d.client("GET /events HTTP/1.1\r\nHost: o\r\n\r\n");
+  d.hold_pipeline = true;  // (the request passed)
+  std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+  std::string body = "data: one\n\n:keep\n\nevent: skip\ndata: two\n\ndata: three\n\n";
+  auto chunk = [](const std::string& b) {
+    char size[16];
+    snprintf(size, sizeof size, "%zx\r\n", b.size());
+    return size + b + "\r\n";
+  };
+  // Split anywhere inside the body: the blocks are the same.
+  d.server(head + chunk(body.substr(0, 15)));
+  d.server(chunk(body.substr(15)));
+  EXPECT_EQ(d.sent[kClientConn], head);  // the head goes at once, the events wait
+  std::vector<std::string> events;
+  for (const auto& e : d.envelopes())
+    if (e.protocol == envelope::Protocol::sse) events.push_back(e.raw);
+  ASSERT_EQ(events, (std::vector<std::string>{"data: one\n\n", "event: skip\ndata: two\n\n", "data: three\n\n"}));
+  d.verdict = Verdict::drop;  // every held unit dropped but the comment
+  d.release();
+  EXPECT_EQ(d.sent[kClientConn], head + chunk(":keep\n\n"));
+  d.verdict = Verdict::forward;
+  d.server(chunk("data: four\n\n") + chunk("data: unfinished"));
+  EXPECT_EQ(d.sent[kClientConn], head + chunk(":keep\n\n"));
+  d.server("0\r\n\r\n");  // the end waits behind the held event; the unfinished block goes as it came
+  EXPECT_EQ(d.sent[kClientConn], head + chunk(":keep\n\n"));
+  auto envs = http_envelopes(d);
+  ASSERT_EQ(envs.size(), 1u);  // the response is recorded once it is finished
+  d.release();
+  EXPECT_EQ(d.sent[kClientConn],
+            head + chunk(":keep\n\n") + chunk("data: four\n\n") + chunk("data: unfinished") + "0\r\n\r\n");
+  envs = http_envelopes(d);
+  ASSERT_EQ(envs.size(), 2u);
+  EXPECT_EQ(http(envs[1]).body, body + "data: four\n\ndata: unfinished");  // recorded as the server sent it
+  // Keep-alive goes on.
+  d.hold_pipeline = false;
+  d.client("GET /2 HTTP/1.1\r\nHost: o\r\n\r\n");
+  EXPECT_TRUE(d.sent[1].ends_with("GET /2 HTTP/1.1\r\nHost: o\r\n\r\n"));
+}
+
+// An event stream delimited by the close goes out block by block as it came; one with a
+// Content-Length cannot be re-framed event by event: its events are recorded, not held.
+TEST(Http1Layer, SseEventsOfAFramedOrCloseDelimitedStream) {
+  ProxyOptions o;
+  o.step_units = true;
+  {
+    Fixture f("reverse:http://o@0", o);
+    LayerDriver d(f.layer());
+    d.modify = true;  // the driver's edit appends "+" to a unit's bytes
+    d.client("GET / HTTP/1.1\r\nHost: o\r\n\r\n");
+    std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
+    d.server(head + "data: a\n\n");
+    EXPECT_EQ(d.sent[kClientConn], head + "data: a\n\n+");
+    d.close(1);
+    EXPECT_TRUE(std::any_of(d.closed.begin(), d.closed.end(), [](const auto& c) { return c.conn == kClientConn; }));
+  }
+  {
+    Fixture f("reverse:http://o@0", o);
+    LayerDriver d(f.layer());
+    d.client("GET / HTTP/1.1\r\nHost: o\r\n\r\n");
+    d.hold_pipeline = true;
+    std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 18\r\n\r\n";
+    d.server(head + "data: a\n\n");
+    EXPECT_EQ(d.sent[kClientConn], head + "data: a\n\n");
+    size_t sse = 0;
+    for (const auto& e : d.envelopes()) sse += e.protocol == envelope::Protocol::sse;
+    EXPECT_EQ(sse, 1u);  // recorded beside, not held
+  }
 }
 
 // ---- smuggling and malformed messages --------------------------------------------------------------

@@ -1,6 +1,15 @@
-#include "layer/sse.hpp"
+#include "codec/sse.hpp"
 
-namespace sluice::layer {
+namespace sluice::codec {
+
+core::Bytes SseParser::finish() {
+  core::Bytes rest = std::move(current_.raw);
+  rest += partial_;
+  partial_.clear();
+  after_cr_ = false;
+  reset();
+  return rest;
+}
 
 void SseParser::reset() {
   current_ = SseEvent{};
@@ -13,7 +22,7 @@ void SseParser::feed(core::ByteView body, const std::function<void(SseEvent&&)>&
     char c = body[i];
     if (after_cr_) {
       after_cr_ = false;
-      if (c == '\n') {  // the LF of a CRLF whose CR ended the line already
+      if (c == '\n') {  // the LF of a CRLF whose CR, the last byte of a piece, ended the line already
         current_.raw.push_back('\n');
         start = i + 1;
         continue;
@@ -23,7 +32,12 @@ void SseParser::feed(core::ByteView body, const std::function<void(SseEvent&&)>&
     partial_.append(body.substr(start, i - start));
     current_.raw += partial_;
     current_.raw.push_back(c);
-    after_cr_ = c == '\r';
+    if (c == '\r' && i + 1 < body.size() && body[i + 1] == '\n') {
+      current_.raw.push_back('\n');  // a CRLF within this piece: the block's bytes keep both
+      ++i;
+    } else {
+      after_cr_ = c == '\r';
+    }
     core::Bytes text;
     text.swap(partial_);
     line(text, emit);
@@ -36,7 +50,8 @@ void SseParser::line(core::ByteView text, const std::function<void(SseEvent&&)>&
   if (text.empty()) {  // dispatch
     // Dispatched at once, even after a CR (the LF of a CRLF then starts the next block's bytes):
     // an event must not wait for the byte after it.
-    if (has_field_) emit(std::move(current_));
+    current_.dispatched = has_field_;
+    emit(std::move(current_));
     reset();
     return;
   }
@@ -64,4 +79,24 @@ void SseParser::line(core::ByteView text, const std::function<void(SseEvent&&)>&
   has_field_ = true;
 }
 
-}  // namespace sluice::layer
+core::Bytes sse_encode(const envelope::SseMessage& m) {
+  auto one_line = [](core::ByteView v) { return v.substr(0, v.find_first_of("\r\n")); };
+  core::Bytes out;
+  if (!m.id.empty()) (out += "id: ") += one_line(m.id), out += '\n';
+  if (!m.event.empty()) (out += "event: ") += one_line(m.event), out += '\n';
+  if (m.retry) (out += "retry: ") += std::to_string(*m.retry), out += '\n';
+  if (!m.data.empty() || out.empty()) {
+    // Data lines split where a reader splits them: at CRLF, LF or CR.
+    core::ByteView d = m.data;
+    while (true) {
+      size_t end = d.find_first_of("\r\n");
+      (out += "data: ") += d.substr(0, end), out += '\n';
+      if (end == core::ByteView::npos) break;
+      d.remove_prefix(end + (d[end] == '\r' && end + 1 < d.size() && d[end + 1] == '\n' ? 2 : 1));
+    }
+  }
+  out += '\n';
+  return out;
+}
+
+}  // namespace sluice::codec
