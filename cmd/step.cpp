@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <set>
 
 #include <CLI/CLI.hpp>
 
@@ -71,6 +72,7 @@ int run_step(const StepConfig& cfg) {
     write_done(lock);
   };
 
+  std::set<std::pair<std::string, std::string>> h2_flows;  // (stream, flow) of HTTP/2 requests
   read_records(
       cfg.inputs, "step",
       [&](envelope::Record&& r, const stream::StreamReader&) {
@@ -88,7 +90,19 @@ int run_step(const StepConfig& cfg) {
           return;
         }
         auto* env = std::get_if<envelope::Envelope>(&r);
-        if (!env || !step::is_unit(*env)) {
+        // The events of an HTTP/2 response are recorded, not sent to steps, live (not yet units): the
+        // flows whose request was HTTP/2 are known from it, until their response (recorded last).
+        if (env && env->protocol == envelope::Protocol::http && !env->modified && env->overlay.empty()) {
+          if (const auto* m = std::get_if<envelope::HttpMessage>(&env->message)) {
+            auto key = std::make_pair(env->stream_id, env->flow_id);
+            if (m->kind == envelope::HttpMessage::Kind::request && m->version == "HTTP/2")
+              h2_flows.insert(std::move(key));
+            else if (m->kind == envelope::HttpMessage::Kind::response)
+              h2_flows.erase(key);
+          }
+        }
+        bool h2_event = env && env->protocol == envelope::Protocol::sse && h2_flows.count({env->stream_id, env->flow_id});
+        if (!env || h2_event || !step::is_unit(*env)) {
           push(std::move(r));
           return;
         }

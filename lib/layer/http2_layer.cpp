@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "codec/sse.hpp"
 #include "core/ascii.hpp"
 #include "layer/grpc.hpp"
 #include "layer/grpc_web.hpp"
@@ -143,6 +144,7 @@ struct Http2Layer::Impl {
     core::Bytes ws_pending[2];                // frames' bytes (client's, server's) not recorded yet
     LpmParser req_lpm, resp_lpm;
     bool grpc_started = false, grpc_ended = false;
+    std::unique_ptr<codec::SseParser> sse;  // the response is an event stream: one envelope per event
     CommandId pipeline = 0;  // the request waits for the pipeline's verdict (lazy_connect)
     // Translated to an HTTP/1.1 server: the stream's own connection while its exchange lasts.
     struct H1Leg {
@@ -397,6 +399,7 @@ struct Http2Layer::Impl {
         if (status.size() == 3 && status[0] == '1') return 0;  // interim: not passed on
         m.have_head = true;
         if (is_grpc(header_value(m.headers, "content-type"))) st->grpc = true;
+        im.sse_head(*st);
         if (st->ws && status[0] == '2')
           st->ws_recorder = std::make_unique<WsRecorder>(
               st->stream_id, st->flow_id, im.ctx.envelope_context(im.server_key()),
@@ -439,6 +442,7 @@ struct Http2Layer::Impl {
         im.grpc_data(*st, from_client ? Direction::send : Direction::receive, flag & 1, lpm);
       });
     }
+    if (!from_client) im.sse_data(*st, bytes);
     im.resume(*st, from_client);
     // Too much to hold for a verdict: the request streams on without one.
     if (from_client && im.lazy() && !st->submitted && !st->pipeline && st->to_upstream.size() > im.limit()) im.send_on(*st);
@@ -806,6 +810,7 @@ struct Http2Layer::Impl {
     if (st.resp.body.size() < limit()) st.resp.body.append(core::ByteView(body).substr(0, limit() - st.resp.body.size()));
     if (st.grpc)
       st.resp_lpm.feed(body, [&](uint8_t flag, core::ByteView lpm) { grpc_data(st, Direction::receive, flag & 1, lpm); });
+    sse_data(st, body);
     resume(st, false);
   }
 
@@ -840,6 +845,7 @@ struct Http2Layer::Impl {
         st.resp.have_head = true;
         st.resp.time = now;
         if (is_grpc(header_value(st.resp.headers, "content-type"))) st.grpc = true;
+        sse_head(st);
         submit_response(st, false);
         if (!whole) continue;
       }
@@ -1315,6 +1321,27 @@ struct Http2Layer::Impl {
     if (st.reset_code) e.tags.emplace_back("rst_stream", nghttp2_http2_strerror(st.reset_code));
     e.anomalies = m.anomalies;
     return e;
+  }
+
+  // An event stream (text/event-stream, no content coding) is recorded one `sse` envelope per event,
+  // as the HTTP/1 layer records it, beside the response; its bytes go on as they come.
+  void sse_head(Stream& st) {
+    const auto& h = st.resp.headers;
+    std::string coding = header_value(h, "content-encoding");
+    if (core::iequals(header_value(h, "content-type").substr(0, 17), "text/event-stream") &&
+        (coding.empty() || core::iequals(coding, "identity")))
+      st.sse = std::make_unique<codec::SseParser>();
+  }
+
+  void sse_data(Stream& st, core::ByteView body) {
+    if (!st.sse) return;
+    st.sse->feed(body, [&](codec::SseEvent&& ev) {
+      if (!ev.dispatched) return;  // comments only (keep-alives): in the body's record
+      envelope::Envelope e = envelope_for(st, Direction::receive, envelope::Protocol::sse);
+      e.raw = std::move(ev.raw);
+      e.message = envelope::SseMessage{std::move(ev.id), std::move(ev.event), std::move(ev.data), ev.retry, {}};
+      out->push_back(EmitRecord{std::move(e)});
+    });
   }
 
   void grpc_start(Stream& st) {

@@ -1,7 +1,7 @@
 """A loopback HTTP/2 origin for the tests, on Debian's python3-h2: h2c with prior knowledge, or TLS with
 ALPN h2. It answers every request with "h2 hello from PATH" (the request body's length appended for
 POST), /slow/... after 2 s without holding the other streams, /big with 1 MiB (past every flow-control
-window), and /trailers with trailers; an RFC 8441 extended CONNECT for websocket is accepted (200) and
+window), /trailers with trailers, and /events with an event stream (SSE_EVENTS); an RFC 8441 extended CONNECT for websocket is accepted (200) and
 each WebSocket frame the client sends is echoed back unmasked. One thread per connection; scheduled
 answers keep their turn."""
 import select
@@ -15,6 +15,10 @@ import h2.connection
 import h2.events
 import h2.settings
 from OpenSSL.SSL import Error as TlsError, WantReadError as WantRead
+
+
+# What /events answers: an event stream (two events and a keep-alive comment between them).
+SSE_EVENTS = b"id: 1\nevent: tick\ndata: one\n\n: keep-alive\n\ndata: two\ndata: lines\n\n"
 
 
 def ws_echo(buf):
@@ -152,9 +156,13 @@ class H2Server:
                     body = b"x" * (1 << 20) if path == "/big" else ("h2 hello from %s" % path).encode()
                     if heads[sid][":method"] == "POST":
                         body += b" got %d" % len(bodies[sid])
-                    conn.send_headers(sid, [(":status", "200"), ("content-type", "text/plain"),
-                                            ("content-length", str(len(body)))] if path != "/trailers" else
-                                      [(":status", "200"), ("content-type", "text/plain")])
+                    if path == "/events":
+                        body = SSE_EVENTS
+                        conn.send_headers(sid, [(":status", "200"), ("content-type", "text/event-stream")])
+                    else:
+                        conn.send_headers(sid, [(":status", "200"), ("content-type", "text/plain"),
+                                                ("content-length", str(len(body)))] if path != "/trailers" else
+                                          [(":status", "200"), ("content-type", "text/plain")])
                     pending_out[sid] = body
                 for sid in list(pending_out):
                     body = pending_out[sid]

@@ -71,6 +71,16 @@ class H1Origin(http.server.BaseHTTPRequestHandler):
             ",".join(trailers))).encode()
         if self.path == "/big":
             text = b"y" * (1 << 20)
+        if self.path == "/events":  # an event stream, chunked, one event per chunk
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for block in (b"data: first\n\n", b"event: second\ndata: 2\n\n"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            return
         self.send_response(200)
         self.send_header("Content-Length", str(len(text)))
         self.send_header("Connection", "keep-alive, X-Hop")
@@ -220,6 +230,16 @@ class Translation(PkiCase):
         chunked_var = [r for r in http if r.get("variant") == "modified" and r["message"]["path"] == "/chunked/0"][0]
         self.assertTrue(base64.b64decode(chunked_var["raw"]).endswith(b"0\r\nx-checksum: c0\r\n\r\n"))
         self.assertEqual(body_of(chunked_var["message"]), b"part-one;part-two")
+
+    def test_an_event_stream_from_an_http1_server_to_an_h2_client_is_recorded_event_by_event(self):
+        origin = h1_origin()
+        proxy = self.proxy("--mode", "reverse:http://127.0.0.1:%d@0" % origin.server_address[1])
+        p = curl("--http2-prior-knowledge", "-N", "http://127.0.0.1:%d/events" % proxy.port)
+        self.assertEqual(p.stdout, b"data: first\n\nevent: second\ndata: 2\n\n", p.stderr)
+        recs = self.stop(proxy)
+        origin.shutdown()
+        sse = [r for r in recs if r["type"] == "envelope" and r["protocol"] == "sse"]
+        self.assertEqual([(r["message"]["event"], r["message"]["data"]) for r in sse], [("", "first"), ("second", "2")])
 
     def test_h2_over_tls_client_to_an_http1_only_target(self):
         # reverse:http:// answering TLS clients (ALPN h2) and reverse:https:// to an HTTPS origin that
