@@ -1,6 +1,7 @@
 """Headless Chromium through `sluice proxy` (regular mode, TLS intercepted): a loopback HTTPS page with a
 script, an image and a stylesheet loads, the script runs, and every request is in the stream; a page
-that opens a WebSocket and an EventSource gets their messages, and both appear in the stream.
+that opens a WebSocket and an EventSource gets their messages, and both appear in the stream; with step
+programs (--step) the page gets the changed messages and not the dropped event.
 
 Chromium trusts our CA by its SPKI hash (`sluice ca spki`, --ignore-certificate-errors-spki-list),
 which works because the proxy sends the CA after the leaf. --proxy-bypass-list=<-loopback> makes
@@ -57,12 +58,14 @@ LIVE_PAGE = """<!doctype html><html><body><script>
 const got = {};
 function report() {
   if (got.ws && got.sse)
-    fetch("/report?ws=" + encodeURIComponent(got.ws) + "&sse=" + encodeURIComponent(got.sse));
+    fetch("/report?ws=" + encodeURIComponent(got.ws) + "&sse=" + encodeURIComponent(got.sse) +
+          "&beat=" + (got.beat || "none"));
 }
 const ws = new WebSocket("wss://localhost:%d/live");
 ws.onopen = () => ws.send("hello from chromium");
 ws.onmessage = (m) => { got.ws = m.data; ws.close(); report(); };
 const es = new EventSource("/events");
+es.addEventListener("heartbeat", (m) => { got.beat = m.data; });
 es.onmessage = (m) => { got.sse = m.data; es.close(); report(); };
 </script></body></html>"""
 
@@ -82,7 +85,7 @@ class Live(http.server.BaseHTTPRequestHandler):
             self.send_header("Cache-Control", "no-cache")
             self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(b"id: 1\ndata: first event\n\n")
+            self.wfile.write(b"event: heartbeat\ndata: beat\n\nid: 1\ndata: first event\n\n")
             self.wfile.flush()
             time.sleep(1)
             return
@@ -126,7 +129,10 @@ def summary(recs):
 
 
 class Chromium(unittest.TestCase):
-    def test_websocket_and_event_source_through_the_proxy(self):
+    def live_page(self, *proxy_args):
+        """Loads the live page through the proxy; returns what the page reported and the records."""
+        Live.report = None
+        Live.reported.clear()
         with tempfile.TemporaryDirectory() as d:
             pki = Pki(d)
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -136,7 +142,7 @@ class Chromium(unittest.TestCase):
             site = serve_hello(pki.cert, pki.key, handler=Live)
             spki = subprocess.run([SLUICE, "ca", "spki"], capture_output=True, check=True, env=TEST_ENV,
                                   timeout=30).stdout.decode().strip()
-            proxy = Proxy("--mode", "regular@0", "--server-ca", pki.ca)
+            proxy = Proxy("--mode", "regular@0", "--server-ca", pki.ca, *proxy_args)
             browser = subprocess.Popen(
                 CHROMIUM + ["--user-data-dir=" + os.path.join(d, "profile"),
                             "--proxy-server=http://127.0.0.1:%d" % proxy.port, "--proxy-bypass-list=<-loopback>",
@@ -154,13 +160,30 @@ class Chromium(unittest.TestCase):
         recs = records(out)
         if not reported:
             self.fail(browser_err.decode(errors="replace")[-2000:] + "\n" + summary(recs))
-        self.assertEqual(Live.report, {"ws": ["hello from chromium"], "sse": ["first event"]})
+        return Live.report, recs
+
+    def test_websocket_and_event_source_through_the_proxy(self):
+        report, recs = self.live_page()
+        self.assertEqual(report, {"ws": ["hello from chromium"], "sse": ["first event"], "beat": ["beat"]})
         ws = [r for r in recs if r["type"] == "envelope" and r["protocol"] == "ws"]
         texts = [(r["direction"], r["message"]["payload"]) for r in ws if r["message"]["opcode"] == 1]
         self.assertEqual(texts, [("send", "hello from chromium"), ("receive", "hello from chromium")])
         self.assertTrue(all(r["message"]["compressed"] for r in ws if r["message"]["opcode"] == 1))
         sse = [r for r in recs if r["type"] == "envelope" and r["protocol"] == "sse"]
-        self.assertEqual(sse[0]["message"]["data"], "first event")
+        self.assertEqual([r["message"]["data"] for r in sse], ["beat", "first event"])
+
+    def test_steps_change_what_the_page_s_websocket_and_event_source_get(self):
+        # Through CONNECT and TLS: an event of one type dropped and a word changed in the other's data;
+        # a word rewritten in the WebSocket message the page sends (the server echoes the change).
+        steps = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "steps")
+        report, recs = self.live_page(
+            "--step", "/usr/bin/python3 %s/drop_sse.py heartbeat first changed" % steps,
+            "--step", "/usr/bin/python3 %s/rewrite_ws.py hello howdy" % steps)
+        self.assertEqual(report, {"ws": ["howdy from chromium"], "sse": ["changed event"], "beat": ["none"]})
+        sse = [(r["message"]["data"], r.get("variant"), r.get("tags", {}).get("verdict"))
+               for r in recs if r["type"] == "envelope" and r["protocol"] == "sse"]
+        self.assertEqual(sse, [("beat", "original", "drop"), ("first event", "original", None),
+                               ("changed event", "modified", None)])
 
     def test_page_with_subresources_loads_through_the_proxy(self):
         with tempfile.TemporaryDirectory() as d:
