@@ -145,7 +145,11 @@ struct Http2Layer::Impl {
     LpmParser req_lpm, resp_lpm;
     bool grpc_started = false, grpc_ended = false;
     std::unique_ptr<codec::SseParser> sse;  // the response is an event stream: one envelope per event
-    CommandId pipeline = 0;  // the request waits for the pipeline's verdict (lazy_connect)
+    CommandId pipeline = 0;  // the request waits for the pipeline's verdict (lazy_connect, steps)
+    // Bytes of a held message (0: the client's, 1: the server's) whose window was opened as they came,
+    // so that a sender is not stalled by a message that waits whole for its verdict: not again when
+    // they go on.
+    uint64_t consumed_ahead[2] = {0, 0};
     // Translated to an HTTP/1.1 server: the stream's own connection while its exchange lasts.
     struct H1Leg {
       ConnId conn = 0;
@@ -393,7 +397,7 @@ struct Http2Layer::Impl {
         st->ws = header_value(m.pseudo, ":method") == "CONNECT" && core::iequals(header_value(m.pseudo, ":protocol"), "websocket");
         st->grpc = is_grpc(header_value(m.headers, "content-type"));
         if (st->grpc) im.grpc_start(*st);
-        if (!im.lazy()) im.send_on(*st);
+        if (!im.holds_request(*st)) im.send_on(*st);
       } else if (!from_client && frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
         std::string status = header_value(m.pseudo, ":status");
         if (status.size() == 3 && status[0] == '1') return 0;  // interim: not passed on
@@ -443,9 +447,15 @@ struct Http2Layer::Impl {
       });
     }
     if (!from_client) im.sse_data(*st, bytes);
+    if (from_client && !st->submitted && im.holds_request(*st)) {
+      // Held whole for its verdict: the client may go on sending (up to the limit, then it streams).
+      nghttp2_session_consume(s, stream_id, len);
+      st->consumed_ahead[0] += len;
+    }
     im.resume(*st, from_client);
     // Too much to hold for a verdict: the request streams on without one.
-    if (from_client && im.lazy() && !st->submitted && !st->pipeline && st->to_upstream.size() > im.limit()) im.send_on(*st);
+    if (from_client && im.holds_request(*st) && !st->submitted && !st->pipeline && st->to_upstream.size() > im.limit())
+      im.send_on(*st);
     return 0;
   }
 
@@ -491,8 +501,11 @@ struct Http2Layer::Impl {
       im.front_took(*st);
     else if (from_h1)
       im.h1_resume_reading(*st);
-    else if (n)  // the sender may send as much again
-      nghttp2_session_consume(to_server ? im.client : im.upstream, to_server ? st->client_id : st->upstream_id, n);
+    else if (uint64_t& ahead = st->consumed_ahead[to_server ? 0 : 1]; n > ahead)  // the sender may send as much again
+      nghttp2_session_consume(to_server ? im.client : im.upstream, to_server ? st->client_id : st->upstream_id,
+                              n - std::exchange(ahead, 0));
+    else
+      ahead -= n;
     if (p.size() == 0 && m.ended) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (!m.trailers.empty()) {
@@ -523,6 +536,15 @@ struct Http2Layer::Impl {
 
   bool lazy() const { return ctx.options().lazy_connect; }
 
+  // Whether a request waits whole for the pipeline before it goes on: under lazy_connect (the
+  // pipeline may answer it), and with steps, each request but those that are streams by nature
+  // (WebSocket over extended CONNECT, CONNECT, gRPC calls: they would never end while held).
+  bool holds_request(const Stream& st) const {
+    if (lazy()) return true;
+    return ctx.options().step_units && !front() && !st.ws && !st.grpc &&
+           header_value(st.req.pseudo, ":method") != "CONNECT";
+  }
+
   // The request goes to the server: now, or once the connection is up.
   void send_on(Stream& st) {
     if (st.submitted) return;
@@ -542,7 +564,7 @@ struct Http2Layer::Impl {
   // lazy_connect: a whole request goes through the pipeline, which may answer it itself; once its
   // last frames are attributed to it (after the input is parsed), see run_pipelines().
   void request_ended(Stream& st) {
-    if (lazy() && !st.submitted && !st.pipeline) ended.push_back(st.client_id);
+    if (holds_request(st) && !st.submitted && !st.pipeline) ended.push_back(st.client_id);
   }
 
   void run_pipelines() {
@@ -569,16 +591,43 @@ struct Http2Layer::Impl {
     auto sit = streams.find(id);
     if (sit == streams.end()) return;
     Stream& st = *sit->second;
+    st.pipeline = 0;
     record_overlays(st, st.req, Direction::send);
-    if (v.verdict == Verdict::drop || v.verdict == Verdict::kill) {
-      nghttp2_submit_rst_stream(client, NGHTTP2_FLAG_NONE, st.client_id, NGHTTP2_REFUSED_STREAM);
+    if (v.verdict == Verdict::drop) {
+      // A clear answer naming who dropped it; the server never sees the request.
+      std::string by = v.decided_by.empty() ? std::string("a pipeline step") : v.decided_by;
+      fail_stream(st, 403, "sluice: the request was dropped by " + by + "\n");
+    } else if (v.verdict == Verdict::kill) {
+      nghttp2_submit_rst_stream(client, NGHTTP2_FLAG_NONE, st.client_id, NGHTTP2_CANCEL);
       st.upstream_closed = true;
     } else if (v.verdict == Verdict::respond && v.reply) {
       answer_with(st, *v.reply);
     } else {
+      if (v.envelope.modified) apply_request(st, v.envelope);
       send_on(st);
     }
     flush();
+  }
+
+  // A step changed the request: what goes to the server is made from its message (the pseudo-header
+  // fields from method, scheme, authority and path; fields in HTTP/2's form; the body, with a
+  // content-length that says its size; trailers).
+  void apply_request(Stream& st, const envelope::Envelope& e) {
+    const auto* m = std::get_if<envelope::HttpMessage>(&e.message);
+    if (!m) return;
+    envelope::Headers pseudo;
+    for (auto [name, value] : {std::pair{":method", &m->method}, {":scheme", &m->scheme},
+                               {":authority", &m->authority}, {":path", &m->path}})
+      if (!value->empty()) pseudo.push_back({name, *value});
+    for (const auto& h : st.req.pseudo)  // (:protocol and anything else the message has no member for)
+      if (h.name != ":method" && h.name != ":scheme" && h.name != ":authority" && h.name != ":path") pseudo.push_back(h);
+    st.req.pseudo = std::move(pseudo);
+    st.req.headers = h2_fields(m->headers);
+    for (auto& h : st.req.headers)
+      if (h.name == "content-length") h.value = std::to_string(m->body.size());
+    st.req.trailers = h2_fields(m->trailers);
+    st.to_upstream = Pending{};
+    st.to_upstream.append(m->body);
   }
 
   // A pipeline step's answer (HTTP/1 response bytes) as this stream's HTTP/2 response.

@@ -19,6 +19,7 @@
 #include "core/json.hpp"
 #include "core/time.hpp"
 #include "codec/sse.hpp"
+#include "core/ascii.hpp"
 #include "codec/ws.hpp"
 #include "envelope/record_codec.hpp"
 #include "filter/expr.hpp"
@@ -58,7 +59,14 @@ bool is_unit(const envelope::Envelope& e) {
   if (e.protocol == envelope::Protocol::sse) return std::holds_alternative<envelope::SseMessage>(e.message);
   if (e.protocol != envelope::Protocol::http) return false;
   const auto* m = std::get_if<envelope::HttpMessage>(&e.message);
-  return m && m->version != "HTTP/2";
+  if (!m) return false;
+  if (m->version != "HTTP/2") return true;
+  // HTTP/2: requests, but not those that are streams by nature (extended CONNECT, gRPC calls).
+  if (m->kind != envelope::HttpMessage::Kind::request || m->method == "CONNECT") return false;
+  for (const auto& h : m->headers)
+    if (core::iequals(h.name, "content-type") && core::iequals(std::string_view(h.value).substr(0, 16), "application/grpc"))
+      return false;
+  return true;
 }
 
 // What a step declared it wants (formats/STEP.md, "Interest"); a unit outside it is not sent to it.
@@ -348,7 +356,16 @@ struct ProcessStep::Impl {
     // Only what a step may change is taken: the bytes and the message. Identity and context stay.
     envelope::Envelope e = f.original;
     e.message = std::move(changed.message);
-    if (!raw_same) {
+    const auto* h2 = std::get_if<envelope::HttpMessage>(&f.original.message);
+    if (h2 && h2->version == "HTTP/2") {
+      // HTTP/2 frames are made by the session that sends them: a step changes the message, and the
+      // variant keeps no bytes of its own.
+      if (!raw_same || !std::holds_alternative<envelope::HttpMessage>(e.message)) {
+        why = "changed the raw bytes of an HTTP/2 message (change its message instead)";
+        return std::nullopt;
+      }
+      e.raw.clear();
+    } else if (!raw_same) {
       e.raw = std::move(changed.raw);  // the step edited the bytes: they are sent as it left them
     } else if (auto* m = std::get_if<envelope::HttpMessage>(&e.message)) {
       e.raw = layer::encode_http1(*m);  // the step edited the message: its bytes are made from it

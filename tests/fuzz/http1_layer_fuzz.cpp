@@ -55,13 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       case 6: d.refuse_with = op & 8 ? "connect_refused" : ""; break;
       case 7: {
-        // The pipeline's answer from here on: next, modified, drop, kill or respond; held or at once.
-        static constexpr Verdict kVerdicts[] = {Verdict::forward, Verdict::forward, Verdict::forward, Verdict::forward,
-                                                Verdict::drop,    Verdict::kill,    Verdict::respond, Verdict::forward};
-        d.verdict = kVerdicts[op >> 4 & 7];
-        d.modify = (op >> 4 & 7) == 3;
-        d.hold_pipeline = op & 8;
-        if (!d.hold_pipeline) d.release();
+        d.pick_verdict(op >> 4, op & 8);  // the pipeline's answer from here on
         break;
       }
     }

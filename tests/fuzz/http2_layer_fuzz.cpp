@@ -1,6 +1,7 @@
 // Fuzz target: the HTTP/2 layer fed arbitrary frames from both sides (the client's after its preface,
 // the server's on an open connection, or on connections it opened itself: HTTP/2 or, translated,
-// HTTP/1.1; or from an HTTP/1.1 client), recording gRPC too, under the proxy's root layer. Properties:
+// HTTP/1.1; or from an HTTP/1.1 client), recording gRPC too, under the proxy's root layer; with steps,
+// pipeline verdicts (next, modified, drop, kill, respond; at once or held and given later). Properties:
 // no crash, no sanitizer report, whatever nghttp2 accepts or refuses, and whatever our frame splitter
 // and gRPC message parser see; and the records keep the stream-end rule (formats/STREAM.md 2.3: nothing
 // of an HTTP/2 stream after its own end or its connection's).
@@ -21,6 +22,7 @@ using namespace sluice::layer;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ProxyOptions options;
   options.record_body_limit = 1u << 16;
+  options.step_units = size > 0 && (data[0] & 0x20);  // with steps: requests held whole for verdicts
   ConnectionContext ctx("f", "127.0.0.1:1", core::Timestamp{0}, *parse_mode_spec("reverse:http://127.0.0.1:7000@0"),
                         &options);
   // The first byte's high bit: the layer dials the server itself (cleartext: our h2c preface, and
@@ -35,8 +37,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!h1_client) d.data(kClientConn, std::string(Http2Layer::kPreface));
   size_t pos = 0;
   while (pos + 2 <= size) {
-    bool from_client = data[pos] & 1;
+    uint8_t op = data[pos];
+    bool from_client = op & 1;
     size_t len = std::min<size_t>(data[pos + 1], size - pos - 2);
+    if ((op & 0x0e) == 0x0e) {
+      d.pick_verdict(op >> 5, op & 0x10);  // the pipeline's answer from here on
+      pos += 2;
+      continue;
+    }
     std::string chunk(reinterpret_cast<const char*>(data + pos + 2), len);
     pos += 2 + len;
     if (from_client)
@@ -44,6 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     else if (ConnId to = dial ? d.last_opened : server)
       d.data(to, chunk);
   }
+  d.release();
   if (std::string breach = test_support::stream_rule_breach(d.records, ctx.conn_id(), d.closed); !breach.empty()) {
     std::fprintf(stderr, "stream-end rule: %s\n", breach.c_str());
     std::abort();

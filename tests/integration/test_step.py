@@ -495,6 +495,133 @@ class ServerSentEvents(StepCase):
         self.assertEqual(sse_view(p.stdout), view)
 
 
+def h2_stream_times(port, paths, timeout=20):
+    """python3-h2 client: GETs `paths` on one h2c connection at once; {path: (seconds, status, body)}."""
+    import socket
+    import h2.config
+    import h2.connection
+    import h2.events
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    start = time.monotonic()
+    ids = {}
+    for path in paths:
+        sid = conn.get_next_available_stream_id()
+        ids[sid] = path
+        conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1:%d" % port),
+                                (":path", path)], end_stream=True)
+    sock.sendall(conn.data_to_send())
+    got, status, body = {}, {}, {}
+    while len(got) < len(paths):
+        data = sock.recv(65536)
+        if not data:
+            break
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status[ev.stream_id] = dict(ev.headers)[b":status"].decode()
+            elif isinstance(ev, h2.events.DataReceived):
+                body[ev.stream_id] = body.get(ev.stream_id, b"") + ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+                got[ids[ev.stream_id]] = (time.monotonic() - start, status.get(ev.stream_id), body.get(ev.stream_id, b""))
+        sock.sendall(conn.data_to_send())
+    sock.close()
+    return got
+
+
+class Http2Streams(StepCase):
+    """HTTP/2 requests are units: changed by a step on their way to an HTTP/2 or an HTTP/1.1 server,
+    dropped with an answer, killed with RST_STREAM, and a held stream holds no other."""
+
+    def test_a_request_changed_reaches_an_h2_server_and_an_h1_server(self):
+        from h2server import H2Server
+        step = self.script("h2_edit.py", '''
+            import json, sys
+            sys.stdin.readline()
+            for line in sys.stdin:
+                u = json.loads(line)
+                m = u.get("message", {})
+                if u["protocol"] == "http" and m.get("kind") == "request":
+                    m["headers"].append(["X-Sluice-Step", "seen"])
+                    if m.get("body") == "abc":
+                        m["body"] = "abcdef"
+                print(json.dumps(u), flush=True)
+        ''')
+        h2o = H2Server()
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % h2o.port, "--step", step)
+        url = "http://127.0.0.1:%d" % proxy.port
+        p = curl("--http2-prior-knowledge", "-d", "abc", url + "/post")
+        self.assertEqual(p.stdout, b"h2 hello from /post got 6", p.stderr)  # the body changed, its length too
+        # A body past the stream's window (64 KiB) but within the limit waits whole without stalling the client.
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(b"z" * (200 << 10))
+            f.flush()
+            big = curl("--http2-prior-knowledge", "--data-binary", "@" + f.name, url + "/big-post")
+        self.assertEqual(big.stdout, b"h2 hello from /big-post got %d" % (200 << 10), big.stderr)
+        n = subprocess.run(["nghttp", url + "/nghttp"], capture_output=True, timeout=30)
+        self.assertEqual(n.stdout, b"h2 hello from /nghttp", n.stderr)
+        code, out = proxy.stop()
+        h2o.close()
+        self.assertEqual([h.get("x-sluice-step") for _, h in h2o.requests], ["seen", "seen", "seen"])
+        self.assertEqual(h2o.requests[0][1].get("content-length"), "6")
+        sent = [r for r in units(records(out)) if r["protocol"] == "http" and r["direction"] == "send"
+                and not r.get("overlay")]
+        self.assertEqual([(r["message"]["path"], r["variant"], r.get("modified_by")) for r in sent],
+                         [("/post", "original", None), ("/post", "modified", "step:h2_edit.py"),
+                          ("/big-post", "original", None), ("/big-post", "modified", "step:h2_edit.py"),
+                          ("/nghttp", "original", None), ("/nghttp", "modified", "step:h2_edit.py")])
+        self.assertEqual(sent[1]["message"]["body"], "abcdef")
+        self.assertEqual(sent[1]["message"]["version"], "HTTP/2")
+        # An HTTP/2 client of an HTTP/1.1 server: the change is in the HTTP/1.1 request it gets.
+        proxy = self.reverse(step)
+        p = curl("--http2-prior-knowledge", "http://127.0.0.1:%d/via-h1" % proxy.port)
+        self.assertEqual(p.stdout, b"path=/via-h1 step=seen\n", p.stderr)
+        proxy.stop()
+
+    def test_drop_answers_kill_resets_and_a_held_stream_holds_no_other(self):
+        step = self.script("h2_verdicts.py", '''
+            import json, sys, threading
+            lock = threading.Lock()
+            def answer(line):
+                with lock:
+                    print(line, flush=True)
+            sys.stdin.readline()
+            for line in sys.stdin:
+                u = json.loads(line)
+                path = u.get("message", {}).get("path")
+                if path == "/drop":
+                    answer(json.dumps({"type": "verdict", "ask": u["ask"], "outcome": "drop"}))
+                elif path == "/kill":
+                    answer(json.dumps({"type": "verdict", "ask": u["ask"], "outcome": "kill"}))
+                elif path == "/respond":
+                    answer(json.dumps({"type": "verdict", "ask": u["ask"], "outcome": "respond",
+                                       "reply": {"status": 201, "headers": [["X-Mine", "1"]], "body": "mine"}}))
+                elif path == "/slow":
+                    threading.Timer(2.0, answer, [json.dumps(u)]).start()
+                else:
+                    answer(json.dumps(u))
+        ''')
+        from h2server import H2Server
+        h2o = H2Server()
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % h2o.port, "--step", step)
+        got = h2_stream_times(proxy.port, ["/slow", "/a", "/drop", "/b", "/kill", "/respond"])
+        code, out = proxy.stop()
+        h2o.close()
+        self.assertEqual(got["/slow"][1:], ("200", b"h2 hello from /slow"))
+        self.assertGreaterEqual(got["/slow"][0], 1.9)
+        for path in ("/a", "/b"):  # answered while /slow was held
+            self.assertEqual(got[path][1:], ("200", ("h2 hello from %s" % path).encode()))
+            self.assertLess(got[path][0], 1.5, got)
+        self.assertEqual(got["/drop"][1:], ("403", b"sluice: the request was dropped by step:h2_verdicts.py\n"))
+        self.assertEqual(got["/kill"][1], None)  # reset: no response
+        self.assertEqual(got["/respond"][1:], ("201", b"mine"))
+        self.assertEqual(sorted(p for p, _ in h2o.requests), ["/a", "/b", "/slow"])
+        tags = {r["message"]["path"]: r.get("tags", {}).get("verdict") for r in units(records(out))
+                if r["protocol"] == "http" and r["direction"] == "send" and not r.get("overlay")}
+        self.assertEqual((tags["/drop"], tags["/kill"]), ("drop", "kill"))
+
+
 class Offline(StepCase):
     def test_sluice_step_gives_the_records_the_live_proxy_gave(self):
         step = "/usr/bin/python3 %s/add_header.py" % EXAMPLES

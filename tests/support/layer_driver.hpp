@@ -66,6 +66,18 @@ class LayerDriver {
     for (auto& o : held)
       feed(layer::OpenCompleted{o.id, o.conn, code, code.empty() ? "" : code + " (test)", code.empty() ? "peer" : ""});
   }
+  // The pipeline's answer from here on, as a fuzz target picks it (pick 0..7): next most often, then
+  // modified, drop, kill or respond; held (given at release()) or at once.
+  void pick_verdict(unsigned pick, bool hold) {
+    static constexpr layer::Verdict kVerdicts[] = {layer::Verdict::forward, layer::Verdict::forward,
+                                                   layer::Verdict::forward, layer::Verdict::forward,
+                                                   layer::Verdict::drop,    layer::Verdict::kill,
+                                                   layer::Verdict::respond, layer::Verdict::forward};
+    verdict = kVerdicts[pick & 7];
+    modify = (pick & 7) == 3;
+    hold_pipeline = hold;
+    if (!hold_pipeline) release();
+  }
   void release() {
     auto held = std::move(held_);
     held_.clear();
@@ -75,6 +87,7 @@ class LayerDriver {
   layer::PipelineVerdict answer(layer::RunPipeline r) const {
     layer::PipelineVerdict v{r.id, verdict, std::move(r.envelope)};
     if (modify) {
+      v.envelope.modified = true;  // as the pipeline marks a step's variant
       if (auto* m = std::get_if<envelope::HttpMessage>(&v.envelope.message)) {
         m->headers.push_back({"X-Step", "1"});
         v.envelope.raw = layer::encode_http1(*m);
