@@ -6,7 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
-#include <set>
+#include <map>
 
 #include <CLI/CLI.hpp>
 
@@ -72,7 +72,7 @@ int run_step(const StepConfig& cfg) {
     write_done(lock);
   };
 
-  std::set<std::pair<std::string, std::string>> h2_flows;  // (stream, flow) of HTTP/2 requests
+  std::map<std::pair<std::string, std::string>, bool> h2_flows;  // (stream, flow) of HTTP/2 requests: CONNECT?
   read_records(
       cfg.inputs, "step",
       [&](envelope::Record&& r, const stream::StreamReader&) {
@@ -90,19 +90,24 @@ int run_step(const StepConfig& cfg) {
           return;
         }
         auto* env = std::get_if<envelope::Envelope>(&r);
-        // The events of an HTTP/2 response are recorded, not sent to steps, live (not yet units): the
-        // flows whose request was HTTP/2 are known from it, until their response (recorded last).
+        // Live, the events of an HTTP/2 response are recorded, not sent to steps (not yet units), nor
+        // is the response to an extended CONNECT: such flows are known from their request, until
+        // their response (recorded last).
+        bool not_unit = false;
         if (env && env->protocol == envelope::Protocol::http && !env->modified && env->overlay.empty()) {
           if (const auto* m = std::get_if<envelope::HttpMessage>(&env->message)) {
             auto key = std::make_pair(env->stream_id, env->flow_id);
-            if (m->kind == envelope::HttpMessage::Kind::request && m->version == "HTTP/2")
-              h2_flows.insert(std::move(key));
-            else if (m->kind == envelope::HttpMessage::Kind::response)
-              h2_flows.erase(key);
+            if (m->kind == envelope::HttpMessage::Kind::request && m->version == "HTTP/2") {
+              h2_flows[key] = m->method == "CONNECT";
+            } else if (m->kind == envelope::HttpMessage::Kind::response) {
+              auto it = h2_flows.find(key);
+              not_unit = it != h2_flows.end() && it->second;
+              if (it != h2_flows.end()) h2_flows.erase(it);
+            }
           }
         }
-        bool h2_event = env && env->protocol == envelope::Protocol::sse && h2_flows.count({env->stream_id, env->flow_id});
-        if (!env || h2_event || !step::is_unit(*env)) {
+        if (env && env->protocol == envelope::Protocol::sse) not_unit = h2_flows.count({env->stream_id, env->flow_id});
+        if (!env || not_unit || !step::is_unit(*env)) {
           push(std::move(r));
           return;
         }

@@ -146,6 +146,8 @@ struct Http2Layer::Impl {
     bool grpc_started = false, grpc_ended = false;
     std::unique_ptr<codec::SseParser> sse;  // the response is an event stream: one envelope per event
     CommandId pipeline = 0;  // the request waits for the pipeline's verdict (lazy_connect, steps)
+    CommandId resp_pipeline = 0;  // the response waits for it (steps)
+    bool resp_held = false;       // the response is kept from the client until its verdict
     // Bytes of a held message (0: the client's, 1: the server's) whose window was opened as they came,
     // so that a sender is not stalled by a message that waits whole for its verdict: not again when
     // they go on.
@@ -408,7 +410,7 @@ struct Http2Layer::Impl {
           st->ws_recorder = std::make_unique<WsRecorder>(
               st->stream_id, st->flow_id, im.ctx.envelope_context(im.server_key()),
               parse_ws_extensions(header_value(m.headers, "sec-websocket-extensions")), im.limit());
-        im.submit_response(*st, end);
+        if (!(st->resp_held = im.holds_response(*st))) im.submit_response(*st, end);
       }
       if (end) {
         m.ended = true;
@@ -419,7 +421,8 @@ struct Http2Layer::Impl {
       m.ended = true;
       im.resume(*st, from_client);
       if (from_client) im.request_ended(*st);
-    } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
+    }
+    if (!from_client && st->resp.ended && st->resp_held) im.response_ended(*st); else if (frame->hd.type == NGHTTP2_RST_STREAM) {
       st->reset_code = frame->rst_stream.error_code;
     }
     return 0;
@@ -447,15 +450,16 @@ struct Http2Layer::Impl {
       });
     }
     if (!from_client) im.sse_data(*st, bytes);
-    if (from_client && !st->submitted && im.holds_request(*st)) {
-      // Held whole for its verdict: the client may go on sending (up to the limit, then it streams).
+    if ((from_client && !st->submitted && im.holds_request(*st)) || (!from_client && st->resp_held)) {
+      // Held whole for its verdict: the sender may go on sending (up to the limit, then it streams).
       nghttp2_session_consume(s, stream_id, len);
-      st->consumed_ahead[0] += len;
+      st->consumed_ahead[from_client ? 0 : 1] += len;
     }
     im.resume(*st, from_client);
     // Too much to hold for a verdict: the request streams on without one.
     if (from_client && im.holds_request(*st) && !st->submitted && !st->pipeline && st->to_upstream.size() > im.limit())
       im.send_on(*st);
+    if (!from_client && st->resp_held && !st->resp_pipeline && st->to_client.size() > im.limit()) im.release_response(*st);
     return 0;
   }
 
@@ -563,6 +567,24 @@ struct Http2Layer::Impl {
 
   // lazy_connect: a whole request goes through the pipeline, which may answer it itself; once its
   // last frames are attributed to it (after the input is parsed), see run_pipelines().
+  // With steps, a response waits whole for the pipeline too, but those that are streams by nature
+  // (an event stream, a gRPC call's, an extended CONNECT's) and those to an HTTP/1.1 client (front()).
+  bool holds_response(const Stream& st) const {
+    return ctx.options().step_units && !front() && !st.ws && !st.grpc && !st.sse &&
+           header_value(st.req.pseudo, ":method") != "CONNECT";
+  }
+
+  void response_ended(Stream& st) {
+    if (st.resp_held && !st.resp_pipeline && !st.client_closed)
+      ended.push_back(-st.client_id);  // (negative: the response)
+  }
+
+  // The held response goes to the client as it is: over the limit, or after its verdict.
+  void release_response(Stream& st) {
+    st.resp_held = false;
+    submit_response(st, st.resp.ended && st.to_client.size() == 0 && st.resp.trailers.empty());
+  }
+
   void request_ended(Stream& st) {
     if (holds_request(st) && !st.submitted && !st.pipeline) ended.push_back(st.client_id);
   }
@@ -571,9 +593,22 @@ struct Http2Layer::Impl {
     std::vector<int32_t> ids;
     ids.swap(ended);
     for (int32_t id : ids) {
-      auto it = streams.find(id);
-      if (it != streams.end() && !it->second->submitted && !it->second->pipeline) run_pipeline(*it->second);
+      auto it = streams.find(id < 0 ? -id : id);
+      if (it == streams.end()) continue;
+      Stream& st = *it->second;
+      if (id < 0) {
+        if (st.resp_held && !st.resp_pipeline && !st.client_closed) run_response_pipeline(st);
+      } else if (!st.submitted && !st.pipeline) {
+        run_pipeline(st);
+      }
     }
+  }
+
+  void run_response_pipeline(Stream& st) {
+    st.resp_pipeline = ctx.new_command();
+    verdicts[st.resp_pipeline] = -st.client_id;
+    st.resp.recorded = true;
+    out->push_back(RunPipeline{st.resp_pipeline, message_envelope(st, st.resp, Direction::receive, {})});
   }
 
   void run_pipeline(Stream& st) {
@@ -588,9 +623,14 @@ struct Http2Layer::Impl {
     if (it == verdicts.end()) return;
     int32_t id = it->second;
     verdicts.erase(it);
-    auto sit = streams.find(id);
+    auto sit = streams.find(id < 0 ? -id : id);
     if (sit == streams.end()) return;
     Stream& st = *sit->second;
+    if (id < 0) {
+      on_response_verdict(st, v);
+      flush();
+      return;
+    }
     st.pipeline = 0;
     record_overlays(st, st.req, Direction::send);
     if (v.verdict == Verdict::drop) {
@@ -609,6 +649,40 @@ struct Http2Layer::Impl {
     flush();
   }
 
+  void on_response_verdict(Stream& st, const PipelineVerdict& v) {
+    st.resp_pipeline = 0;
+    if (st.client_closed) return;
+    record_overlays(st, st.resp, Direction::receive);
+    if (v.verdict == Verdict::drop || v.verdict == Verdict::kill) {
+      // A client cannot be told to skip a response: its stream is reset, and only that stream.
+      nghttp2_submit_rst_stream(client, NGHTTP2_FLAG_NONE, st.client_id, NGHTTP2_CANCEL);
+      st.client_closed = true;
+      return;
+    }
+    if (v.envelope.modified) apply_response(st, v.envelope);  // (respond: the response goes on as it is)
+    release_response(st);
+  }
+
+  // A step changed the response: the client gets its status, fields (in HTTP/2's form, a
+  // content-length that says the body's size), body and trailers.
+  void apply_response(Stream& st, const envelope::Envelope& e) {
+    const auto* m = std::get_if<envelope::HttpMessage>(&e.message);
+    if (!m) return;
+    st.resp.pseudo = {{":status", std::to_string(m->status)}};
+    apply_fields(*m, st.resp, st.to_client);
+  }
+
+  // A changed message's fields in HTTP/2's form (a content-length says the new body's size), its
+  // trailers, and its body as what is left to send.
+  static void apply_fields(const envelope::HttpMessage& m, Message& to, Pending& body) {
+    to.headers = h2_fields(m.headers);
+    for (auto& h : to.headers)
+      if (h.name == "content-length") h.value = std::to_string(m.body.size());
+    to.trailers = h2_fields(m.trailers);
+    body = Pending{};
+    body.append(m.body);
+  }
+
   // A step changed the request: what goes to the server is made from its message (the pseudo-header
   // fields from method, scheme, authority and path; fields in HTTP/2's form; the body, with a
   // content-length that says its size; trailers).
@@ -622,12 +696,7 @@ struct Http2Layer::Impl {
     for (const auto& h : st.req.pseudo)  // (:protocol and anything else the message has no member for)
       if (h.name != ":method" && h.name != ":scheme" && h.name != ":authority" && h.name != ":path") pseudo.push_back(h);
     st.req.pseudo = std::move(pseudo);
-    st.req.headers = h2_fields(m->headers);
-    for (auto& h : st.req.headers)
-      if (h.name == "content-length") h.value = std::to_string(m->body.size());
-    st.req.trailers = h2_fields(m->trailers);
-    st.to_upstream = Pending{};
-    st.to_upstream.append(m->body);
+    apply_fields(*m, st.req, st.to_upstream);
   }
 
   // A pipeline step's answer (HTTP/1 response bytes) as this stream's HTTP/2 response.
@@ -851,7 +920,8 @@ struct Http2Layer::Impl {
     core::Bytes body = st.h1->parser->take_body();
     if (body.empty()) return;
     st.to_client.append(body);
-    if (!st.h1->paused && st.h1->conn && st.to_client.size() > kH1Buffered) {
+    if (st.resp_held && !st.resp_pipeline && st.to_client.size() > limit()) release_response(st);
+    if (!st.resp_held && !st.h1->paused && st.h1->conn && st.to_client.size() > kH1Buffered) {
       st.h1->paused = true;
       out->push_back(PauseReading{st.h1->conn, true});
     }
@@ -895,7 +965,7 @@ struct Http2Layer::Impl {
         st.resp.time = now;
         if (is_grpc(header_value(st.resp.headers, "content-type"))) st.grpc = true;
         sse_head(st);
-        submit_response(st, false);
+        if (!(st.resp_held = holds_response(st))) submit_response(st, false);
         if (!whole) continue;
       }
       if (whole) {
@@ -921,6 +991,7 @@ struct Http2Layer::Impl {
     st.upstream_closed = true;
     st.h1->done = true;
     resume(st, false);
+    if (st.resp_held) response_ended(st);
   }
 
   // The exchange is over: the connection goes back to the pool, or is closed.
@@ -1515,6 +1586,7 @@ struct Http2Layer::Impl {
   }
 
   void flush() {
+    run_pipelines();  // messages that ended in this input, now that their frames are attributed
     for (;;) {
       size_t sent = client ? drain(client, kClientConn) : 0;
       if (upstream && server) sent += drain(upstream, server);

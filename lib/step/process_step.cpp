@@ -60,13 +60,18 @@ bool is_unit(const envelope::Envelope& e) {
   if (e.protocol != envelope::Protocol::http) return false;
   const auto* m = std::get_if<envelope::HttpMessage>(&e.message);
   if (!m) return false;
+  // What went on without waiting whole: a body past the limit, an event stream (its events are the
+  // units), and over HTTP/2 the streams by nature (extended CONNECT, gRPC calls).
+  if (m->body_omitted > 0) return false;
+  auto type_is = [&](std::string_view prefix) {
+    for (const auto& h : m->headers)
+      if (core::iequals(h.name, "content-type") && core::iequals(std::string_view(h.value).substr(0, prefix.size()), prefix))
+        return true;
+    return false;
+  };
+  if (type_is("text/event-stream")) return false;
   if (m->version != "HTTP/2") return true;
-  // HTTP/2: requests, but not those that are streams by nature (extended CONNECT, gRPC calls).
-  if (m->kind != envelope::HttpMessage::Kind::request || m->method == "CONNECT") return false;
-  for (const auto& h : m->headers)
-    if (core::iequals(h.name, "content-type") && core::iequals(std::string_view(h.value).substr(0, 16), "application/grpc"))
-      return false;
-  return true;
+  return m->method != "CONNECT" && !type_is("application/grpc");
 }
 
 // What a step declared it wants (formats/STEP.md, "Interest"); a unit outside it is not sent to it.

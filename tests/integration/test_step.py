@@ -579,6 +579,46 @@ class Http2Streams(StepCase):
         self.assertEqual(p.stdout, b"path=/via-h1 step=seen\n", p.stderr)
         proxy.stop()
 
+    def test_a_response_changed_reaches_the_h2_client_from_both_kinds_of_server(self):
+        from h2server import H2Server
+        step = self.script("h2_resp.py", '''
+            import json, sys
+            sys.stdin.readline()
+            for line in sys.stdin:
+                u = json.loads(line)
+                m = u.get("message", {})
+                if u["protocol"] == "http" and m.get("kind") == "response":
+                    if "gone" in m.get("body", ""):
+                        print(json.dumps({"type": "verdict", "ask": u["ask"], "outcome": "drop"}), flush=True)
+                        continue
+                    m["status"] = 203
+                    m["headers"].append(["X-Step", "changed"])
+                    m["body"] = m["body"].upper() + "!"
+                print(json.dumps(u), flush=True)
+        ''')
+        h2o = H2Server()
+        for proxy, want in ((Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % h2o.port, "--step", step),
+                             b"H2 HELLO FROM /UP!"),
+                            (self.reverse(step), b"PATH=/UP STEP=-\n!")):
+            url = "http://127.0.0.1:%d" % proxy.port
+            p = curl("--http2-prior-knowledge", "-i", url + "/up")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            head, body = p.stdout.split(b"\r\n\r\n", 1)
+            self.assertEqual(body, want)
+            self.assertTrue(head.startswith(b"HTTP/2 203"), head)
+            self.assertIn(b"x-step: changed", head)
+            self.assertIn(b"content-length: %d" % len(want), head)
+            gone = curl("--http2-prior-knowledge", url + "/gone")
+            self.assertNotEqual(gone.returncode, 0)  # the stream was reset
+            self.assertEqual(gone.stdout, b"")
+            code, out = proxy.stop()
+            resp = [r for r in units(records(out)) if r["protocol"] == "http" and r["direction"] == "receive"
+                    and not r.get("overlay")]
+            self.assertEqual([(r["variant"], r["message"]["status"]) for r in resp],
+                             [("original", 200), ("modified", 203), ("original", 200)])
+            self.assertEqual(resp[2]["tags"]["verdict"], "drop")
+        h2o.close()
+
     def test_drop_answers_kill_resets_and_a_held_stream_holds_no_other(self):
         step = self.script("h2_verdicts.py", '''
             import json, sys, threading
