@@ -669,20 +669,6 @@ class Offline(StepCase):
 
         hello = serve_hello()  # its answers do not depend on the request's headers
 
-        def take(*steps):
-            args = ["--mode", "reverse:http://127.0.0.1:%d@0" % hello.server_address[1]]
-            for s in steps:
-                args += ["--step", s]
-            proxy = Proxy(*args)
-            for path in paths:
-                self.assertEqual(curl("http://127.0.0.1:%d%s" % (proxy.port, path)).returncode, 0)
-            return proxy.stop()[1]
-
-        plain = take()
-        live = take(step)
-        p = subprocess.run([SLUICE, "step", step, "-"], input=plain, capture_output=True, timeout=60, env=TEST_ENV)
-        self.assertEqual(p.returncode, 0, p.stderr)
-
         def view(out):
             keep = []
             for r in units(records(out)):
@@ -695,10 +681,28 @@ class Offline(StepCase):
                              r.get("variant", "original"), r.get("modified_by")))
             return keep
 
-        offline = view(p.stdout)
-        self.assertEqual(offline, view(live))
-        self.assertEqual(len([v for v in offline if v[6] == "modified"]), 3)
+        # HTTP/1.1 to an HTTP/1.1 origin, and HTTP/2 to an HTTP/2 origin.
+        from h2server import H2Server
+        h2o = H2Server()
+        for origin, client_args in ((hello.server_address[1], ()), (h2o.port, ("--http2-prior-knowledge",))):
+            def take(*steps):
+                args = ["--mode", "reverse:http://127.0.0.1:%d@0" % origin]
+                for s in steps:
+                    args += ["--step", s]
+                proxy = Proxy(*args)
+                for path in paths:
+                    self.assertEqual(curl(*client_args, "http://127.0.0.1:%d%s" % (proxy.port, path)).returncode, 0)
+                return proxy.stop()[1]
+
+            plain = take()
+            live = take(step)
+            p = subprocess.run([SLUICE, "step", step, "-"], input=plain, capture_output=True, timeout=60, env=TEST_ENV)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            offline = view(p.stdout)
+            self.assertEqual(offline, view(live))
+            self.assertEqual(len([v for v in offline if v[6] == "modified"]), 3)
         hello.shutdown()
+        h2o.close()
 
 
 if __name__ == "__main__":
