@@ -148,10 +148,10 @@ struct Http2Layer::Impl {
     CommandId pipeline = 0;  // the request waits for the pipeline's verdict (lazy_connect, steps)
     CommandId resp_pipeline = 0;  // the response waits for it (steps)
     bool resp_held = false;       // the response is kept from the client until its verdict
-    // Bytes of a held message (0: the client's, 1: the server's) whose window was opened as they came,
-    // so that a sender is not stalled by a message that waits whole for its verdict: not again when
-    // they go on.
-    uint64_t consumed_ahead[2] = {0, 0};
+    // DATA bytes from the client (0) and the server (1) whose flow-control window is not open again
+    // yet: opened as the other leg takes bytes, or at once for a message held whole for its verdict
+    // (a step's change may make what goes on longer or shorter than what came).
+    uint64_t unconsumed[2] = {0, 0};
     // Translated to an HTTP/1.1 server: the stream's own connection while its exchange lasts.
     struct H1Leg {
       ConnId conn = 0;
@@ -421,10 +421,10 @@ struct Http2Layer::Impl {
       m.ended = true;
       im.resume(*st, from_client);
       if (from_client) im.request_ended(*st);
-    }
-    if (!from_client && st->resp.ended && st->resp_held) im.response_ended(*st); else if (frame->hd.type == NGHTTP2_RST_STREAM) {
+    } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
       st->reset_code = frame->rst_stream.error_code;
     }
+    if (!from_client && st->resp.ended && st->resp_held) im.response_ended(*st);
     return 0;
   }
 
@@ -450,11 +450,9 @@ struct Http2Layer::Impl {
       });
     }
     if (!from_client) im.sse_data(*st, bytes);
-    if ((from_client && !st->submitted && im.holds_request(*st)) || (!from_client && st->resp_held)) {
-      // Held whole for its verdict: the sender may go on sending (up to the limit, then it streams).
-      nghttp2_session_consume(s, stream_id, len);
-      st->consumed_ahead[from_client ? 0 : 1] += len;
-    }
+    st->unconsumed[from_client ? 0 : 1] += len;
+    if ((from_client && !st->submitted && im.holds_request(*st)) || (!from_client && st->resp_held))
+      im.open_window(*st, from_client, len);  // held whole: the sender may go on (up to the limit, then it streams)
     im.resume(*st, from_client);
     // Too much to hold for a verdict: the request streams on without one.
     if (from_client && im.holds_request(*st) && !st->submitted && !st->pipeline && st->to_upstream.size() > im.limit())
@@ -505,11 +503,8 @@ struct Http2Layer::Impl {
       im.front_took(*st);
     else if (from_h1)
       im.h1_resume_reading(*st);
-    else if (uint64_t& ahead = st->consumed_ahead[to_server ? 0 : 1]; n > ahead)  // the sender may send as much again
-      nghttp2_session_consume(to_server ? im.client : im.upstream, to_server ? st->client_id : st->upstream_id,
-                              n - std::exchange(ahead, 0));
-    else
-      ahead -= n;
+    else  // the sender may send as much again
+      im.open_window(*st, to_server, n);
     if (p.size() == 0 && m.ended) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (!m.trailers.empty()) {
@@ -539,6 +534,17 @@ struct Http2Layer::Impl {
   }
 
   bool lazy() const { return ctx.options().lazy_connect; }
+
+  // Opens the window of the client's (from_client) or the server's side of the stream by up to `n`
+  // of the bytes that came and are not opened for yet.
+  void open_window(Stream& st, bool from_client, uint64_t n) {
+    uint64_t& left = st.unconsumed[from_client ? 0 : 1];
+    n = std::min(n, left);
+    left -= n;
+    nghttp2_session* s = from_client ? client : upstream;
+    int32_t id = from_client ? st.client_id : st.upstream_id;
+    if (n && s && id) nghttp2_session_consume(s, id, n);
+  }
 
   // Whether a request waits whole for the pipeline before it goes on: under lazy_connect (the
   // pipeline may answer it), and with steps, each request but those that are streams by nature
@@ -871,7 +877,7 @@ struct Http2Layer::Impl {
     if (size_t n = st.to_upstream.size()) {
       core::Bytes body(n, '\0');
       st.to_upstream.take(reinterpret_cast<uint8_t*>(body.data()), n);
-      nghttp2_session_consume(client, st.client_id, n);  // the client may send as much again
+      open_window(st, true, n);  // the client may send as much again
       if (h.body.size() < limit()) h.body.append(core::ByteView(body).substr(0, limit() - h.body.size()));
       bytes += h.chunked ? body_chunk(body) : body;
     }
@@ -1289,7 +1295,7 @@ struct Http2Layer::Impl {
     if (size_t n = st.to_client.size()) {
       core::Bytes body(n, '\0');
       st.to_client.take(reinterpret_cast<uint8_t*>(body.data()), n);
-      if (upstream && st.upstream_id && !st.upstream_closed) nghttp2_session_consume(upstream, st.upstream_id, n);
+      if (!st.upstream_closed) open_window(st, false, n);
       out->push_back(SendData{kClientConn, st.front_chunked ? body_chunk(body) : std::move(body)});
     }
     if (!st.resp.ended) return;
