@@ -12,6 +12,12 @@ bool is_grpc(std::string_view content_type) {
          grpc_web_form(content_type) == GrpcWebForm::none;
 }
 
+bool is_grpc_transport_field(std::string_view field) {
+  std::string name = core::to_lower(field);
+  return name.starts_with(':') || name == "content-type" || name == "content-length" || name == "te" ||
+         name == "host" || name == "connection" || name == "transfer-encoding" || name == "grpc-timeout";
+}
+
 envelope::GrpcStartMessage grpc_start_message(std::string_view path, const envelope::Headers& headers) {
   if (size_t scheme = path.find("://"); scheme != std::string_view::npos) {
     size_t slash = path.find('/', scheme + 3);
@@ -24,9 +30,7 @@ envelope::GrpcStartMessage grpc_start_message(std::string_view path, const envel
   for (const auto& h : headers) {
     std::string name = core::to_lower(h.name);
     if (name == "grpc-timeout") g.timeout = h.value;
-    bool http_own = name.starts_with(':') || name == "content-type" || name == "content-length" || name == "te" ||
-                    name == "host" || name == "connection" || name == "transfer-encoding" || name == "grpc-timeout";
-    if (!http_own) g.metadata.push_back(h);
+    if (!is_grpc_transport_field(name)) g.metadata.push_back(h);
   }
   return g;
 }

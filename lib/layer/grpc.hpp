@@ -37,6 +37,10 @@ class LpmParser {
 // application/grpc (+proto, +json, ...), gRPC-Web's content types excluded.
 bool is_grpc(std::string_view content_type);
 
+// Whether a request field belongs to HTTP or gRPC's transport (pseudo-header fields, content-type,
+// te, grpc-timeout, ...) rather than to the call's metadata.
+bool is_grpc_transport_field(std::string_view name);
+
 // A call's start from its request path ("/package.Service/Method", or an absolute URL) and headers:
 // service, method, grpc-timeout, and the metadata (the fields other than HTTP's own and content-type).
 envelope::GrpcStartMessage grpc_start_message(std::string_view path, const envelope::Headers& headers);

@@ -3,8 +3,10 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
+#include <deque>
 #include <cstring>
 
+#include "codec/grpc.hpp"
 #include "codec/sse.hpp"
 #include "core/ascii.hpp"
 #include "layer/grpc.hpp"
@@ -144,6 +146,17 @@ struct Http2Layer::Impl {
     core::Bytes ws_pending[2];                // frames' bytes (client's, server's) not recorded yet
     LpmParser req_lpm, resp_lpm;
     bool grpc_started = false, grpc_ended = false;
+    // gRPC units (steps): the call's start holds the request's head; each message waits in its
+    // direction's queue (0: the client's, 1: the server's), in order, for its verdict; the end holds
+    // the trailers (or a trailers-only answer).
+    bool grpc_units = false;
+    struct HeldMessage {
+      CommandId id = 0;
+      std::optional<PipelineVerdict> verdict;
+    };
+    std::deque<HeldMessage> grpc_queue[2];
+    CommandId grpc_start_unit = 0, grpc_end_unit = 0;
+    bool grpc_trailers_only = false;  // the server's answer was one HEADERS frame, held as the end
     std::unique_ptr<codec::SseParser> sse;  // the response is an event stream: one envelope per event
     CommandId pipeline = 0;  // the request waits for the pipeline's verdict (lazy_connect, steps)
     CommandId resp_pipeline = 0;  // the response waits for it (steps)
@@ -192,7 +205,9 @@ struct Http2Layer::Impl {
   std::map<int32_t, std::unique_ptr<Stream>> streams;  // by client stream id
   std::map<int32_t, Stream*> by_upstream;
   std::vector<int32_t> waiting;  // client streams whose request waits for the server connection
-  std::map<CommandId, int32_t> verdicts;  // RunPipeline id -> client stream
+  // What a RunPipeline was for: a stream's request or response, or a gRPC call's start, message or end.
+  enum class Unit : uint8_t { request, response, grpc_start, grpc_message, grpc_end };
+  std::map<CommandId, std::pair<int32_t, Unit>> verdicts;  // RunPipeline id -> client stream, unit
   std::vector<int32_t> ended;              // client streams whose request just ended (lazy_connect)
   std::string failure_code, failure;  // the server connection could not be opened
   Speaks speaks = Speaks::unknown;
@@ -398,8 +413,9 @@ struct Http2Layer::Impl {
         m.have_head = true;
         st->ws = header_value(m.pseudo, ":method") == "CONNECT" && core::iequals(header_value(m.pseudo, ":protocol"), "websocket");
         st->grpc = is_grpc(header_value(m.headers, "content-type"));
+        st->grpc_units = st->grpc && im.ctx.options().step_units && !im.front() && !im.lazy();
         if (st->grpc) im.grpc_start(*st);
-        if (!im.holds_request(*st)) im.send_on(*st);
+        if (!im.holds_request(*st) && !st->grpc_units) im.send_on(*st);
       } else if (!from_client && frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
         std::string status = header_value(m.pseudo, ":status");
         if (status.size() == 3 && status[0] == '1') return 0;  // interim: not passed on
@@ -410,7 +426,10 @@ struct Http2Layer::Impl {
           st->ws_recorder = std::make_unique<WsRecorder>(
               st->stream_id, st->flow_id, im.ctx.envelope_context(im.server_key()),
               parse_ws_extensions(header_value(m.headers, "sec-websocket-extensions")), im.limit());
-        if (!(st->resp_held = im.holds_response(*st))) im.submit_response(*st, end);
+        if (st->grpc_units && end)
+          st->grpc_trailers_only = true;  // the call's end: it goes once the end unit's verdict is in
+        else if (!(st->resp_held = im.holds_response(*st)))
+          im.submit_response(*st, end);
       }
       if (end) {
         m.ended = true;
@@ -438,21 +457,30 @@ struct Http2Layer::Impl {
     bool from_client = s == im.client;
     Message& m = from_client ? st->req : st->resp;
     core::ByteView bytes(reinterpret_cast<const char*>(data), len);
-    (from_client ? st->to_upstream : st->to_client).append(bytes);
+    if (!st->grpc_units)  // (gRPC units: each message joins its direction once its verdict is in)
+      (from_client ? st->to_upstream : st->to_client).append(bytes);
     m.body_total += len;
     if (st->ws)  // WebSocket frames, recorded as such (settle)
       st->ws_pending[from_client ? 0 : 1].append(bytes);
     else if (m.body.size() < im.limit())
       m.body.append(bytes.substr(0, im.limit() - m.body.size()));
+    LpmParser& lpm_parser = from_client ? st->req_lpm : st->resp_lpm;
     if (st->grpc) {
-      (from_client ? st->req_lpm : st->resp_lpm).feed(bytes, [&](uint8_t flag, core::ByteView lpm) {
+      lpm_parser.feed(bytes, [&](uint8_t flag, core::ByteView lpm) {
         im.grpc_data(*st, from_client ? Direction::send : Direction::receive, flag & 1, lpm);
       });
     }
     if (!from_client) im.sse_data(*st, bytes);
     st->unconsumed[from_client ? 0 : 1] += len;
-    if ((from_client && !st->submitted && im.holds_request(*st)) || (!from_client && st->resp_held))
+    if ((from_client && !st->submitted && im.holds_request(*st)) || (!from_client && st->resp_held) || st->grpc_units)
       im.open_window(*st, from_client, len);  // held whole: the sender may go on (up to the limit, then it streams)
+    if (st->grpc_units && lpm_parser.pending().size() > im.limit()) {
+      // A message that waits whole for its verdict may not grow past the limit: the call is reset.
+      im.error_record("grpc_message_too_large", "a gRPC message is larger than --record-body-limit while steps hold "
+                                                "each message whole: the call was reset");
+      im.reset_stream(*st);
+      return 0;
+    }
     im.resume(*st, from_client);
     // Too much to hold for a verdict: the request streams on without one.
     if (from_client && im.holds_request(*st) && !st->submitted && !st->pipeline && st->to_upstream.size() > im.limit())
@@ -505,7 +533,7 @@ struct Http2Layer::Impl {
       im.h1_resume_reading(*st);
     else  // the sender may send as much again
       im.open_window(*st, to_server, n);
-    if (p.size() == 0 && m.ended) {
+    if (p.size() == 0 && m.ended && st->grpc_queue[to_server ? 0 : 1].empty() && (to_server || !st->grpc_end_unit)) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (!m.trailers.empty()) {
         envelope::Headers translated;
@@ -612,14 +640,14 @@ struct Http2Layer::Impl {
 
   void run_response_pipeline(Stream& st) {
     st.resp_pipeline = ctx.new_command();
-    verdicts[st.resp_pipeline] = -st.client_id;
+    verdicts[st.resp_pipeline] = {st.client_id, Unit::response};
     st.resp.recorded = true;
     out->push_back(RunPipeline{st.resp_pipeline, message_envelope(st, st.resp, Direction::receive, {})});
   }
 
   void run_pipeline(Stream& st) {
     st.pipeline = ctx.new_command();
-    verdicts[st.pipeline] = st.client_id;
+    verdicts[st.pipeline] = {st.client_id, Unit::request};
     envelope::Envelope e = request_envelope(st);
     out->push_back(RunPipeline{st.pipeline, std::move(e)});
   }
@@ -627,13 +655,20 @@ struct Http2Layer::Impl {
   void on_verdict(const PipelineVerdict& v) {
     auto it = verdicts.find(v.id);
     if (it == verdicts.end()) return;
-    int32_t id = it->second;
+    auto [id, unit] = it->second;
     verdicts.erase(it);
-    auto sit = streams.find(id < 0 ? -id : id);
+    auto sit = streams.find(id);
     if (sit == streams.end()) return;
     Stream& st = *sit->second;
-    if (id < 0) {
-      on_response_verdict(st, v);
+    if (unit != Unit::request) {
+      if (unit == Unit::response)
+        on_response_verdict(st, v);
+      else if (unit == Unit::grpc_start)
+        on_grpc_start_verdict(st, v);
+      else if (unit == Unit::grpc_message)
+        on_grpc_message_verdict(st, v);
+      else
+        on_grpc_end_verdict(st, v);
       flush();
       return;
     }
@@ -727,7 +762,7 @@ struct Http2Layer::Impl {
     if (is_grpc(header_value(st.resp.headers, "content-type"))) st.grpc = true;
     submit_response(st, st.to_client.size() == 0 && st.resp.trailers.empty());
     record_message(st, st.resp, Direction::receive, reply.tags);
-    grpc_end(st);
+    grpc_end(st, false);
   }
 
   void submit_request(Stream& st) {
@@ -740,7 +775,7 @@ struct Http2Layer::Impl {
     nghttp2_data_provider prd;
     prd.source.ptr = &st;
     prd.read_callback = read_for;
-    bool body = !(st.req.ended && st.to_upstream.size() == 0 && st.req.trailers.empty());
+    bool body = !(st.req.ended && st.to_upstream.size() == 0 && st.req.trailers.empty() && st.grpc_queue[0].empty());
     int32_t id = nghttp2_submit_request(upstream, nullptr, nv.data(), nv.size(), body ? &prd : nullptr, &st);
     if (id < 0) {
       fail_stream(st, 502, std::string("sluice: cannot send the request on: ") + nghttp2_strerror(id) + "\n");
@@ -1474,7 +1509,112 @@ struct Http2Layer::Impl {
     st.grpc_started = true;
     envelope::Envelope e = envelope_for(st, Direction::send, envelope::Protocol::grpc);
     e.message = grpc_start_message(header_value(st.req.pseudo, ":path"), st.req.headers);
-    out->push_back(EmitRecord{std::move(e)});
+    if (!st.grpc_units) {
+      out->push_back(EmitRecord{std::move(e)});
+      return;
+    }
+    st.grpc_start_unit = ctx.new_command();
+    verdicts[st.grpc_start_unit] = {st.client_id, Unit::grpc_start};
+    out->push_back(RunPipeline{st.grpc_start_unit, std::move(e)});
+  }
+
+  // ---- gRPC units (steps) --------------------------------------------------------------------------
+
+  void on_grpc_start_verdict(Stream& st, const PipelineVerdict& v) {
+    st.grpc_start_unit = 0;
+    if (st.client_closed) return;
+    if (v.verdict == Verdict::drop) {
+      std::string by = v.decided_by.empty() ? std::string("a pipeline step") : v.decided_by;
+      grpc_refuse(st, 7, "the call was dropped by " + by);  // PERMISSION_DENIED
+    } else if (v.verdict == Verdict::kill) {
+      reset_stream(st);
+    } else if (v.verdict == Verdict::respond && v.reply) {
+      answer_with(st, *v.reply);
+    } else {
+      if (v.envelope.modified) apply_grpc_start(st, v.envelope);
+      send_on(st);
+    }
+  }
+
+  // A step changed the call's start: its path from service and method, its metadata, its timeout.
+  void apply_grpc_start(Stream& st, const envelope::Envelope& e) {
+    const auto* g = std::get_if<envelope::GrpcStartMessage>(&e.message);
+    if (!g) return;
+    for (auto& h : st.req.pseudo)
+      if (h.name == ":path") h.value = "/" + g->service + "/" + g->method;
+    envelope::Headers fields;
+    for (const auto& h : st.req.headers)
+      if (is_grpc_transport_field(h.name) && h.name != "grpc-timeout") fields.push_back(h);
+    if (!g->timeout.empty()) fields.push_back({"grpc-timeout", g->timeout});
+    for (auto& h : h2_fields(g->metadata))
+      if (!is_grpc_transport_field(h.name)) fields.push_back(std::move(h));
+    st.req.headers = std::move(fields);
+  }
+
+  void on_grpc_message_verdict(Stream& st, const PipelineVerdict& v) {
+    for (int d = 0; d < 2; ++d) {
+      for (auto& held : st.grpc_queue[d]) {
+        if (held.id != v.id || held.verdict) continue;
+        if (v.verdict == Verdict::kill) {
+          reset_stream(st);
+          return;
+        }
+        held.verdict = v;
+        // In order: what has its verdict at the front of the queue joins what goes on.
+        Pending& p = d == 0 ? st.to_upstream : st.to_client;
+        auto& q = st.grpc_queue[d];
+        while (!q.empty() && q.front().verdict) {
+          const PipelineVerdict& w = *q.front().verdict;
+          if (w.verdict != Verdict::drop) p.append(w.envelope.raw);  // respond is next: a message is not answered
+          q.pop_front();
+        }
+        resume(st, d == 0);
+        return;
+      }
+    }
+  }
+
+  void on_grpc_end_verdict(Stream& st, const PipelineVerdict& v) {
+    st.grpc_end_unit = 0;
+    if (st.client_closed) return;
+    if (v.verdict == Verdict::drop || v.verdict == Verdict::kill) {  // a call's end cannot be left out
+      reset_stream(st);
+      return;
+    }
+    if (const auto* g = std::get_if<envelope::GrpcEndMessage>(&v.envelope.message); g && v.envelope.modified) {
+      envelope::Headers& fields = st.grpc_trailers_only ? st.resp.headers : st.resp.trailers;
+      std::erase_if(fields, [](const envelope::Header& h) { return h.name == "grpc-status" || h.name == "grpc-message"; });
+      fields.push_back({"grpc-status", std::to_string(g->status)});
+      if (!g->message.empty()) fields.push_back({"grpc-message", g->message});
+    }
+    if (st.grpc_trailers_only)
+      submit_response(st, true);
+    else
+      resume(st, false);
+  }
+
+  // Answers a call ourselves with a status and no message (trailers only).
+  void grpc_refuse(Stream& st, int status, const std::string& message) {
+    st.resp = Message{};
+    st.resp.pseudo.push_back({":status", "200"});
+    st.resp.headers = {{"content-type", "application/grpc"}, {"grpc-status", std::to_string(status)},
+                       {"grpc-message", message}};
+    st.resp.have_head = true;
+    st.resp.time = now;
+    st.resp.ended = true;
+    st.upstream_closed = true;
+    submit_response(st, true);
+    record_message(st, st.resp, Direction::receive, {{"synthesized", "sluice"}});
+    grpc_end(st, false);
+  }
+
+  // Resets the stream on both legs (a step's kill, a call that cannot be held).
+  void reset_stream(Stream& st) {
+    if (!st.client_closed) nghttp2_submit_rst_stream(client, NGHTTP2_FLAG_NONE, st.client_id, NGHTTP2_CANCEL);
+    if (upstream && st.upstream_id && !st.upstream_closed)
+      nghttp2_submit_rst_stream(upstream, NGHTTP2_FLAG_NONE, st.upstream_id, NGHTTP2_CANCEL);
+    st.client_closed = true;
+    st.upstream_closed = true;
   }
 
   void grpc_data(Stream& st, Direction d, bool compressed, core::ByteView lpm) {
@@ -1492,17 +1632,33 @@ struct Http2Layer::Impl {
     }
     e.raw = core::Bytes(lpm);
     e.message = std::move(g);
-    out->push_back(EmitRecord{std::move(e)});
+    if (!st.grpc_units) {
+      out->push_back(EmitRecord{std::move(e)});
+      return;
+    }
+    CommandId id = ctx.new_command();
+    verdicts[id] = {st.client_id, Unit::grpc_message};
+    st.grpc_queue[d == Direction::send ? 0 : 1].push_back({id, std::nullopt});
+    out->push_back(RunPipeline{id, std::move(e)});
   }
 
-  void grpc_end(Stream& st) {
+  // The call's end; with gRPC units and `as_unit` (the server's own end, the client still there) it
+  // waits for its verdict before the trailers go on.
+  void grpc_end(Stream& st, bool as_unit) {
     if (!st.grpc || st.grpc_ended || !st.resp.have_head) return;
     st.grpc_ended = true;
     envelope::Envelope e = envelope_for(st, Direction::receive, envelope::Protocol::grpc);
     // Trailers, or a trailers-only response's headers.
     e.message = grpc_end_message(st.resp.trailers.empty() ? st.resp.headers : st.resp.trailers);
     if (st.reset_code) e.tags.emplace_back("rst_stream", nghttp2_http2_strerror(st.reset_code));
-    out->push_back(EmitRecord{std::move(e)});
+    if (!as_unit || !st.grpc_units || st.client_closed || !st.resp.ended) {
+      if (st.grpc_trailers_only && !st.client_closed) submit_response(st, true);  // (nothing holds it now)
+      out->push_back(EmitRecord{std::move(e)});
+      return;
+    }
+    st.grpc_end_unit = ctx.new_command();
+    verdicts[st.grpc_end_unit] = {st.client_id, Unit::grpc_end};
+    out->push_back(RunPipeline{st.grpc_end_unit, std::move(e)});
   }
 
   // Raw frames to the messages they belong to.
@@ -1551,9 +1707,11 @@ struct Http2Layer::Impl {
       record_front_variant(st);
       if (st.resp.ended || (st.upstream_closed && st.client_closed)) {
         record_message(st, st.resp, Direction::receive);
-        grpc_end(st);
+        grpc_end(st, true);
       }
-      if (st.client_closed && (st.upstream_closed || !st.upstream_id)) {
+      // A stream ends once both legs closed and no unit of it waits in the pipeline (its record comes
+      // with the verdict, and nothing of a stream may follow its end).
+      if (st.client_closed && (st.upstream_closed || !st.upstream_id) && !units_pending(st)) {
         record_message(st, st.req, Direction::send);
         record_h1_variant(st);
         forget_h1(st);
@@ -1564,6 +1722,11 @@ struct Http2Layer::Impl {
         ++it;
       }
     }
+  }
+
+  static bool units_pending(const Stream& st) {
+    return st.pipeline || st.resp_pipeline || st.grpc_start_unit || st.grpc_end_unit || !st.grpc_queue[0].empty() ||
+           !st.grpc_queue[1].empty();
   }
 
   // A stream closed on both legs ends (those still open when the connection closes end with it).
@@ -1617,7 +1780,7 @@ struct Http2Layer::Impl {
       record_h1_variant(*st);
       record_front_variant(*st);
       record_message(*st, st->resp, Direction::receive);
-      grpc_end(*st);
+      grpc_end(*st, false);
       forget_h1(*st);
     }
     streams.clear();

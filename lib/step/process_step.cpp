@@ -18,8 +18,10 @@
 
 #include "core/json.hpp"
 #include "core/time.hpp"
+#include "codec/grpc.hpp"
 #include "codec/sse.hpp"
 #include "core/ascii.hpp"
+#include "core/base64.hpp"
 #include "codec/ws.hpp"
 #include "envelope/record_codec.hpp"
 #include "filter/expr.hpp"
@@ -57,6 +59,10 @@ bool is_unit(const envelope::Envelope& e) {
   if (const auto* w = std::get_if<envelope::WsMessage>(&e.message))  // a whole data message
     return e.protocol == envelope::Protocol::ws && w->fin && (w->opcode == 1 || w->opcode == 2);
   if (e.protocol == envelope::Protocol::sse) return std::holds_alternative<envelope::SseMessage>(e.message);
+  if (e.protocol == envelope::Protocol::grpc)  // a call's start, each message, its end (gRPC over HTTP/2)
+    return std::holds_alternative<envelope::GrpcStartMessage>(e.message) ||
+           std::holds_alternative<envelope::GrpcDataMessage>(e.message) ||
+           std::holds_alternative<envelope::GrpcEndMessage>(e.message);
   if (e.protocol != envelope::Protocol::http) return false;
   const auto* m = std::get_if<envelope::HttpMessage>(&e.message);
   if (!m) return false;
@@ -382,6 +388,12 @@ struct ProcessStep::Impl {
       std::erase_if(e.tags, [](const auto& t) { return t.first == "message_frames"; });
     } else if (auto* ev = std::get_if<envelope::SseMessage>(&e.message)) {
       e.raw = codec::sse_encode(*ev);  // one block, LF line ends
+    } else if (auto* g = std::get_if<envelope::GrpcDataMessage>(&e.message)) {
+      g->compressed = false;  // sent as it reads: uncompressed, whatever grpc-encoding was agreed
+      e.raw = codec::grpc_frame(g->payload);
+    } else if (std::holds_alternative<envelope::GrpcStartMessage>(e.message) ||
+               std::holds_alternative<envelope::GrpcEndMessage>(e.message)) {
+      // A call's start and end are fields (the layer writes them): nothing to encode.
     } else if (std::holds_alternative<envelope::RawMessage>(e.message)) {
       // A raw chunk's message has nothing to edit but its members; the bytes stay.
     } else {
@@ -389,6 +401,43 @@ struct ProcessStep::Impl {
       return std::nullopt;
     }
     return pipeline::Decision{pipeline::Outcome::next, std::move(e), std::nullopt};
+  }
+
+  // A step's answer to a gRPC call (formats/STEP.md): its messages, then grpc-status and grpc-message
+  // as trailers; `metadata` as response fields.
+  static bool grpc_reply(const core::Value& r, envelope::HttpMessage& m, std::string& why) {
+    m.headers = {{"content-type", "application/grpc"}, {"transfer-encoding", "chunked"}};
+    if (const auto* md = r.find("metadata"); md && md->is_array()) {
+      for (const auto& pair : md->as_array()) {
+        if (!pair.is_array() || pair.as_array().size() != 2 || !pair.as_array()[0].is_string() ||
+            !pair.as_array()[1].is_string()) {
+          why = "answered a gRPC call with metadata that is not [NAME, VALUE]";
+          return false;
+        }
+        m.headers.push_back({pair.as_array()[0].as_string(), pair.as_array()[1].as_string()});
+      }
+    }
+    if (const auto* msgs = r.find("messages"); msgs && msgs->is_array()) {
+      for (const auto& msg : msgs->as_array()) {
+        std::optional<core::Bytes> bytes;
+        if (msg.is_string()) {
+          bytes = msg.as_string();
+        } else if (const auto* b = msg.is_object() ? msg.find("base64") : nullptr; b && b->is_string()) {
+          bytes = core::base64_decode(b->as_string());
+        }
+        if (!bytes) {
+          why = "answered a gRPC call with a message that is neither a string nor {\"base64\": ...}";
+          return false;
+        }
+        m.body += codec::grpc_frame(*bytes);
+      }
+    }
+    int64_t status = 0;
+    if (const auto* st = r.find("grpc_status"); st && st->is_int()) status = st->as_int();
+    m.trailers.push_back({"grpc-status", std::to_string(status)});
+    if (const auto* msg = r.find("grpc_message"); msg && msg->is_string() && !msg->as_string().empty())
+      m.trailers.push_back({"grpc-message", msg->as_string()});
+    return true;
   }
 
   pipeline::Reply make_reply(const core::Value* r, const envelope::Envelope& request, std::string& why) {
@@ -409,6 +458,13 @@ struct ProcessStep::Impl {
     m.version = "HTTP/1.1";
     m.status = 200;
     m.reason = "OK";
+    if (std::holds_alternative<envelope::GrpcStartMessage>(request.message)) {
+      if (!grpc_reply(*r, m, why)) return std::nullopt;
+      reply.protocol = envelope::Protocol::http;
+      reply.raw = layer::encode_http1(m);
+      reply.message = std::move(m);
+      return reply;
+    }
     if (const auto* s = r->find("status"); s && s->is_int()) m.status = static_cast<int>(s->as_int());
     if (const auto* s = r->find("reason"); s && s->is_string()) m.reason = s->as_string();
     if (const auto* h = r->find("headers"); h && h->is_array()) {

@@ -662,6 +662,54 @@ class Http2Streams(StepCase):
         self.assertEqual((tags["/drop"], tags["/kill"]), ("drop", "kill"))
 
 
+class GrpcCalls(StepCase):
+    """grpcio through the proxy with examples/steps/grpc_call.py: metadata added, a unary request
+    message and server-stream messages changed, a method answered by the step."""
+
+    def test_metadata_messages_and_a_method_answered_by_the_step(self):
+        import grpc
+        from concurrent import futures
+
+        def unary(request, context):
+            md = dict(context.invocation_metadata()).get("x-sluice-step", "-")
+            return b"echo:" + request + b" md=" + md.encode()
+
+        def server_stream(request, context):
+            for i in range(3):
+                yield b"hello-%d" % i
+
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        handlers = {"Unary": grpc.unary_unary_rpc_method_handler(unary),
+                    "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream)}
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Echo", handlers),))
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        step = "/usr/bin/python3 %s/grpc_call.py /test.Echo/Mine hello howdy" % EXAMPLES
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % port, "--step", step)
+        with grpc.insecure_channel("127.0.0.1:%d" % proxy.port) as ch:
+            self.assertEqual(ch.unary_unary("/test.Echo/Unary")(b"hello there", timeout=10), b"echo:howdy there md=seen")
+            self.assertEqual(list(ch.unary_stream("/test.Echo/ServerStream")(b"x", timeout=10)),
+                             [b"howdy-0", b"howdy-1", b"howdy-2"])
+            answer, call = ch.unary_unary("/test.Echo/Mine").with_call(b"q", timeout=10)
+            self.assertEqual(answer, b"answered by the step")  # the server has no such method
+            self.assertEqual(call.code(), grpc.StatusCode.OK)
+            self.assertIn(("x-answered-by", "step"), call.initial_metadata())
+        code, out = proxy.stop()
+        server.stop(0)
+        g = [r for r in units(records(out)) if r["protocol"] == "grpc"]
+        changed = [(r["direction"], r["message"]["kind"], r["message"].get("payload")) for r in g
+                   if r.get("modified_by") == "step:grpc_call.py" and r["message"]["kind"] != "start"]
+        self.assertEqual(changed, [("send", "data", "howdy there"), ("receive", "data", "howdy-0"),
+                                   ("receive", "data", "howdy-1"), ("receive", "data", "howdy-2")])
+        starts = [r for r in g if r["message"]["kind"] == "start" and r.get("modified_by") == "step:grpc_call.py"]
+        self.assertEqual(len(starts), 2)
+        self.assertIn(["x-sluice-step", "seen"], starts[0]["message"]["metadata"])
+        mine = [r for r in g if r["message"]["kind"] == "start" and r["message"]["method"] == "Mine"]
+        answer = [r for r in units(records(out)) if r["flow_id"] == mine[0]["flow_id"] and r["protocol"] == "http"
+                  and r["direction"] == "receive"]
+        self.assertEqual(answer[0]["tags"]["synthesized"], "step:grpc_call.py")
+
+
 class Offline(StepCase):
     def test_sluice_step_gives_the_records_the_live_proxy_gave(self):
         step = "/usr/bin/python3 %s/add_header.py" % EXAMPLES
