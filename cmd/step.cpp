@@ -90,9 +90,8 @@ int run_step(const StepConfig& cfg) {
           return;
         }
         auto* env = std::get_if<envelope::Envelope>(&r);
-        // Live, the events of an HTTP/2 response are recorded, not sent to steps (not yet units), nor
-        // is the response to an extended CONNECT: such flows are known from their request, until
-        // their response (recorded last).
+        // Live, the response to an HTTP/2 extended CONNECT is not sent to steps: such flows are known
+        // from their request, until their response.
         bool not_unit = false;
         if (env && env->protocol == envelope::Protocol::http && !env->modified && env->overlay.empty()) {
           if (const auto* m = std::get_if<envelope::HttpMessage>(&env->message)) {
@@ -106,7 +105,6 @@ int run_step(const StepConfig& cfg) {
             }
           }
         }
-        if (env && env->protocol == envelope::Protocol::sse) not_unit = h2_flows.count({env->stream_id, env->flow_id});
         if (!env || not_unit || !step::is_unit(*env)) {
           push(std::move(r));
           return;

@@ -146,15 +146,19 @@ struct Http2Layer::Impl {
     core::Bytes ws_pending[2];                // frames' bytes (client's, server's) not recorded yet
     LpmParser req_lpm, resp_lpm;
     bool grpc_started = false, grpc_ended = false;
-    // gRPC units (steps): the call's start holds the request's head; each message waits in its
-    // direction's queue (0: the client's, 1: the server's), in order, for its verdict; the end holds
-    // the trailers (or a trailers-only answer).
+    // Units inside a stream (steps): gRPC messages both ways, a response's events. Each waits in its
+    // direction's queue (0: the client's, 1: the server's), in order, for its verdict; what is not a
+    // unit (an event stream's comments) waits only for the units before it. A gRPC call's start
+    // holds the request's head, its end the trailers (or a trailers-only answer).
     bool grpc_units = false;
-    struct HeldMessage {
-      CommandId id = 0;
+    bool sse_units = false;
+    struct HeldPiece {
+      CommandId id = 0;  // its RunPipeline; 0: not a unit
+      core::Bytes bytes;
       std::optional<PipelineVerdict> verdict;
     };
-    std::deque<HeldMessage> grpc_queue[2];
+    std::deque<HeldPiece> held[2];
+    uint64_t held_bytes[2] = {0, 0};
     CommandId grpc_start_unit = 0, grpc_end_unit = 0;
     bool grpc_trailers_only = false;  // the server's answer was one HEADERS frame, held as the end
     std::unique_ptr<codec::SseParser> sse;  // the response is an event stream: one envelope per event
@@ -206,7 +210,7 @@ struct Http2Layer::Impl {
   std::map<int32_t, Stream*> by_upstream;
   std::vector<int32_t> waiting;  // client streams whose request waits for the server connection
   // What a RunPipeline was for: a stream's request or response, or a gRPC call's start, message or end.
-  enum class Unit : uint8_t { request, response, grpc_start, grpc_message, grpc_end };
+  enum class Unit : uint8_t { request, response, grpc_start, piece, grpc_end };
   std::map<CommandId, std::pair<int32_t, Unit>> verdicts;  // RunPipeline id -> client stream, unit
   std::vector<int32_t> ended;              // client streams whose request just ended (lazy_connect)
   std::string failure_code, failure;  // the server connection could not be opened
@@ -443,7 +447,7 @@ struct Http2Layer::Impl {
     } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
       st->reset_code = frame->rst_stream.error_code;
     }
-    if (!from_client && st->resp.ended && st->resp_held) im.response_ended(*st);
+    if (!from_client && st->resp.ended && (st->resp_held || st->sse_units)) im.response_over(*st);
     return 0;
   }
 
@@ -457,7 +461,8 @@ struct Http2Layer::Impl {
     bool from_client = s == im.client;
     Message& m = from_client ? st->req : st->resp;
     core::ByteView bytes(reinterpret_cast<const char*>(data), len);
-    if (!st->grpc_units)  // (gRPC units: each message joins its direction once its verdict is in)
+    bool queued = im.queued(*st, from_client);
+    if (!queued)  // (units inside the stream join what goes on once their verdicts are in)
       (from_client ? st->to_upstream : st->to_client).append(bytes);
     m.body_total += len;
     if (st->ws)  // WebSocket frames, recorded as such (settle)
@@ -472,7 +477,8 @@ struct Http2Layer::Impl {
     }
     if (!from_client) im.sse_data(*st, bytes);
     st->unconsumed[from_client ? 0 : 1] += len;
-    if ((from_client && !st->submitted && im.holds_request(*st)) || (!from_client && st->resp_held) || st->grpc_units)
+    if ((from_client && !st->submitted && im.holds_request(*st)) || (!from_client && st->resp_held) ||
+        (queued && st->held_bytes[from_client ? 0 : 1] <= kMaxHeld))
       im.open_window(*st, from_client, len);  // held whole: the sender may go on (up to the limit, then it streams)
     if (st->grpc_units && lpm_parser.pending().size() > im.limit()) {
       // A message that waits whole for its verdict may not grow past the limit: the call is reset.
@@ -533,7 +539,7 @@ struct Http2Layer::Impl {
       im.h1_resume_reading(*st);
     else  // the sender may send as much again
       im.open_window(*st, to_server, n);
-    if (p.size() == 0 && m.ended && st->grpc_queue[to_server ? 0 : 1].empty() && (to_server || !st->grpc_end_unit)) {
+    if (p.size() == 0 && m.ended && st->held[to_server ? 0 : 1].empty() && (to_server || !st->grpc_end_unit)) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (!m.trailers.empty()) {
         envelope::Headers translated;
@@ -665,8 +671,8 @@ struct Http2Layer::Impl {
         on_response_verdict(st, v);
       else if (unit == Unit::grpc_start)
         on_grpc_start_verdict(st, v);
-      else if (unit == Unit::grpc_message)
-        on_grpc_message_verdict(st, v);
+      else if (unit == Unit::piece)
+        on_piece_verdict(st, v);
       else
         on_grpc_end_verdict(st, v);
       flush();
@@ -775,7 +781,7 @@ struct Http2Layer::Impl {
     nghttp2_data_provider prd;
     prd.source.ptr = &st;
     prd.read_callback = read_for;
-    bool body = !(st.req.ended && st.to_upstream.size() == 0 && st.req.trailers.empty() && st.grpc_queue[0].empty());
+    bool body = !(st.req.ended && st.to_upstream.size() == 0 && st.req.trailers.empty() && st.held[0].empty());
     int32_t id = nghttp2_submit_request(upstream, nullptr, nv.data(), nv.size(), body ? &prd : nullptr, &st);
     if (id < 0) {
       fail_stream(st, 502, std::string("sluice: cannot send the request on: ") + nghttp2_strerror(id) + "\n");
@@ -950,7 +956,7 @@ struct Http2Layer::Impl {
 
   void h1_resume_reading(Stream& st) {
     Stream::H1Leg& h = *st.h1;
-    if (h.paused && h.conn && st.to_client.size() < kH1Buffered / 2) {
+    if (h.paused && h.conn && st.to_client.size() + st.held_bytes[1] < kH1Buffered / 2) {
       h.paused = false;
       out->push_back(PauseReading{h.conn, false});
     }
@@ -960,9 +966,9 @@ struct Http2Layer::Impl {
   void take_h1_body(Stream& st) {
     core::Bytes body = st.h1->parser->take_body();
     if (body.empty()) return;
-    st.to_client.append(body);
+    if (!queued(st, false)) st.to_client.append(body);
     if (st.resp_held && !st.resp_pipeline && st.to_client.size() > limit()) release_response(st);
-    if (!st.resp_held && !st.h1->paused && st.h1->conn && st.to_client.size() > kH1Buffered) {
+    if (!st.resp_held && !st.h1->paused && st.h1->conn && st.to_client.size() + st.held_bytes[1] > kH1Buffered) {
       st.h1->paused = true;
       out->push_back(PauseReading{st.h1->conn, true});
     }
@@ -1032,7 +1038,7 @@ struct Http2Layer::Impl {
     st.upstream_closed = true;
     st.h1->done = true;
     resume(st, false);
-    if (st.resp_held) response_ended(st);
+    response_over(st);
   }
 
   // The exchange is over: the connection goes back to the pool, or is closed.
@@ -1490,19 +1496,45 @@ struct Http2Layer::Impl {
     const auto& h = st.resp.headers;
     std::string coding = header_value(h, "content-encoding");
     if (core::iequals(header_value(h, "content-type").substr(0, 17), "text/event-stream") &&
-        (coding.empty() || core::iequals(coding, "identity")))
+        (coding.empty() || core::iequals(coding, "identity"))) {
       st.sse = std::make_unique<codec::SseParser>();
+      // With steps each event is a unit: it waits for its verdict, in order (units inside the stream).
+      st.sse_units = ctx.options().step_units && !front() && !lazy();
+    }
   }
 
   void sse_data(Stream& st, core::ByteView body) {
     if (!st.sse) return;
+    bool queued = false;
     st.sse->feed(body, [&](codec::SseEvent&& ev) {
-      if (!ev.dispatched) return;  // comments only (keep-alives): in the body's record
+      if (!ev.dispatched) {  // comments only (keep-alives): in the body's record
+        if (st.sse_units) hold_piece(st, 1, 0, std::move(ev.raw));
+        queued = true;
+        return;
+      }
       envelope::Envelope e = envelope_for(st, Direction::receive, envelope::Protocol::sse);
       e.raw = std::move(ev.raw);
       e.message = envelope::SseMessage{std::move(ev.id), std::move(ev.event), std::move(ev.data), ev.retry, {}};
-      out->push_back(EmitRecord{std::move(e)});
+      if (!st.sse_units) {
+        out->push_back(EmitRecord{std::move(e)});
+        return;
+      }
+      CommandId id = ctx.new_command();
+      verdicts[id] = {st.client_id, Unit::piece};
+      hold_piece(st, 1, id, e.raw);
+      out->push_back(RunPipeline{id, std::move(e)});
     });
+    if (queued && st.sse_units) release_held(st, 1);
+  }
+
+  // The response's body ended: a held one goes to the pipeline, an event stream's unfinished tail
+  // goes after its events.
+  void response_over(Stream& st) {
+    if (st.resp_held) response_ended(st);
+    if (st.sse_units && st.sse) {
+      if (core::Bytes tail = st.sse->finish(); !tail.empty()) hold_piece(st, 1, 0, std::move(tail));
+      release_held(st, 1);
+    }
   }
 
   void grpc_start(Stream& st) {
@@ -1551,27 +1583,47 @@ struct Http2Layer::Impl {
     st.req.headers = std::move(fields);
   }
 
-  void on_grpc_message_verdict(Stream& st, const PipelineVerdict& v) {
+  void on_piece_verdict(Stream& st, const PipelineVerdict& v) {
     for (int d = 0; d < 2; ++d) {
-      for (auto& held : st.grpc_queue[d]) {
-        if (held.id != v.id || held.verdict) continue;
+      for (auto& piece : st.held[d]) {
+        if (piece.id != v.id || piece.verdict) continue;
         if (v.verdict == Verdict::kill) {
           reset_stream(st);
           return;
         }
-        held.verdict = v;
-        // In order: what has its verdict at the front of the queue joins what goes on.
-        Pending& p = d == 0 ? st.to_upstream : st.to_client;
-        auto& q = st.grpc_queue[d];
-        while (!q.empty() && q.front().verdict) {
-          const PipelineVerdict& w = *q.front().verdict;
-          if (w.verdict != Verdict::drop) p.append(w.envelope.raw);  // respond is next: a message is not answered
-          q.pop_front();
-        }
-        resume(st, d == 0);
+        piece.verdict = v;
+        release_held(st, d);
         return;
       }
     }
+  }
+
+  // Units inside a stream wait while the queue holds less than this; past it the sender's window is
+  // no longer opened as its bytes come (an HTTP/1.1 server is no longer read).
+  static constexpr uint64_t kMaxHeld = 4u << 20;
+
+  bool queued(const Stream& st, bool from_client) const { return st.grpc_units || (!from_client && st.sse_units); }
+
+  void hold_piece(Stream& st, int d, CommandId id, core::Bytes bytes) {
+    st.held_bytes[d] += bytes.size();
+    st.held[d].push_back({id, std::move(bytes), std::nullopt});
+  }
+
+  // In order: what has its verdict (or needs none) at the front of the queue joins what goes on.
+  void release_held(Stream& st, int d) {
+    Pending& p = d == 0 ? st.to_upstream : st.to_client;
+    auto& q = st.held[d];
+    while (!q.empty() && (!q.front().id || q.front().verdict)) {
+      Stream::HeldPiece& piece = q.front();
+      st.held_bytes[d] -= piece.bytes.size();
+      if (!piece.id)
+        p.append(piece.bytes);
+      else if (piece.verdict->verdict != Verdict::drop)  // respond is next: a message is not answered
+        p.append(piece.verdict->envelope.raw);
+      q.pop_front();
+    }
+    if (d == 1 && st.h1) h1_resume_reading(st);
+    resume(st, d == 0);
   }
 
   void on_grpc_end_verdict(Stream& st, const PipelineVerdict& v) {
@@ -1637,8 +1689,8 @@ struct Http2Layer::Impl {
       return;
     }
     CommandId id = ctx.new_command();
-    verdicts[id] = {st.client_id, Unit::grpc_message};
-    st.grpc_queue[d == Direction::send ? 0 : 1].push_back({id, std::nullopt});
+    verdicts[id] = {st.client_id, Unit::piece};
+    hold_piece(st, d == Direction::send ? 0 : 1, id, core::Bytes(lpm));
     out->push_back(RunPipeline{id, std::move(e)});
   }
 
@@ -1725,8 +1777,8 @@ struct Http2Layer::Impl {
   }
 
   static bool units_pending(const Stream& st) {
-    return st.pipeline || st.resp_pipeline || st.grpc_start_unit || st.grpc_end_unit || !st.grpc_queue[0].empty() ||
-           !st.grpc_queue[1].empty();
+    return st.pipeline || st.resp_pipeline || st.grpc_start_unit || st.grpc_end_unit || !st.held[0].empty() ||
+           !st.held[1].empty();
   }
 
   // A stream closed on both legs ends (those still open when the connection closes end with it).

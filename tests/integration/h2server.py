@@ -1,7 +1,7 @@
 """A loopback HTTP/2 origin for the tests, on Debian's python3-h2: h2c with prior knowledge, or TLS with
 ALPN h2. It answers every request with "h2 hello from PATH" (the request body's length appended for
 POST), /slow/... after 2 s without holding the other streams, /big with 1 MiB (past every flow-control
-window), /trailers with trailers, and /events with an event stream (SSE_EVENTS); an RFC 8441 extended CONNECT for websocket is accepted (200) and
+window), /trailers with trailers, /events with an event stream (SSE_EVENTS) and /sse-page a page reading it; an RFC 8441 extended CONNECT for websocket is accepted (200) and
 each WebSocket frame the client sends is echoed back unmasked. One thread per connection; scheduled
 answers keep their turn."""
 import select
@@ -19,6 +19,9 @@ from OpenSSL.SSL import Error as TlsError, WantReadError as WantRead
 
 # What /events answers: an event stream (two events and a keep-alive comment between them).
 SSE_EVENTS = b"id: 1\nevent: tick\ndata: one\n\n: keep-alive\n\ndata: two\ndata: lines\n\n"
+# What /sse-page answers: a page whose EventSource reports the data of the first message it gets.
+SSE_PAGE = (b'<!doctype html><script>const es = new EventSource("/events");'
+            b'es.onmessage = (m) => { es.close(); fetch("/report?sse=" + encodeURIComponent(m.data)); };</script>')
 
 
 def ws_echo(buf):
@@ -159,6 +162,10 @@ class H2Server:
                     if path == "/events":
                         body = SSE_EVENTS
                         conn.send_headers(sid, [(":status", "200"), ("content-type", "text/event-stream")])
+                    elif path == "/sse-page":
+                        body = SSE_PAGE
+                        conn.send_headers(sid, [(":status", "200"), ("content-type", "text/html"),
+                                                ("content-length", str(len(body)))])
                     else:
                         conn.send_headers(sid, [(":status", "200"), ("content-type", "text/plain"),
                                                 ("content-length", str(len(body)))] if path != "/trailers" else

@@ -185,6 +185,44 @@ class Chromium(unittest.TestCase):
         self.assertEqual(sse, [("beat", "original", "drop"), ("first event", "original", None),
                                ("changed event", "modified", None)])
 
+    def test_a_step_changes_what_an_event_source_gets_over_http2(self):
+        # An HTTP/2 origin (ALPN h2 on both legs through CONNECT): the event of one type dropped, the
+        # other's data changed; the page reports what its EventSource got as a request of its own.
+        from h2server import H2Server
+        steps = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "steps")
+        with tempfile.TemporaryDirectory() as d:
+            pki = Pki(d)
+            origin = H2Server(pki.cert, pki.key)
+            spki = subprocess.run([SLUICE, "ca", "spki"], capture_output=True, check=True, env=TEST_ENV,
+                                  timeout=30).stdout.decode().strip()
+            proxy = Proxy("--mode", "regular@0", "--server-ca", pki.ca,
+                          "--step", "/usr/bin/python3 %s/drop_sse.py tick two TWO" % steps)
+            browser = subprocess.Popen(
+                CHROMIUM + ["--user-data-dir=" + os.path.join(d, "profile"),
+                            "--proxy-server=http://127.0.0.1:%d" % proxy.port, "--proxy-bypass-list=<-loopback>",
+                            "--ignore-certificate-errors-spki-list=" + spki,
+                            "https://localhost:%d/sse-page" % origin.port],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not [p for p, _ in origin.requests if p.startswith("/report")]:
+                time.sleep(0.1)
+            browser.terminate()
+            _, browser_err = browser.communicate(timeout=30)
+            code, out = proxy.stop()
+            origin.close()
+        self.assertEqual(code, 0)
+        recs = records(out)
+        reports = [p for p, _ in origin.requests if p.startswith("/report")]
+        self.assertEqual(reports, ["/report?sse=TWO%0Alines"], browser_err.decode(errors="replace")[-2000:] +
+                         "\n" + summary(recs))
+        events = [r for r in recs if r["type"] == "envelope" and r["protocol"] == "http" and r["direction"] == "send"
+                  and r["message"].get("path") == "/events"]
+        self.assertEqual(events[0]["message"]["version"], "HTTP/2")
+        sse = [(r["message"]["data"], r["variant"], r.get("tags", {}).get("verdict"))
+               for r in recs if r["type"] == "envelope" and r["protocol"] == "sse"]
+        self.assertEqual(sse, [("one", "original", "drop"), ("two\nlines", "original", None),
+                               ("TWO\nlines", "modified", None)])
+
     def test_page_with_subresources_loads_through_the_proxy(self):
         with tempfile.TemporaryDirectory() as d:
             pki = Pki(d)

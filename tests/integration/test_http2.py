@@ -17,7 +17,7 @@ from concurrent import futures
 import grpc
 
 sys.path.insert(0, os.path.dirname(__file__))
-from support import ROOT, SLUICE, TEST_ENV, Proxy, byte_member, records  # noqa: E402
+from support import ROOT, Proxy, byte_member, records  # noqa: E402
 from test_tls import PkiCase  # noqa: E402
 from h2server import SSE_EVENTS, H2Server  # noqa: E402
 
@@ -115,11 +115,15 @@ class Http2(PkiCase):
         self.assertEqual(body_of(resp[0]["message"]), SSE_EVENTS)  # and the response whole beside them
         self.assertTrue(all(r["flow_id"] == resp[0]["flow_id"] for r in sse))
         self.assertLess(max(r["seq"] for r in sse), resp[0]["seq"])
-        # Events over HTTP/2 are not step units yet, live or offline: `sluice step` leaves them as they are.
-        step = "/usr/bin/python3 %s/examples/steps/drop_sse.py tick one ONE" % ROOT
-        p = subprocess.run([SLUICE, "step", step, "-"], input=out, capture_output=True, timeout=60, env=TEST_ENV)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertEqual(envelopes(records(p.stdout), "sse"), sse)
+        # With a step, each event is a unit: one dropped, one changed, the comment kept, in order.
+        step = "/usr/bin/python3 %s/examples/steps/drop_sse.py tick two TWO" % ROOT
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % self.h2c_origin.port, "--step", step)
+        p = curl("--http2-prior-knowledge", "-N", "http://127.0.0.1:%d/events" % proxy.port)
+        self.assertEqual(p.stdout, b": keep-alive\n\ndata: TWO\ndata: lines\n\n", p.stderr)
+        live = envelopes(self.stop(proxy), "sse")
+        self.assertEqual([(r["message"]["data"], r["variant"], r.get("tags", {}).get("verdict")) for r in live],
+                         [("one", "original", "drop"), ("two\nlines", "original", None),
+                          ("TWO\nlines", "modified", None)])
 
     def test_a_slow_stream_holds_no_other(self):
         proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % self.h2c_origin.port)

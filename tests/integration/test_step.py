@@ -458,21 +458,26 @@ def sse_view(out):
 
 
 class ServerSentEvents(StepCase):
-    def test_events_dropped_and_changed_over_http1_live_and_offline(self):
+    def test_events_dropped_and_changed_over_http1_and_http2_live_and_offline(self):
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Events)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
         step = "/usr/bin/python3 %s/drop_sse.py heartbeat price PRICE" % EXAMPLES
 
+        for client in ((), ("--http2-prior-knowledge",)):  # an HTTP/1.1 client, and an HTTP/2 one (translated)
+            with self.subTest(client=client):
+                self.check_events(server, step, client)
+        server.shutdown()
+
+    def check_events(self, server, step, client):
         def take(*args):
             proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % server.server_address[1], *args)
-            p = curl("-N", "http://127.0.0.1:%d/events" % proxy.port)
+            p = curl(*client, "-N", "http://127.0.0.1:%d/events" % proxy.port)
             self.assertEqual(p.returncode, 0, p.stderr)
             return p.stdout, proxy.stop()[1]
 
         plain_body, plain = take()
         body, live = take("--step", step)
-        server.shutdown()
         self.assertEqual(plain_body, b"".join(EVENTS))
         # The heartbeat is left out, changed events are written anew, the rest goes as it came.
         self.assertEqual(body, b"data: PRICE 10\n\n: comment\n\n"
