@@ -152,10 +152,13 @@ struct Http2Layer::Impl {
     // holds the request's head, its end the trailers (or a trailers-only answer).
     bool grpc_units = false;
     bool sse_units = false;
+    bool ws_units = false;         // RFC 8441 WebSocket: whole data messages (once the server accepted)
+    bool ws_reencode[2] = {false, false};  // see WsRecorder::verdict_bytes
     struct HeldPiece {
       CommandId id = 0;  // its RunPipeline; 0: not a unit
       core::Bytes bytes;
       std::optional<PipelineVerdict> verdict;
+      std::optional<envelope::Envelope> record;  // not a unit: recorded when it goes (a control frame)
     };
     std::deque<HeldPiece> held[2];
     uint64_t held_bytes[2] = {0, 0};
@@ -417,7 +420,9 @@ struct Http2Layer::Impl {
         m.have_head = true;
         st->ws = header_value(m.pseudo, ":method") == "CONNECT" && core::iequals(header_value(m.pseudo, ":protocol"), "websocket");
         st->grpc = is_grpc(header_value(m.headers, "content-type"));
-        st->grpc_units = st->grpc && im.ctx.options().step_units && !im.front() && !im.lazy();
+        bool units = im.ctx.options().step_units && !im.front() && !im.lazy();
+        st->grpc_units = st->grpc && units;
+        st->ws_units = st->ws && units;
         if (st->grpc) im.grpc_start(*st);
         if (!im.holds_request(*st) && !st->grpc_units) im.send_on(*st);
       } else if (!from_client && frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
@@ -426,10 +431,16 @@ struct Http2Layer::Impl {
         m.have_head = true;
         if (is_grpc(header_value(m.headers, "content-type"))) st->grpc = true;
         im.sse_head(*st);
-        if (st->ws && status[0] == '2')
+        if (st->ws && status[0] == '2') {
           st->ws_recorder = std::make_unique<WsRecorder>(
               st->stream_id, st->flow_id, im.ctx.envelope_context(im.server_key()),
               parse_ws_extensions(header_value(m.headers, "sec-websocket-extensions")), im.limit());
+        } else if (st->ws_units) {  // refused: what the client sent early goes on as it came
+          st->ws_units = false;
+          st->to_upstream.append(st->ws_pending[0]);
+          st->ws_pending[0].clear();
+          im.resume(*st, true);
+        }
         if (st->grpc_units && end)
           st->grpc_trailers_only = true;  // the call's end: it goes once the end unit's verdict is in
         else if (!(st->resp_held = im.holds_response(*st)))
@@ -465,7 +476,7 @@ struct Http2Layer::Impl {
     if (!queued)  // (units inside the stream join what goes on once their verdicts are in)
       (from_client ? st->to_upstream : st->to_client).append(bytes);
     m.body_total += len;
-    if (st->ws)  // WebSocket frames, recorded as such (settle)
+    if (st->ws)  // WebSocket frames, recorded as such (settle); with units, held until parsed
       st->ws_pending[from_client ? 0 : 1].append(bytes);
     else if (m.body.size() < im.limit())
       m.body.append(bytes.substr(0, im.limit() - m.body.size()));
@@ -478,7 +489,7 @@ struct Http2Layer::Impl {
     if (!from_client) im.sse_data(*st, bytes);
     st->unconsumed[from_client ? 0 : 1] += len;
     if ((from_client && !st->submitted && im.holds_request(*st)) || (!from_client && st->resp_held) ||
-        (queued && st->held_bytes[from_client ? 0 : 1] <= kMaxHeld))
+        (queued && st->held_bytes[from_client ? 0 : 1] + st->ws_pending[from_client ? 0 : 1].size() <= kMaxHeld))
       im.open_window(*st, from_client, len);  // held whole: the sender may go on (up to the limit, then it streams)
     if (st->grpc_units && lpm_parser.pending().size() > im.limit()) {
       // A message that waits whole for its verdict may not grow past the limit: the call is reset.
@@ -1602,7 +1613,9 @@ struct Http2Layer::Impl {
   // no longer opened as its bytes come (an HTTP/1.1 server is no longer read).
   static constexpr uint64_t kMaxHeld = 4u << 20;
 
-  bool queued(const Stream& st, bool from_client) const { return st.grpc_units || (!from_client && st.sse_units); }
+  bool queued(const Stream& st, bool from_client) const {
+    return st.grpc_units || (!from_client && st.sse_units) || st.ws_units;
+  }
 
   void hold_piece(Stream& st, int d, CommandId id, core::Bytes bytes) {
     st.held_bytes[d] += bytes.size();
@@ -1616,10 +1629,15 @@ struct Http2Layer::Impl {
     while (!q.empty() && (!q.front().id || q.front().verdict)) {
       Stream::HeldPiece& piece = q.front();
       st.held_bytes[d] -= piece.bytes.size();
-      if (!piece.id)
+      if (!piece.id) {
         p.append(piece.bytes);
-      else if (piece.verdict->verdict != Verdict::drop)  // respond is next: a message is not answered
+        if (piece.record) out->push_back(EmitRecord{std::move(*piece.record)});
+      } else if (st.ws_units && st.ws_recorder) {
+        p.append(st.ws_recorder->verdict_bytes(d == 0 ? Direction::send : Direction::receive, st.ws_reencode[d],
+                                               piece.bytes, *piece.verdict, now, *out));
+      } else if (piece.verdict->verdict != Verdict::drop) {  // respond is next: a message is not answered
         p.append(piece.verdict->envelope.raw);
+      }
       q.pop_front();
     }
     if (d == 1 && st.h1) h1_resume_reading(st);
@@ -1736,7 +1754,26 @@ struct Http2Layer::Impl {
       if (st.ws_pending[i].empty()) continue;
       core::Bytes bytes;
       bytes.swap(st.ws_pending[i]);
-      st.ws_recorder->feed(i == 0 ? Direction::send : Direction::receive, bytes, now, st.seq, *out);
+      Direction d = i == 0 ? Direction::send : Direction::receive;
+      if (!st.ws_units) {
+        st.ws_recorder->feed(d, bytes, now, st.seq, *out);
+        continue;
+      }
+      // Units: each whole data message waits for its verdict; control frames wait behind them.
+      std::vector<WsRecorder::Piece> pieces;
+      st.ws_recorder->feed_units(d, bytes, now, st.seq, pieces);
+      for (auto& piece : pieces) {
+        CommandId id = 0;
+        if (piece.unit) {
+          id = ctx.new_command();
+          verdicts[id] = {st.client_id, Unit::piece};
+          out->push_back(RunPipeline{id, std::move(*piece.envelope)});
+          piece.envelope.reset();
+        }
+        st.held_bytes[i] += piece.bytes.size();
+        st.held[i].push_back({id, std::move(piece.bytes), std::nullopt, std::move(piece.envelope)});
+      }
+      release_held(st, i);
     }
   }
 
@@ -1808,6 +1845,8 @@ struct Http2Layer::Impl {
 
   void flush() {
     run_pipelines();  // messages that ended in this input, now that their frames are attributed
+    for (auto& [id, st] : streams)  // WebSocket units: frames parsed before the bytes that are ready go out
+      if (st->ws_units && st->ws_recorder) record_ws(*st);
     for (;;) {
       size_t sent = client ? drain(client, kClientConn) : 0;
       if (upstream && server) sent += drain(upstream, server);

@@ -230,23 +230,26 @@ void WsLayer::on_verdict(const PipelineVerdict& v, core::Timestamp now, Commands
 }
 
 core::Bytes WsLayer::verdict_bytes(Side& side, Side::Queued& q, core::Timestamp now, Commands& out) {
-  const PipelineVerdict& v = *q.verdict;
-  const core::Bytes& original = q.piece.bytes;
+  return recorder_.verdict_bytes(side.direction, side.reencode, q.piece.bytes, *q.verdict, now, out);
+}
+
+core::Bytes WsRecorder::verdict_bytes(envelope::Direction direction, bool& reencode, const core::Bytes& original,
+                                      const PipelineVerdict& v, core::Timestamp now, Commands& out) const {
   const auto* m = std::get_if<envelope::WsMessage>(&v.envelope.message);
   bool compressed = m && m->compressed;
-  bool breaks_context = compressed && recorder_.context_takeover(side.direction);
+  bool breaks_context = compressed && context_takeover(direction);
   if (v.verdict == Verdict::drop) {
-    if (breaks_context) side.reencode = true;
+    if (breaks_context) reencode = true;
     return {};
   }
   if (v.envelope.raw != original) {  // changed by a step: its bytes
-    if (breaks_context) side.reencode = true;
+    if (breaks_context) reencode = true;
     return v.envelope.raw;
   }
-  if (!side.reencode || !compressed) return original;
+  if (!reencode || !compressed) return original;
   // The receiver's context lost step with the sender's: compressed again, without back-references.
   envelope::Envelope variant = v.envelope;
-  variant.raw = codec::ws_encode(*m, m->masked, recorder_.window_bits(side.direction));
+  variant.raw = codec::ws_encode(*m, m->masked, window_bits(direction));
   variant.modified = true;
   variant.variant_of = v.envelope.seq;
   variant.modified_by = "sluice";

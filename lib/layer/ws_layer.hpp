@@ -62,6 +62,12 @@ class WsRecorder {
   // the receiver's context), and the window it may use.
   bool context_takeover(envelope::Direction direction) const;
   int window_bits(envelope::Direction direction) const;
+  // The bytes a unit (a whole data message, `original` as it came) goes out as, given its verdict:
+  // nothing when dropped, the step's bytes when it changed them, else the original, or once this
+  // direction's compression context is broken (`reencode`, which a changed or dropped compressed
+  // message sets) the message compressed again by the proxy, recorded as a variant into `out`.
+  core::Bytes verdict_bytes(envelope::Direction direction, bool& reencode, const core::Bytes& original,
+                            const PipelineVerdict& v, core::Timestamp now, Commands& out) const;
 
   struct Side;
 

@@ -347,7 +347,9 @@ class WebSocketOverHttp2(unittest.TestCase):
     """RFC 8441: an extended CONNECT (:protocol websocket) on an HTTP/2 connection, through reverse:http://
     (h2c both ways) to an origin that allows it; frames both ways recorded one `ws` envelope each."""
 
-    def test_extended_connect_is_forwarded_and_its_frames_recorded(self):
+    def session(self, *proxy_args):
+        """An extended CONNECT through the proxy: text "hello", 400 binary bytes, a fragmented text
+        message, then a close. Returns (status, bytes echoed back, records)."""
         import socket
         import h2.connection
         import h2.config
@@ -355,7 +357,7 @@ class WebSocketOverHttp2(unittest.TestCase):
         import h2.settings
         origin = H2Server()
         try:
-            proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % origin.port)
+            proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % origin.port, *proxy_args)
             sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
             conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
             conn.initiate_connection()
@@ -383,8 +385,6 @@ class WebSocketOverHttp2(unittest.TestCase):
                         echoed += ev.data
                         conn.acknowledge_received_data(ev.flow_controlled_length, sid)
                 sock.sendall(conn.data_to_send())
-            self.assertEqual(status, b"200")
-            self.assertEqual(echoed[:7], b"\x81\x05hello")
             conn.send_data(sid, ws_frame(8, b"\x03\xe8bye"), end_stream=True)
             sock.sendall(conn.data_to_send())
             time.sleep(0.5)
@@ -392,9 +392,25 @@ class WebSocketOverHttp2(unittest.TestCase):
             time.sleep(0.3)
             code, out = proxy.stop()
             self.assertEqual(code, 0)
-            recs = records(out)
+            return status, echoed, records(out)
         finally:
             origin.close()
+
+    def test_a_step_rewrites_a_message_over_extended_connect(self):
+        step = "/usr/bin/python3 %s/examples/steps/rewrite_ws.py hello howdy" % ROOT
+        status, echoed, recs = self.session("--step", step)
+        self.assertEqual(status, b"200")
+        # The client's message was changed on its way (masked again); the origin echoed the change.
+        self.assertEqual(echoed[:7], b"\x81\x05howdy")
+        self.assertEqual(echoed[7:11 + 400], b"\x82\x7e\x01\x90" + b"\x00\x01" * 200)
+        ws = [r for r in envelopes(recs, "ws") if r.get("modified_by") == "step:rewrite_ws.py"]
+        self.assertEqual([(r["direction"], body_of_ws(r["message"])) for r in ws], [("send", b"howdy")])
+        self.assertTrue(ws[0]["message"]["masked"])
+
+    def test_extended_connect_is_forwarded_and_its_frames_recorded(self):
+        status, echoed, recs = self.session()
+        self.assertEqual(status, b"200")
+        self.assertEqual(echoed[:7], b"\x81\x05hello")
         http = envelopes(recs, "http")
         self.assertEqual(http[0]["message"]["method"], "CONNECT")
         flow = http[0]["flow_id"]
