@@ -42,6 +42,9 @@ class Step {
   // Inspect or change `env`. Return `held` only after arranging to call `resume` later; return
   // `respond` after setting `reply`.
   virtual Outcome process(envelope::Envelope& env, Reply& reply, const Resume& resume) = 0;
+  // The client connection `conn_id` is gone: units of it this step holds are cancelled. The step
+  // resumes each now (any thread, at most once as always: a later answer of its own is ignored).
+  virtual void cancel(std::string_view conn_id) { (void)conn_id; }
 };
 
 // What the pipeline finally says about one envelope.
@@ -63,6 +66,10 @@ class Pipeline {
   // Runs every step on `env` and records it. `done` is called exactly once: before run() returns when
   // no step held, otherwise from the thread that resumed the last hold.
   void run(envelope::Envelope env, std::function<void(Result)> done) const;
+  // Cancels the units of a client connection that steps hold (Step::cancel): they finish now.
+  void cancel(std::string_view conn_id) const {
+    for (const auto& s : steps_) s->cancel(conn_id);
+  }
 
  private:
   void run_from(size_t index, std::shared_ptr<const envelope::Envelope> original, envelope::Envelope env,

@@ -125,13 +125,18 @@ void Connection::execute(Command& cmd) {
     timers_.erase(ct->id);  // destroying the timer cancels its wait
   } else if (auto* r = std::get_if<RunPipeline>(&cmd)) {
     ++in_pipeline_;
-    deps_.pipeline.run(std::move(r->envelope), [self = shared_from_this(), id = r->id](pipeline::Result res) {
+    ++held_by_stream_[r->envelope.stream_id];
+    deps_.pipeline.run(std::move(r->envelope), [self = shared_from_this(), id = r->id,
+                                                stream = r->envelope.stream_id](pipeline::Result res) {
       Verdict v = res.outcome == pipeline::Outcome::drop      ? Verdict::drop
                   : res.outcome == pipeline::Outcome::kill    ? Verdict::kill
                   : res.outcome == pipeline::Outcome::respond ? Verdict::respond
                                                               : Verdict::forward;
-      auto deliver = [self, ev = PipelineVerdict{id, v, std::move(res.envelope), std::move(res.reply), std::move(res.decided_by)}]() mutable {
+      auto deliver = [self, stream, ev = PipelineVerdict{id, v, std::move(res.envelope), std::move(res.reply), std::move(res.decided_by)}]() mutable {
         --self->in_pipeline_;
+        if (auto it = self->held_by_stream_.find(stream); it != self->held_by_stream_.end() && --it->second == 0)
+          self->held_by_stream_.erase(it);
+        self->record_deferred_ends(false);  // (the unit itself was recorded by the pipeline)
         if (self->finished_) return;  // closed while the unit was held: nothing is left to act on it
         self->post_event(std::move(ev));
       };
@@ -142,6 +147,11 @@ void Connection::execute(Command& cmd) {
     });
   } else if (auto* e = std::get_if<EmitRecord>(&cmd)) {
     if (deps_.annotate) deps_.annotate(e->record);
+    if (in_pipeline_ > 0 && std::holds_alternative<envelope::EndRecord>(e->record)) {
+      deferred_ends_.push_back(std::move(e->record));
+      record_deferred_ends(false);
+      return;
+    }
     deps_.recorder.record(std::move(e->record));
   } else if (auto* l = std::get_if<Log>(&cmd)) {
     if (deps_.verbose || l->level == Log::Level::warn)
@@ -339,14 +349,40 @@ void Connection::open(OpenConnection cmd) {
       });
 }
 
+// The end records that no held unit waits for go into the stream, in order (`all`: every one).
+void Connection::record_deferred_ends(bool all) {
+  while (!deferred_ends_.empty()) {
+    const auto& end = std::get<envelope::EndRecord>(deferred_ends_.front());
+    if (!all) {
+      // Held: a unit of this stream, or of a stream inside it ("conn.1" inside "conn").
+      auto it = held_by_stream_.lower_bound(end.stream_id);
+      if (it != held_by_stream_.end() &&
+          (it->first == end.stream_id || it->first.starts_with(end.stream_id + ".")))
+        return;
+    }
+    deps_.recorder.record(std::move(deferred_ends_.front()));
+    deferred_ends_.pop_front();
+  }
+}
+
 void Connection::check_finished() {
-  // A unit held by a step is waited for, unless the proxy is closing the connection anyway: its late
-  // verdict is then dropped (below, in RunPipeline's delivery).
-  if (finished_ || draining_ || opening_ > 0 || (in_pipeline_ > 0 && !force_closed_) || !events_.empty()) return;
+  if (finished_ || draining_ || opening_ > 0 || !events_.empty()) return;
   for (const auto& [id, s] : sockets_)
     if (!s->closed) return;
+  if (in_pipeline_ > 0 && !cancelled_) {
+    // Every socket is closed and units are still held: nothing can act on their verdicts. They are
+    // cancelled (a step that asked is told; a step program answers at once), so that their records
+    // come now, before the ends that wait for them.
+    cancelled_ = true;
+    deps_.pipeline.cancel(ctx_->conn_id());
+    if (finished_) return;  // (finished while the cancelled units were delivered)
+  }
+  // A unit still held is waited for, unless the proxy is closing the connection anyway: its late
+  // verdict is then dropped (in RunPipeline's delivery).
+  if (in_pipeline_ > 0 && !force_closed_) return;
   finished_ = true;
   timers_.clear();
+  record_deferred_ends(true);
 }
 
 }  // namespace sluice::runtime

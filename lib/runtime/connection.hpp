@@ -97,6 +97,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::deque<layer::Event> events_;
   int opening_ = 0;
   int in_pipeline_ = 0;
+  // Units in the pipeline by stream, and the end records waiting for them: a unit is recorded when its
+  // verdict comes, and nothing of a stream (or of the streams inside it) may follow its end.
+  std::map<std::string, int> held_by_stream_;
+  std::deque<envelope::Record> deferred_ends_;
+  bool cancelled_ = false;  // the held units were cancelled (every socket closed)
+  void record_deferred_ends(bool all);
   bool draining_ = false;
   bool force_closed_ = false;  // shutting down: late server connections are closed at once
   std::vector<layer::ConnId> closed_while_opening_;  // a layer closed them before they were open

@@ -85,6 +85,7 @@ struct Interest {
   std::optional<filter::Filter> filter;
   std::vector<envelope::Protocol> protocols;  // empty: every protocol
   std::vector<envelope::Direction> directions;  // empty: both
+  bool cancel = false;  // the step wants {"type": "cancel", "ask": N} when a unit it has is cancelled
 
   bool wants(const envelope::Envelope& e) const {
     if (!protocols.empty() && std::find(protocols.begin(), protocols.end(), e.protocol) == protocols.end())
@@ -109,6 +110,7 @@ struct ProcessStep::Impl {
 
   std::mutex mu;
   std::map<uint64_t, InFlight> in_flight;
+  std::map<uint64_t, Clock::time_point> cancelled;  // asks cancelled while the step had them, until when a late answer is ignored
   std::string to_child;  // queued bytes for the child's stdin
   uint64_t next_ask = 1;
   bool up = false;        // a child is running and takes units
@@ -262,6 +264,7 @@ struct ProcessStep::Impl {
     InFlight f;
     {
       std::lock_guard lock(mu);
+      if (cancelled.erase(ask)) return true;  // the unit was cancelled: a late answer is ignored
       auto it = in_flight.find(ask);
       if (it == in_flight.end()) {
         why = "answered ask " + std::to_string(ask) + ", which is not waiting for an answer";
@@ -320,6 +323,13 @@ struct ProcessStep::Impl {
     };
     if (!names("protocols", protocol, in->protocols)) return false;
     if (!names("directions", envelope::parse_direction, in->directions)) return false;
+    if (const core::Value* c = member(v, "cancel"); c && !c->is_null()) {
+      if (!c->is_bool()) {
+        why = "declared an interest whose \"cancel\" is not true or false";
+        return false;
+      }
+      in->cancel = c->as_bool();
+    }
     std::lock_guard lock(mu);
     interest = std::move(in);
     return true;
@@ -534,6 +544,7 @@ struct ProcessStep::Impl {
           if (f.deadline <= now) late = ask;
           wake_at = std::min(wake_at, f.deadline);
         }
+        std::erase_if(cancelled, [&](const auto& c) { return c.second <= now; });  // too late even to be late
       }
       if (late) {
         fail("step_timeout", "did not answer ask " + std::to_string(*late) + " within " +
@@ -639,6 +650,28 @@ struct ProcessStep::Impl {
     return pipeline::Outcome::held;
   }
 
+  // The units of a client connection that is gone: resumed now (as they came: nothing acts on the
+  // verdict), the step told when it asked to be, a late answer ignored.
+  void cancel(std::string_view conn_id) {
+    std::vector<InFlight> gone;
+    {
+      std::lock_guard lock(mu);
+      for (auto it = in_flight.begin(); it != in_flight.end();) {
+        if (it->second.original.context.conn_id != conn_id) {
+          ++it;
+          continue;
+        }
+        cancelled[it->first] = Clock::now() + options.timeout;
+        if (interest && interest->cancel && up)
+          to_child += "{\"type\":\"cancel\",\"ask\":" + std::to_string(it->first) + "}\n";
+        gone.push_back(std::move(it->second));
+        it = in_flight.erase(it);
+      }
+      if (!gone.empty()) poke();
+    }
+    for (auto& f : gone) f.resume(pipeline::Decision{pipeline::Outcome::next, f.original, std::nullopt});
+  }
+
   void stop() {
     {
       std::lock_guard lock(mu);
@@ -664,5 +697,7 @@ pipeline::Outcome ProcessStep::process(envelope::Envelope& env, pipeline::Reply&
 }
 
 void ProcessStep::stop() { impl_->stop(); }
+
+void ProcessStep::cancel(std::string_view conn_id) { impl_->cancel(conn_id); }
 
 }  // namespace sluice::step

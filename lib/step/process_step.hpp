@@ -47,6 +47,9 @@ class ProcessStep : public pipeline::Step {
 
   std::string_view name() const override;
   pipeline::Outcome process(envelope::Envelope& env, pipeline::Reply& reply, const pipeline::Resume& resume) override;
+  // Units of the connection still with the program are resumed now; with the interest member
+  // "cancel": true it is sent {"type": "cancel", "ask": N} for each (formats/STEP.md).
+  void cancel(std::string_view conn_id) override;
 
   // Ends the child (its stdin closed, then a second to exit, then SIGKILL) and the thread. Idempotent.
   void stop();

@@ -6,6 +6,8 @@ import json
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -410,6 +412,51 @@ class Failures(StepCase):
         self.assertEqual(p.stdout, b"path=/stays step=-\n")  # served meanwhile, once the step got to it
         code, out = proxy.stop()  # checks the stream-end rule
         self.assertEqual(code, 0, proxy.stderr_lines)
+
+    def test_a_unit_whose_client_is_gone_is_cancelled_and_the_step_told(self):
+        """A client resets its connection while the step holds its request: the unit is cancelled at
+        once (not at the step's timeout), the step that asked for it is told, its late answer is
+        ignored, and the request is recorded before its stream's end."""
+        told, got = os.path.join(self.dir.name, "told"), os.path.join(self.dir.name, "got")
+        step = self.script("cancel.py", '''
+            import json, sys
+            print(json.dumps({"type": "interest", "cancel": True}), flush=True)
+            sys.stdin.readline()
+            held = {}
+            for line in sys.stdin:
+                u = json.loads(line)
+                if u.get("type") == "cancel":
+                    with open(%r, "a") as f:
+                        f.write("%%d\\n" %% u["ask"])
+                    print(json.dumps(held.pop(u["ask"])), flush=True)  # too late: ignored
+                elif u.get("message", {}).get("path") == "/held":
+                    held[u["ask"]] = u
+                    open(%r, "w").close()
+                else:
+                    print(json.dumps(u), flush=True)
+        ''' % (told, got))
+        proxy = self.reverse(step, extra=("--step-timeout", "30"))
+        c = connect(proxy.port)
+        c.sendall(b"GET /held HTTP/1.1\r\nHost: h\r\n\r\n")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not os.path.exists(got):  # the step has it
+            time.sleep(0.05)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()  # a reset
+        start = time.monotonic()
+        while time.monotonic() - start < 10 and not os.path.exists(told):
+            time.sleep(0.05)
+        self.assertTrue(os.path.exists(told))
+        self.assertLess(time.monotonic() - start, 5)
+        p = curl("http://127.0.0.1:%d/after" % proxy.port)
+        self.assertEqual(p.stdout, b"path=/after step=-\n")  # the step works on
+        code, out = proxy.stop()  # checks the stream-end rule
+        self.assertEqual(code, 0, proxy.stderr_lines)
+        recs = records(out)
+        self.assertEqual([r for r in recs if r["type"] == "error" and r["code"].startswith("step_")], [])
+        held = [r for r in units(recs) if r["message"].get("path") == "/held"]
+        self.assertEqual(len(held), 1)
+        self.assertNotIn("/held", [p for p, _ in Seen.requests])
 
     def test_sigint_with_a_held_unit_exits_within_the_grace_period(self):
         step = self.script("hold.py", '''
