@@ -5,7 +5,8 @@
 // resetting, close_notify, time passing past the handshake timeout. The first byte chooses the mode
 // (reverse:http, TLS found in front of a plaintext server; reverse:https, TLS on both legs; regular, a
 // CONNECT, then TLS on both legs, the server's handshake first), whether the server's certificate is
-// verified (against the CA that signed it), whether the client offers h2 and sends SNI.
+// verified (against the CA that signed it), whether the client offers h2 and sends SNI, and whether
+// steps hold the units (then pipeline verdicts of every kind, at once or held and given later).
 // Properties: no crash, no sanitizer report, whatever the order; the records keep the stream-end rule
 // (formats/STREAM.md 2.3).
 #include <unistd.h>
@@ -78,6 +79,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ProxyOptions options;
   options.record_body_limit = 1u << 16;
   options.tls = data[0] & 4 ? shared.insecure.get() : shared.verifying.get();
+  options.step_units = data[0] & 32;  // with steps: messages held whole, pipeline verdicts (op 14)
   ConnectionContext ctx("f", "127.0.0.1:1", core::Timestamp{0}, *parse_mode_spec(kModes[mode]), &options);
   test_support::LayerDriver d(make_root_layer(ctx));
   std::vector<std::string> alpn = {data[0] & 8 ? "h2" : "http/1.1", "http/1.1"};
@@ -134,7 +136,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   size_t pos = 1;
   while (pos + 2 <= size) {
-    uint8_t op = data[pos] % 14, arg = data[pos + 1];
+    uint8_t op = data[pos] % 15, arg = data[pos + 1];
     pos += 2;
     ConnId server = d.last_opened;
     switch (op) {
@@ -200,8 +202,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           if (!moved) break;
         }
         break;
+      case 14:  // the pipeline's answer from here on: next, modified, drop, kill or respond; held or at once
+        d.pick_verdict(arg >> 4, arg & 8);
+        break;
     }
   }
+  d.release();
   if (std::string breach = test_support::stream_rule_breach(d.records, ctx.conn_id(), d.closed); !breach.empty()) {
     std::fprintf(stderr, "stream-end rule: %s\n", breach.c_str());
     std::abort();
