@@ -616,8 +616,6 @@ struct Http2Layer::Impl {
     if (!failure_code.empty()) fail_stream(st, 502, "sluice: " + server_key() + ": " + failure + "\n");
   }
 
-  // lazy_connect: a whole request goes through the pipeline, which may answer it itself; once its
-  // last frames are attributed to it (after the input is parsed), see run_pipelines().
   // With steps, a response waits whole for the pipeline too, but those that are streams by nature
   // (an event stream, a gRPC call's, an extended CONNECT's) and those to an HTTP/1.1 client (front()).
   bool holds_response(const Stream& st) const {
@@ -636,6 +634,8 @@ struct Http2Layer::Impl {
     submit_response(st, st.resp.ended && st.to_client.size() == 0 && st.resp.trailers.empty());
   }
 
+  // A whole request goes through the pipeline (which may answer it itself) once its last frames are
+  // attributed to it (after the input is parsed): see run_pipelines().
   void request_ended(Stream& st) {
     if (holds_request(st) && !st.submitted && !st.pipeline) ended.push_back(st.client_id);
   }
@@ -691,6 +691,10 @@ struct Http2Layer::Impl {
     }
     st.pipeline = 0;
     record_overlays(st, st.req, Direction::send);
+    if (st.client_closed) {  // the client reset the stream meanwhile: nothing goes on
+      flush();
+      return;
+    }
     if (v.verdict == Verdict::drop) {
       // A clear answer naming who dropped it; the server never sees the request.
       std::string by = v.decided_by.empty() ? std::string("a pipeline step") : v.decided_by;
@@ -1502,7 +1506,8 @@ struct Http2Layer::Impl {
   }
 
   // An event stream (text/event-stream, no content coding) is recorded one `sse` envelope per event,
-  // as the HTTP/1 layer records it, beside the response; its bytes go on as they come.
+  // as the HTTP/1 layer records it, beside the response; its bytes go on as they come (with steps,
+  // each event as its verdict allows).
   void sse_head(Stream& st) {
     const auto& h = st.resp.headers;
     std::string coding = header_value(h, "content-encoding");
