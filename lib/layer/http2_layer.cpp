@@ -1624,7 +1624,7 @@ struct Http2Layer::Impl {
 
   void hold_piece(Stream& st, int d, CommandId id, core::Bytes bytes) {
     st.held_bytes[d] += bytes.size();
-    st.held[d].push_back({id, std::move(bytes), std::nullopt});
+    st.held[d].push_back({id, std::move(bytes), std::nullopt, std::nullopt});
   }
 
   // In order: what has its verdict (or needs none) at the front of the queue joins what goes on.
