@@ -279,6 +279,24 @@ class ServeFromTls(PkiCase):
         self.assertIn(b"502", curl("--http2-prior-knowledge", "-i", "http://127.0.0.1:%d/d" % proxy.port).stdout)
         proxy.stop()
 
+    def test_an_h2_request_body_past_the_stream_window_is_forwarded_on_a_miss(self):
+        # The request waits whole for the lookup: the client's window must open as its body comes, or a
+        # body over 64 KiB stalls (it did, before session 14).
+        from h2server import H2Server
+        h2 = H2Server()
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % h2.port)
+        path = os.path.join(self.tmp.name, "empty.jsonl")
+        with open(path, "wb") as f:
+            f.write(proxy.stop()[1])
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % h2.port, "--serve-from", path, "--on-miss", "forward")
+        body = os.path.join(self.tmp.name, "body")
+        with open(body, "wb") as f:
+            f.write(b"z" * (200 << 10))
+        p = curl("--http2-prior-knowledge", "--data-binary", "@" + body, "http://127.0.0.1:%d/post" % proxy.port)
+        self.assertEqual(p.stdout, b"h2 hello from /post got %d" % (200 << 10), p.stderr)
+        proxy.stop()
+        h2.close()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
