@@ -6,7 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
-#include <map>
+#include <set>
 
 #include <CLI/CLI.hpp>
 
@@ -72,7 +72,7 @@ int run_step(const StepConfig& cfg) {
     write_done(lock);
   };
 
-  std::map<std::pair<std::string, std::string>, bool> h2_flows;  // (stream, flow) of HTTP/2 requests: CONNECT?
+  std::set<std::pair<std::string, std::string>> h2_connects;  // (stream, flow) of HTTP/2 extended CONNECTs
   read_records(
       cfg.inputs, "step",
       [&](envelope::Record&& r, const stream::StreamReader&) {
@@ -96,13 +96,10 @@ int run_step(const StepConfig& cfg) {
         if (env && env->protocol == envelope::Protocol::http && !env->modified && env->overlay.empty()) {
           if (const auto* m = std::get_if<envelope::HttpMessage>(&env->message)) {
             auto key = std::make_pair(env->stream_id, env->flow_id);
-            if (m->kind == envelope::HttpMessage::Kind::request && m->version == "HTTP/2") {
-              h2_flows[key] = m->method == "CONNECT";
-            } else if (m->kind == envelope::HttpMessage::Kind::response) {
-              auto it = h2_flows.find(key);
-              not_unit = it != h2_flows.end() && it->second;
-              if (it != h2_flows.end()) h2_flows.erase(it);
-            }
+            if (m->kind == envelope::HttpMessage::Kind::request && m->version == "HTTP/2" && m->method == "CONNECT")
+              h2_connects.insert(std::move(key));
+            else if (m->kind == envelope::HttpMessage::Kind::response)
+              not_unit = h2_connects.erase(key) > 0;
           }
         }
         if (!env || not_unit || !step::is_unit(*env)) {

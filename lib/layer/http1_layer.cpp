@@ -1,7 +1,6 @@
 #include "layer/http1_layer.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <deque>
 
 #include "core/ascii.hpp"
@@ -399,10 +398,9 @@ void Http1Layer::on_body(Message& m, Http1Parser& parser, core::ByteView wire, c
   }
   // An event stream: one `sse` envelope per event, as soon as its blank line has gone to the client.
   if (m.direction == Direction::receive && ex_->sse && !decoded.empty()) {
-    bool queued = false;
     ex_->sse->feed(decoded, [&](codec::SseEvent&& ev) {
       if (!ev.dispatched) {  // comments, a keep-alive: recorded in the body only
-        if (sse_units) queued = queue_sse_block(0, std::move(ev.raw));
+        if (sse_units) queue_sse_block(0, std::move(ev.raw));
         return;
       }
       envelope::Envelope e;
@@ -420,18 +418,17 @@ void Http1Layer::on_body(Message& m, Http1Parser& parser, core::ByteView wire, c
         return;
       }
       CommandId id = ctx_.new_command();
-      queued = queue_sse_block(id, e.raw);
+      queue_sse_block(id, e.raw);
       out.push_back(RunPipeline{id, std::move(e)});
     });
-    if (queued) flush_sse(now, out);
+    if (sse_units) flush_sse(now, out);
   }
 }
 
-bool Http1Layer::queue_sse_block(CommandId id, core::Bytes bytes) {
+void Http1Layer::queue_sse_block(CommandId id, core::Bytes bytes) {
   Exchange& x = *ex_;
   x.sse_queued += bytes.size();
   x.sse_queue.push_back(Exchange::SseBlock{id, std::move(bytes), std::nullopt});
-  return true;
 }
 
 void Http1Layer::flush_sse(core::Timestamp now, Commands& out) {
@@ -439,14 +436,7 @@ void Http1Layer::flush_sse(core::Timestamp now, Commands& out) {
   bool chunked = x.resp.head.chunked;
   auto send = [&](core::ByteView bytes) {
     if (bytes.empty()) return;  // (an empty chunk would end a chunked body)
-    core::Bytes framed;
-    if (chunked) {
-      char size[20];
-      framed.append(size, static_cast<size_t>(std::snprintf(size, sizeof size, "%zx\r\n", bytes.size())));
-    }
-    framed += bytes;
-    if (chunked) framed += "\r\n";
-    send_to_client(std::move(framed), out);
+    send_to_client(chunked ? body_chunk(bytes) : core::Bytes(bytes), out);
   };
   while (!x.sse_queue.empty() && (!x.sse_queue.front().id || x.sse_queue.front().verdict)) {
     Exchange::SseBlock& b = x.sse_queue.front();
@@ -465,7 +455,7 @@ void Http1Layer::flush_sse(core::Timestamp now, Commands& out) {
     out.push_back(PauseReading{x.server, pause});
   }
   if (x.sse_ended && x.sse_queue.empty()) {
-    if (chunked) send_to_client(core::Bytes("0\r\n\r\n"), out);
+    if (chunked) send_to_client(last_chunk({}), out);
     record_message(x.resp, now, out);
     finish_exchange(now, out);
   }

@@ -135,7 +135,7 @@ class Http1Layer final : public Layer {
   void start_streaming(Message& m, Commands& out);
   // Event-stream units (Exchange::sse_queue): a block joins the queue; the queue goes out in order as
   // far as verdicts allow, and the response is finished once it ended and the queue is empty.
-  bool queue_sse_block(CommandId id, core::Bytes bytes);
+  void queue_sse_block(CommandId id, core::Bytes bytes);
   void flush_sse(core::Timestamp now, Commands& out);
   // `take`: the message is recorded for good, its body moves into the envelope.
   envelope::Envelope make_envelope(Message& m, core::Timestamp time, bool take = false);

@@ -1622,9 +1622,9 @@ struct Http2Layer::Impl {
     return st.grpc_units || (!from_client && st.sse_units) || st.ws_units;
   }
 
-  void hold_piece(Stream& st, int d, CommandId id, core::Bytes bytes) {
+  void hold_piece(Stream& st, int d, CommandId id, core::Bytes bytes, std::optional<envelope::Envelope> record = {}) {
     st.held_bytes[d] += bytes.size();
-    st.held[d].push_back({id, std::move(bytes), std::nullopt, std::nullopt});
+    st.held[d].push_back({id, std::move(bytes), std::nullopt, std::move(record)});
   }
 
   // In order: what has its verdict (or needs none) at the front of the queue joins what goes on.
@@ -1775,8 +1775,7 @@ struct Http2Layer::Impl {
           out->push_back(RunPipeline{id, std::move(*piece.envelope)});
           piece.envelope.reset();
         }
-        st.held_bytes[i] += piece.bytes.size();
-        st.held[i].push_back({id, std::move(piece.bytes), std::nullopt, std::move(piece.envelope)});
+        hold_piece(st, i, id, std::move(piece.bytes), std::move(piece.envelope));
       }
       release_held(st, i);
     }

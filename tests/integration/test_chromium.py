@@ -20,7 +20,9 @@ import urllib.parse
 import warnings
 
 sys.path.insert(0, os.path.dirname(__file__))
-from support import SLUICE, TEST_ENV, Proxy, records, serve_hello  # noqa: E402
+from support import ROOT, SLUICE, TEST_ENV, Proxy, records, serve_hello  # noqa: E402
+
+STEPS = os.path.join(ROOT, "examples", "steps")
 from test_tls import Pki  # noqa: E402
 from test_websocket import EchoServer  # noqa: E402
 
@@ -175,10 +177,9 @@ class Chromium(unittest.TestCase):
     def test_steps_change_what_the_page_s_websocket_and_event_source_get(self):
         # Through CONNECT and TLS: an event of one type dropped and a word changed in the other's data;
         # a word rewritten in the WebSocket message the page sends (the server echoes the change).
-        steps = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "steps")
         report, recs = self.live_page(
-            "--step", "/usr/bin/python3 %s/drop_sse.py heartbeat first changed" % steps,
-            "--step", "/usr/bin/python3 %s/rewrite_ws.py hello howdy" % steps)
+            "--step", "/usr/bin/python3 %s/drop_sse.py heartbeat first changed" % STEPS,
+            "--step", "/usr/bin/python3 %s/rewrite_ws.py hello howdy" % STEPS)
         self.assertEqual(report, {"ws": ["howdy from chromium"], "sse": ["changed event"], "beat": ["none"]})
         sse = [(r["message"]["data"], r.get("variant"), r.get("tags", {}).get("verdict"))
                for r in recs if r["type"] == "envelope" and r["protocol"] == "sse"]
@@ -189,14 +190,13 @@ class Chromium(unittest.TestCase):
         # An HTTP/2 origin (ALPN h2 on both legs through CONNECT): the event of one type dropped, the
         # other's data changed; the page reports what its EventSource got as a request of its own.
         from h2server import H2Server
-        steps = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "steps")
         with tempfile.TemporaryDirectory() as d:
             pki = Pki(d)
             origin = H2Server(pki.cert, pki.key)
             spki = subprocess.run([SLUICE, "ca", "spki"], capture_output=True, check=True, env=TEST_ENV,
                                   timeout=30).stdout.decode().strip()
             proxy = Proxy("--mode", "regular@0", "--server-ca", pki.ca,
-                          "--step", "/usr/bin/python3 %s/drop_sse.py tick two TWO" % steps)
+                          "--step", "/usr/bin/python3 %s/drop_sse.py tick two TWO" % STEPS)
             browser = subprocess.Popen(
                 CHROMIUM + ["--user-data-dir=" + os.path.join(d, "profile"),
                             "--proxy-server=http://127.0.0.1:%d" % proxy.port, "--proxy-bypass-list=<-loopback>",
