@@ -2,6 +2,7 @@
 
 #include "core/ascii.hpp"
 #include "core/base64.hpp"
+#include "codec/grpc.hpp"
 #include "layer/grpc.hpp"
 #include "layer/http1_wire.hpp"
 
@@ -120,6 +121,146 @@ std::vector<envelope::Envelope> grpc_web_envelopes(const envelope::Envelope& htt
     out.back().anomalies = std::move(trouble);
   }
   return out;
+}
+
+// ---- units ---------------------------------------------------------------------------------------
+
+bool GrpcWebUnits::take(const PipelineVerdict& v) {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] != v.id || verdicts[i]) continue;
+    verdicts[i] = v;
+    --waiting;
+    return true;
+  }
+  return false;
+}
+
+std::vector<envelope::Envelope> grpc_web_units(const envelope::Envelope& http) {
+  std::vector<envelope::Envelope> units = grpc_web_envelopes(http);
+  for (const auto& u : units)
+    if (!u.anomalies.empty()) return {};
+  return units;
+}
+
+namespace {
+
+bool is_status_field(std::string_view name) {
+  return core::iequals(name, "grpc-status") || core::iequals(name, "grpc-message");
+}
+
+envelope::Headers with_status(envelope::Headers fields, const envelope::GrpcEndMessage& end) {
+  std::erase_if(fields, [](const envelope::Header& h) { return is_status_field(h.name); });
+  fields.push_back({"grpc-status", std::to_string(end.status)});
+  if (!end.message.empty()) fields.push_back({"grpc-message", end.message});
+  return fields;
+}
+
+// The call's start as a step left it: its path from service and method (an absolute-form target keeps
+// its scheme and authority), its timeout, its metadata; the fields of HTTP and of gRPC's transport stay.
+void apply_start(envelope::HttpMessage& m, const envelope::GrpcStartMessage& g) {
+  std::string prefix;
+  if (size_t scheme = m.path.find("://"); scheme != std::string::npos)
+    prefix = m.path.substr(0, std::min(m.path.find('/', scheme + 3), m.path.size()));
+  m.path = prefix + "/" + g.service + "/" + g.method;
+  envelope::Headers fields;
+  for (const auto& h : m.headers)
+    if (is_grpc_transport_field(h.name) && !core::iequals(h.name, "grpc-timeout")) fields.push_back(h);
+  if (!g.timeout.empty()) fields.push_back({"grpc-timeout", g.timeout});
+  for (const auto& h : g.metadata)
+    if (!is_grpc_transport_field(h.name)) fields.push_back(h);
+  m.headers = std::move(fields);
+}
+
+envelope::Envelope respond(const envelope::Envelope& request, envelope::HttpMessage m, std::string_view content_type,
+                           envelope::Tags tags) {
+  bool text = grpc_web_form(content_type) == GrpcWebForm::text;
+  std::erase_if(m.headers, [](const envelope::Header& h) {
+    return core::iequals(h.name, "content-type") || core::iequals(h.name, "content-length") ||
+           core::iequals(h.name, "transfer-encoding");
+  });
+  m.headers.insert(m.headers.begin(), {"content-type", std::string(content_type)});
+  if (text) m.body = codec::grpc_web_body(m.body, true);
+  envelope::Envelope reply;
+  reply.stream_id = request.stream_id;
+  reply.flow_id = request.flow_id;
+  reply.direction = envelope::Direction::receive;
+  reply.protocol = envelope::Protocol::http;
+  reply.context = request.context;
+  reply.time = request.time;
+  reply.tags = std::move(tags);
+  reply.raw = encode_http1(m);
+  reply.message = std::move(m);
+  return reply;
+}
+
+}  // namespace
+
+GrpcWebOutcome grpc_web_outcome(const GrpcWebUnits& call) {
+  GrpcWebOutcome o;
+  const auto& original = std::get<envelope::HttpMessage>(call.http.message);
+  std::string content_type(find_header(original.headers, "content-type").value_or("application/grpc-web"));
+  envelope::HttpMessage m = original;
+  bool changed = false;
+  core::Bytes frames;
+  for (size_t i = 0; i < call.units.size(); ++i) {
+    const envelope::Envelope& before = call.units[i];
+    const PipelineVerdict& v = *call.verdicts[i];
+    const envelope::Envelope& after = v.envelope;
+    std::string by = v.decided_by.empty() ? std::string("a pipeline step") : v.decided_by;
+    if (v.verdict == Verdict::kill) {
+      o.kind = GrpcWebOutcome::Kind::kill;
+      return o;
+    }
+    if (std::holds_alternative<envelope::GrpcStartMessage>(before.message)) {
+      if (v.verdict == Verdict::drop || (v.verdict == Verdict::respond && v.reply)) {
+        o.kind = GrpcWebOutcome::Kind::respond;
+        if (v.verdict == Verdict::respond) {
+          const auto* r = std::get_if<envelope::HttpMessage>(&v.reply->message);
+          o.reply = respond(call.http, r ? *r : envelope::HttpMessage{}, content_type, v.reply->tags);
+        } else {
+          envelope::HttpMessage refusal;
+          refusal.kind = envelope::HttpMessage::Kind::response;
+          refusal.version = "HTTP/1.1";
+          refusal.status = 200;
+          refusal.reason = "OK";
+          refusal.headers = {{"grpc-status", "7"}, {"grpc-message", "the call was dropped by " + by}};
+          o.reply = respond(call.http, std::move(refusal), content_type, {{"synthesized", "sluice"}});
+        }
+        return o;
+      }
+      if (const auto* g = std::get_if<envelope::GrpcStartMessage>(&after.message); g && after.modified) {
+        apply_start(m, *g);
+        changed = true;
+      }
+    } else if (std::holds_alternative<envelope::GrpcDataMessage>(before.message)) {
+      if (v.verdict == Verdict::drop) {
+        changed = true;
+        continue;
+      }
+      if (after.modified) changed = true;
+      frames += after.raw;
+    } else if (const auto* end = std::get_if<envelope::GrpcEndMessage>(&after.message)) {
+      if (v.verdict == Verdict::drop) {
+        o.kind = GrpcWebOutcome::Kind::kill;
+        return o;
+      }
+      if (!after.modified) {
+        frames += after.raw;
+        continue;
+      }
+      changed = true;
+      if (before.raw.empty())  // a trailers-only answer: the status is in the headers
+        m.headers = with_status(std::move(m.headers), *end);
+      else if (after.raw != before.raw)  // the step edited the frame's bytes
+        frames += after.raw;
+      else
+        frames += codec::grpc_web_trailer_frame(with_status(end->trailers, *end));
+    }
+  }
+  if (!changed) return o;
+  m.body = codec::grpc_web_body(frames, grpc_web_form(content_type) == GrpcWebForm::text);
+  o.changed = std::move(m);
+  return o;
 }
 
 }  // namespace sluice::layer

@@ -65,6 +65,7 @@ struct Http1Layer::Exchange {
   bool sse_paused = false;  // reading from the server stopped while too much waits
   bool sse_ended = false;   // the response is complete: it is finished once the queue is empty
   std::optional<WsDeflate> websocket;  // a 101 to WebSocket, with its deflate parameters
+  std::optional<GrpcWebUnits> grpc_web;  // with steps: the gRPC-Web units of the message that waits
   CommandId stream_timer = 0;  // a small response's body is late: it streams when this fires
 };
 
@@ -949,6 +950,10 @@ void Http1Layer::on_verdict(const PipelineVerdict& v, core::Timestamp now, Comma
     flush_sse(now, out);
     return;
   }
+  if (x.grpc_web && x.grpc_web->take(v)) {
+    if (x.grpc_web->done()) finish_grpc_web(now, out);
+    return;
+  }
   if (v.id != x.req_pipeline && v.id != x.resp_pipeline) return;
   if (v.verdict == Verdict::drop && v.id == x.req_pipeline) {
     // A dropped request gets a clear answer naming who dropped it; the server never sees it.
@@ -965,25 +970,77 @@ void Http1Layer::on_verdict(const PipelineVerdict& v, core::Timestamp now, Comma
   }
   if (v.id == x.req_pipeline) {
     x.req_pipeline = 0;
-    record_grpc_web(v.envelope, out);
     if (x.local_connect) {
       record_overlays(x.req, now, out);
       if (x.server_ready || ctx_.options().lazy_connect) start_tunnel({}, now, out);
       return;
     }
     if (v.verdict == Verdict::respond && v.reply) {
+      record_grpc_web(v.envelope, out);
       answer_with(*v.reply, now, out);
       return;
     }
+    if (run_grpc_web(v.envelope, out)) return;
     send_request(v.envelope, now, out);
     return;
   }
   x.resp_pipeline = 0;
-  send_to_client(v.envelope.raw, out);
+  if (run_grpc_web(v.envelope, out)) return;
+  send_response(v.envelope, now, out);
+}
+
+void Http1Layer::send_response(const envelope::Envelope& env, core::Timestamp now, Commands& out) {
+  Exchange& x = *ex_;
+  send_to_client(env.raw, out);
   x.response_begun = true;
   record_overlays(x.resp, now, out);
-  record_grpc_web(v.envelope, out);
   finish_exchange(now, out);
+}
+
+bool Http1Layer::run_grpc_web(const envelope::Envelope& http, Commands& out) {
+  std::vector<envelope::Envelope> units = ctx_.options().step_units ? grpc_web_units(http) : std::vector<envelope::Envelope>{};
+  if (units.empty()) {
+    record_grpc_web(http, out);
+    return false;
+  }
+  GrpcWebUnits& call = ex_->grpc_web.emplace();
+  call.http = http;
+  call.waiting = units.size();
+  call.verdicts.resize(units.size());
+  for (auto& u : units) {
+    u.seq = seq_++;
+    call.ids.push_back(ctx_.new_command());
+    call.units.push_back(u);
+    out.push_back(RunPipeline{call.ids.back(), std::move(u)});
+  }
+  return true;
+}
+
+void Http1Layer::finish_grpc_web(core::Timestamp now, Commands& out) {
+  Exchange& x = *ex_;
+  GrpcWebUnits call = std::move(*x.grpc_web);
+  x.grpc_web.reset();
+  GrpcWebOutcome o = grpc_web_outcome(call);
+  bool request = call.http.direction == Direction::send;
+  if (o.kind == GrpcWebOutcome::Kind::kill) {  // only this stream, and on HTTP/1 that is the connection
+    close_all("killed", now, out);
+    return;
+  }
+  if (o.kind == GrpcWebOutcome::Kind::respond) {
+    answer_with(*o.reply, now, out);
+    return;
+  }
+  // The message is made again from its units (their variants are what the stream records of the change,
+  // as for gRPC over HTTP/2).
+  envelope::Envelope env = std::move(call.http);
+  if (o.changed) {
+    env.raw = encode_http1(*o.changed);
+    env.message = std::move(*o.changed);
+  }
+  if (request)
+    send_request(env, now, out);
+  else
+    send_response(env, now, out);
 }
 
 void Http1Layer::finish_exchange(core::Timestamp now, Commands& out) {
@@ -1194,7 +1251,7 @@ void Http1Layer::update_timer(core::Timestamp now, Commands& out) {
   } else if (!ex_->req.have_head) {
     kind = Deadline::header;  // counted from the first byte, never extended: slow headers are cut off
     at = plus(ex_->req.time, o.header_timeout);
-  } else if (ex_->req_pipeline || ex_->resp_pipeline || ex_->open_id) {
+  } else if (ex_->req_pipeline || ex_->resp_pipeline || ex_->grpc_web || ex_->open_id) {
     kind = Deadline::none;  // a step or the connect timeout decides
   } else if (!ex_->req.complete) {
     kind = Deadline::body_idle;

@@ -144,6 +144,11 @@ class Http1Layer final : public Layer {
   void record_overlays(const Message& m, core::Timestamp now, Commands& out);
   // gRPC-Web requests and responses also as grpc-web envelopes (start, data, end).
   void record_grpc_web(const envelope::Envelope& http, Commands& out);
+  // With steps, a gRPC-Web message's units go to the pipeline (true: the message waits for them);
+  // without, they are recorded beside.
+  bool run_grpc_web(const envelope::Envelope& http, Commands& out);
+  void finish_grpc_web(core::Timestamp now, Commands& out);
+  void send_response(const envelope::Envelope& env, core::Timestamp now, Commands& out);
   void emit_numbered(std::vector<envelope::Envelope> envelopes, Commands& out);  // seq assigned here
   void on_verdict(const PipelineVerdict& v, core::Timestamp now, Commands& out);
   void finish_exchange(core::Timestamp now, Commands& out);

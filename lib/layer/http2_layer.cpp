@@ -164,6 +164,7 @@ struct Http2Layer::Impl {
     uint64_t held_bytes[2] = {0, 0};
     CommandId grpc_start_unit = 0, grpc_end_unit = 0;
     bool grpc_trailers_only = false;  // the server's answer was one HEADERS frame, held as the end
+    std::optional<GrpcWebUnits> grpc_web;  // a gRPC-Web message held whole waits for its units' verdicts
     std::unique_ptr<codec::SseParser> sse;  // the response is an event stream: one envelope per event
     CommandId pipeline = 0;  // the request waits for the pipeline's verdict (lazy_connect, steps)
     CommandId resp_pipeline = 0;  // the response waits for it (steps)
@@ -213,7 +214,7 @@ struct Http2Layer::Impl {
   std::map<int32_t, Stream*> by_upstream;
   std::vector<int32_t> waiting;  // client streams whose request waits for the server connection
   // What a RunPipeline was for: a stream's request or response, or a gRPC call's start, message or end.
-  enum class Unit : uint8_t { request, response, grpc_start, piece, grpc_end };
+  enum class Unit : uint8_t { request, response, grpc_start, piece, grpc_end, grpc_web };
   std::map<CommandId, std::pair<int32_t, Unit>> verdicts;  // RunPipeline id -> client stream, unit
   std::vector<int32_t> ended;              // client streams whose request just ended (lazy_connect)
   std::string failure_code, failure;  // the server connection could not be opened
@@ -684,6 +685,8 @@ struct Http2Layer::Impl {
         on_grpc_start_verdict(st, v);
       else if (unit == Unit::piece)
         on_piece_verdict(st, v);
+      else if (unit == Unit::grpc_web)
+        on_grpc_web_verdict(st, v);
       else
         on_grpc_end_verdict(st, v);
       flush();
@@ -703,12 +706,72 @@ struct Http2Layer::Impl {
       nghttp2_submit_rst_stream(client, NGHTTP2_FLAG_NONE, st.client_id, NGHTTP2_CANCEL);
       st.upstream_closed = true;
     } else if (v.verdict == Verdict::respond && v.reply) {
+      record_grpc_web(st, v.envelope);
       answer_with(st, *v.reply);
     } else {
       if (v.envelope.modified) apply_request(st, v.envelope);
-      send_on(st);
+      if (!run_grpc_web(st, v.envelope)) send_on(st);
     }
     flush();
+  }
+
+  // A gRPC-Web message held whole: with steps its units go to the pipeline (true: it waits for them);
+  // otherwise they are recorded beside.
+  bool run_grpc_web(Stream& st, const envelope::Envelope& http) {
+    std::vector<envelope::Envelope> units =
+        ctx.options().step_units ? grpc_web_units(http) : std::vector<envelope::Envelope>{};
+    if (units.empty()) {
+      record_grpc_web(st, http);
+      return false;
+    }
+    GrpcWebUnits& call = st.grpc_web.emplace();
+    call.http = http;
+    call.waiting = units.size();
+    call.verdicts.resize(units.size());
+    for (auto& u : units) {
+      u.seq = st.seq++;
+      call.ids.push_back(ctx.new_command());
+      verdicts[call.ids.back()] = {st.client_id, Unit::grpc_web};
+      call.units.push_back(u);
+      out->push_back(RunPipeline{call.ids.back(), std::move(u)});
+    }
+    return true;
+  }
+
+  void record_grpc_web(Stream& st, const envelope::Envelope& http) {
+    for (auto& g : grpc_web_envelopes(http)) {
+      g.seq = st.seq++;
+      out->push_back(EmitRecord{std::move(g)});
+    }
+  }
+
+  void on_grpc_web_verdict(Stream& st, const PipelineVerdict& v) {
+    if (!st.grpc_web || !st.grpc_web->take(v) || !st.grpc_web->done()) return;
+    GrpcWebUnits call = std::move(*st.grpc_web);
+    st.grpc_web.reset();
+    if (st.client_closed) return;
+    GrpcWebOutcome o = grpc_web_outcome(call);
+    bool request = call.http.direction == Direction::send;
+    if (o.kind == GrpcWebOutcome::Kind::kill) {
+      reset_stream(st);
+      return;
+    }
+    if (o.kind == GrpcWebOutcome::Kind::respond) {
+      answer_with(st, *o.reply);
+      return;
+    }
+    if (o.changed) {  // made again from its units (their variants record the change)
+      envelope::Envelope e;
+      e.message = std::move(*o.changed);
+      if (request)
+        apply_request(st, e);
+      else
+        apply_response(st, e);
+    }
+    if (request)
+      send_on(st);
+    else
+      release_response(st);
   }
 
   void on_response_verdict(Stream& st, const PipelineVerdict& v) {
@@ -722,7 +785,7 @@ struct Http2Layer::Impl {
       return;
     }
     if (v.envelope.modified) apply_response(st, v.envelope);  // (respond: the response goes on as it is)
-    release_response(st);
+    if (!run_grpc_web(st, v.envelope)) release_response(st);
   }
 
   // A step changed the response: the client gets its status, fields (in HTTP/2's form, a
@@ -1818,7 +1881,7 @@ struct Http2Layer::Impl {
   }
 
   static bool units_pending(const Stream& st) {
-    return st.pipeline || st.resp_pipeline || st.grpc_start_unit || st.grpc_end_unit || !st.held[0].empty() ||
+    return st.pipeline || st.resp_pipeline || st.grpc_start_unit || st.grpc_end_unit || st.grpc_web || !st.held[0].empty() ||
            !st.held[1].empty();
   }
 

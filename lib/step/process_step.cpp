@@ -59,7 +59,8 @@ bool is_unit(const envelope::Envelope& e) {
   if (const auto* w = std::get_if<envelope::WsMessage>(&e.message))  // a whole data message
     return e.protocol == envelope::Protocol::ws && w->fin && (w->opcode == 1 || w->opcode == 2);
   if (e.protocol == envelope::Protocol::sse) return std::holds_alternative<envelope::SseMessage>(e.message);
-  if (e.protocol == envelope::Protocol::grpc)  // a call's start, each message, its end (gRPC over HTTP/2)
+  if (e.protocol == envelope::Protocol::grpc || e.protocol == envelope::Protocol::grpc_web)
+    // a call's start, each message, its end
     return std::holds_alternative<envelope::GrpcStartMessage>(e.message) ||
            std::holds_alternative<envelope::GrpcDataMessage>(e.message) ||
            std::holds_alternative<envelope::GrpcEndMessage>(e.message);
@@ -414,9 +415,12 @@ struct ProcessStep::Impl {
   }
 
   // A step's answer to a gRPC call (formats/STEP.md): its messages, then grpc-status and grpc-message
-  // as trailers; `metadata` as response fields.
-  static bool grpc_reply(const core::Value& r, envelope::HttpMessage& m, std::string& why) {
-    m.headers = {{"content-type", "application/grpc"}, {"transfer-encoding", "chunked"}};
+  // as trailers (gRPC-Web: in its trailer frame); `metadata` as response fields.
+  static bool grpc_reply(const core::Value& r, envelope::HttpMessage& m, bool web, std::string& why) {
+    if (web)
+      m.headers = {{"content-type", "application/grpc-web+proto"}};
+    else
+      m.headers = {{"content-type", "application/grpc"}, {"transfer-encoding", "chunked"}};
     if (const auto* md = r.find("metadata"); md && md->is_array()) {
       for (const auto& pair : md->as_array()) {
         if (!pair.is_array() || pair.as_array().size() != 2 || !pair.as_array()[0].is_string() ||
@@ -447,6 +451,7 @@ struct ProcessStep::Impl {
     m.trailers.push_back({"grpc-status", std::to_string(status)});
     if (const auto* msg = r.find("grpc_message"); msg && msg->is_string() && !msg->as_string().empty())
       m.trailers.push_back({"grpc-message", msg->as_string()});
+    if (web) m.body += codec::grpc_web_trailer_frame(std::exchange(m.trailers, {}));
     return true;
   }
 
@@ -469,7 +474,7 @@ struct ProcessStep::Impl {
     m.status = 200;
     m.reason = "OK";
     if (std::holds_alternative<envelope::GrpcStartMessage>(request.message)) {
-      if (!grpc_reply(*r, m, why)) return std::nullopt;
+      if (!grpc_reply(*r, m, request.protocol == envelope::Protocol::grpc_web, why)) return std::nullopt;
       reply.protocol = envelope::Protocol::http;
       reply.raw = layer::encode_http1(m);
       reply.message = std::move(m);

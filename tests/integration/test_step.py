@@ -15,11 +15,16 @@ import textwrap
 import threading
 import time
 import unittest
+import http.client
 import http.server
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from support import (ROOT, SLUICE, TEST_ENV, EchoServer, Proxy, connect, curl, records, recv_exactly,  # noqa: E402
                      serve_hello)
+
+from test_grpc_web import lpm  # noqa: E402
 
 EXAMPLES = os.path.join(ROOT, "examples", "steps")
 
@@ -762,6 +767,133 @@ class GrpcCalls(StepCase):
         self.assertEqual(answer[0]["tags"]["synthesized"], "step:grpc_call.py")
 
 
+def grpc_web_frames(body, text):
+    """(flag, payload) of each length-prefixed message of a gRPC-Web body (text: base64 runs, each padded)."""
+    if text:
+        body = b"".join(base64.b64decode(body[i:i + 4]) for i in range(0, len(body), 4))
+    frames, pos = [], 0
+    while pos + 5 <= len(body):
+        n = struct.unpack(">I", body[pos + 1:pos + 5])[0]
+        frames.append((body[pos], body[pos + 5:pos + 5 + n]))
+        pos += 5 + n
+    return frames
+
+
+class GrpcWebEcho(http.server.BaseHTTPRequestHandler):
+    """A gRPC-Web service (as behind Envoy): each message echoed with the call's x-sluice-step, then the
+    trailer frame; the text form answered in two base64 runs, as a streaming server flushes them."""
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        kind = self.headers["Content-Type"]
+        text = kind.startswith("application/grpc-web-text")
+        got = grpc_web_frames(self.rfile.read(int(self.headers["Content-Length"])), text)
+        md = self.headers.get("x-sluice-step", "-").encode()
+        out = b"".join(lpm(b"echo:" + p + b" md=" + md) for _, p in got)
+        out += lpm(b"grpc-status: 0\r\ngrpc-message: fine\r\n", 0x80)
+        if text:
+            out = base64.b64encode(out[:7]) + base64.b64encode(out[7:])
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args):
+        pass
+
+
+class GrpcWebCalls(StepCase):
+    """gRPC-Web (binary and text forms, HTTP/1.1): a call's start, each message both ways and its end are
+    units; what the step changed is what the server and the client get."""
+
+    def call(self, proxy, path, messages, text=False, h2=False):
+        kind = "application/grpc-web-text+proto" if text else "application/grpc-web+proto"
+        body = b"".join(lpm(m) for m in messages)
+        if text:
+            body = base64.b64encode(body)
+        if h2:  # curl over HTTP/2 (the proxy translates to the HTTP/1.1 origin)
+            p = subprocess.run(["curl", "-sS", "--max-time", "10", "--http2-prior-knowledge", "-D", "-",
+                                "--data-binary", "@-", "-H", "Content-Type: " + kind, "-H", "X-Grpc-Web: 1",
+                                "http://127.0.0.1:%d%s" % (proxy.port, path)], input=body, capture_output=True,
+                               timeout=30)
+            if p.returncode != 0:
+                raise ConnectionError(p.stderr.decode())
+            head, _, got = p.stdout.partition(b"\r\n\r\n")
+            headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
+            got = grpc_web_frames(got, text)
+            return headers, [p for f, p in got if not f & 0x80], [p for f, p in got if f & 0x80]
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (proxy.port, path), data=body,
+                                     headers={"Content-Type": kind, "X-Grpc-Web": "1"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            got = grpc_web_frames(r.read(), text)
+            return dict(r.headers), [p for f, p in got if not f & 0x80], [p for f, p in got if f & 0x80]
+
+    def test_the_example_changes_metadata_and_messages_and_answers_a_method(self):
+        origin = serve_hello(handler=GrpcWebEcho)
+        step = "/usr/bin/python3 %s/grpc_call.py /test.Echo/Mine hello howdy" % EXAMPLES
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % origin.server_address[1], "--step", step)
+        for text, h2 in ((False, False), (True, False), (False, True), (True, True)):
+            _, msgs, trailers = self.call(proxy, "/test.Echo/Say", [b"hello a", b"hello b"], text, h2)
+            self.assertEqual(msgs, [b"echo:howdy a md=seen", b"echo:howdy b md=seen"])
+            self.assertEqual(trailers, [b"grpc-status: 0\r\ngrpc-message: fine\r\n"])
+            headers, msgs, trailers = self.call(proxy, "/test.Echo/Mine", [b"q"], text, h2)
+            self.assertEqual(msgs, [b"answered by the step"])  # the server has no such method
+            self.assertEqual(trailers, [b"grpc-status: 0\r\n"])
+            self.assertEqual(headers["x-answered-by"], "step")
+            self.assertEqual(headers["content-type"], "application/grpc-web%s+proto" % ("-text" if text else ""))
+        code, out = proxy.stop()
+        origin.shutdown()
+        origin.server_close()
+        g = [r for r in units(records(out)) if r["protocol"] == "grpc-web"]
+        changed = [(r["direction"], r["message"]["kind"], r["message"].get("payload")) for r in g
+                   if r.get("modified_by") == "step:grpc_call.py" and r["message"]["kind"] == "data"]
+        self.assertEqual(changed, [("send", "data", "howdy a"), ("send", "data", "howdy b")] * 4)
+        originals = [r["message"]["payload"] for r in g if r["message"]["kind"] == "data" and "variant_of" not in r]
+        self.assertIn("hello a", originals)
+        self.assertIn("echo:howdy a md=seen", originals)
+
+    def test_drop_kill_and_a_changed_end(self):
+        step = self.script("gw.py", """
+            import json, sys
+            print(json.dumps({"type": "interest", "protocols": ["grpc-web"]}), flush=True)
+            sys.stdin.readline()
+            for line in sys.stdin:
+                u = json.loads(line)
+                m = u["message"]
+                verdict = None
+                if m["kind"] == "start" and m["method"] in ("Drop", "Kill"):
+                    verdict = m["method"].lower()
+                elif m["kind"] == "data" and m["payload"].startswith("skip"):
+                    verdict = "drop"
+                elif m["kind"] == "end":
+                    m["status"], m["message"] = 5, "changed by the step"
+                if verdict:
+                    print(json.dumps({"type": "verdict", "ask": u["ask"], "outcome": verdict}), flush=True)
+                else:
+                    print(json.dumps(u), flush=True)
+            """)
+        origin = serve_hello(handler=GrpcWebEcho)
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % origin.server_address[1], "--step", step)
+        for text, h2 in ((False, False), (True, False), (False, True), (True, True)):
+            _, msgs, trailers = self.call(proxy, "/test.Echo/Say", [b"one", b"skip me", b"two"], text, h2)
+            self.assertEqual(msgs, [b"echo:one md=-", b"echo:two md=-"])
+            self.assertEqual(trailers, [b"grpc-status: 5\r\ngrpc-message: changed by the step\r\n"])
+            headers, msgs, trailers = self.call(proxy, "/test.Echo/Drop", [b"x"], text, h2)
+            self.assertEqual((headers["grpc-status"], headers["grpc-message"], msgs),
+                             ("7", "the call was dropped by step:gw.py", []))
+            with self.assertRaises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+                self.call(proxy, "/test.Echo/Kill", [b"x"], text, h2)
+        code, out = proxy.stop()
+        origin.shutdown()
+        origin.server_close()
+        self.assertEqual(code, 0)
+        said = [(r["message"]["payload"], r.get("tags", {}).get("verdict")) for r in units(records(out))
+                if r["protocol"] == "grpc-web" and r["direction"] == "send" and r["message"]["kind"] == "data"
+                and "variant_of" not in r]
+        self.assertEqual(said.count(("skip me", "drop")), 4)  # recorded as the client sent it, marked dropped
+
+
 class Offline(StepCase):
     def test_sluice_step_gives_the_records_the_live_proxy_gave(self):
         step = "/usr/bin/python3 %s/add_header.py" % EXAMPLES
@@ -803,6 +935,48 @@ class Offline(StepCase):
             self.assertEqual(len([v for v in offline if v[6] == "modified"]), 3)
         hello.shutdown()
         h2o.close()
+
+    def test_grpc_web_units_offline_as_live(self):
+        class Fixed(http.server.BaseHTTPRequestHandler):  # the same answer whatever the request said
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                out = lpm(b"hello there") + lpm(b"grpc-status: 0\r\n", 0x80)
+                if self.headers["Content-Type"].startswith("application/grpc-web-text"):
+                    out = base64.b64encode(out)
+                self.send_response(200)
+                self.send_header("Content-Type", self.headers["Content-Type"])
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        origin = serve_hello(handler=Fixed)
+        step = "/usr/bin/python3 %s/grpc_call.py /test.Echo/Mine hello howdy" % EXAMPLES
+
+        def take(*args):
+            proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % origin.server_address[1], *args)
+            for text in (False, True):  # (a call the step answers itself has no offline twin: its server answer is in the capture)
+                GrpcWebCalls.call(None, proxy, "/test.Echo/Say", [b"hello a"], text)
+            return proxy.stop()[1]
+
+        def view(out):
+            return [(r["protocol"], r["direction"], r["message"]["kind"], r["message"].get("payload"),
+                     r["message"].get("status"), r.get("variant", "original"), r.get("modified_by"))
+                    for r in units(records(out)) if r.get("modified_by") != "sluice"]
+
+        plain = take()
+        live = take("--step", step)
+        p = subprocess.run([SLUICE, "step", step, "-"], input=plain, capture_output=True, timeout=60, env=TEST_ENV)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        origin.shutdown()
+        origin.server_close()
+        self.assertEqual(view(p.stdout), view(live))
+        changed = [v[3] for v in view(live) if v[6] == "step:grpc_call.py" and v[2] == "data"]
+        self.assertEqual(changed, ["howdy a", "howdy there"] * 2)
 
 
 if __name__ == "__main__":

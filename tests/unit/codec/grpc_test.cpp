@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "codec/grpc.hpp"
+#include "core/base64.hpp"
 #include "layer/grpc.hpp"
 
 using namespace sluice;
@@ -19,4 +20,12 @@ TEST(GrpcFrame, PrefixAndPayloadParseBack) {
     ++seen;
   });
   EXPECT_EQ(seen, 2);
+}
+
+TEST(GrpcWebEncode, TrailerFrameAndTextBody) {
+  std::string trailer = codec::grpc_web_trailer_frame({{"Grpc-Status", "5"}, {"grpc-message", "gone"}});
+  EXPECT_EQ(trailer, std::string("\x80\0\0\0\x24", 5) + "grpc-status: 5\r\ngrpc-message: gone\r\n");
+  std::string frames = codec::grpc_frame("hi") + trailer;
+  EXPECT_EQ(codec::grpc_web_body(frames, false), frames);
+  EXPECT_EQ(codec::grpc_web_body(frames, true), core::base64_encode(frames));
 }
