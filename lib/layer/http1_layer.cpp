@@ -200,7 +200,7 @@ void Http1Layer::pump_client(core::Timestamp now, Commands& out) {
     break;
   }
   // Bytes the exchange cannot take yet: stop reading the client while too many wait.
-  size_t waiting = client_in_.size() - client_pos_ + (ex_ ? ex_->to_server.size() : 0);
+  size_t waiting = client_in_.size() - client_pos_ + (ex_ ? ex_->to_server.size() + ex_->req.held_out.size() : 0);
   if (state_ == State::http && !client_paused_ && waiting > kHighWater) {
     client_paused_ = true;
     out.push_back(PauseReading{kClientConn, true});
@@ -391,7 +391,11 @@ void Http1Layer::on_body(Message& m, Http1Parser& parser, core::ByteView wire, c
   }
   m.body_total += decoded.size();
   bool sse_units = m.direction == Direction::receive && ex_->sse_units;
-  if (m.streaming && !wire.empty() && !sse_units) {
+  if (m.streaming && !wire.empty() && !sse_units && m.head_unit) {
+    m.held_out.append(wire);  // the head waits for its verdict: nothing of the message goes on yet
+    if (m.direction == Direction::receive && m.held_out.size() > kHighWater && ex_->server)
+      out.push_back(PauseReading{ex_->server, true});
+  } else if (m.streaming && !wire.empty() && !sse_units) {
     if (m.direction == Direction::send)
       send_to_server(core::Bytes(wire), out);
     else
@@ -434,6 +438,7 @@ void Http1Layer::queue_sse_block(CommandId id, core::Bytes bytes) {
 
 void Http1Layer::flush_sse(core::Timestamp now, Commands& out) {
   Exchange& x = *ex_;
+  if (x.resp.head_unit) return;  // the head goes first, once judged
   bool chunked = x.resp.head.chunked;
   auto send = [&](core::ByteView bytes) {
     if (bytes.empty()) return;  // (an empty chunk would end a chunked body)
@@ -465,22 +470,130 @@ void Http1Layer::flush_sse(core::Timestamp now, Commands& out) {
 void Http1Layer::start_streaming(Message& m, Commands& out) {
   if (m.streaming) return;
   m.streaming = true;
+  core::Bytes rest = m.head.chunked ? m.wire : m.body;
+  if (judge_head(m, out)) {
+    m.held_out = std::move(rest);
+    return;
+  }
+  send_streamed(m, std::move(rest), out);
+  // Unlimited recording: what was buffered is the canonical envelope; the rest follows as overlays.
+  if (record_limit() == 0) record_message(m, m.time, out);
+}
+
+void Http1Layer::send_streamed(Message& m, core::Bytes rest, Commands& out) {
   core::Bytes first = m.direction == Direction::send ? edit_head(m.head.raw, ex_->edit) : m.head.raw;
-  first += m.head.chunked ? m.wire : m.body;
+  first += rest;
   if (m.direction == Direction::send) {
     send_to_server(std::move(first), out);
   } else {
     ex_->response_begun = true;
     send_to_client(std::move(first), out);
   }
-  // Unlimited recording: what was buffered is the canonical envelope; the rest follows as overlays.
-  if (record_limit() == 0) record_message(m, m.time, out);
+}
+
+bool Http1Layer::judge_head(Message& m, Commands& out) {
+  if (!ctx_.options().step_units || m.head_judged) return false;
+  m.head_judged = true;
+  envelope::Envelope e = make_envelope(m, m.time, false);
+  e.overlay = "head";
+  if (size_t end = e.raw.find("\r\n\r\n"); end != core::Bytes::npos) e.raw.resize(end + 4);
+  auto& msg = std::get<envelope::HttpMessage>(e.message);
+  msg.body.clear();
+  msg.trailers.clear();
+  msg.body_omitted = 0;
+  std::erase_if(e.tags, [](const auto& t) { return t.first == "incomplete" || t.first == "streamed"; });
+  m.head_unit = ctx_.new_command();
+  out.push_back(RunPipeline{m.head_unit, std::move(e)});
+  return true;
+}
+
+bool Http1Layer::apply_head(Message& m, const envelope::Envelope& variant) {
+  const auto* hm = std::get_if<envelope::HttpMessage>(&variant.message);
+  if (!hm) return false;
+  envelope::Headers framing;
+  for (const auto& h : m.head.headers)
+    if (is_framing_field(h.name)) framing.push_back(h);
+  core::Bytes bytes = encode_http1_head(*hm, framing);
+  bool request = m.direction == Direction::send;
+  Http1Parser parser(request ? Http1Parser::Type::request : Http1Parser::Type::response);
+  if (!request) parser.set_request_method(ex_->req.head.method);
+  size_t consumed = 0;
+  auto st = parser.feed(bytes, consumed);
+  if (st != Http1Parser::Status::head && st != Http1Parser::Status::complete) return false;
+  Http1Head head = parser.take_head();
+  if (head.chunked != m.head.chunked || head.content_length != m.head.content_length) return false;
+  if (request && head.target != m.head.target) {  // the server stays the one the head as it came chose
+    ex_->edit.target.reset();
+    if (!head.target.starts_with('/') && head.target != "*")
+      if (auto url = parse_absolute_url(head.target)) ex_->edit.target = url->origin_form;
+  }
+  m.head = std::move(head);
+  m.tags.emplace_back("head_modified_by", variant.modified_by);
+  return true;
+}
+
+void Http1Layer::on_head_verdict(Message& m, const PipelineVerdict& v, core::Timestamp now, Commands& out) {
+  Exchange& x = *ex_;
+  m.head_unit = 0;
+  bool request = m.direction == Direction::send;
+  if (v.verdict == Verdict::kill || (!request && v.verdict == Verdict::drop)) {
+    close_all("killed", now, out);
+    return;
+  }
+  if (request && v.verdict == Verdict::drop) {
+    std::string by = v.decided_by.empty() ? std::string("a pipeline step") : v.decided_by;
+    answer(403, "Forbidden", "sluice: the request was dropped by " + by + "\n", now, out);
+    return;
+  }
+  if (request && v.verdict == Verdict::respond && v.reply) {
+    x.req.head.keep_alive = false;  // the rest of its body is not read: the connection closes after
+    answer_with(*v.reply, now, out);
+    return;
+  }
+  if (v.envelope.modified && !apply_head(m, v.envelope)) {
+    Log log{Log::Level::warn, "a step changed a head so that its body's framing changed or it no longer parses"};
+    out.push_back(std::move(log));
+    close_all("killed", now, out);
+    return;
+  }
+  auto expect = request ? find_header(m.head.headers, "expect") : std::nullopt;
+  if (v.whole && expect && core::iequals(*expect, "100-continue") && m.body_total == 0 && !m.complete) {
+    // The step wants the whole request: the client is told to go on, the body is buffered, and the
+    // request goes through the pipeline whole once it is in (bounded by the limit, as any other).
+    m.streaming = false;
+    m.held_out.clear();
+    send_to_client("HTTP/1.1 100 Continue\r\n\r\n", out);
+    pump_client(now, out);
+    return;
+  }
+  core::Bytes rest = std::move(m.held_out);
+  m.held_out = core::Bytes();
+  bool events = !request && x.sse_units;  // (its blocks wait in the event queue instead)
+  send_streamed(m, events ? core::Bytes() : std::move(rest), out);
+  if (record_limit() == 0 && !m.recorded) record_message(m, m.time, out);
+  if (request) {
+    if (m.complete) {
+      record_message(m, now, out);
+      x.request_sent = true;
+      x.request_sent_at = now;
+    }
+    pump_client(now, out);
+    return;
+  }
+  if (x.server) out.push_back(PauseReading{x.server, false});
+  if (events) {
+    flush_sse(now, out);  // (may finish the exchange)
+  } else if (m.complete) {
+    record_message(m, now, out);
+    finish_exchange(now, out);
+  }
 }
 
 void Http1Layer::on_request_complete(core::Timestamp now, Commands& out) {
   Exchange& x = *ex_;
   x.req.complete = true;
   if (x.req.streaming) {
+    if (x.req.head_unit) return;  // recorded once its head is judged and its bytes went on
     record_message(x.req, now, out);
     x.request_sent = true;
     x.request_sent_at = now;
@@ -769,6 +882,7 @@ void Http1Layer::on_response_complete(core::ByteView rest, core::Timestamp now, 
     return;
   }
   if (resp.streaming) {
+    if (resp.head_unit) return;  // finished once its head is judged and its bytes went on
     record_message(resp, now, out);
     finish_exchange(now, out);
     return;
@@ -948,6 +1062,10 @@ void Http1Layer::on_verdict(const PipelineVerdict& v, core::Timestamp now, Comma
     }
     b.verdict = v;
     flush_sse(now, out);
+    return;
+  }
+  if (v.id && (v.id == x.req.head_unit || v.id == x.resp.head_unit)) {
+    on_head_verdict(v.id == x.req.head_unit ? x.req : x.resp, v, now, out);
     return;
   }
   if (x.grpc_web && x.grpc_web->take(v)) {
@@ -1251,7 +1369,8 @@ void Http1Layer::update_timer(core::Timestamp now, Commands& out) {
   } else if (!ex_->req.have_head) {
     kind = Deadline::header;  // counted from the first byte, never extended: slow headers are cut off
     at = plus(ex_->req.time, o.header_timeout);
-  } else if (ex_->req_pipeline || ex_->resp_pipeline || ex_->grpc_web || ex_->open_id) {
+  } else if (ex_->req_pipeline || ex_->resp_pipeline || ex_->grpc_web || ex_->req.head_unit || ex_->resp.head_unit ||
+             ex_->open_id) {
     kind = Deadline::none;  // a step or the connect timeout decides
   } else if (!ex_->req.complete) {
     kind = Deadline::body_idle;

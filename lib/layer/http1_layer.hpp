@@ -98,6 +98,11 @@ class Http1Layer final : public Layer {
     bool complete = false;
     std::vector<envelope::Anomaly> anomalies;
     envelope::Tags tags;  // added to its envelope (a pipeline step's answer says where it came from)
+    // With steps, a message about to stream waits for its head's verdict (a head unit) before any
+    // byte of it goes on; what would have gone meanwhile waits in `held_out` (the head not included).
+    CommandId head_unit = 0;
+    core::Bytes held_out;
+    bool head_judged = false;
   };
   struct Exchange;
   struct ServerConn {
@@ -133,6 +138,13 @@ class Http1Layer final : public Layer {
   // Both.
   void on_body(Message& m, Http1Parser& parser, core::ByteView wire, core::Timestamp now, Commands& out);
   void start_streaming(Message& m, Commands& out);
+  // The head of a message about to stream goes to the steps first (true: it waits for the verdict).
+  bool judge_head(Message& m, Commands& out);
+  void on_head_verdict(Message& m, const PipelineVerdict& v, core::Timestamp now, Commands& out);
+  // A step changed the head: the message goes on with it (the body's framing as it came).
+  bool apply_head(Message& m, const envelope::Envelope& variant);
+  // What the message sends once it streams: the head (with the mode's edits for a request), then `rest`.
+  void send_streamed(Message& m, core::Bytes rest, Commands& out);
   // Event-stream units (Exchange::sse_queue): a block joins the queue; the queue goes out in order as
   // far as verdicts allow, and the response is finished once it ended and the queue is empty.
   void queue_sse_block(CommandId id, core::Bytes bytes);

@@ -196,6 +196,22 @@ core::Bytes encode_http1(const envelope::HttpMessage& m) {
   return out;
 }
 
+bool is_framing_field(std::string_view name) {
+  return core::iequals(name, "content-length") || core::iequals(name, "transfer-encoding");
+}
+
+core::Bytes encode_http1_head(const envelope::HttpMessage& m, const envelope::Headers& framing) {
+  bool request = m.kind == envelope::HttpMessage::Kind::request;
+  std::string version = m.version.empty() || m.version == "HTTP/2" ? std::string("HTTP/1.1") : m.version;
+  core::Bytes out = request ? m.method + " " + m.path + " " + version + "\r\n"
+                            : version + " " + std::to_string(m.status) + " " + m.reason + "\r\n";
+  for (const auto& h : m.headers)
+    if (!is_framing_field(h.name)) out += h.name + ": " + h.value + "\r\n";
+  for (const auto& h : framing) out += h.name + ": " + h.value + "\r\n";
+  out += "\r\n";
+  return out;
+}
+
 envelope::Headers plain_text_headers(const std::string& text, bool close) {
   envelope::Headers h{{"Content-Type", "text/plain; charset=utf-8"}, {"Content-Length", std::to_string(text.size())}};
   if (close) h.push_back({"Connection", "close"});

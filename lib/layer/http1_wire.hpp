@@ -55,6 +55,11 @@ bool body_expected(std::string_view method);
 // (or replaced) to the body's size; a request whose method carries no body and that has none gets no
 // Content-Length. Every other field goes out as the message has it.
 core::Bytes encode_http1(const envelope::HttpMessage& m);
+// Only the head of `m` (start line, fields in their order and case, the empty line), for a step that
+// judged a head before its body: the body's framing fields (Content-Length, Transfer-Encoding) are
+// `framing`'s, wherever `m` has them or not (the body goes on as it came).
+core::Bytes encode_http1_head(const envelope::HttpMessage& m, const envelope::Headers& framing);
+bool is_framing_field(std::string_view name);
 
 // A response the proxy makes itself: "HTTP/1.1 STATUS REASON", the fields, the body.
 core::Bytes response_bytes(int status, std::string_view reason, const envelope::Headers& headers,

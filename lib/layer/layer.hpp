@@ -74,6 +74,7 @@ struct PipelineVerdict {
   envelope::Envelope envelope;
   std::optional<envelope::Envelope> reply = {};  // respond: the answer's bytes (and tags)
   std::string decided_by = {};                     // drop, kill, respond: the step that said so
+  bool whole = false;  // forward, of a head: a step asked for the whole message (it is held whole)
 };
 struct TimerFired {
   CommandId id;

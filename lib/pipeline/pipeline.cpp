@@ -9,20 +9,20 @@ void Pipeline::run(envelope::Envelope env, std::function<void(Result)> done) con
   }
   // The original is kept only when a step could change the envelope.
   auto original = std::make_shared<const envelope::Envelope>(env);
-  run_from(0, std::move(original), std::move(env), {}, std::move(done));
+  run_from(0, std::move(original), std::move(env), {}, false, std::move(done));
 }
 
 void Pipeline::run_from(size_t index, std::shared_ptr<const envelope::Envelope> original, envelope::Envelope env,
-                        std::string modified_by, std::function<void(Result)> done) const {
+                        std::string modified_by, bool whole, std::function<void(Result)> done) const {
   for (size_t i = index; i < steps_.size(); ++i) {
     const auto& step = steps_[i];
     std::string before_step = modified_by;
     // A held step resumes the rest of the pipeline from the next step.
-    auto resume = [this, i, original, done, name = std::string(step->name()), before_step](Decision d) {
+    auto resume = [this, i, original, done, name = std::string(step->name()), before_step, whole](Decision d) {
       std::string by = before_step;
       if (by.empty() && !(d.envelope == *original)) by = name;
-      if (d.outcome == Outcome::next) {
-        run_from(i + 1, original, std::move(d.envelope), std::move(by), done);
+      if (d.outcome == Outcome::next || d.outcome == Outcome::whole) {
+        run_from(i + 1, original, std::move(d.envelope), std::move(by), whole || d.outcome == Outcome::whole, done);
       } else {
         finish(original.get(), std::move(d.envelope), d.outcome == Outcome::held ? Outcome::next : d.outcome,
                std::move(by), std::move(d.reply), done, name);
@@ -33,18 +33,22 @@ void Pipeline::run_from(size_t index, std::shared_ptr<const envelope::Envelope> 
     if (o == Outcome::held) return;
     if (modified_by.empty() && !(env == *original)) modified_by = std::string(step->name());
     if (o == Outcome::respond && !reply) o = Outcome::next;  // nothing to answer with
+    if (o == Outcome::whole) {
+      whole = true;
+      o = Outcome::next;
+    }
     if (o != Outcome::next) {
       finish(original.get(), std::move(env), o, std::move(modified_by), std::move(reply), done,
              std::string(step->name()));
       return;
     }
   }
-  finish(original.get(), std::move(env), Outcome::next, std::move(modified_by), std::nullopt, done);
+  finish(original.get(), std::move(env), Outcome::next, std::move(modified_by), std::nullopt, done, {}, whole);
 }
 
 void Pipeline::finish(const envelope::Envelope* original, envelope::Envelope env, Outcome outcome,
                       std::string modified_by, Reply reply, const std::function<void(Result)>& done,
-                      std::string decided_by) const {
+                      std::string decided_by, bool whole) const {
   if (original && !modified_by.empty()) {
     envelope::Envelope orig = *original;
     if (outcome == Outcome::drop) orig.tags.emplace_back("verdict", "drop");
@@ -60,7 +64,8 @@ void Pipeline::finish(const envelope::Envelope* original, envelope::Envelope env
     recorded.tags.emplace_back("verdict", outcome == Outcome::drop ? "drop" : "kill");
     sink_(recorded);
   }
-  done(Result{outcome, std::move(env), std::move(reply), outcome == Outcome::next ? std::string() : std::move(decided_by)});
+  done(Result{outcome, std::move(env), std::move(reply), outcome == Outcome::next ? std::string() : std::move(decided_by),
+              whole});
 }
 
 }  // namespace sluice::pipeline

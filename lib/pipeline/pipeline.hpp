@@ -21,8 +21,9 @@ namespace sluice::pipeline {
 
 // `respond`: the step answered a request itself (a recorded response, a mock, an intercept's edit):
 // the request goes no further and the reply goes back to the peer. Layers that cannot answer (raw
-// bytes) treat it as `next`.
-enum class Outcome : uint8_t { next, drop, kill, held, respond };
+// bytes) treat it as `next`. `whole`: `next`, and the step asks for the whole message after this head
+// (a head unit; on any other unit it is `next`).
+enum class Outcome : uint8_t { next, drop, kill, held, respond, whole };
 
 // A step's answer to a request: the reply's exact bytes in `raw` (an HTTP/1 response for HTTP), any
 // tags for the layer to add to the envelope it records for the reply.
@@ -53,6 +54,7 @@ struct Result {
   envelope::Envelope envelope;      // what to send (respond: the request as recorded)
   Reply reply = {};                 // respond: what to answer
   std::string decided_by;           // drop, kill, respond: the step that said so
+  bool whole = false;               // next: a step asked for the whole message (Outcome::whole)
 };
 
 class Pipeline {
@@ -73,9 +75,10 @@ class Pipeline {
 
  private:
   void run_from(size_t index, std::shared_ptr<const envelope::Envelope> original, envelope::Envelope env,
-                std::string modified_by, std::function<void(Result)> done) const;
+                std::string modified_by, bool whole, std::function<void(Result)> done) const;
   void finish(const envelope::Envelope* original, envelope::Envelope env, Outcome outcome, std::string modified_by,
-              Reply reply, const std::function<void(Result)>& done, std::string decided_by = {}) const;
+              Reply reply, const std::function<void(Result)>& done, std::string decided_by = {},
+              bool whole = false) const;
 
   RecordSink sink_;
   std::vector<std::shared_ptr<Step>> steps_;

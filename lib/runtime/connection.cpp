@@ -132,7 +132,8 @@ void Connection::execute(Command& cmd) {
                   : res.outcome == pipeline::Outcome::kill    ? Verdict::kill
                   : res.outcome == pipeline::Outcome::respond ? Verdict::respond
                                                               : Verdict::forward;
-      auto deliver = [self, stream, ev = PipelineVerdict{id, v, std::move(res.envelope), std::move(res.reply), std::move(res.decided_by)}]() mutable {
+      auto deliver = [self, stream, ev = PipelineVerdict{id, v, std::move(res.envelope), std::move(res.reply),
+                                                         std::move(res.decided_by), res.whole}]() mutable {
         --self->in_pipeline_;
         if (auto it = self->held_by_stream_.find(stream); it != self->held_by_stream_.end() && --it->second == 0)
           self->held_by_stream_.erase(it);

@@ -53,6 +53,10 @@ const core::Value* member(const core::Value& v, std::string_view key) { return v
 
 }  // namespace
 
+bool is_head_unit(const envelope::Envelope& e) {
+  return e.overlay == "head" && !e.modified && std::holds_alternative<envelope::HttpMessage>(e.message);
+}
+
 bool is_unit(const envelope::Envelope& e) {
   if (!e.overlay.empty() || e.modified) return false;
   if (e.protocol == envelope::Protocol::raw) return true;
@@ -87,8 +91,10 @@ struct Interest {
   std::vector<envelope::Protocol> protocols;  // empty: every protocol
   std::vector<envelope::Direction> directions;  // empty: both
   bool cancel = false;  // the step wants {"type": "cancel", "ask": N} when a unit it has is cancelled
+  bool heads = true, wholes = true;  // "phase": the heads of streamed messages, whole units
 
   bool wants(const envelope::Envelope& e) const {
+    if (!(is_head_unit(e) ? heads : wholes)) return false;
     if (!protocols.empty() && std::find(protocols.begin(), protocols.end(), e.protocol) == protocols.end())
       return false;
     if (!directions.empty() && std::find(directions.begin(), directions.end(), e.direction) == directions.end())
@@ -324,6 +330,22 @@ struct ProcessStep::Impl {
     };
     if (!names("protocols", protocol, in->protocols)) return false;
     if (!names("directions", envelope::parse_direction, in->directions)) return false;
+    if (const core::Value* phase = member(v, "phase"); phase && !phase->is_null()) {
+      std::vector<std::string> phases;
+      auto name = [](const std::string& s) { return s == "head" || s == "whole" ? std::optional(s) : std::nullopt; };
+      if (phase->is_string()) {
+        auto p = name(phase->as_string());
+        if (p) phases.push_back(*p);
+      } else if (!names("phase", name, phases)) {
+        return false;
+      }
+      if (phases.empty()) {
+        why = "declared an interest whose \"phase\" is not \"head\", \"whole\" or a list of them";
+        return false;
+      }
+      in->heads = std::find(phases.begin(), phases.end(), "head") != phases.end();
+      in->wholes = std::find(phases.begin(), phases.end(), "whole") != phases.end();
+    }
     if (const core::Value* c = member(v, "cancel"); c && !c->is_null()) {
       if (!c->is_bool()) {
         why = "declared an interest whose \"cancel\" is not true or false";
@@ -343,6 +365,9 @@ struct ProcessStep::Impl {
       const core::Value* o = member(v, "outcome");
       std::string outcome = o && o->is_string() ? o->as_string() : "";
       if (outcome == "next") return pipeline::Decision{pipeline::Outcome::next, f.original, std::nullopt};
+      if (outcome == "whole")  // of a head: bring the whole message (elsewhere: next)
+        return pipeline::Decision{is_head_unit(f.original) ? pipeline::Outcome::whole : pipeline::Outcome::next,
+                                  f.original, std::nullopt};
       if (outcome == "drop") return pipeline::Decision{pipeline::Outcome::drop, f.original, std::nullopt};
       if (outcome == "kill") return pipeline::Decision{pipeline::Outcome::kill, f.original, std::nullopt};
       if (outcome == "respond") {
@@ -350,7 +375,7 @@ struct ProcessStep::Impl {
         if (!reply) return std::nullopt;
         return pipeline::Decision{pipeline::Outcome::respond, f.original, std::move(reply)};
       }
-      why = "answered with an unknown outcome '" + outcome + "' (next, drop, kill or respond)";
+      why = "answered with an unknown outcome '" + outcome + "' (next, drop, kill, respond or whole)";
       return std::nullopt;
     }
     if (t != "envelope") {
@@ -387,6 +412,17 @@ struct ProcessStep::Impl {
         return std::nullopt;
       }
       e.raw.clear();
+    } else if (is_head_unit(f.original)) {
+      // A head before its body: made from the message, the body's framing as it came.
+      const auto* m = std::get_if<envelope::HttpMessage>(&e.message);
+      if (!raw_same || !m) {
+        why = "changed the raw bytes of a head (change its message instead)";
+        return std::nullopt;
+      }
+      envelope::Headers framing;
+      for (const auto& h : std::get<envelope::HttpMessage>(f.original.message).headers)
+        if (layer::is_framing_field(h.name)) framing.push_back(h);
+      e.raw = layer::encode_http1_head(*m, framing);
     } else if (!raw_same) {
       e.raw = std::move(changed.raw);  // the step edited the bytes: they are sent as it left them
     } else if (auto* m = std::get_if<envelope::HttpMessage>(&e.message)) {
@@ -640,7 +676,7 @@ struct ProcessStep::Impl {
   }
 
   pipeline::Outcome process(envelope::Envelope& env, const pipeline::Resume& resume) {
-    if (!is_unit(env)) return pipeline::Outcome::next;
+    if (!is_unit(env) && !is_head_unit(env)) return pipeline::Outcome::next;
     std::lock_guard lock(mu);
     if (interest && !interest->wants(env)) return pipeline::Outcome::next;  // not sent: the fast path
     if (stopping || !up) return policy_outcome();  // the child is down: the policy at once

@@ -60,8 +60,12 @@ class ProcessStep : public pipeline::Step {
   std::unique_ptr<Impl> impl_;
 };
 
-// Whether a unit of this kind passes steps today: HTTP/1 requests and responses the proxy buffers,
-// whole WebSocket data messages, and raw chunks (the envelopes the layers send through the pipeline). `sluice step` sends the same kinds.
+// Whether a unit of this kind passes steps today: HTTP/1 and HTTP/2 requests and responses the proxy
+// holds whole, whole WebSocket data messages, events, gRPC and gRPC-Web calls' starts, messages and
+// ends, and raw chunks (the envelopes the layers send through the pipeline). `sluice step` sends the
+// same kinds.
 bool is_unit(const envelope::Envelope& e);
+// A head unit: an HTTP message's head (overlay "head", no body) judged before its body streams.
+bool is_head_unit(const envelope::Envelope& e);
 
 }  // namespace sluice::step

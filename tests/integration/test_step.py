@@ -341,6 +341,81 @@ class Interest(StepCase):
         self.assertIn("declared an interest with a bad filter", errors[0]["message"])
 
 
+class HeadSeen(http.server.BaseHTTPRequestHandler):
+    """Answers a request with what it saw of it; GET /big answers 200 KiB."""
+    protocol_version = "HTTP/1.1"
+
+    def answer(self, body):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        self.answer(b"x" * (200 << 10))
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.answer(("head-step=%s len=%d start=%s" % (self.headers.get("X-Head-Step", "-"), len(body),
+                                                       body[:8].decode())).encode())
+
+    do_PUT = do_POST
+
+    def log_message(self, *args):
+        pass
+
+
+class Heads(StepCase):
+    """The head phase (curl, HTTP/1.1): a message that streams (over --record-body-limit, Expect:
+    100-continue) is judged by its head before any byte of it goes; the step may change the head, or
+    ask for the whole message."""
+
+    def test_heads_of_streamed_messages_and_a_whole_ask(self):
+        step = self.script("heads.py", '''
+            import json, sys
+            print(json.dumps({"type": "interest", "phase": ["head", "whole"]}), flush=True)
+            sys.stdin.readline()
+            for line in sys.stdin:
+                u = json.loads(line)
+                m = u["message"]
+                if u.get("overlay") == "head":
+                    if any(h[0].lower() == "expect" for h in m["headers"]):
+                        print(json.dumps({"type": "verdict", "ask": u["ask"], "outcome": "whole"}), flush=True)
+                        continue
+                    m["headers"].append(["X-Head-Step", "seen"])
+                elif m["kind"] == "request" and isinstance(m.get("body"), str):
+                    m["body"] = m["body"].upper()
+                print(json.dumps(u), flush=True)
+        ''')
+        origin = serve_hello(handler=HeadSeen)
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % origin.server_address[1], "--step", step,
+                      "--record-body-limit", "1KiB")
+        url = "http://127.0.0.1:%d" % proxy.port
+        big = os.path.join(self.dir.name, "big")
+        with open(big, "wb") as f:
+            f.write(b"a" * (100 << 10))
+        # Over the limit: the body streams, its head was the step's.
+        p = curl("-H", "Expect:", "--data-binary", "@" + big, url + "/up")
+        self.assertEqual(p.stdout, b"head-step=seen len=102400 start=aaaaaaaa")
+        # 100-continue: the step asked for the whole request, and changed its body.
+        p = curl("-X", "PUT", "-H", "Expect: 100-continue", "--data-binary", "hello there", url + "/put")
+        self.assertEqual(p.stdout, b"head-step=- len=11 start=HELLO TH")
+        # A response over the limit: its head changed, its body as it came.
+        p = curl("-D", "-", "-o", "/dev/null", url + "/big")
+        self.assertIn(b"X-Head-Step: seen\r\n", p.stdout)
+        code, out = proxy.stop()
+        origin.shutdown()
+        origin.server_close()
+        recs = units(records(out))
+        heads = [r for r in recs if r.get("overlay") == "head"]
+        self.assertEqual([(r["direction"], r.get("modified_by")) for r in heads],
+                         [("send", None), ("send", "step:heads.py"), ("send", None), ("receive", None),
+                          ("receive", "step:heads.py")])
+        up = [r for r in recs if not r.get("overlay") and r["message"].get("path") == "/up"]
+        self.assertEqual(up[0]["tags"]["head_modified_by"], "step:heads.py")
+        self.assertEqual(up[0]["tags"]["streamed"], "true")
+
+
 class Failures(StepCase):
     def assert_error(self, out, code):
         errors = [r for r in records(out) if r["type"] == "error"]
@@ -544,7 +619,8 @@ class ServerSentEvents(StepCase):
             ("quote", "PRICE 12\nend", "modified", "step:drop_sse.py", None),
             ("", "unchanged", "original", None, None)])
         self.assertEqual([v[5] for v in view if v[2] == "original"], [e for e in EVENTS if not e.startswith(b":")])
-        response = [r for r in units(records(live)) if r["protocol"] == "http" and r["direction"] == "receive"]
+        response = [r for r in units(records(live)) if r["protocol"] == "http" and r["direction"] == "receive"
+                    and not r.get("overlay")]  # (over HTTP/1.1 its head was judged first: a `head` overlay)
         self.assertEqual(response[0]["message"]["body"], b"".join(EVENTS).decode())  # as the server sent it
         # `sluice step` over the capture made without the step gives the same events.
         p = subprocess.run([SLUICE, "step", step, "-"], input=plain, capture_output=True, timeout=60, env=TEST_ENV)

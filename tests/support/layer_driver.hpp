@@ -33,6 +33,7 @@ class LayerDriver {
   // bytes made again, as a step's edit is).
   layer::Verdict verdict = layer::Verdict::forward;
   bool modify = false;
+  bool whole = false;  // with forward: the step asks for the whole message (a head unit's answer)
 
   // Events the driver makes (replies) queue behind the one being handled, as in the runtime: no
   // recursion, however long the conversation.
@@ -75,6 +76,7 @@ class LayerDriver {
                                                    layer::Verdict::respond, layer::Verdict::forward};
     verdict = kVerdicts[pick & 7];
     modify = (pick & 7) == 3;
+    whole = pick & 8;
     hold_pipeline = hold;
     if (!hold_pipeline) release();
   }
@@ -86,6 +88,7 @@ class LayerDriver {
   // The verdict the pipeline gives `r` under the settings above.
   layer::PipelineVerdict answer(layer::RunPipeline r) const {
     layer::PipelineVerdict v{r.id, verdict, std::move(r.envelope)};
+    v.whole = whole;
     if (modify) {
       v.envelope.modified = true;  // as the pipeline marks a step's variant
       if (auto* m = std::get_if<envelope::HttpMessage>(&v.envelope.message)) {

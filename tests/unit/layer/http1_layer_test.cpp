@@ -340,6 +340,69 @@ TEST(Http1Layer, ExpectContinueSendsTheHeadFirst) {
   EXPECT_EQ(envs[1].direction, envelope::Direction::send);
 }
 
+// With steps, a message about to stream (over the body limit, 100-continue, an event stream) is judged
+// by its head first: nothing of it goes on until the head's verdict; a changed head goes with the body's
+// framing as it came, and the message is recorded with it (the head as it came is the `head` overlay).
+TEST(Http1Layer, AStreamedMessagesHeadIsJudgedBeforeAnyByteGoes) {
+  ProxyOptions o;
+  o.step_units = true;
+  o.record_body_limit = 10;
+  Fixture f("reverse:http://o@0", o);
+  LayerDriver d(f.layer());
+  d.hold_pipeline = true;
+  std::string head = "POST /up HTTP/1.1\r\nHost: o\r\nContent-Length: 20\r\n\r\n";
+  d.client(head + "0123456789");
+  d.client("abcdefghij");
+  EXPECT_EQ(d.sent[1], "");  // the server has none of it
+  std::vector<envelope::Envelope> heads;
+  for (const auto& e : d.envelopes())
+    if (e.overlay == "head") heads.push_back(e);
+  ASSERT_EQ(heads.size(), 1u);
+  EXPECT_EQ(heads[0].raw, head);
+  EXPECT_EQ(http(heads[0]).body, "");
+  d.modify = true;
+  d.release();
+  std::string changed = "POST /up HTTP/1.1\r\nHost: o\r\nX-Step: 1\r\nContent-Length: 20\r\n\r\n";
+  EXPECT_EQ(d.sent[1], changed + "0123456789abcdefghij");
+  auto envs = canonical(d);
+  ASSERT_EQ(envs.size(), 1u);
+  EXPECT_TRUE(envs[0].raw.starts_with(changed));
+  EXPECT_TRUE(std::any_of(envs[0].tags.begin(), envs[0].tags.end(), [](const auto& t) { return t.first == "head_modified_by"; }));
+  // A response over the limit too; a head dropped closes (a client cannot be told to skip a response).
+  d.modify = false;
+  d.verdict = Verdict::drop;
+  d.server("HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n0123456789abc");
+  EXPECT_EQ(d.sent[kClientConn], "");
+  d.release();
+  EXPECT_EQ(d.sent[kClientConn], "");
+  EXPECT_TRUE(std::any_of(d.closed.begin(), d.closed.end(), [](const auto& c) { return c.conn == kClientConn; }));
+}
+
+TEST(Http1Layer, AHeadDroppedIsRefusedAndAWholeAskBuffersA100ContinueRequest) {
+  ProxyOptions o;
+  o.step_units = true;
+  {
+    Fixture f("reverse:http://o@0", o);
+    LayerDriver d(f.layer());
+    d.verdict = Verdict::drop;
+    d.client("PUT /u HTTP/1.1\r\nHost: o\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+    EXPECT_TRUE(d.sent[kClientConn].starts_with("HTTP/1.1 403 Forbidden\r\n"));
+    EXPECT_NE(d.sent[kClientConn].find("dropped by test"), std::string::npos);
+    EXPECT_EQ(d.sent[1], "");
+  }
+  Fixture f("reverse:http://o@0", o);
+  LayerDriver d(f.layer());
+  d.whole = true;
+  std::string head = "PUT /u HTTP/1.1\r\nHost: o\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
+  d.client(head);
+  EXPECT_EQ(d.sent[kClientConn], "HTTP/1.1 100 Continue\r\n\r\n");  // the proxy asks for the body itself
+  EXPECT_EQ(d.sent[1], "");
+  d.whole = false;
+  d.modify = true;  // the whole request is a unit now: the step changes it whole
+  d.client("data");
+  EXPECT_EQ(d.sent[1], "PUT /u HTTP/1.1\r\nHost: o\r\nExpect: 100-continue\r\nContent-Length: 4\r\nX-Step: 1\r\n\r\ndata");
+}
+
 TEST(Http1Layer, UpgradeToWebSocketHandsTheConnectionsToTheWebSocketLayer) {
   Fixture f("reverse:http://o@0");
   LayerDriver d(f.layer());
@@ -496,8 +559,10 @@ TEST(Http1Layer, SseEventsAreUnitsWithSteps) {
   Fixture f("reverse:http://o@0", o);
   LayerDriver d(f.layer());
   d.client("GET /events HTTP/1.1\r\nHost: o\r\n\r\n");
-  d.hold_pipeline = true;  // (the request passed)
   std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+  d.server(head);  // the head is judged (a head unit, passed at once) before it goes
+  EXPECT_EQ(d.sent[kClientConn], head);
+  d.hold_pipeline = true;
   std::string body = "data: one\n\n:keep\n\nevent: skip\ndata: two\n\ndata: three\n\n";
   auto chunk = [](const std::string& b) {
     char size[16];
@@ -505,7 +570,7 @@ TEST(Http1Layer, SseEventsAreUnitsWithSteps) {
     return size + b + "\r\n";
   };
   // Split anywhere inside the body: the blocks are the same.
-  d.server(head + chunk(body.substr(0, 15)));
+  d.server(chunk(body.substr(0, 15)));
   d.server(chunk(body.substr(15)));
   EXPECT_EQ(d.sent[kClientConn], head);  // the head goes at once, the events wait
   std::vector<std::string> events;
@@ -546,7 +611,8 @@ TEST(Http1Layer, SseEventsOfAFramedOrCloseDelimitedStream) {
     d.client("GET / HTTP/1.1\r\nHost: o\r\n\r\n");
     std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
     d.server(head + "data: a\n\n");
-    EXPECT_EQ(d.sent[kClientConn], head + "data: a\n\n+");
+    // The head was a unit too: the driver's edit added a field to it.
+    EXPECT_EQ(d.sent[kClientConn], "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nX-Step: 1\r\n\r\ndata: a\n\n+");
     d.close(1);
     EXPECT_TRUE(std::any_of(d.closed.begin(), d.closed.end(), [](const auto& c) { return c.conn == kClientConn; }));
   }
@@ -554,9 +620,10 @@ TEST(Http1Layer, SseEventsOfAFramedOrCloseDelimitedStream) {
     Fixture f("reverse:http://o@0", o);
     LayerDriver d(f.layer());
     d.client("GET / HTTP/1.1\r\nHost: o\r\n\r\n");
-    d.hold_pipeline = true;
     std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 18\r\n\r\n";
-    d.server(head + "data: a\n\n");
+    d.server(head);  // (its head judged at once)
+    d.hold_pipeline = true;
+    d.server("data: a\n\n");
     EXPECT_EQ(d.sent[kClientConn], head + "data: a\n\n");
     size_t sse = 0;
     for (const auto& e : d.envelopes()) sse += e.protocol == envelope::Protocol::sse;
