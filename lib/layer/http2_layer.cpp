@@ -458,6 +458,8 @@ struct Http2Layer::Impl {
       if (from_client) im.request_ended(*st);
     } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
       st->reset_code = frame->rst_stream.error_code;
+      // The client gave up this stream: steps let go of its units now (whatever the error code).
+      if (from_client && !st->client_closed && units_pending(*st)) im.out->push_back(CancelUnits{st->stream_id});
     }
     if (!from_client && st->resp.ended && (st->resp_held || st->sse_units)) im.response_over(*st);
     return 0;

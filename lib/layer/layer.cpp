@@ -78,6 +78,7 @@ std::string describe(const Command& c) {
     std::string operator()(const RunPipeline& r) const {
       return "RunPipeline(#" + std::to_string(r.id) + ", " + envelope_brief(r.envelope) + ")";
     }
+    std::string operator()(const CancelUnits& c) const { return "CancelUnits(" + c.stream_id + ")"; }
     std::string operator()(const EmitRecord& e) const {
       if (const auto* end = std::get_if<envelope::EndRecord>(&e.record))
         return "EmitRecord(end " + end->scope + " " + end->stream_id + " " + end->reason + " sent=" +

@@ -125,6 +125,11 @@ struct RunPipeline {
   CommandId id;
   envelope::Envelope envelope;
 };
+// The peer gave up one stream (an HTTP/2 RST_STREAM) while units of it are in the pipeline: the steps
+// that hold them let them go now (their verdicts still come, and are ignored).
+struct CancelUnits {
+  std::string stream_id;
+};
 // Write a record straight into the stream (lifecycle records, overlays).
 struct EmitRecord {
   envelope::Record record;
@@ -135,7 +140,7 @@ struct Log {
 };
 
 using Command = std::variant<OpenConnection, SendData, CloseConnection, PauseReading, StartTimer, CancelTimer,
-                             RunPipeline, EmitRecord, Log>;
+                             RunPipeline, CancelUnits, EmitRecord, Log>;
 using Commands = std::vector<Command>;
 
 // One line per event or command, for logs and test diffs:

@@ -2,6 +2,19 @@
 
 namespace sluice::pipeline {
 
+namespace {
+
+std::string to_string(Outcome o) {
+  switch (o) {
+    case Outcome::drop: return "drop";
+    case Outcome::kill: return "kill";
+    case Outcome::respond: return "respond";
+    default: return "next";
+  }
+}
+
+}  // namespace
+
 void Pipeline::run(envelope::Envelope env, std::function<void(Result)> done) const {
   if (steps_.empty()) {
     finish(nullptr, std::move(env), Outcome::next, {}, std::nullopt, done);
@@ -49,19 +62,20 @@ void Pipeline::run_from(size_t index, std::shared_ptr<const envelope::Envelope> 
 void Pipeline::finish(const envelope::Envelope* original, envelope::Envelope env, Outcome outcome,
                       std::string modified_by, Reply reply, const std::function<void(Result)>& done,
                       std::string decided_by, bool whole) const {
+  // The original of a unit that went no further says why: drop, kill or respond, with who said so.
   if (original && !modified_by.empty()) {
     envelope::Envelope orig = *original;
-    if (outcome == Outcome::drop) orig.tags.emplace_back("verdict", "drop");
+    if (outcome == Outcome::drop || outcome == Outcome::respond) orig.tags.emplace_back("verdict", to_string(outcome));
     sink_(orig);
     env.modified = true;
     env.variant_of = original->seq;
     env.modified_by = std::move(modified_by);
     sink_(env);
-  } else if (outcome == Outcome::next || outcome == Outcome::respond) {
+  } else if (outcome == Outcome::next) {
     sink_(env);
   } else {
     envelope::Envelope recorded = env;
-    recorded.tags.emplace_back("verdict", outcome == Outcome::drop ? "drop" : "kill");
+    recorded.tags.emplace_back("verdict", to_string(outcome));
     sink_(recorded);
   }
   done(Result{outcome, std::move(env), std::move(reply), outcome == Outcome::next ? std::string() : std::move(decided_by),

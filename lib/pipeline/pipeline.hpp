@@ -46,6 +46,8 @@ class Step {
   // The client connection `conn_id` is gone: units of it this step holds are cancelled. The step
   // resumes each now (any thread, at most once as always: a later answer of its own is ignored).
   virtual void cancel(std::string_view conn_id) { (void)conn_id; }
+  // The same for the units of one stream (an HTTP/2 stream its client reset).
+  virtual void cancel_stream(std::string_view stream_id) { (void)stream_id; }
 };
 
 // What the pipeline finally says about one envelope.
@@ -71,6 +73,9 @@ class Pipeline {
   // Cancels the units of a client connection that steps hold (Step::cancel): they finish now.
   void cancel(std::string_view conn_id) const {
     for (const auto& s : steps_) s->cancel(conn_id);
+  }
+  void cancel_stream(std::string_view stream_id) const {
+    for (const auto& s : steps_) s->cancel_stream(stream_id);
   }
 
  private:

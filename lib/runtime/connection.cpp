@@ -146,6 +146,8 @@ void Connection::execute(Command& cmd) {
       else
         asio::post(self->exec_, std::move(deliver));
     });
+  } else if (auto* cu = std::get_if<CancelUnits>(&cmd)) {
+    deps_.pipeline.cancel_stream(cu->stream_id);
   } else if (auto* e = std::get_if<EmitRecord>(&cmd)) {
     if (deps_.annotate) deps_.annotate(e->record);
     if (in_pipeline_ > 0 && std::holds_alternative<envelope::EndRecord>(e->record)) {

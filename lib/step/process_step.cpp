@@ -693,12 +693,13 @@ struct ProcessStep::Impl {
 
   // The units of a client connection that is gone: resumed now (as they came: nothing acts on the
   // verdict), the step told when it asked to be, a late answer ignored.
-  void cancel(std::string_view conn_id) {
+  template <typename Pred>
+  void cancel_if(Pred gone_with) {
     std::vector<InFlight> gone;
     {
       std::lock_guard lock(mu);
       for (auto it = in_flight.begin(); it != in_flight.end();) {
-        if (it->second.original.context.conn_id != conn_id) {
+        if (!gone_with(it->second.original)) {
           ++it;
           continue;
         }
@@ -739,6 +740,12 @@ pipeline::Outcome ProcessStep::process(envelope::Envelope& env, pipeline::Reply&
 
 void ProcessStep::stop() { impl_->stop(); }
 
-void ProcessStep::cancel(std::string_view conn_id) { impl_->cancel(conn_id); }
+void ProcessStep::cancel(std::string_view conn_id) {
+  impl_->cancel_if([conn_id](const envelope::Envelope& e) { return e.context.conn_id == conn_id; });
+}
+
+void ProcessStep::cancel_stream(std::string_view stream_id) {
+  impl_->cancel_if([stream_id](const envelope::Envelope& e) { return e.stream_id == stream_id; });
+}
 
 }  // namespace sluice::step

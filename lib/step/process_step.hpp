@@ -50,6 +50,7 @@ class ProcessStep : public pipeline::Step {
   // Units of the connection still with the program are resumed now; with the interest member
   // "cancel": true it is sent {"type": "cancel", "ask": N} for each (formats/STEP.md).
   void cancel(std::string_view conn_id) override;
+  void cancel_stream(std::string_view stream_id) override;
 
   // Ends the child (its stdin closed, then a second to exit, then SIGKILL) and the thread. Idempotent.
   void stop();

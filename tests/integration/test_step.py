@@ -194,8 +194,9 @@ class Live(StepCase):
         self.assertEqual([path for path, _ in Seen.requests[before:]], ["/next"])  # the others never left
         code, out = proxy.stop()
         recs = units(records(out))
-        killed = [r for r in recs if r["message"].get("path") == "/kill"]
-        self.assertEqual(killed[0]["tags"].get("verdict"), "kill")
+        verdicts = {r["message"]["path"]: r.get("tags", {}).get("verdict") for r in recs
+                    if r["direction"] == "send" and r["message"].get("path") and "variant_of" not in r}
+        self.assertEqual(verdicts, {"/mock": "respond", "/kill": "kill", "/drop": "drop", "/next": None})
 
     def test_a_raw_chunk_changed_reaches_the_server(self):
         echo = EchoServer()
@@ -537,6 +538,69 @@ class Failures(StepCase):
         held = [r for r in units(recs) if r["message"].get("path") == "/held"]
         self.assertEqual(len(held), 1)
         self.assertNotIn("/held", [p for p, _ in Seen.requests])
+
+    def test_an_http2_stream_reset_while_held_is_cancelled_and_the_others_go_on(self):
+        """An HTTP/2 client resets one stream while the step holds its request: that unit is cancelled
+        at once and the step told; the connection and its other streams go on."""
+        import h2.config
+        import h2.connection
+        import h2.events
+        told, got = os.path.join(self.dir.name, "told-h2"), os.path.join(self.dir.name, "got-h2")
+        step = self.script("cancel_h2.py", '''
+            import json, sys
+            print(json.dumps({"type": "interest", "cancel": True, "directions": ["send"]}), flush=True)
+            sys.stdin.readline()
+            for line in sys.stdin:
+                u = json.loads(line)
+                if u.get("type") == "cancel":
+                    with open(%r, "a") as f:
+                        f.write("%%d\\n" %% u["ask"])
+                elif u.get("message", {}).get("path") == "/held":
+                    open(%r, "w").close()
+                else:
+                    print(json.dumps(u), flush=True)
+        ''' % (told, got))
+        proxy = self.reverse(step, extra=("--step-timeout", "30"))
+        sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+
+        def get(path):
+            sid = conn.get_next_available_stream_id()
+            conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":authority", "h"), (":path", path)],
+                              end_stream=True)
+            sock.sendall(conn.data_to_send())
+            return sid
+
+        held = get("/held")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not os.path.exists(got):  # the step has it
+            time.sleep(0.05)
+        conn.reset_stream(held)
+        sock.sendall(conn.data_to_send())
+        start = time.monotonic()
+        while time.monotonic() - start < 10 and not os.path.exists(told):
+            time.sleep(0.05)
+        self.assertTrue(os.path.exists(told))
+        self.assertLess(time.monotonic() - start, 5)
+        after = get("/after")
+        sock.settimeout(10)
+        body, ended = b"", False
+        while not ended:
+            data = sock.recv(65536)
+            self.assertTrue(data)
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.DataReceived) and ev.stream_id == after:
+                    body += ev.data
+                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == after:
+                    ended = True
+            sock.sendall(conn.data_to_send())
+        self.assertEqual(body, b"path=/after step=-\n")
+        sock.close()
+        code, out = proxy.stop()
+        self.assertEqual(code, 0, proxy.stderr_lines)
+        self.assertEqual([r for r in records(out) if r["type"] == "error" and r["code"].startswith("step_")], [])
 
     def test_sigint_with_a_held_unit_exits_within_the_grace_period(self):
         step = self.script("hold.py", '''
