@@ -98,6 +98,7 @@ struct Message {
   bool ended = false;        // END_STREAM seen
   bool recorded = false;
   uint64_t seq = 0;  // the recorded envelope's
+  envelope::Tags tags;  // added to its envelope (a step changed its head)
 };
 
 // HTTP/1 fields as HTTP/2 carries them: names in lower case, without the connection-specific ones
@@ -165,6 +166,11 @@ struct Http2Layer::Impl {
     CommandId grpc_start_unit = 0, grpc_end_unit = 0;
     bool grpc_trailers_only = false;  // the server's answer was one HEADERS frame, held as the end
     std::optional<GrpcWebUnits> grpc_web;  // a gRPC-Web message held whole waits for its units' verdicts
+    // A message held whole for steps that grows past the limit streams on, but its head is judged first
+    // (a head unit; 0: the request's, 1: the response's): the sender's window is then opened only as
+    // the other leg takes the bytes.
+    CommandId head_unit[2] = {0, 0};
+    bool head_judged[2] = {false, false};
     std::unique_ptr<codec::SseParser> sse;  // the response is an event stream: one envelope per event
     CommandId pipeline = 0;  // the request waits for the pipeline's verdict (lazy_connect, steps)
     CommandId resp_pipeline = 0;  // the response waits for it (steps)
@@ -214,7 +220,7 @@ struct Http2Layer::Impl {
   std::map<int32_t, Stream*> by_upstream;
   std::vector<int32_t> waiting;  // client streams whose request waits for the server connection
   // What a RunPipeline was for: a stream's request or response, or a gRPC call's start, message or end.
-  enum class Unit : uint8_t { request, response, grpc_start, piece, grpc_end, grpc_web };
+  enum class Unit : uint8_t { request, response, grpc_start, piece, grpc_end, grpc_web, head };
   std::map<CommandId, std::pair<int32_t, Unit>> verdicts;  // RunPipeline id -> client stream, unit
   std::vector<int32_t> ended;              // client streams whose request just ended (lazy_connect)
   std::string failure_code, failure;  // the server connection could not be opened
@@ -491,7 +497,8 @@ struct Http2Layer::Impl {
     }
     if (!from_client) im.sse_data(*st, bytes);
     st->unconsumed[from_client ? 0 : 1] += len;
-    if ((from_client && !st->submitted && im.holds_request(*st)) || (!from_client && st->resp_held) ||
+    if ((from_client && !st->submitted && im.holds_request(*st) && !st->head_judged[0]) ||
+        (!from_client && st->resp_held && !st->head_judged[1]) ||
         (queued && st->held_bytes[from_client ? 0 : 1] + st->ws_pending[from_client ? 0 : 1].size() <= kMaxHeld))
       im.open_window(*st, from_client, len);  // held whole: the sender may go on (up to the limit, then it streams)
     if (st->grpc_units && lpm_parser.pending().size() > im.limit()) {
@@ -504,8 +511,8 @@ struct Http2Layer::Impl {
     im.resume(*st, from_client);
     // Too much to hold for a verdict: the request streams on without one.
     if (from_client && im.holds_request(*st) && !st->submitted && !st->pipeline && st->to_upstream.size() > im.limit())
-      im.send_on(*st);
-    if (!from_client && st->resp_held && !st->resp_pipeline && st->to_client.size() > im.limit()) im.release_response(*st);
+      im.stream_on(*st, 0);
+    if (!from_client && st->resp_held && !st->resp_pipeline && st->to_client.size() > im.limit()) im.stream_on(*st, 1);
     return 0;
   }
 
@@ -627,7 +634,7 @@ struct Http2Layer::Impl {
   }
 
   void response_ended(Stream& st) {
-    if (st.resp_held && !st.resp_pipeline && !st.client_closed)
+    if (st.resp_held && !st.resp_pipeline && !st.client_closed && !st.head_judged[1])
       ended.push_back(-st.client_id);  // (negative: the response)
   }
 
@@ -640,7 +647,72 @@ struct Http2Layer::Impl {
   // A whole request goes through the pipeline (which may answer it itself) once its last frames are
   // attributed to it (after the input is parsed): see run_pipelines().
   void request_ended(Stream& st) {
-    if (holds_request(st) && !st.submitted && !st.pipeline) ended.push_back(st.client_id);
+    if (holds_request(st) && !st.submitted && !st.pipeline && !st.head_judged[0]) ended.push_back(st.client_id);
+  }
+
+  // Past the limit a held message streams on: with steps, once its head is judged (a head unit).
+  void stream_on(Stream& st, int d) {
+    if (st.head_judged[d]) return;
+    if (!ctx.options().step_units || lazy()) {
+      d == 0 ? send_on(st) : release_response(st);
+      return;
+    }
+    st.head_judged[d] = true;
+    Message& m = d == 0 ? st.req : st.resp;
+    Direction dir = d == 0 ? Direction::send : Direction::receive;
+    envelope::Envelope e = envelope_for(st, dir, envelope::Protocol::http);
+    e.time = m.time.ns ? m.time : now;
+    e.overlay = "head";
+    e.message = http_head(m, dir);
+    st.head_unit[d] = ctx.new_command();
+    verdicts[st.head_unit[d]] = {st.client_id, Unit::head};
+    out->push_back(RunPipeline{st.head_unit[d], std::move(e)});
+  }
+
+  void on_head_verdict(Stream& st, const PipelineVerdict& v) {
+    int d = v.id == st.head_unit[0] ? 0 : 1;
+    st.head_unit[d] = 0;
+    if (st.client_closed) return;
+    bool request = d == 0;
+    if (v.verdict == Verdict::kill || (!request && v.verdict == Verdict::drop)) {
+      reset_stream(st);
+      return;
+    }
+    if (request && v.verdict == Verdict::drop) {
+      std::string by = v.decided_by.empty() ? std::string("a pipeline step") : v.decided_by;
+      fail_stream(st, 403, "sluice: the request was dropped by " + by + "\n");
+      return;
+    }
+    if (request && v.verdict == Verdict::respond && v.reply) {
+      answer_with(st, *v.reply);
+      return;
+    }
+    const auto* hm = std::get_if<envelope::HttpMessage>(&v.envelope.message);
+    if (v.envelope.modified && hm) {
+      // The head as the step left it, in HTTP/2's form; the body's content-length as it came.
+      Message& m = request ? st.req : st.resp;
+      std::string length = header_value(m.headers, "content-length");
+      envelope::Headers fields = h2_fields(hm->headers);
+      std::erase_if(fields, [](const envelope::Header& h) { return h.name == "content-length"; });
+      if (!length.empty()) fields.push_back({"content-length", length});
+      if (request) {
+        envelope::Headers pseudo;
+        for (auto [name, value] : {std::pair{":method", &hm->method}, {":scheme", &hm->scheme},
+                                   {":authority", &hm->authority}, {":path", &hm->path}})
+          if (!value->empty()) pseudo.push_back({name, *value});
+        for (const auto& h : m.pseudo)
+          if (h.name != ":method" && h.name != ":scheme" && h.name != ":authority" && h.name != ":path") pseudo.push_back(h);
+        m.pseudo = std::move(pseudo);
+      } else {
+        m.pseudo = {{":status", std::to_string(hm->status)}};
+      }
+      m.headers = std::move(fields);
+      m.tags.emplace_back("head_modified_by", v.envelope.modified_by);
+    }
+    if (request)
+      send_on(st);
+    else
+      release_response(st);
   }
 
   void run_pipelines() {
@@ -651,7 +723,7 @@ struct Http2Layer::Impl {
       if (it == streams.end()) continue;
       Stream& st = *it->second;
       if (id < 0) {
-        if (st.resp_held && !st.resp_pipeline && !st.client_closed) run_response_pipeline(st);
+        if (st.resp_held && !st.resp_pipeline && !st.client_closed && !st.head_judged[1]) run_response_pipeline(st);
       } else if (!st.submitted && !st.pipeline) {
         run_pipeline(st);
       }
@@ -689,6 +761,8 @@ struct Http2Layer::Impl {
         on_piece_verdict(st, v);
       else if (unit == Unit::grpc_web)
         on_grpc_web_verdict(st, v);
+      else if (unit == Unit::head)
+        on_head_verdict(st, v);
       else
         on_grpc_end_verdict(st, v);
       flush();
@@ -1047,8 +1121,9 @@ struct Http2Layer::Impl {
     core::Bytes body = st.h1->parser->take_body();
     if (body.empty()) return;
     if (!queued(st, false)) st.to_client.append(body);
-    if (st.resp_held && !st.resp_pipeline && st.to_client.size() > limit()) release_response(st);
-    if (!st.resp_held && !st.h1->paused && st.h1->conn && st.to_client.size() + st.held_bytes[1] > kH1Buffered) {
+    if (st.resp_held && !st.resp_pipeline && st.to_client.size() > limit()) stream_on(st, 1);
+    if ((!st.resp_held || st.head_judged[1]) && !st.h1->paused && st.h1->conn &&
+        st.to_client.size() + st.held_bytes[1] > kH1Buffered) {
       st.h1->paused = true;
       out->push_back(PauseReading{st.h1->conn, true});
     }
@@ -1540,12 +1615,10 @@ struct Http2Layer::Impl {
     m.data_frames.clear();
   }
 
-  envelope::Envelope message_envelope(Stream& st, Message& m, Direction d, envelope::Tags tags) {
-    envelope::Envelope e = envelope_for(st, d, envelope::Protocol::http);
-    e.time = m.time.ns ? m.time : now;
+  // A message's start and fields (no body).
+  static envelope::HttpMessage http_head(const Message& m, Direction d) {
     envelope::HttpMessage msg;
     msg.version = m.version;
-    m.seq = e.seq;
     if (d == Direction::send) {
       msg.kind = envelope::HttpMessage::Kind::request;
       msg.method = header_value(m.pseudo, ":method");
@@ -1558,12 +1631,21 @@ struct Http2Layer::Impl {
       msg.reason = m.reason;
     }
     msg.headers = m.headers;
+    return msg;
+  }
+
+  envelope::Envelope message_envelope(Stream& st, Message& m, Direction d, envelope::Tags tags) {
+    envelope::Envelope e = envelope_for(st, d, envelope::Protocol::http);
+    e.time = m.time.ns ? m.time : now;
+    envelope::HttpMessage msg = http_head(m, d);
+    m.seq = e.seq;
     msg.trailers = m.trailers;
     msg.body = std::move(m.body);
     msg.body_omitted = m.body_total > msg.body.size() ? m.body_total - msg.body.size() : 0;
     e.raw = std::move(m.raw);
     e.message = std::move(msg);
     e.tags = std::move(tags);
+    for (const auto& t : m.tags) e.tags.push_back(t);
     if (!m.ended && !st.ws) e.tags.emplace_back("incomplete", "true");
     if (st.reset_code) e.tags.emplace_back("rst_stream", nghttp2_http2_strerror(st.reset_code));
     e.anomalies = m.anomalies;
@@ -1860,10 +1942,10 @@ struct Http2Layer::Impl {
     for (auto it = streams.begin(); it != streams.end();) {
       Stream& st = *it->second;
       if (st.ws) record_ws(st);
-      if (st.req.ended || st.client_closed) record_message(st, st.req, Direction::send);
+      if ((st.req.ended || st.client_closed) && !st.head_unit[0]) record_message(st, st.req, Direction::send);
       if (st.h1 && (st.h1->body_done || st.client_closed)) record_h1_variant(st);
       record_front_variant(st);
-      if (st.resp.ended || (st.upstream_closed && st.client_closed)) {
+      if ((st.resp.ended || (st.upstream_closed && st.client_closed)) && !st.head_unit[1]) {
         record_message(st, st.resp, Direction::receive);
         grpc_end(st, true);
       }
@@ -1883,7 +1965,8 @@ struct Http2Layer::Impl {
   }
 
   static bool units_pending(const Stream& st) {
-    return st.pipeline || st.resp_pipeline || st.grpc_start_unit || st.grpc_end_unit || st.grpc_web || !st.held[0].empty() ||
+    return st.pipeline || st.resp_pipeline || st.grpc_start_unit || st.grpc_end_unit || st.grpc_web || st.head_unit[0] ||
+           st.head_unit[1] || !st.held[0].empty() ||
            !st.held[1].empty();
   }
 

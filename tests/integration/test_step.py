@@ -389,32 +389,36 @@ class Heads(StepCase):
                 print(json.dumps(u), flush=True)
         ''')
         origin = serve_hello(handler=HeadSeen)
-        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % origin.server_address[1], "--step", step,
-                      "--record-body-limit", "1KiB")
-        url = "http://127.0.0.1:%d" % proxy.port
         big = os.path.join(self.dir.name, "big")
         with open(big, "wb") as f:
             f.write(b"a" * (100 << 10))
-        # Over the limit: the body streams, its head was the step's.
-        p = curl("-H", "Expect:", "--data-binary", "@" + big, url + "/up")
-        self.assertEqual(p.stdout, b"head-step=seen len=102400 start=aaaaaaaa")
-        # 100-continue: the step asked for the whole request, and changed its body.
-        p = curl("-X", "PUT", "-H", "Expect: 100-continue", "--data-binary", "hello there", url + "/put")
-        self.assertEqual(p.stdout, b"head-step=- len=11 start=HELLO TH")
-        # A response over the limit: its head changed, its body as it came.
-        p = curl("-D", "-", "-o", "/dev/null", url + "/big")
-        self.assertIn(b"X-Head-Step: seen\r\n", p.stdout)
-        code, out = proxy.stop()
+        for client in ((), ("--http2-prior-knowledge",)):  # HTTP/1.1, and HTTP/2 translated to the origin
+            h2 = bool(client)
+            proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % origin.server_address[1], "--step", step,
+                          "--record-body-limit", "1KiB")
+            url = "http://127.0.0.1:%d" % proxy.port
+            # Over the limit: the body streams, its head was the step's.
+            p = curl(*client, "-H", "Expect:", "--data-binary", "@" + big, url + "/up")
+            self.assertEqual(p.stdout, b"head-step=seen len=102400 start=aaaaaaaa")
+            if not h2:  # 100-continue: the step asked for the whole request, and changed its body.
+                p = curl("-X", "PUT", "-H", "Expect: 100-continue", "--data-binary", "hello there", url + "/put")
+                self.assertEqual(p.stdout, b"head-step=- len=11 start=HELLO TH")
+            # A response over the limit: its head changed, its body as it came.
+            p = curl(*client, "-D", "-", "-o", "/dev/null", "-w", "%{size_download}", url + "/big")
+            self.assertIn(b"x-head-step: seen\r\n", p.stdout.lower())
+            self.assertTrue(p.stdout.endswith(b"\r\n\r\n204800"), p.stdout)
+            code, out = proxy.stop()
+            self.assertEqual(code, 0)
+            recs = units(records(out))
+            heads = [(r["direction"], r.get("modified_by")) for r in recs if r.get("overlay") == "head"]
+            self.assertEqual(heads, [("send", None), ("send", "step:heads.py")] + ([] if h2 else [("send", None)]) +
+                             [("receive", None), ("receive", "step:heads.py")])
+            up = [r for r in recs if not r.get("overlay") and r["message"].get("path") == "/up"
+                  and "variant_of" not in r]
+            self.assertEqual(up[0]["tags"]["head_modified_by"], "step:heads.py")
+            self.assertEqual(up[0]["message"]["body_omitted"], 100 * 1024 - 1024)
         origin.shutdown()
         origin.server_close()
-        recs = units(records(out))
-        heads = [r for r in recs if r.get("overlay") == "head"]
-        self.assertEqual([(r["direction"], r.get("modified_by")) for r in heads],
-                         [("send", None), ("send", "step:heads.py"), ("send", None), ("receive", None),
-                          ("receive", "step:heads.py")])
-        up = [r for r in recs if not r.get("overlay") and r["message"].get("path") == "/up"]
-        self.assertEqual(up[0]["tags"]["head_modified_by"], "step:heads.py")
-        self.assertEqual(up[0]["tags"]["streamed"], "true")
 
 
 class Failures(StepCase):
