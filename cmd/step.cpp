@@ -73,6 +73,7 @@ int run_step(const StepConfig& cfg) {
   };
 
   std::set<std::pair<std::string, std::string>> h2_connects;  // (stream, flow) of HTTP/2 extended CONNECTs
+  std::set<std::pair<std::string, std::string>> h2_flows;     // ... of HTTP/2 requests, until their response
   read_records(
       cfg.inputs, "step",
       [&](envelope::Record&& r, const stream::StreamReader&) {
@@ -93,16 +94,24 @@ int run_step(const StepConfig& cfg) {
         // Live, the response to an HTTP/2 extended CONNECT is not sent to steps: such flows are known
         // from their request, until their response.
         bool not_unit = false;
+        bool over_h2 = false;  // (a response translated from an HTTP/1.1 server says HTTP/1.1)
         if (env && env->protocol == envelope::Protocol::http && !env->modified && env->overlay.empty()) {
           if (const auto* m = std::get_if<envelope::HttpMessage>(&env->message)) {
             auto key = std::make_pair(env->stream_id, env->flow_id);
-            if (m->kind == envelope::HttpMessage::Kind::request && m->version == "HTTP/2" && m->method == "CONNECT")
-              h2_connects.insert(std::move(key));
-            else if (m->kind == envelope::HttpMessage::Kind::response)
+            bool request = m->kind == envelope::HttpMessage::Kind::request;
+            if (request && m->version == "HTTP/2" && m->method == "CONNECT") {
+              h2_connects.insert(key);
+            } else if (!request) {
               not_unit = h2_connects.erase(key) > 0;
+              over_h2 = h2_flows.erase(key) > 0;
+            }
+            if (request && m->version == "HTTP/2") h2_flows.insert(std::move(key));
           }
         }
-        if (!env || not_unit || !step::is_unit(*env)) {
+        // A message that streamed was judged by its head first: the head goes to the step, then the
+        // message is written as the proxy records it (with the head the step left).
+        std::optional<envelope::Envelope> head = env && !not_unit ? step::head_unit_of(*env, over_h2) : std::nullopt;
+        if (!env || not_unit || (!head && !step::is_unit(*env))) {
           push(std::move(r));
           return;
         }
@@ -118,12 +127,27 @@ int run_step(const StepConfig& cfg) {
         // A pipeline per unit, kept alive by its own completion (a held unit resumes it later).
         auto pipe = std::make_shared<pipeline::Pipeline>([slot](const envelope::Envelope& e) { slot->records.emplace_back(e); });
         pipe->add(program);
-        pipe->run(std::move(*env), [&, slot, pipe](pipeline::Result res) {
+        std::function<void(pipeline::Result)> finish = [&, slot, pipe](pipeline::Result res) {
           if (res.outcome == pipeline::Outcome::respond && res.reply) slot->records.emplace_back(*res.reply);
           std::lock_guard lock(mu);
           slot->done = true;
           --in_flight;
           cv.notify_all();
+        };
+        std::optional<envelope::Envelope> message;
+        if (head) message = std::move(*env);
+        pipe->run(head ? std::move(*head) : std::move(*env), [&, slot, pipe, finish, message = std::move(message)](pipeline::Result res) mutable {
+          if (message && res.outcome == pipeline::Outcome::next) {
+            if (res.envelope.modified) step::apply_head(*message, res.envelope);
+            // Asked whole (a 100-continue request the proxy then buffers): the message is a unit too.
+            if (res.whole && step::is_unit(*message)) {
+              std::erase_if(message->tags, [](const auto& t) { return t.first == "streamed"; });
+              pipe->run(std::move(*message), finish);
+              return;
+            }
+          }
+          if (message) slot->records.emplace_back(std::move(*message));
+          finish(std::move(res));
         });
         std::unique_lock lock(mu);
         write_done(lock);

@@ -57,6 +57,67 @@ bool is_head_unit(const envelope::Envelope& e) {
   return e.overlay == "head" && !e.modified && std::holds_alternative<envelope::HttpMessage>(e.message);
 }
 
+std::optional<envelope::Envelope> head_unit_of(const envelope::Envelope& e, bool over_h2) {
+  const auto* m = std::get_if<envelope::HttpMessage>(&e.message);
+  if (!m || !e.overlay.empty() || e.modified || e.protocol != envelope::Protocol::http || m->method == "CONNECT")
+    return std::nullopt;
+  auto type = layer::find_header(m->headers, "content-type");
+  bool events = type && core::iequals(type->substr(0, std::min<size_t>(type->size(), 17)), "text/event-stream");
+  bool grpc = type && core::iequals(type->substr(0, std::min<size_t>(type->size(), 16)), "application/grpc");
+  bool judged;
+  if (over_h2 || m->version == "HTTP/2") {  // a message held whole that went past the limit
+    judged = m->body_omitted > 0 && !events && !grpc;
+  } else {
+    bool streamed = false;
+    for (const auto& [k, v] : e.tags) streamed |= k == "streamed" && v == "true";
+    auto expect = layer::find_header(m->headers, "expect");
+    bool request = m->kind == envelope::HttpMessage::Kind::request;
+    judged = streamed && (m->body_omitted > 0 || (!request && events) ||
+                          (request && expect && core::iequals(*expect, "100-continue")));
+  }
+  if (!judged) return std::nullopt;
+  envelope::Envelope head = e;
+  head.overlay = "head";
+  auto& hm = std::get<envelope::HttpMessage>(head.message);
+  hm.body.clear();
+  hm.trailers.clear();
+  hm.body_omitted = 0;
+  if (over_h2 || m->version == "HTTP/2")
+    head.raw.clear();
+  else if (size_t end = head.raw.find("\r\n\r\n"); end != core::Bytes::npos)
+    head.raw.resize(end + 4);
+  std::erase_if(head.tags, [](const auto& t) { return t.first == "incomplete" || t.first == "streamed"; });
+  return head;
+}
+
+void apply_head(envelope::Envelope& message, const envelope::Envelope& variant) {
+  auto* m = std::get_if<envelope::HttpMessage>(&message.message);
+  const auto* v = std::get_if<envelope::HttpMessage>(&variant.message);
+  if (!m || !v) return;
+  bool h2 = variant.raw.empty();  // a head over HTTP/2 has no bytes of its own
+  envelope::Headers fields;
+  for (const auto& h : v->headers)
+    if (!layer::is_framing_field(h.name)) fields.push_back(h2 ? envelope::Header{core::to_lower(h.name), h.value} : h);
+  for (const auto& h : m->headers)
+    if (layer::is_framing_field(h.name)) fields.push_back(h2 ? envelope::Header{core::to_lower(h.name), h.value} : h);
+  if (!h2) {
+    size_t end = message.raw.find("\r\n\r\n");
+    message.raw = variant.raw + (end == core::Bytes::npos ? core::Bytes() : message.raw.substr(end + 4));
+  }
+  m->method = v->method;
+  m->path = v->path;
+  if (h2) {
+    m->scheme = v->scheme;
+    m->authority = v->authority;
+  }
+  m->status = v->status;
+  if (!h2) m->reason = v->reason;
+  if (!h2 && m->kind == envelope::HttpMessage::Kind::request)
+    if (auto host = layer::find_header(fields, "host")) m->authority = std::string(*host);
+  m->headers = std::move(fields);
+  message.tags.emplace_back("head_modified_by", variant.modified_by);
+}
+
 bool is_unit(const envelope::Envelope& e) {
   if (!e.overlay.empty() || e.modified) return false;
   if (e.protocol == envelope::Protocol::raw) return true;
@@ -422,7 +483,7 @@ struct ProcessStep::Impl {
       envelope::Headers framing;
       for (const auto& h : std::get<envelope::HttpMessage>(f.original.message).headers)
         if (layer::is_framing_field(h.name)) framing.push_back(h);
-      e.raw = layer::encode_http1_head(*m, framing);
+      if (!f.original.raw.empty()) e.raw = layer::encode_http1_head(*m, framing);  // (over HTTP/2: no bytes)
     } else if (!raw_same) {
       e.raw = std::move(changed.raw);  // the step edited the bytes: they are sent as it left them
     } else if (auto* m = std::get_if<envelope::HttpMessage>(&e.message)) {

@@ -68,5 +68,15 @@ class ProcessStep : public pipeline::Step {
 bool is_unit(const envelope::Envelope& e);
 // A head unit: an HTTP message's head (overlay "head", no body) judged before its body streams.
 bool is_head_unit(const envelope::Envelope& e);
+// For `sluice step`: the head unit the proxy would have sent before the recorded message `e` streamed
+// (an HTTP/1 message tagged streamed whose body went past the limit, an event stream's response, a
+// 100-continue request; an HTTP/2 request or response past the limit), or none.
+// `over_h2`: the message went through the HTTP/2 layer (a response translated from an HTTP/1.1 server
+// says HTTP/1.1).
+std::optional<envelope::Envelope> head_unit_of(const envelope::Envelope& e, bool over_h2);
+// The recorded message as the proxy records it after a step changed its head (`variant`, the head
+// unit's modified variant): start line and fields from it, the body's framing as it came, tagged
+// head_modified_by.
+void apply_head(envelope::Envelope& message, const envelope::Envelope& variant);
 
 }  // namespace sluice::step

@@ -392,11 +392,33 @@ class Heads(StepCase):
         big = os.path.join(self.dir.name, "big")
         with open(big, "wb") as f:
             f.write(b"a" * (100 << 10))
+        def view(out):
+            """What live and offline share: not times, the origin's Date, the proxy's Host; nor the answers
+            to /up and /put (the origin echoes what the step changed: a live answer has no offline twin), nor
+            the 100-continue exchange."""
+            recs = units(records(out))
+            put = {r["flow_id"] for r in recs if r["message"].get("path") == "/put"}
+            up = {r["flow_id"] for r in recs if r["message"].get("path") == "/up"}
+            return [(r.get("overlay"), r["direction"], r["message"].get("path"), r["message"].get("status"),
+                     [h for h in r["message"]["headers"] if h[0].lower() not in ("date", "host")],
+                     r["message"].get("body"), r.get("variant", "original"), r.get("modified_by"), r.get("tags"))
+                    for r in recs if r.get("overlay") in (None, "head") and r.get("modified_by") != "sluice"
+                    and r["flow_id"] not in put and not (r["flow_id"] in up and r["direction"] == "receive")]
+
         for client in ((), ("--http2-prior-knowledge",)):  # HTTP/1.1, and HTTP/2 translated to the origin
             h2 = bool(client)
-            proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % origin.server_address[1], "--step", step,
-                          "--record-body-limit", "1KiB")
-            url = "http://127.0.0.1:%d" % proxy.port
+            for with_step in (False, True):
+                args = ("--step", step) if with_step else ()
+                proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % origin.server_address[1], *args,
+                              "--record-body-limit", "1KiB")
+                url = "http://127.0.0.1:%d" % proxy.port
+                if with_step:
+                    break
+                curl(*client, "-H", "Expect:", "--data-binary", "@" + big, url + "/up")
+                if not h2:
+                    curl("-X", "PUT", "-H", "Expect: 100-continue", "--data-binary", "hello there", url + "/put")
+                curl(*client, "-o", "/dev/null", url + "/big")
+                plain = proxy.stop()[1]
             # Over the limit: the body streams, its head was the step's.
             p = curl(*client, "-H", "Expect:", "--data-binary", "@" + big, url + "/up")
             self.assertEqual(p.stdout, b"head-step=seen len=102400 start=aaaaaaaa")
@@ -417,6 +439,11 @@ class Heads(StepCase):
                   and "variant_of" not in r]
             self.assertEqual(up[0]["tags"]["head_modified_by"], "step:heads.py")
             self.assertEqual(up[0]["message"]["body_omitted"], 100 * 1024 - 1024)
+            # `sluice step` over the capture made without the step gives what the proxy recorded with it.
+            p = subprocess.run([SLUICE, "step", step, "-"], input=plain, capture_output=True, timeout=60, env=TEST_ENV)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.maxDiff = None
+            self.assertEqual(view(p.stdout), view(out))
         origin.shutdown()
         origin.server_close()
 
