@@ -125,6 +125,19 @@ std::vector<envelope::Envelope> grpc_web_envelopes(const envelope::Envelope& htt
 
 // ---- units ---------------------------------------------------------------------------------------
 
+void GrpcWebUnits::start(const envelope::Envelope& message, std::vector<envelope::Envelope> parts, uint64_t& seq,
+                         ConnectionContext& ctx, Commands& out) {
+  http = message;
+  waiting = parts.size();
+  verdicts.resize(parts.size());
+  for (auto& u : parts) {
+    u.seq = seq++;
+    ids.push_back(ctx.new_command());
+    units.push_back(u);
+    out.push_back(RunPipeline{ids.back(), std::move(u)});
+  }
+}
+
 bool GrpcWebUnits::take(const PipelineVerdict& v) {
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] != v.id || verdicts[i]) continue;

@@ -31,6 +31,10 @@ struct GrpcWebUnits {
   std::vector<CommandId> ids;                       // one per unit
   std::vector<std::optional<PipelineVerdict>> verdicts;
   size_t waiting = 0;
+  // Sends `units` (from grpc_web_units(http)) to the pipeline: each gets the next `seq` and a command
+  // id of `ctx`, kept in `ids`.
+  void start(const envelope::Envelope& http, std::vector<envelope::Envelope> units, uint64_t& seq,
+             ConnectionContext& ctx, Commands& out);
   // Keeps `v` when it answers one of these units.
   bool take(const PipelineVerdict& v);
   bool done() const { return waiting == 0; }

@@ -1121,16 +1121,7 @@ bool Http1Layer::run_grpc_web(const envelope::Envelope& http, Commands& out) {
     record_grpc_web(http, out);
     return false;
   }
-  GrpcWebUnits& call = ex_->grpc_web.emplace();
-  call.http = http;
-  call.waiting = units.size();
-  call.verdicts.resize(units.size());
-  for (auto& u : units) {
-    u.seq = seq_++;
-    call.ids.push_back(ctx_.new_command());
-    call.units.push_back(u);
-    out.push_back(RunPipeline{call.ids.back(), std::move(u)});
-  }
+  ex_->grpc_web.emplace().start(http, std::move(units), seq_, ctx_, out);
   return true;
 }
 

@@ -695,17 +695,7 @@ struct Http2Layer::Impl {
       envelope::Headers fields = h2_fields(hm->headers);
       std::erase_if(fields, [](const envelope::Header& h) { return h.name == "content-length"; });
       if (!length.empty()) fields.push_back({"content-length", length});
-      if (request) {
-        envelope::Headers pseudo;
-        for (auto [name, value] : {std::pair{":method", &hm->method}, {":scheme", &hm->scheme},
-                                   {":authority", &hm->authority}, {":path", &hm->path}})
-          if (!value->empty()) pseudo.push_back({name, *value});
-        for (const auto& h : m.pseudo)
-          if (h.name != ":method" && h.name != ":scheme" && h.name != ":authority" && h.name != ":path") pseudo.push_back(h);
-        m.pseudo = std::move(pseudo);
-      } else {
-        m.pseudo = {{":status", std::to_string(hm->status)}};
-      }
+      m.pseudo = request ? request_pseudo(*hm, m.pseudo) : envelope::Headers{{":status", std::to_string(hm->status)}};
       m.headers = std::move(fields);
       m.tags.emplace_back("head_modified_by", v.envelope.modified_by);
     }
@@ -801,16 +791,8 @@ struct Http2Layer::Impl {
       return false;
     }
     GrpcWebUnits& call = st.grpc_web.emplace();
-    call.http = http;
-    call.waiting = units.size();
-    call.verdicts.resize(units.size());
-    for (auto& u : units) {
-      u.seq = st.seq++;
-      call.ids.push_back(ctx.new_command());
-      verdicts[call.ids.back()] = {st.client_id, Unit::grpc_web};
-      call.units.push_back(u);
-      out->push_back(RunPipeline{call.ids.back(), std::move(u)});
-    }
+    call.start(http, std::move(units), st.seq, ctx, *out);
+    for (CommandId id : call.ids) verdicts[id] = {st.client_id, Unit::grpc_web};
     return true;
   }
 
@@ -890,14 +872,20 @@ struct Http2Layer::Impl {
   void apply_request(Stream& st, const envelope::Envelope& e) {
     const auto* m = std::get_if<envelope::HttpMessage>(&e.message);
     if (!m) return;
-    envelope::Headers pseudo;
-    for (auto [name, value] : {std::pair{":method", &m->method}, {":scheme", &m->scheme},
-                               {":authority", &m->authority}, {":path", &m->path}})
-      if (!value->empty()) pseudo.push_back({name, *value});
-    for (const auto& h : st.req.pseudo)  // (:protocol and anything else the message has no member for)
-      if (h.name != ":method" && h.name != ":scheme" && h.name != ":authority" && h.name != ":path") pseudo.push_back(h);
-    st.req.pseudo = std::move(pseudo);
+    st.req.pseudo = request_pseudo(*m, st.req.pseudo);
     apply_fields(*m, st.req, st.to_upstream);
+  }
+
+  // A request's pseudo-header fields from a step's message: method, scheme, authority and path from it,
+  // :protocol and anything else the message has no member for as they were.
+  static envelope::Headers request_pseudo(const envelope::HttpMessage& m, const envelope::Headers& before) {
+    envelope::Headers pseudo;
+    for (auto [name, value] : {std::pair{":method", &m.method}, {":scheme", &m.scheme},
+                               {":authority", &m.authority}, {":path", &m.path}})
+      if (!value->empty()) pseudo.push_back({name, *value});
+    for (const auto& h : before)
+      if (h.name != ":method" && h.name != ":scheme" && h.name != ":authority" && h.name != ":path") pseudo.push_back(h);
+    return pseudo;
   }
 
   // A pipeline step's answer (HTTP/1 response bytes) as this stream's HTTP/2 response.
