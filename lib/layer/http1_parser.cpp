@@ -305,9 +305,9 @@ Http1Parser::Status Http1Parser::finish() {
                                                          : "the connection closed inside a message body");
 }
 
-core::Result<WholeResponse> parse_whole_response(core::ByteView raw, std::string_view request_method) {
-  Http1Parser parser(Http1Parser::Type::response);
-  parser.set_request_method(request_method);
+namespace {
+
+core::Result<WholeResponse> parse_whole(Http1Parser& parser, core::ByteView raw) {
   size_t pos = 0;
   Http1Parser::Status s;
   do {
@@ -316,7 +316,7 @@ core::Result<WholeResponse> parse_whole_response(core::ByteView raw, std::string
     pos += used;
   } while (s == Http1Parser::Status::head);
   if (s == Http1Parser::Status::need_more) s = parser.finish();
-  if (s != Http1Parser::Status::complete || parser.head().status < 200)
+  if (s != Http1Parser::Status::complete || (parser.head().status > 0 && parser.head().status < 200))
     return core::make_error(parser.error().empty() ? "incomplete, or an interim response" : parser.error());
   WholeResponse r;
   r.trailers = parser.trailers();
@@ -325,6 +325,19 @@ core::Result<WholeResponse> parse_whole_response(core::ByteView raw, std::string
   r.chunks = parser.take_chunks();
   r.size = pos;
   return r;
+}
+
+}  // namespace
+
+core::Result<WholeResponse> parse_whole_response(core::ByteView raw, std::string_view request_method) {
+  Http1Parser parser(Http1Parser::Type::response);
+  parser.set_request_method(request_method);
+  return parse_whole(parser, raw);
+}
+
+core::Result<WholeRequest> parse_whole_request(core::ByteView raw) {
+  Http1Parser parser(Http1Parser::Type::request);
+  return parse_whole(parser, raw);
 }
 
 }  // namespace sluice::layer

@@ -108,5 +108,8 @@ struct WholeResponse {
 };
 // Fails (with the reason) unless `raw` starts with one complete final response to `request_method`.
 core::Result<WholeResponse> parse_whole_response(core::ByteView raw, std::string_view request_method);
+// A complete request held in memory (a step's changed request), parsed whole the same way.
+using WholeRequest = WholeResponse;
+core::Result<WholeRequest> parse_whole_request(core::ByteView raw);
 
 }  // namespace sluice::layer

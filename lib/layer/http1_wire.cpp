@@ -119,12 +119,6 @@ core::Bytes chunked_body(core::ByteView body, const envelope::Headers& trailers)
   return body_chunk(body) + last_chunk(trailers);
 }
 
-bool is_connection_specific(std::string_view name) {
-  for (std::string_view h : {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"})
-    if (core::iequals(name, h)) return true;
-  return false;
-}
-
 core::Bytes request_head(std::string_view method, std::string_view target, const envelope::Headers& headers) {
   core::Bytes out = std::string(method) + " " + std::string(target) + " HTTP/1.1\r\n";
   for (const auto& h : headers) out += h.name + ": " + h.value + "\r\n";

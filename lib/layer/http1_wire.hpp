@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "codec/http2.hpp"
 #include "core/bytes.hpp"
 #include "envelope/record.hpp"
 
@@ -40,9 +41,8 @@ core::Bytes body_chunk(core::ByteView data);
 // The last chunk and the trailers.
 core::Bytes last_chunk(const envelope::Headers& trailers);
 
-// A field that belongs to one HTTP/1 connection and that HTTP/2 forbids (RFC 9113 §8.2.2): Connection,
-// Keep-Alive, Proxy-Connection, Transfer-Encoding, Upgrade. Case-insensitive.
-bool is_connection_specific(std::string_view name);
+// (codec/http2.hpp) A field that belongs to one HTTP/1 connection and that HTTP/2 forbids.
+using codec::is_connection_specific;
 
 // A request head: "METHOD TARGET HTTP/1.1", the fields, the empty line.
 core::Bytes request_head(std::string_view method, std::string_view target, const envelope::Headers& headers);

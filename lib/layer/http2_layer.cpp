@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "codec/grpc.hpp"
+#include "codec/http2.hpp"
 #include "codec/sse.hpp"
 #include "core/ascii.hpp"
 #include "layer/grpc.hpp"
@@ -101,30 +102,7 @@ struct Message {
   envelope::Tags tags;  // added to its envelope (a step changed its head)
 };
 
-// HTTP/1 fields as HTTP/2 carries them: names in lower case, without the connection-specific ones
-// and those the Connection field names (RFC 9113 §8.2.2).
-envelope::Headers h2_fields(const envelope::Headers& fields) {
-  std::vector<std::string> named;
-  for (const auto& h : fields) {
-    if (!core::iequals(h.name, "connection")) continue;
-    std::string_view v = h.value;
-    while (!v.empty()) {
-      size_t comma = v.find(',');
-      std::string_view item = core::trim_ows(v.substr(0, comma));
-      if (!item.empty()) named.push_back(core::to_lower(item));
-      if (comma == std::string_view::npos) break;
-      v.remove_prefix(comma + 1);
-    }
-  }
-  envelope::Headers out;
-  out.reserve(fields.size());
-  for (const auto& h : fields) {
-    std::string name = core::to_lower(h.name);
-    if (is_connection_specific(name) || std::find(named.begin(), named.end(), name) != named.end()) continue;
-    out.push_back({std::move(name), h.value});
-  }
-  return out;
-}
+using codec::h2_fields;  // HTTP/1 fields as HTTP/2 carries them
 
 }  // namespace
 
@@ -603,10 +581,11 @@ struct Http2Layer::Impl {
 
   // Whether a request waits whole for the pipeline before it goes on: under lazy_connect (the
   // pipeline may answer it), and with steps, each request but those that are streams by nature
-  // (WebSocket over extended CONNECT, CONNECT, gRPC calls: they would never end while held).
+  // (WebSocket over extended CONNECT, CONNECT, gRPC calls: they would never end while held). An
+  // HTTP/1.1 client's (front()) too.
   bool holds_request(const Stream& st) const {
     if (lazy()) return true;
-    return ctx.options().step_units && !front() && !st.ws && !st.grpc &&
+    return ctx.options().step_units && !st.ws && !st.grpc &&
            header_value(st.req.pseudo, ":method") != "CONNECT";
   }
 
@@ -627,9 +606,9 @@ struct Http2Layer::Impl {
   }
 
   // With steps, a response waits whole for the pipeline too, but those that are streams by nature
-  // (an event stream, a gRPC call's, an extended CONNECT's) and those to an HTTP/1.1 client (front()).
+  // (an event stream, a gRPC call's, an extended CONNECT's).
   bool holds_response(const Stream& st) const {
-    return ctx.options().step_units && !front() && !st.ws && !st.grpc && !st.sse &&
+    return ctx.options().step_units && !st.ws && !st.grpc && !st.sse &&
            header_value(st.req.pseudo, ":method") != "CONNECT";
   }
 
@@ -664,6 +643,8 @@ struct Http2Layer::Impl {
     e.time = m.time.ns ? m.time : now;
     e.overlay = "head";
     e.message = http_head(m, dir);
+    if (front() && d == 0)  // an HTTP/1.1 client's head: its bytes, as the HTTP/1 layer gives them
+      if (size_t end = m.raw.find("\r\n\r\n"); end != core::Bytes::npos) e.raw = m.raw.substr(0, end + 4);
     st.head_unit[d] = ctx.new_command();
     verdicts[st.head_unit[d]] = {st.client_id, Unit::head};
     out->push_back(RunPipeline{st.head_unit[d], std::move(e)});
@@ -689,14 +670,29 @@ struct Http2Layer::Impl {
     }
     const auto* hm = std::get_if<envelope::HttpMessage>(&v.envelope.message);
     if (v.envelope.modified && hm) {
-      // The head as the step left it, in HTTP/2's form; the body's content-length as it came.
       Message& m = request ? st.req : st.resp;
-      std::string length = header_value(m.headers, "content-length");
-      envelope::Headers fields = h2_fields(hm->headers);
-      std::erase_if(fields, [](const envelope::Header& h) { return h.name == "content-length"; });
-      if (!length.empty()) fields.push_back({"content-length", length});
+      std::string authority = header_value(m.pseudo, ":authority");
       m.pseudo = request ? request_pseudo(*hm, m.pseudo) : envelope::Headers{{":status", std::to_string(hm->status)}};
-      m.headers = std::move(fields);
+      if (request && front()) {
+        // An HTTP/1.1 client's head as the step left it (its bytes and fields as HTTP/1.1, as
+        // `sluice step` writes them); the body's framing as it came. Made HTTP/2 when it goes.
+        envelope::Headers fields;
+        for (const auto& h : hm->headers)
+          if (!is_framing_field(h.name)) fields.push_back(h);
+        for (const auto& h : m.headers)
+          if (is_framing_field(h.name)) fields.push_back(h);
+        if (size_t end = m.raw.find("\r\n\r\n"); end != core::Bytes::npos && !v.envelope.raw.empty())
+          m.raw = v.envelope.raw + m.raw.substr(end + 4);
+        m.headers = std::move(fields);
+        front_authority(st, authority);
+      } else {
+        // The head as the step left it, in HTTP/2's form; the body's content-length as it came.
+        std::string length = header_value(m.headers, "content-length");
+        envelope::Headers fields = h2_fields(hm->headers);
+        std::erase_if(fields, [](const envelope::Header& h) { return h.name == "content-length"; });
+        if (!length.empty()) fields.push_back({"content-length", length});
+        m.headers = std::move(fields);
+      }
       m.tags.emplace_back("head_modified_by", v.envelope.modified_by);
     }
     if (request)
@@ -769,8 +765,7 @@ struct Http2Layer::Impl {
       std::string by = v.decided_by.empty() ? std::string("a pipeline step") : v.decided_by;
       fail_stream(st, 403, "sluice: the request was dropped by " + by + "\n");
     } else if (v.verdict == Verdict::kill) {
-      nghttp2_submit_rst_stream(client, NGHTTP2_FLAG_NONE, st.client_id, NGHTTP2_CANCEL);
-      st.upstream_closed = true;
+      reset_stream(st);
     } else if (v.verdict == Verdict::respond && v.reply) {
       record_grpc_web(st, v.envelope);
       answer_with(st, *v.reply);
@@ -838,8 +833,7 @@ struct Http2Layer::Impl {
     record_overlays(st, st.resp, Direction::receive);
     if (v.verdict == Verdict::drop || v.verdict == Verdict::kill) {
       // A client cannot be told to skip a response: its stream is reset, and only that stream.
-      nghttp2_submit_rst_stream(client, NGHTTP2_FLAG_NONE, st.client_id, NGHTTP2_CANCEL);
-      st.client_closed = true;
+      reset_stream(st);
       return;
     }
     if (v.envelope.modified) apply_response(st, v.envelope);  // (respond: the response goes on as it is)
@@ -872,8 +866,14 @@ struct Http2Layer::Impl {
   void apply_request(Stream& st, const envelope::Envelope& e) {
     const auto* m = std::get_if<envelope::HttpMessage>(&e.message);
     if (!m) return;
+    if (front() && !e.raw.empty()) {
+      front_apply_request(st, e.raw);
+      return;
+    }
+    std::string authority = header_value(st.req.pseudo, ":authority");
     st.req.pseudo = request_pseudo(*m, st.req.pseudo);
     apply_fields(*m, st.req, st.to_upstream);
+    if (front()) front_authority(st, authority);
   }
 
   // A request's pseudo-header fields from a step's message: method, scheme, authority and path from it,
@@ -1341,6 +1341,7 @@ struct Http2Layer::Impl {
           front_stream->req.trailers = front_parser->trailers();  // as sent; in lower case to the server
           front_stream->req.ended = true;
           resume(*front_stream, true);
+          request_ended(*front_stream);
           continue;
         case Http1Parser::Status::upgrade:
           front_refuse(501, "h2_translation_upgrade",
@@ -1397,7 +1398,7 @@ struct Http2Layer::Impl {
     front_stream = st.get();
     int32_t id = st->client_id;
     streams[id] = std::move(st);
-    if (has_head) send_on(*front_stream);
+    if (has_head && !holds_request(*front_stream)) send_on(*front_stream);
   }
 
   void take_front_body() {
@@ -1410,7 +1411,14 @@ struct Http2Layer::Impl {
     if (st.req.body.size() < limit()) st.req.body.append(core::ByteView(body).substr(0, limit() - st.req.body.size()));
     if (st.grpc)
       st.req_lpm.feed(body, [&](uint8_t flag, core::ByteView lpm) { grpc_data(st, Direction::send, flag & 1, lpm); });
-    if (!front_paused && st.to_upstream.size() > kFrontBuffered) {
+    // Held whole for the pipeline, the body is read up to the limit; past it the head is judged and
+    // the client waits (paused) until the server takes the bytes.
+    bool held = !st.submitted && holds_request(st) && !st.head_judged[0];
+    if (held && !st.pipeline && st.to_upstream.size() > limit()) {
+      stream_on(st, 0);
+      held = false;
+    }
+    if (!front_paused && !held && st.to_upstream.size() > kFrontBuffered) {
       front_paused = true;
       out->push_back(PauseReading{kClientConn, true});
     }
@@ -1425,13 +1433,43 @@ struct Http2Layer::Impl {
     }
   }
 
-  // The request's fields as HTTP/2 carries them (Host is :authority; TE only as "trailers").
+  // The request's fields as HTTP/2 carries them (Host is :authority).
   static envelope::Headers front_fields(const envelope::Headers& headers) {
     envelope::Headers fields = h2_fields(headers);
-    std::erase_if(fields, [](const envelope::Header& h) {
-      return h.name == "host" || (h.name == "te" && !core::iequals(h.value, "trailers"));
-    });
+    std::erase_if(fields, [](const envelope::Header& h) { return h.name == "host"; });
     return fields;
+  }
+
+  // A step changed the request (HTTP/1.1 bytes, made from its message or edited): what goes to the
+  // server is made from those bytes, parsed whole.
+  void front_apply_request(Stream& st, core::ByteView raw) {
+    auto parsed = parse_whole_request(raw);
+    if (!parsed) {
+      error_record("bad_variant", "a pipeline step changed the request into no complete HTTP/1 request (" +
+                                      parsed.error().message + ")");
+      fail_stream(st, 502, "sluice: a pipeline step changed the request into no complete request\n");
+      return;
+    }
+    std::string authority = header_value(st.req.pseudo, ":authority");
+    std::string path(parsed->head.target);
+    if (auto url = parse_absolute_url(path)) path = url->origin_form;
+    st.req.pseudo = {{":method", std::string(parsed->head.method)}, {":scheme", header_value(st.req.pseudo, ":scheme")},
+                     {":authority", authority}, {":path", path}};
+    st.req.headers = std::move(parsed->head.headers);
+    st.req.trailers = std::move(parsed->trailers);
+    st.to_upstream = Pending{};
+    st.to_upstream.append(parsed->body);
+    front_authority(st, authority);
+  }
+
+  // The server named by a changed request: its Host when the step changed that (an HTTP/1.1
+  // client's way of naming it), else the authority as the step left it.
+  void front_authority(Stream& st, const std::string& before) {
+    std::string host = header_value(st.req.headers, "host");
+    if (header_value(st.req.pseudo, ":authority") != before || host.empty()) return;
+    std::string authority = authority_for(host);
+    for (auto& h : st.req.pseudo)
+      if (h.name == ":authority") h.value = authority;
   }
 
   static const char* reason_phrase(int status) {
@@ -1820,11 +1858,16 @@ struct Http2Layer::Impl {
 
   // Resets the stream on both legs (a step's kill, a call that cannot be held).
   void reset_stream(Stream& st) {
-    if (!st.client_closed) nghttp2_submit_rst_stream(client, NGHTTP2_FLAG_NONE, st.client_id, NGHTTP2_CANCEL);
     if (upstream && st.upstream_id && !st.upstream_closed)
       nghttp2_submit_rst_stream(upstream, NGHTTP2_FLAG_NONE, st.upstream_id, NGHTTP2_CANCEL);
-    st.client_closed = true;
     st.upstream_closed = true;
+    st.submitted = true;  // (a request killed before it went: it never goes)
+    if (front()) {  // HTTP/1.1 has no stream to reset: the client's connection ends
+      if (!st.front_done) finish_front(st, true);
+      return;
+    }
+    if (!st.client_closed) nghttp2_submit_rst_stream(client, NGHTTP2_FLAG_NONE, st.client_id, NGHTTP2_CANCEL);
+    st.client_closed = true;
   }
 
   void grpc_data(Stream& st, Direction d, bool compressed, core::ByteView lpm) {

@@ -72,8 +72,10 @@ std::optional<envelope::Envelope> head_unit_of(const envelope::Envelope& e, bool
     for (const auto& [k, v] : e.tags) streamed |= k == "streamed" && v == "true";
     auto expect = layer::find_header(m->headers, "expect");
     bool request = m->kind == envelope::HttpMessage::Kind::request;
-    judged = streamed && (m->body_omitted > 0 || (!request && events) ||
-                          (request && expect && core::iequals(*expect, "100-continue")));
+    // (An HTTP/1.1 client's request to an HTTP/2-only server is not tagged `streamed`: past the limit
+    // it streamed all the same.)
+    judged = m->body_omitted > 0 ||
+             (streamed && ((!request && events) || (request && expect && core::iequals(*expect, "100-continue"))));
   }
   if (!judged) return std::nullopt;
   envelope::Envelope head = e;

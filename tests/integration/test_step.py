@@ -890,6 +890,125 @@ class Http2Streams(StepCase):
         self.assertEqual((tags["/drop"], tags["/kill"]), ("drop", "kill"))
 
 
+class Http1ClientToHttp2Server(StepCase):
+    """An HTTP/1.1 client through CONNECT to a server that speaks only HTTP/2: the client's requests
+    (HTTP/1.1) and the server's responses (HTTP/2) are units like any other, and `sluice step` over
+    the capture gives the same records."""
+
+    STEP = '''
+        import json, sys
+        sys.stdin.readline()
+        for line in sys.stdin:
+            u = json.loads(line)
+            m = u.get("message", {})
+            path = m.get("path", "")
+            if u["protocol"] == "http" and m.get("kind") == "request":
+                if path in ("/drop", "/kill"):
+                    print(json.dumps({"type": "verdict", "ask": u["ask"], "outcome": path[1:]}), flush=True)
+                    continue
+                if path == "/respond":
+                    print(json.dumps({"type": "verdict", "ask": u["ask"], "outcome": "respond",
+                                      "reply": {"status": 201, "headers": [["X-Mine", "1"]], "body": "mine"}}),
+                          flush=True)
+                    continue
+                m["headers"].append(["X-Sluice-Step", "seen"])
+                if m.get("body") == "abc":
+                    m["body"] = "abcdef"
+            elif u["protocol"] == "http" and m.get("kind") == "response" and u.get("overlay") != "head":
+                if "gone" in m.get("body", ""):
+                    print(json.dumps({"type": "verdict", "ask": u["ask"], "outcome": "drop"}), flush=True)
+                    continue
+                m["status"] = 203
+                m["body"] = m["body"].upper() + "!"
+            print(json.dumps(u), flush=True)
+    '''
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        from test_tls import PkiCase
+        PkiCase.setUpClass.__func__(cls)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+        super().tearDownClass()
+
+    def test_requests_and_responses_changed_dropped_killed_and_answered(self):
+        from h2server import H2Server
+        h2o = H2Server(self.pki.cert, self.pki.key, strict_alpn=True)
+        step = self.script("front.py", self.STEP)
+        url = "https://localhost:%d" % h2o.port
+
+        def take(*args):
+            proxy = Proxy("--mode", "regular@0", "--server-ca", self.pki.ca, "--record-body-limit", "64KiB", *args)
+            base = ["--http1.1", "-x", "http://127.0.0.1:%d" % proxy.port, "--cacert", self.sluice_ca, "-s", "--suppress-connect-headers"]
+            got = {}
+            got["edit"] = curl(*base, "-i", "-d", "abc", url + "/edit")
+            with tempfile.NamedTemporaryFile() as f:  # past the limit: its head is the unit, the body streams
+                f.write(b"z" * (200 << 10))
+                f.flush()
+                got["big"] = curl(*base, "--data-binary", "@" + f.name, url + "/big-post")
+            for path in ("/drop", "/kill", "/respond", "/gone"):
+                got[path[1:]] = curl(*base, "-i", url + path)
+            return got, proxy.stop()[1]
+
+        plain_got, plain = take()
+        before = len(h2o.requests)
+        got, live = take("--step", step)
+        h2o.close()
+        head, body = got["edit"].stdout.split(b"\r\n\r\n", 1)
+        self.assertTrue(head.startswith(b"HTTP/1.1 203"), head)
+        self.assertEqual(body, b"H2 HELLO FROM /EDIT GOT 6!")  # the request's body changed, then the response
+        self.assertIn(b"content-length: %d" % len(body), head.lower())
+        self.assertEqual(got["big"].stdout, b"H2 HELLO FROM /BIG-POST GOT %d!" % (200 << 10), got["big"].stderr)
+        self.assertIn(b"HTTP/1.1 403", got["drop"].stdout)
+        self.assertIn(b"dropped by step:front.py", got["drop"].stdout)
+        self.assertNotEqual(got["kill"].returncode, 0)  # the connection closed: no response
+        self.assertEqual(got["kill"].stdout, b"")
+        self.assertTrue(got["respond"].stdout.startswith(b"HTTP/1.1 201"), got["respond"].stdout)
+        self.assertTrue(got["respond"].stdout.endswith(b"\r\n\r\nmine"), got["respond"].stdout)
+        self.assertNotEqual(got["gone"].returncode, 0)  # a dropped response closes the connection
+        self.assertNotIn(b"gone", got["gone"].stdout)
+        self.assertEqual(plain_got["gone"].returncode, 0)
+        # The server saw the changes; never the requests dropped, killed or answered.
+        self.assertEqual(before, 6)
+        seen = dict(h2o.requests[before:])
+        self.assertEqual(sorted(seen), ["/big-post", "/edit", "/gone"])
+        self.assertEqual(seen["/edit"].get("x-sluice-step"), "seen")
+        self.assertEqual(seen["/edit"].get("content-length"), "6")
+        self.assertEqual(seen["/big-post"].get("x-sluice-step"), "seen")  # (its head, judged before the body went)
+        recs = [r for r in units(records(live)) if r["protocol"] == "http" and not r.get("overlay")]
+        flow = [r["flow_id"] for r in recs if r["message"].get("path") == "/edit"][0]
+        edit = [(r["direction"], r["message"]["version"], r.get("variant", "original"), r.get("modified_by"))
+                for r in recs if r["flow_id"] == flow]
+        self.assertEqual(edit, [("send", "HTTP/1.1", "original", None), ("send", "HTTP/1.1", "modified", "step:front.py"),
+                                ("send", "HTTP/2", "modified", "sluice"), ("receive", "HTTP/2", "original", None),
+                                ("receive", "HTTP/2", "modified", "step:front.py")])
+
+        # Offline: the same step over the capture without it gives the live records (a response's
+        # body aside: the server's answer says how much it got).
+        def view(out):
+            recs = [r for r in units(records(out)) if r["protocol"] == "http" and r.get("modified_by") != "sluice"]
+            paths = {r["flow_id"]: r["message"].get("path") for r in recs
+                     if r["direction"] == "send" and r["message"].get("method") != "CONNECT"}
+            keep = []
+            for r in recs:
+                m = r["message"]
+                path = paths.get(r["flow_id"])
+                if path in (None, "/respond", "/kill") or (r["direction"], path) == ("receive", "/drop"):
+                    continue  # answered live by the proxy or closed: the capture has the server's answer instead
+                what = (m.get("headers"), m.get("body")) if r["direction"] == "send" else m.get("status")
+                keep.append((r["direction"], path, what, r.get("overlay"), r.get("variant", "original"),
+                             r.get("modified_by"), r.get("tags", {}).get("verdict")))
+            return keep
+
+        p = subprocess.run([SLUICE, "step", step, "-"], input=plain, capture_output=True, timeout=60, env=TEST_ENV)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.maxDiff = None
+        self.assertEqual(view(p.stdout), view(live))
+
+
 class GrpcCalls(StepCase):
     """grpcio through the proxy with examples/steps/grpc_call.py: metadata added, a unary request
     message and server-stream messages changed, a method answered by the step."""

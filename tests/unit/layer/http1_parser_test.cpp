@@ -239,3 +239,22 @@ TEST(Http1Parser, OversizedHead) {
   auto o = parse(Http1Parser::Type::request, "GET / HTTP/1.1\r\nX: " + std::string(70000, 'a'), 4096);
   EXPECT_EQ(o.error_name, "header_too_large");
 }
+
+TEST(Http1Parser, WholeMessagesInMemory) {
+  auto get = parse_whole_request("GET /a?b=1 HTTP/1.1\r\nHost: x.test\r\n\r\n");
+  ASSERT_TRUE(get) << get.error().message;
+  EXPECT_EQ(get->head.method, "GET");
+  EXPECT_EQ(get->head.target, "/a?b=1");
+  EXPECT_EQ(get->body, "");
+  auto post = parse_whole_request("POST / HTTP/1.1\r\nHost: x.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n");
+  ASSERT_TRUE(post) << post.error().message;
+  EXPECT_EQ(post->body, "abc");
+  ASSERT_EQ(post->trailers.size(), 1u);
+  EXPECT_EQ(post->trailers[0].value, "1");
+  EXPECT_FALSE(parse_whole_request("POST / HTTP/1.1\r\nHost: x.test\r\nContent-Length: 5\r\n\r\nab"));  // cut short
+  EXPECT_FALSE(parse_whole_request("GET / HTTP/1.1\r\n"));                              // no end of head
+  auto resp = parse_whole_response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "GET");
+  ASSERT_TRUE(resp);
+  EXPECT_EQ(resp->body, "ok");
+  EXPECT_FALSE(parse_whole_response("HTTP/1.1 100 Continue\r\n\r\n", "GET"));  // interim only
+}

@@ -3,6 +3,7 @@
 // at every split point; and a server that answers the preface with SETTINGS keeps HTTP/2.
 #include <gtest/gtest.h>
 
+#include "codec/http2.hpp"
 #include "layer/http2_layer.hpp"
 #include "layer/server_memo.hpp"
 #include "replay/h2_request.hpp"
@@ -236,13 +237,7 @@ namespace {
 
 // An HTTP/2 frame: 9-byte header, then the payload.
 std::string frame(uint8_t type, uint8_t flags, uint32_t stream, const std::string& payload) {
-  std::string f;
-  f += static_cast<char>(payload.size() >> 16), f += static_cast<char>(payload.size() >> 8),
-      f += static_cast<char>(payload.size());
-  f += static_cast<char>(type), f += static_cast<char>(flags);
-  f += static_cast<char>(stream >> 24), f += static_cast<char>(stream >> 16), f += static_cast<char>(stream >> 8),
-      f += static_cast<char>(stream);
-  return f + payload;
+  return codec::h2_frame(type, flags, static_cast<int32_t>(stream), payload);
 }
 
 // An HTTP/1.1 client in front of an HTTP/2 server whose SETTINGS came.
