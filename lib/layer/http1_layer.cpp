@@ -368,18 +368,12 @@ void Http1Layer::on_body(Message& m, Http1Parser& parser, core::ByteView wire, c
     auto room = [limit](size_t have) -> size_t { return !limit ? SIZE_MAX : have < limit ? limit - have : 0; };
     size_t keep_body = m.over_budget ? 0 : std::min(room(m.body.size()), decoded.size());
     size_t keep_wire = m.over_budget || !m.head.chunked ? 0 : std::min(room(m.wire.size()), wire.size());
-    if (RecordBudget* budget = ctx_.options().record_budget; budget && keep_body + keep_wire > 0) {
-      uint64_t granted = budget->take(keep_body + keep_wire);
-      if (granted < keep_body + keep_wire) {
-        // The proxy's memory for bodies is spent: this one goes on as it comes, and what it could not
-        // keep is recorded as omitted.
-        budget->give(granted);
-        m.over_budget = true;
-        keep_body = keep_wire = 0;
-        start_streaming(m, out);
-      } else {
-        m.hold.add(budget, granted);
-      }
+    if (!m.hold.take(ctx_.options().record_budget, keep_body + keep_wire)) {
+      // The proxy's memory for bodies is spent: this one goes on as it comes, and what it could not
+      // keep is recorded as omitted.
+      m.over_budget = true;
+      keep_body = keep_wire = 0;
+      start_streaming(m, out);
     }
     m.body.append(decoded, 0, keep_body);
     m.wire.append(wire.substr(0, keep_wire));

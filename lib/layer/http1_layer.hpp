@@ -53,33 +53,6 @@ class Http1Layer final : public Layer {
 
  private:
   // One message of an exchange, as far as it has been read.
-  // Bytes a message holds of the RecordBudget, given back when it lets them go (or dies).
-  class BudgetHold {
-   public:
-    BudgetHold() = default;
-    BudgetHold(BudgetHold&& o) noexcept : budget_(o.budget_), bytes_(std::exchange(o.bytes_, 0)) {}
-    BudgetHold& operator=(BudgetHold&& o) noexcept {
-      if (this != &o) {
-        release();
-        budget_ = o.budget_;
-        bytes_ = std::exchange(o.bytes_, 0);
-      }
-      return *this;
-    }
-    ~BudgetHold() { release(); }
-    void add(RecordBudget* budget, uint64_t bytes) {
-      budget_ = budget;
-      bytes_ += bytes;
-    }
-    void release() {
-      if (budget_ && bytes_) budget_->give(bytes_);
-      bytes_ = 0;
-    }
-
-   private:
-    RecordBudget* budget_ = nullptr;
-    uint64_t bytes_ = 0;
-  };
   struct Message {
     envelope::Direction direction = envelope::Direction::send;
     Http1Head head;

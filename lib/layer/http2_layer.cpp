@@ -100,6 +100,8 @@ struct Message {
   bool recorded = false;
   uint64_t seq = 0;  // the recorded envelope's
   envelope::Tags tags;  // added to its envelope (a step changed its head)
+  BudgetHold hold;      // what its kept bytes hold of --record-memory
+  bool over_budget = false;  // --record-memory was spent: nothing more of its body is kept
 };
 
 using codec::h2_fields;  // HTTP/1 fields as HTTP/2 carries them
@@ -229,6 +231,19 @@ struct Http2Layer::Impl {
     return l ? l : (16u << 20);
   }
   std::string server_key() const { return format_host_port(target.host, target.port); }
+
+  // `add` kept in `into` for the record, up to the limit, drawing on --record-memory: once that is
+  // spent nothing more of the message is kept (it is recorded with what it has, the rest omitted; a
+  // message held whole streams on), but what `always` says (a head) is kept all the same.
+  void keep(Message& m, core::Bytes& into, core::ByteView add, bool always = false) {
+    if (into.size() >= limit() || (m.over_budget && !always)) return;
+    add = add.substr(0, limit() - into.size());
+    if (!m.hold.take(ctx.options().record_budget, add.size()) && !always) {
+      m.over_budget = true;
+      return;
+    }
+    into.append(add);
+  }
 
   // ---- sessions ------------------------------------------------------------------------------------
 
@@ -465,8 +480,8 @@ struct Http2Layer::Impl {
     m.body_total += len;
     if (st->ws)  // WebSocket frames, recorded as such (settle); with units, held until parsed
       st->ws_pending[from_client ? 0 : 1].append(bytes);
-    else if (m.body.size() < im.limit())
-      m.body.append(bytes.substr(0, im.limit() - m.body.size()));
+    else
+      im.keep(m, m.body, bytes);
     LpmParser& lpm_parser = from_client ? st->req_lpm : st->resp_lpm;
     if (st->grpc) {
       lpm_parser.feed(bytes, [&](uint8_t flag, core::ByteView lpm) {
@@ -488,9 +503,11 @@ struct Http2Layer::Impl {
     }
     im.resume(*st, from_client);
     // Too much to hold for a verdict: the request streams on without one.
-    if (from_client && im.holds_request(*st) && !st->submitted && !st->pipeline && st->to_upstream.size() > im.limit())
+    if (from_client && im.holds_request(*st) && !st->submitted && !st->pipeline &&
+        (st->to_upstream.size() > im.limit() || m.over_budget))
       im.stream_on(*st, 0);
-    if (!from_client && st->resp_held && !st->resp_pipeline && st->to_client.size() > im.limit()) im.stream_on(*st, 1);
+    if (!from_client && st->resp_held && !st->resp_pipeline && (st->to_client.size() > im.limit() || m.over_budget))
+      im.stream_on(*st, 1);
     return 0;
   }
 
@@ -1061,7 +1078,7 @@ struct Http2Layer::Impl {
       core::Bytes body(n, '\0');
       st.to_upstream.take(reinterpret_cast<uint8_t*>(body.data()), n);
       open_window(st, true, n);  // the client may send as much again
-      if (h.body.size() < limit()) h.body.append(core::ByteView(body).substr(0, limit() - h.body.size()));
+      keep(st.req, h.body, body);
       bytes += h.chunked ? body_chunk(body) : body;
     }
     if (st.req.ended && st.to_upstream.size() == 0) {
@@ -1109,14 +1126,14 @@ struct Http2Layer::Impl {
     core::Bytes body = st.h1->parser->take_body();
     if (body.empty()) return;
     if (!queued(st, false)) st.to_client.append(body);
-    if (st.resp_held && !st.resp_pipeline && st.to_client.size() > limit()) stream_on(st, 1);
+    st.resp.body_total += body.size();
+    keep(st.resp, st.resp.body, body);
+    if (st.resp_held && !st.resp_pipeline && (st.to_client.size() > limit() || st.resp.over_budget)) stream_on(st, 1);
     if ((!st.resp_held || st.head_judged[1]) && !st.h1->paused && st.h1->conn &&
         st.to_client.size() + st.held_bytes[1] > kH1Buffered) {
       st.h1->paused = true;
       out->push_back(PauseReading{st.h1->conn, true});
     }
-    st.resp.body_total += body.size();
-    if (st.resp.body.size() < limit()) st.resp.body.append(core::ByteView(body).substr(0, limit() - st.resp.body.size()));
     if (st.grpc)
       st.resp_lpm.feed(body, [&](uint8_t flag, core::ByteView lpm) { grpc_data(st, Direction::receive, flag & 1, lpm); });
     sse_data(st, body);
@@ -1135,7 +1152,7 @@ struct Http2Layer::Impl {
     while (!h.done) {
       size_t used = 0;
       Http1Parser::Status status = h.parser->feed(data, used);
-      if (st.resp.raw.size() < limit()) st.resp.raw.append(data.substr(0, std::min(used, limit() - st.resp.raw.size())));
+      keep(st.resp, st.resp.raw, data.substr(0, used), !st.resp.have_head);  // (a head is kept whatever the budget)
       data.remove_prefix(used);
       take_h1_body(st);
       if (status == Http1Parser::Status::need_more) return;
@@ -1325,7 +1342,7 @@ struct Http2Layer::Impl {
       if (front_stream && status != Http1Parser::Status::head) {
         front_stream->wire[0] += used;
         Message& m = front_stream->req;
-        if (m.raw.size() < limit()) m.raw.append(taken.substr(0, limit() - m.raw.size()));
+        keep(m, m.raw, taken);
       }
       front_backlog.erase(0, used);
       switch (status) {
@@ -1408,13 +1425,13 @@ struct Http2Layer::Impl {
     if (body.empty()) return;
     st.to_upstream.append(body);
     st.req.body_total += body.size();
-    if (st.req.body.size() < limit()) st.req.body.append(core::ByteView(body).substr(0, limit() - st.req.body.size()));
+    keep(st.req, st.req.body, body);
     if (st.grpc)
       st.req_lpm.feed(body, [&](uint8_t flag, core::ByteView lpm) { grpc_data(st, Direction::send, flag & 1, lpm); });
     // Held whole for the pipeline, the body is read up to the limit; past it the head is judged and
     // the client waits (paused) until the server takes the bytes.
     bool held = !st.submitted && holds_request(st) && !st.head_judged[0];
-    if (held && !st.pipeline && st.to_upstream.size() > limit()) {
+    if (held && !st.pipeline && (st.to_upstream.size() > limit() || st.req.over_budget)) {
       stream_on(st, 0);
       held = false;
     }
@@ -1669,6 +1686,7 @@ struct Http2Layer::Impl {
     msg.body = std::move(m.body);
     msg.body_omitted = m.body_total > msg.body.size() ? m.body_total - msg.body.size() : 0;
     e.raw = std::move(m.raw);
+    m.hold.release();  // what it kept moves on to the recorder (or the pipeline)
     e.message = std::move(msg);
     e.tags = std::move(tags);
     for (const auto& t : m.tags) e.tags.push_back(t);
@@ -1923,8 +1941,13 @@ struct Http2Layer::Impl {
     if (type != kData && type != kHeaders && type != kContinuation) return;
     Message& m = from_client ? st->req : st->resp;
     if (type == kData && st->ws) return;  // the frames inside are recorded one envelope each
-    if (m.raw.size() < limit()) m.raw.append(frame.substr(0, limit() - m.raw.size()));
-    if (type == kData && m.data_frames.size() < 4096 && m.body_total <= limit()) m.data_frames.emplace_back(frame);
+    keep(m, m.raw, frame, type != kData);  // (header blocks are kept whatever the budget)
+    if (type == kData && m.data_frames.size() < 4096 && m.body_total <= limit() && !m.over_budget) {
+      if (m.hold.take(ctx.options().record_budget, frame.size()))
+        m.data_frames.emplace_back(frame);
+      else
+        m.over_budget = true;
+    }
   }
 
   // A WebSocket stream: its request and response when their heads are in (the frames follow them),

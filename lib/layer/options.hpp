@@ -2,6 +2,7 @@
 // Settings the protocol layers share, from `sluice proxy`'s flags. One const instance per proxy run.
 #include <algorithm>
 #include <atomic>
+#include <utility>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -34,6 +35,45 @@ class RecordBudget {
 
  private:
   std::atomic<int64_t> left_;
+};
+
+// Bytes a message holds of the RecordBudget, given back when it lets them go (or dies).
+class BudgetHold {
+ public:
+  BudgetHold() = default;
+  BudgetHold(BudgetHold&& o) noexcept : budget_(o.budget_), bytes_(std::exchange(o.bytes_, 0)) {}
+  BudgetHold& operator=(BudgetHold&& o) noexcept {
+    if (this != &o) {
+      release();
+      budget_ = o.budget_;
+      bytes_ = std::exchange(o.bytes_, 0);
+    }
+    return *this;
+  }
+  ~BudgetHold() { release(); }
+  void add(RecordBudget* budget, uint64_t bytes) {
+    budget_ = budget;
+    bytes_ += bytes;
+  }
+  void release() {
+    if (budget_ && bytes_) budget_->give(bytes_);
+    bytes_ = 0;
+  }
+  // Takes `bytes` from `budget` (nullptr: no budget, always granted): all of them, or none.
+  bool take(RecordBudget* budget, uint64_t bytes) {
+    if (!budget || !bytes) return true;
+    uint64_t granted = budget->take(bytes);
+    if (granted < bytes) {
+      budget->give(granted);
+      return false;
+    }
+    add(budget, granted);
+    return true;
+  }
+
+ private:
+  RecordBudget* budget_ = nullptr;
+  uint64_t bytes_ = 0;
 };
 
 struct ProxyOptions {

@@ -4,14 +4,13 @@
 // pipeline verdicts (next, modified, drop, kill, respond; at once or held and given later). Properties:
 // no crash, no sanitizer report, whatever nghttp2 accepts or refuses, and whatever our frame splitter
 // and gRPC message parser see; and the records keep the stream-end rule (formats/STREAM.md 2.3: nothing
-// of an HTTP/2 stream after its own end or its connection's).
+// of an HTTP/2 stream after its own end or its connection's); and --record-memory all given back.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 
 #include "layer/http2_layer.hpp"
-#include "layer/root_layer.hpp"
 #include "layer/root_layer.hpp"
 #include "support/layer_driver.hpp"
 #include "support/stream_rule.hpp"
@@ -20,7 +19,12 @@ using namespace sluice;
 using namespace sluice::layer;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  // --record-memory: small with the first byte's 0x08 (bodies past it are not kept; held ones stream
+  // on), and every byte of it given back once the connection is gone.
+  const uint64_t memory = size > 0 && (data[0] & 0x08) ? 700 : 1u << 30;
+  RecordBudget budget(memory);
   ProxyOptions options;
+  options.record_budget = &budget;
   // A small limit (the first byte's 0x10) makes held messages stream past it: their heads are judged.
   options.record_body_limit = size > 0 && (data[0] & 0x10) ? 24 : 1u << 16;
   options.step_units = size > 0 && (data[0] & 0x20);  // with steps: requests held whole for verdicts
@@ -33,6 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool dial = size > 0 && (data[0] & 0x80);
   bool h1_client = !dial && size > 0 && (data[0] & 0x40);
   ConnId server = dial ? 0 : ctx.new_conn();
+  {
   test_support::LayerDriver d(connection_layer(
       ctx, std::make_unique<Http2Layer>(ctx, Http2Target{"127.0.0.1", 7000, false, server, h1_client})));
   if (!h1_client) d.data(kClientConn, std::string(Http2Layer::kPreface));
@@ -56,6 +61,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   d.release();
   if (std::string breach = test_support::stream_rule_breach(d.records, ctx.conn_id(), d.closed); !breach.empty()) {
     std::fprintf(stderr, "stream-end rule: %s\n", breach.c_str());
+    std::abort();
+  }
+  }
+  if (budget.left() != static_cast<int64_t>(memory)) {
+    std::fprintf(stderr, "--record-memory: %lld bytes never given back\n", static_cast<long long>(memory - budget.left()));
     std::abort();
   }
   return 0;

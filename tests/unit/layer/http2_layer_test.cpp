@@ -3,6 +3,8 @@
 // at every split point; and a server that answers the preface with SETTINGS keeps HTTP/2.
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "codec/http2.hpp"
 #include "layer/http2_layer.hpp"
 #include "layer/server_memo.hpp"
@@ -20,9 +22,12 @@ struct Fixture {
                         &options};
   std::unique_ptr<LayerDriver> d;
   std::unique_ptr<replay::H2Request> client;
+  codec::H2Decoder to_client;  // what the client got, read again
 
-  explicit Fixture(const envelope::HttpMessage& request, const ServerMemo* servers = nullptr) {
+  explicit Fixture(const envelope::HttpMessage& request, const ServerMemo* servers = nullptr,
+                   const std::function<void(ProxyOptions&)>& configure = {}) {
     options.servers = servers;
+    if (configure) configure(options);
     d = std::make_unique<LayerDriver>(std::make_unique<Http2Layer>(ctx, Http2Target{"127.0.0.1", 7000, false, 0}));
     client = std::make_unique<replay::H2Request>(request);
     d->client(client->output());
@@ -31,6 +36,7 @@ struct Fixture {
   void exchange() {
     std::string got;
     got.swap(d->sent[kClientConn]);
+    EXPECT_TRUE(to_client.feed(got));
     client->input(got);
     if (auto more = client->output(); !more.empty()) d->client(more);
   }
@@ -376,6 +382,64 @@ TEST(Http2Translation, AnHttp1ClientsTrailersAreRecordedAsSentAndGoOnInLowerCase
   EXPECT_EQ(variant.trailers[0].name, "x-sum");
   ASSERT_EQ(variant.headers.size(), 1u);  // te: trailers is the one TE HTTP/2 allows
   EXPECT_EQ(variant.headers[0].name, "te");
+}
+
+}  // namespace
+}  // namespace sluice::layer
+
+namespace sluice::layer {
+namespace {
+
+// --record-memory bounds what HTTP/2 streams keep: a response past it is recorded with its body
+// omitted (the client still gets all of it), one held whole for steps streams on after its head is
+// judged, and every byte is given back when the streams are done.
+TEST(Http2RecordMemory, AResponsePastTheBudgetKeepsNoMoreAndTheBudgetComesBack) {
+  const std::string body(60 << 10, 'b');  // (within the server's first window)
+  for (bool h2_server : {false, true}) {
+    for (bool steps : {false, true}) {
+      SCOPED_TRACE(std::string(h2_server ? "HTTP/2" : "HTTP/1.1") + " server" + (steps ? ", steps" : ""));
+      RecordBudget budget(40 << 10);
+      Fixture f(get("/big"), nullptr, [&](ProxyOptions& o) {
+        o.record_budget = &budget;
+        o.step_units = steps;
+      });
+      ConnId server = f.d->opened[0].conn;
+      if (h2_server) {  // SETTINGS, then the response's frames (HPACK from the codec's encoder)
+        f.d->data(server, codec::h2_frame(4, 0, 0, ""));
+        f.exchange();
+        envelope::HttpMessage r;
+        r.kind = envelope::HttpMessage::Kind::response;
+        r.status = 200;
+        r.body = body;
+        codec::H2Encoder enc;
+        f.d->data(server, enc.message(1, r));
+      } else {
+        f.d->data(server, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        f.exchange();
+        f.d->data(f.d->opened[1].conn, "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                                           "\r\n\r\n" + body);
+      }
+      for (int i = 0; i < 8 && !f.client->done(); ++i) f.exchange();
+      ASSERT_TRUE(f.client->done());
+      EXPECT_EQ(f.client->status(), 200);
+      ASSERT_NE(f.to_client.find(1), nullptr);
+      EXPECT_EQ(f.to_client.find(1)->body, body);  // the client gets it all
+      const envelope::HttpMessage* resp = nullptr;
+      bool head_unit = false;
+      auto all = f.d->envelopes();
+      for (const auto& e : all) {
+        const auto* m = std::get_if<envelope::HttpMessage>(&e.message);
+        if (!m || m->kind != envelope::HttpMessage::Kind::response) continue;
+        if (e.overlay == "head") head_unit = true;
+        if (e.overlay.empty() && !e.modified) resp = m;
+      }
+      ASSERT_NE(resp, nullptr);
+      EXPECT_LT(resp->body.size(), body.size());
+      EXPECT_EQ(resp->body.size() + resp->body_omitted, body.size());
+      EXPECT_EQ(head_unit, steps);  // held whole for steps: past the budget its head was judged instead
+      EXPECT_EQ(budget.left(), 40 << 10);
+    }
+  }
 }
 
 }  // namespace
