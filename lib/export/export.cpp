@@ -399,6 +399,7 @@ std::string head_bytes(const HttpMessage& m, bool request) {
 }  // namespace
 
 core::Result<std::vector<envelope::Record>> from_har(std::string_view json) {
+  if (json.starts_with("\xEF\xBB\xBF")) json.remove_prefix(3);  // a UTF-8 byte order mark (some Windows tools write one)
   auto doc = core::json_parse(json);
   if (!doc) return core::make_error("not JSON: " + doc.error().message);
   const Value* log = doc->find("log");

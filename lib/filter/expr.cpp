@@ -3,6 +3,7 @@
 #include <charconv>
 #include <functional>
 
+#include "codec/content.hpp"
 #include "core/ascii.hpp"
 #include "filter/regex.hpp"
 
@@ -35,9 +36,10 @@ const Envelope* response(const FlowView& f) {
 
 const HttpMessage& http(const Envelope* e) { return std::get<HttpMessage>(e->message); }
 
+// Headers as mitmproxy's header filters see them: "Name: value" lines, each ended by CR LF.
 std::string header_text(const envelope::Headers& h) {
   std::string s;
-  for (const auto& [k, v] : h) s += k + ": " + v + "\n";
+  for (const auto& [k, v] : h) s += k + ": " + v + "\r\n";
   return s;
 }
 
@@ -55,6 +57,23 @@ std::string_view host_of(const HttpMessage& m) {
 
 
 // The bytes of a message's body or payload, for ~b.
+core::ByteView body_of(const Envelope& e);
+
+// Whether `r` finds a match in the body of `e`: an HTTP body with its content codings undone (gzip,
+// deflate, br, zstd), as mitmproxy matches them; as recorded when they do not decode.
+bool search_body(const Regex& r, const Envelope& e) {
+  core::ByteView body = body_of(e);
+  if (const auto* m = std::get_if<HttpMessage>(&e.message); m && !body.empty()) {
+    for (const auto& [k, v] : m->headers)
+      if (core::iequals(k, "content-encoding")) {
+        constexpr size_t kMaxDecoded = 64u << 20;  // a bomb is matched as it was recorded
+        if (auto decoded = codec::decode_content(body, v, kMaxDecoded)) return r.search(*decoded);
+        break;
+      }
+  }
+  return r.search(body);
+}
+
 core::ByteView body_of(const Envelope& e) {
   return std::visit(
       [&](const auto& m) -> core::ByteView {
@@ -165,6 +184,18 @@ struct Parser {
     return tok.kind == Token::op || tok.kind == Token::bang || tok.kind == Token::lparen || tok.kind == Token::word;
   }
 
+  // Filters side by side mean "and", binding most loosely (as mitmproxy's grammar: "~a ~b | ~c" is
+  // "~a & (~b | ~c)"); then |, then &, then !.
+  bool parse_all(NodeP& out) {
+    if (!parse_or(out)) return false;
+    while (starts_unary()) {
+      NodeP rhs;
+      if (!parse_or(rhs)) return false;
+      out = combine(Filter::Node::op_and, out, rhs);
+    }
+    return true;
+  }
+
   bool parse_or(NodeP& out) {
     if (!parse_and(out)) return false;
     while (tok.kind == Token::bar) {
@@ -178,8 +209,8 @@ struct Parser {
 
   bool parse_and(NodeP& out) {
     if (!parse_unary(out)) return false;
-    while (tok.kind == Token::amp || starts_unary()) {
-      if (tok.kind == Token::amp) advance();
+    while (tok.kind == Token::amp) {
+      advance();
       NodeP rhs;
       if (!parse_unary(rhs)) return false;
       out = combine(Filter::Node::op_and, out, rhs);
@@ -202,7 +233,7 @@ struct Parser {
     if (tok.kind == Token::lparen) {
       size_t col = tok.column;
       advance();
-      if (!parse_or(out)) return false;
+      if (!parse_all(out)) return false;
       if (tok.kind != Token::rparen) return fail("unbalanced '(' at column " + std::to_string(col));
       advance();
       return true;
@@ -228,7 +259,9 @@ struct Parser {
   }
 
   bool regex_leaf(const std::string& op, const Token& value, NodeP& out) {
-    auto re = Regex::compile(value.text, true);
+    // Header filters anchor at each line, and `.` stays within one (re.MULTILINE, as mitmproxy's).
+    bool lines = op == "~h" || op == "~hq" || op == "~hs";
+    auto re = Regex::compile(value.text, true, lines);
     if (!re) return fail("bad regular expression for '" + op + "' at column " + std::to_string(value.column) + ": " +
                          re.error().message);
     Regex r = std::move(*re);
@@ -262,13 +295,13 @@ struct Parser {
         return (a && r.search(content_type(http(a).headers))) || (b && r.search(content_type(http(b).headers)));
       };
     } else if (op == "~b" || op == "~bq" || op == "~bs") {
-      needs |= reads_bodies;
+      needs |= reads_bodies | reads_headers;  // (Content-Encoding says how to decode a body)
       bool q = op != "~bs", s = op != "~bq";
       f = [r, q, s](const FlowView& fl) {
         for (const auto* e : fl.envelopes) {
           if (e->modified || !e->overlay.empty()) continue;
           bool from_client = e->direction == envelope::Direction::send;
-          if ((from_client ? q : s) && r.search(body_of(*e))) return true;
+          if ((from_client ? q : s) && search_body(r, *e)) return true;
         }
         return false;
       };
@@ -426,7 +459,7 @@ core::Result<Filter> Filter::parse(std::string_view text) {
   p.lex.s = text;
   p.advance();
   NodeP root;
-  bool ok = p.error.empty() && p.parse_or(root);
+  bool ok = p.error.empty() && p.parse_all(root);
   if (ok && p.tok.kind != Token::end) {
     ok = p.fail(p.tok.kind == Token::rparen ? "unexpected ')' at column " + std::to_string(p.tok.column)
                                             : "unexpected text at column " + std::to_string(p.tok.column));

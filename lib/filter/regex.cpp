@@ -55,6 +55,7 @@ struct Parser {
   std::string_view p;
   size_t pos = 0;
   bool icase = true;
+  bool multiline = false;
   std::string error;
   size_t error_at = 0;
   int depth = 0;
@@ -262,7 +263,11 @@ struct Parser {
       }
       case ')': return fail("unbalanced ')'", at);
       case '[': out = make_node(Node::set); return parse_class(out.chars);
-      case '.': out = make_node(Node::set); out.chars.set(); return true;
+      case '.':
+        out = make_node(Node::set);
+        out.chars.set();
+        if (multiline) out.chars.reset('\n');
+        return true;
       case '^': out = make_node(Node::begin); return true;
       case '$': out = make_node(Node::end); return true;
       case '*':
@@ -419,10 +424,11 @@ bool plain_string(std::string_view p, std::string& text, bool& begin, bool& end)
 
 }  // namespace
 
-core::Result<Regex> Regex::compile(std::string_view pattern, bool ignore_case) {
+core::Result<Regex> Regex::compile(std::string_view pattern, bool ignore_case, bool multiline) {
   Parser parser;
   parser.p = pattern;
   parser.icase = ignore_case;
+  parser.multiline = multiline;
   Node root;
   bool ok = parser.parse_alt(root);
   if (ok && parser.more()) ok = parser.fail("unbalanced ')'", parser.pos);
@@ -456,7 +462,9 @@ core::Result<Regex> Regex::compile(std::string_view pattern, bool ignore_case) {
   Regex r;
   r.pattern_ = std::string(pattern);
   r.ignore_case_ = ignore_case;
-  r.plain_ = plain_string(pattern, r.literal_, r.anchored_begin_, r.anchored_end_);
+  r.multiline_ = multiline;
+  r.plain_ = plain_string(pattern, r.literal_, r.anchored_begin_, r.anchored_end_) &&
+             !(multiline && (r.anchored_begin_ || r.anchored_end_));  // (anchors at each line: the VM)
   r.prog_ = std::move(prog);
   return r;
 }
@@ -501,10 +509,12 @@ bool Regex::search(core::ByteView text) const {
           break;
         case Program::jmp: stack.push_back(in.x); break;
         case Program::begin:
-          if (at == 0) stack.push_back(pc + 1);
+          if (at == 0 || (multiline_ && text[at - 1] == '\n')) stack.push_back(pc + 1);
           break;
         case Program::end:
-          if (at == text.size()) stack.push_back(pc + 1);
+          if (at == text.size() ||
+              (multiline_ && (text[at] == '\n' || (text[at] == '\r' && at + 1 < text.size() && text[at + 1] == '\n'))))
+            stack.push_back(pc + 1);
           break;
         default: break;
       }

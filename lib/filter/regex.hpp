@@ -23,7 +23,10 @@ namespace sluice::filter {
 class Regex {
  public:
   // Errors name what is wrong and the 0-based offset in the pattern: "unbalanced ')' at 4".
-  static core::Result<Regex> compile(std::string_view pattern, bool ignore_case = true);
+  // `multiline` (Python's re.MULTILINE without re.DOTALL, as mitmproxy's header filters compile): `^`
+  // also matches after each LF, `$` also before each LF (and before a CR LF: a header line's end),
+  // and `.` does not match LF.
+  static core::Result<Regex> compile(std::string_view pattern, bool ignore_case = true, bool multiline = false);
 
   // True when the pattern matches somewhere in `text`.
   bool search(core::ByteView text) const;
@@ -40,6 +43,7 @@ class Regex {
   std::string literal_;
   bool anchored_begin_ = false, anchored_end_ = false;
   bool ignore_case_ = true;
+  bool multiline_ = false;
 };
 
 }  // namespace sluice::filter

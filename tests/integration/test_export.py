@@ -222,6 +222,14 @@ class Export(unittest.TestCase):
         p = subprocess.run([SLUICE, "import", "-"], input=b"{\"not\": \"har\"}", capture_output=True, timeout=30)
         self.assertEqual(p.returncode, 2)
         self.assertIn("not a HAR file", p.stderr.decode())
+        # A HAR that starts with a UTF-8 byte order mark (some Windows tools write one) imports the same.
+        bom = os.path.join(self.tmp.name, "bom.har")
+        with open(bom, "w", encoding="utf-8-sig") as f:
+            json.dump(firefox, f)
+        with open(bom, "rb") as f:
+            self.assertTrue(f.read().startswith(b"\xef\xbb\xbf"))
+        x = list(exchanges(sluice("import", "--no-compress", bom)).values())[0]
+        self.assertEqual((x["method"], x["url"], x["status"]), ("POST", "http://shop.test/cart", 404))
 
     def check_command(self, fmt, strict_order):
         server = Receiver()

@@ -71,3 +71,20 @@ TEST(Regex, CatastrophicPatternsStayLinear) {
   }
   EXPECT_TRUE(Regex::compile("(a+)+$")->search(text));
 }
+
+TEST(Regex, MultilineAnchorsAtEachLineAndDotStaysInOne) {
+  const std::string headers = "Host: api.test\r\nX-Multi: one\r\nX-Multi: two\r\n";
+  auto re = [](std::string_view p) { return *Regex::compile(p, true, true); };
+  EXPECT_TRUE(re("^x-multi: two").search(headers));
+  EXPECT_TRUE(re("^X-Multi: one$").search(headers));  // $ before the line's CR LF
+  EXPECT_TRUE(re("api\\.test$").search(headers));
+  EXPECT_FALSE(re("^Multi").search(headers));
+  EXPECT_FALSE(re("Host:.*X-Multi").search(headers));  // . does not cross LF
+  EXPECT_TRUE(re("one\\r\\nX").search(headers));         // an explicit CR LF still does
+  EXPECT_TRUE(re("^$").search("a\n\nb"));                // an empty line
+  // Without multiline: anchors at the whole text only, . crosses lines.
+  auto whole = [](std::string_view p) { return *Regex::compile(p, true, false); };
+  EXPECT_FALSE(whole("^X-Multi").search(headers));
+  EXPECT_TRUE(whole("Host:.*X-Multi").search(headers));
+  EXPECT_TRUE(whole("^Host").search(headers));
+}
