@@ -1,5 +1,5 @@
-// sluice export --format har|curl|httpie|raw [FILE...]: the HTTP exchanges of a capture in other tools'
-// formats.
+// sluice export --format har|mitmproxy|curl|httpie|raw [FILE...]: the HTTP exchanges of a capture in
+// other tools' formats.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -12,6 +12,7 @@
 #include "common.hpp"
 #include "core/json.hpp"
 #include "export/export.hpp"
+#include "export/mitm.hpp"
 #include "stream/reader.hpp"
 
 namespace sluice::cmd {
@@ -23,16 +24,22 @@ struct ExportConfig {
   std::string write = "-";
 };
 
-// HAR needs every exchange whole: the capture is read to its end first.
-int export_har(const ExportConfig& cfg) {
+// HAR and mitmproxy's flow files need every exchange whole: the capture is read to its end first.
+int export_whole(const ExportConfig& cfg) {
   exporter::Collector collector;
   read_records(cfg.inputs, "export",
                [&](envelope::Record&& r, const stream::StreamReader&) { collector.add(std::move(r)); });
+  bool mitm = cfg.format == "mitmproxy";
+  if (mitm && cfg.write == "-" && ::isatty(1))
+    throw CommandError(kUsage, "export: a mitmproxy flow file is binary: not written to a terminal (use -w FILE)");
   int fd = open_output(cfg.write, "export");
   auto exchanges = collector.exchanges();
   {
     Output out(fd);
-    out.line(core::json_write(exporter::to_har(exchanges, SLUICE_VERSION)));
+    if (mitm)
+      out.write(exporter::to_mitm(exchanges));
+    else
+      out.line(core::json_write(exporter::to_har(exchanges, SLUICE_VERSION)));
     out.flush();
   }
   if (fd != 1) ::close(fd);
@@ -74,15 +81,18 @@ int export_requests(const ExportConfig& cfg) {
   return n == 0 ? kDifference : kOk;
 }
 
-int run_export(const ExportConfig& cfg) { return cfg.format == "har" ? export_har(cfg) : export_requests(cfg); }
+int run_export(const ExportConfig& cfg) {
+  return cfg.format == "har" || cfg.format == "mitmproxy" ? export_whole(cfg) : export_requests(cfg);
+}
 
 }  // namespace
 
 void setup_export(CLI::App& app, CommandRunner& run) {
   auto cfg = std::make_shared<ExportConfig>();
-  auto* sub = app.add_subcommand("export", "Write the HTTP exchanges of a capture as HAR, curl or HTTPie commands, or raw");
-  sub->add_option("--format", cfg->format, "har (default), curl, httpie or raw")
-      ->check(CLI::IsMember({"har", "curl", "httpie", "raw"}));
+  auto* sub = app.add_subcommand(
+      "export", "Write the HTTP exchanges of a capture as HAR, a mitmproxy flow file, curl or HTTPie commands, or raw");
+  sub->add_option("--format", cfg->format, "har (default), mitmproxy, curl, httpie or raw")
+      ->check(CLI::IsMember({"har", "mitmproxy", "curl", "httpie", "raw"}));
   sub->add_option("files", cfg->inputs, "Captures to read ('-' or none: standard input)");
   sub->add_option("-w,--write", cfg->write, "Write to PATH instead of standard output ('-')");
   sub->callback([&run, cfg] { run = [cfg] { return run_export(*cfg); }; });

@@ -53,7 +53,9 @@ int run_filter(const FilterConfig& cfg) {
   stream::StreamReader* current = nullptr;
   auto jsonl_out = [&] { return wopts.encoding == stream::Encoding::jsonl; };
   read_records(
-      cfg.inputs, "filter", [](envelope::Record&&, stream::StreamReader&) {}, flush,
+      cfg.inputs, "filter",
+      // (what the handlers below do not see: the flows of a mitmproxy flow file, decoded whole)
+      [&](envelope::Record&& r, stream::StreamReader&) { flows.feed(std::move(r), sink, {}, false); }, flush,
       [&](stream::StreamReader& reader) {
         current = &reader;
         auto& d = reader.decoder();

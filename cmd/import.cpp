@@ -1,4 +1,5 @@
-// sluice import FILE: a HAR file (Chrome, Firefox, mitmproxy, sluice) turned into a stream.
+// sluice import FILE: a HAR file (Chrome, Firefox, mitmproxy, sluice) or a mitmproxy flow file turned
+// into a stream.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 
 #include "common.hpp"
 #include "export/export.hpp"
+#include "export/mitm.hpp"
 #include "stream/writer.hpp"
 
 namespace sluice::cmd {
@@ -36,11 +38,24 @@ int run_import(const ImportConfig& cfg) {
     s << f.rdbuf();
     text = s.str();
   }
-  auto records = exporter::from_har(text);
-  if (!records) throw CommandError(kUsage, "import: " + cfg.input + ": " + records.error().message);
+  std::vector<envelope::Record> records;
+  std::string damage;
+  if (exporter::looks_like_mitm(text)) {  // a mitmproxy flow file, by its first bytes
+    exporter::MitmImport got = exporter::from_mitm(text);
+    if (got.flows == 0 && !got.error.empty())
+      throw CommandError(kUsage, "import: " + cfg.input + ": not a mitmproxy flow file: " + got.error);
+    if (got.skipped_dns)
+      std::fprintf(stderr, "sluice: import: %zu DNS flows left out (the stream has no DNS message)\n", got.skipped_dns);
+    records = std::move(got.records);
+    damage = got.error;
+  } else {
+    auto har = exporter::from_har(text);
+    if (!har) throw CommandError(kUsage, "import: " + cfg.input + ": " + har.error().message);
+    records = std::move(*har);
+  }
   int fd = open_output(cfg.write, "import");
   stream::StreamWriter writer(fd, stream_options(cfg.write, fd, cfg.stream, "import"));
-  for (const auto& r : *records) {
+  for (const auto& r : records) {
     if (auto ok = writer.write(r); !ok) break;
   }
   if (auto r = writer.flush(); !r) {
@@ -48,6 +63,10 @@ int run_import(const ImportConfig& cfg) {
     throw CommandError(kFailure, "import: cannot write output: " + r.error().message);
   }
   if (fd != 1) ::close(fd);
+  if (!damage.empty()) {  // every complete flow before it was written
+    std::fprintf(stderr, "sluice: import: %s: damaged or cut short: %s\n", cfg.input.c_str(), damage.c_str());
+    return kUsage;
+  }
   return kOk;
 }
 
@@ -55,8 +74,8 @@ int run_import(const ImportConfig& cfg) {
 
 void setup_import(CLI::App& app, CommandRunner& run) {
   auto icfg = std::make_shared<ImportConfig>();
-  auto* imp = app.add_subcommand("import", "Turn a HAR file (Chrome, Firefox, mitmproxy, sluice) into a stream");
-  imp->add_option("file", icfg->input, "The HAR file ('-': standard input)")->required();
+  auto* imp = app.add_subcommand("import", "Turn a HAR file or a mitmproxy flow file into a stream");
+  imp->add_option("file", icfg->input, "The HAR or mitmproxy flow file ('-': standard input)")->required();
   add_stream_flags(imp, icfg->stream);
   imp->add_option("-w,--write", icfg->write, "Write to PATH instead of standard output ('-')");
   imp->callback([&run, icfg] { run = [icfg] { return run_import(*icfg); }; });

@@ -113,7 +113,7 @@ _sluice() {
             ;;
         export)
             case $prev in
-                --format) COMPREPLY=($(compgen -W "har curl httpie raw" -- "$cur")); return ;;
+                --format) COMPREPLY=($(compgen -W "har mitmproxy curl httpie raw" -- "$cur")); return ;;
                 -w|--write) _filedir; return ;;
             esac
             if [[ $cur == -* ]]; then

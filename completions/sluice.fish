@@ -98,7 +98,7 @@ complete -c sluice -n "__fish_seen_subcommand_from diff" -l all -d 'Also list th
 # export, import
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a export -d 'Write exchanges as HAR, curl, HTTPie or raw'
 complete -c sluice -n "__fish_seen_subcommand_from export" -F
-complete -c sluice -n "__fish_seen_subcommand_from export" -l format -x -a 'har curl httpie raw' -d 'Output format'
+complete -c sluice -n "__fish_seen_subcommand_from export" -l format -x -a 'har mitmproxy curl httpie raw' -d 'Output format'
 complete -c sluice -n "__fish_seen_subcommand_from export" -s w -l write -r -F -d 'Write to PATH'
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a import -d 'Turn a HAR file into a stream'
 complete -c sluice -n "__fish_seen_subcommand_from import" -F

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "export/mitm.hpp"
 #include "stream/fd_io.hpp"
 
 namespace sluice::stream {
@@ -17,7 +18,10 @@ std::function<void(const std::string&)> default_warning(const std::string& name)
 }  // namespace
 
 StreamReader::StreamReader(int fd, std::string name, std::function<void(const std::string&)> on_warning)
-    : fd_(fd), name_(std::move(name)), decoder_(on_warning ? std::move(on_warning) : default_warning(name_)) {}
+    : fd_(fd),
+      name_(std::move(name)),
+      decoder_(on_warning ? on_warning : default_warning(name_)),
+      on_warning_(on_warning ? std::move(on_warning) : default_warning(name_)) {}
 
 StreamReader::~StreamReader() {
   if (owns_fd_) ::close(fd_);
@@ -38,17 +42,48 @@ std::string StreamReader::refusal() const {
   switch (decoder_.foreign()) {
     case RecordDecoder::Foreign::har:
       return what + " (convert it: sluice import " + (owns_fd_ ? name_ : std::string("-")) + ")";
-    case RecordDecoder::Foreign::mitmproxy:
-      return what + " (sluice cannot read mitmproxy's own format yet; save the flows as HAR in mitmproxy and "
-                    "run sluice import on that)";
     default:
       return what;
   }
 }
 
+core::Result<void> StreamReader::read_mitm() {
+  foreign_read_ = true;
+  std::string data = std::move(seen_);
+  std::string chunk(1u << 18, '\0');
+  while (!eof_) {
+    ssize_t n = read_some(fd_, chunk.data(), chunk.size());
+    if (n < 0) return core::make_error("cannot read " + name_ + ": " + std::strerror(errno));
+    if (n == 0) break;
+    data.append(chunk.data(), static_cast<size_t>(n));
+  }
+  eof_ = true;
+  exporter::MitmImport got = exporter::from_mitm(data);
+  if (got.flows == 0 && !got.error.empty())
+    return core::make_error(name_ + " is not a mitmproxy flow file after all: " + got.error);
+  if (got.skipped_dns) on_warning_(std::to_string(got.skipped_dns) + " DNS flows left out (the stream has no DNS message)");
+  if (!got.error.empty()) on_warning_("damaged or cut short mitmproxy flow file: " + got.error);
+  for (auto& r : got.records) foreign_records_.push_back(std::move(r));
+  return {};
+}
+
 core::Result<std::optional<envelope::Record>> StreamReader::next() {
   while (true) {
-    if (auto r = decoder_.next()) return std::optional<envelope::Record>(std::move(*r));
+    if (!foreign_records_.empty()) {
+      envelope::Record r = std::move(foreign_records_.front());
+      foreign_records_.pop_front();
+      return std::optional<envelope::Record>(std::move(r));
+    }
+    if (foreign_read_) return std::optional<envelope::Record>();
+    if (auto r = decoder_.next()) {
+      decided_ = true;
+      seen_.clear();
+      return std::optional<envelope::Record>(std::move(*r));
+    }
+    if (decoder_.fatal() && decoder_.foreign() == RecordDecoder::Foreign::mitmproxy) {
+      if (auto ok = read_mitm(); !ok) return ok.error();
+      continue;
+    }
     if (decoder_.fatal()) return core::make_error(refusal());
     if (eof_) {
       if (owns_fd_ && !decoder_.saw_data()) return core::make_error(name_ + " is empty, not a sluice stream");
@@ -62,6 +97,10 @@ core::Result<std::optional<envelope::Record>> StreamReader::next() {
       eof_ = true;
       decoder_.finish();
       continue;
+    }
+    if (!decided_) {  // (a mitmproxy flow file is read whole from its first byte)
+      seen_.append(buf_.data(), static_cast<size_t>(n));
+      if (seen_.size() > (1u << 20)) decided_ = true;  // the decoder decides within its first bytes
     }
     decoder_.feed(core::ByteView(buf_.data(), static_cast<size_t>(n)));
   }

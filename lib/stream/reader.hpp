@@ -1,5 +1,7 @@
 #pragma once
 // StreamReader: reads records from a file descriptor through a RecordDecoder.
+#include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -20,9 +22,10 @@ class StreamReader {
   ~StreamReader();
 
   // The next record; nullopt at end of input, or an Error for a read failure or an input that is not
-  // a stream at all (a HAR file, plain JSON, a mitmproxy flow file, an empty file named by its path:
-  // the error says which and how to read it). Damaged records are skipped with a warning, never
-  // returned.
+  // a stream at all (a HAR file, plain JSON, an empty file named by its path: the error says which and
+  // how to read it). Damaged records are skipped with a warning, never returned. A mitmproxy flow file
+  // (known by its first bytes) is read whole and its flows come as `sluice import` makes them; a
+  // damage in it ends its records with a warning.
   core::Result<std::optional<envelope::Record>> next();
 
   // Called just before each blocking read, so a consumer can flush its own output first.
@@ -36,6 +39,9 @@ class StreamReader {
   // "NAME is a HAR file, not a sluice stream (convert it: ...)": the decoder's fatal(), with a hint.
   std::string refusal() const;
 
+  // A mitmproxy flow file: the rest of the input read, its records queued.
+  core::Result<void> read_mitm();
+
   int fd_;
   bool owns_fd_ = false;
   bool eof_ = false;
@@ -43,6 +49,11 @@ class StreamReader {
   RecordDecoder decoder_;
   std::string buf_;
   std::function<void()> before_read_;
+  std::string seen_;  // what was fed while the decoder had not yet decided what the input is
+  bool decided_ = false;
+  std::deque<envelope::Record> foreign_records_;
+  bool foreign_read_ = false;
+  std::function<void(const std::string&)> on_warning_;
 };
 
 }  // namespace sluice::stream

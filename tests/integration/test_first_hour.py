@@ -53,7 +53,6 @@ class NotAStream(unittest.TestCase):
         cls.kinds = {
             cls.har: r"is a HAR file, not a sluice stream \(convert it: sluice import %s\)" % re.escape(cls.har),
             cls.json: r"is a JSON document, not a sluice stream",
-            cls.mitm: r"is a mitmproxy flow file, not a sluice stream",
             cls.empty: r"is empty, not a sluice stream",
             cls.empty_dir: r"is a directory without captures",
         }
@@ -96,6 +95,12 @@ class NotAStream(unittest.TestCase):
 
     def test_a_stream_is_still_read(self):
         self.assertEqual(sluice("show", SAMPLE).returncode, 0)
+        # A mitmproxy flow file is read directly (known by its first bytes), as sluice import reads it.
+        for args in (["show"], ["filter", "~c 200"], ["export", "--format", "har"], ["diff", self.mitm]):
+            with self.subTest(args=args):
+                p = sluice(*args, self.mitm)
+                self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"GET http://address:22/path 200", sluice("show", self.mitm).stdout)
         converted = sluice("import", self.har)
         self.assertEqual(converted.returncode, 0, converted.stderr)
         self.assertEqual(sluice("show", "-", input=converted.stdout).returncode, 0)

@@ -197,7 +197,8 @@ class Descriptors(unittest.TestCase):
 
 
 class OneShotOrigin:
-    """An HTTP/1.1 origin for one request: it reads the request head, then `answer(conn)` answers."""
+    """An HTTP/1.1 origin for one request: it reads the request head (kept in `head`), then
+    `answer(conn)` answers."""
 
     def __init__(self):
         self.sock = socket.socket()
@@ -212,6 +213,7 @@ class OneShotOrigin:
             buf = b""
             while b"\r\n\r\n" not in buf:
                 buf += conn.recv(4096)
+            self.head = buf
             self.answer(conn)
 
     def close(self):
