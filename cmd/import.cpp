@@ -1,13 +1,12 @@
 // sluice import FILE: a HAR file (Chrome, Firefox, mitmproxy, sluice) or a mitmproxy flow file turned
 // into a stream.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iostream>
-#include <sstream>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 
@@ -27,39 +26,55 @@ struct ImportConfig {
 
 int run_import(const ImportConfig& cfg) {
   std::string text;
-  if (cfg.input == "-") {
-    std::ostringstream s;
-    s << std::cin.rdbuf();
-    text = s.str();
-  } else {
-    std::ifstream f(cfg.input, std::ios::binary);
-    if (!f) throw CommandError(kUsage, "import: cannot read " + cfg.input + ": " + std::strerror(errno));
-    std::ostringstream s;
-    s << f.rdbuf();
-    text = s.str();
+  {
+    int in = cfg.input == "-" ? 0 : ::open(cfg.input.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in < 0) throw CommandError(kUsage, "import: cannot read " + cfg.input + ": " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(in, &st) == 0 && S_ISREG(st.st_mode)) text.reserve(static_cast<size_t>(st.st_size));
+    char buf[1 << 16];
+    for (;;) {
+      ssize_t n = ::read(in, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw CommandError(kUsage, "import: cannot read " + cfg.input + ": " + std::strerror(errno));
+      if (n == 0) break;
+      text.append(buf, static_cast<size_t>(n));
+    }
+    if (in != 0) ::close(in);
   }
-  std::vector<envelope::Record> records;
+  std::optional<stream::StreamWriter> writer;
+  int fd = -1;
+  bool stopped = false;  // the output refused a record: nothing more is written
+  auto write = [&](envelope::Record&& r) {
+    if (!writer) writer.emplace(fd = open_output(cfg.write, "import"), stream_options(cfg.write, fd, cfg.stream, "import"));
+    if (!stopped && !writer->write(r)) stopped = true;
+  };
   std::string damage;
   if (exporter::looks_like_mitm(text)) {  // a mitmproxy flow file, by its first bytes
-    exporter::MitmImport got = exporter::from_mitm(text);
+    // Records are written as they are made; the header waits for the first flow, so that a file that
+    // is no flow file at all leaves no output behind.
+    std::optional<envelope::Record> header;
+    exporter::MitmImport got = exporter::from_mitm(text, [&](envelope::Record&& r) {
+      if (std::holds_alternative<envelope::StreamHeader>(r)) {
+        header = std::move(r);
+        return;
+      }
+      if (header) write(*std::exchange(header, std::nullopt));
+      write(std::move(r));
+    });
     if (got.flows == 0 && !got.error.empty())
       throw CommandError(kUsage, "import: " + cfg.input + ": not a mitmproxy flow file: " + got.error);
+    if (header) write(std::move(*header));
     if (got.skipped_dns)
       std::fprintf(stderr, "sluice: import: %zu DNS flows left out (the stream has no DNS message)\n", got.skipped_dns);
-    records = std::move(got.records);
     damage = got.error;
   } else {
     auto har = exporter::from_har(text);
     if (!har) throw CommandError(kUsage, "import: " + cfg.input + ": " + har.error().message);
-    records = std::move(*har);
+    for (auto& r : *har) write(std::move(r));
   }
-  int fd = open_output(cfg.write, "import");
-  stream::StreamWriter writer(fd, stream_options(cfg.write, fd, cfg.stream, "import"));
-  for (const auto& r : records) {
-    if (auto ok = writer.write(r); !ok) break;
-  }
-  if (auto r = writer.flush(); !r) {
-    if (writer.broken_pipe()) throw BrokenPipe{};
+  if (!writer) write(envelope::StreamHeader{});  // (never: every import has its header)
+  if (auto r = writer->flush(); !r) {
+    if (writer->broken_pipe()) throw BrokenPipe{};
     throw CommandError(kFailure, "import: cannot write output: " + r.error().message);
   }
   if (fd != 1) ::close(fd);

@@ -226,7 +226,8 @@ std::string head_bytes(const HttpMessage& m) {
 }
 
 struct FlowReader {
-  MitmImport& out;
+  const std::function<void(envelope::Record&&)>& emit_record;
+  size_t n;  // flows before it
   const TNet& flow;
   std::string stream, id;
   envelope::Context context;
@@ -249,7 +250,7 @@ struct FlowReader {
     const TNet* client = flow.find("client_conn");
     const TNet* server = flow.find("server_conn");
     id = member(&flow, "id");
-    if (id.empty()) id = "mitm-" + std::to_string(out.flows);
+    if (id.empty()) id = "mitm-" + std::to_string(n);
     stream = member(client, "id");
     if (stream.empty()) stream = id;
     context.conn_id = stream;
@@ -286,7 +287,7 @@ struct FlowReader {
       e.time = time_of(err, "timestamp");
       e.code = "mitmproxy_error";
       e.message = member(err, "msg");
-      out.records.push_back(std::move(e));
+      emit_record(std::move(e));
     }
   }
 
@@ -301,7 +302,7 @@ struct FlowReader {
     e.protocol = envelope::Protocol::http;
     e.raw = head_bytes(m) + m.body;
     e.message = std::move(m);
-    out.records.push_back(std::move(e));
+    emit_record(std::move(e));
   }
 
   void http() {
@@ -353,7 +354,7 @@ struct FlowReader {
       w.masked = from_client;
       we.message = std::move(w);
       if (m.items.size() > 4 && m.items[4].kind == Kind::boolean && m.items[4].b) we.tags.emplace_back("dropped", "true");
-      out.records.push_back(std::move(we));
+      emit_record(std::move(we));
     }
   }
 
@@ -369,35 +370,48 @@ struct FlowReader {
       e.raw = m.items[1].str();
       e.message = envelope::RawMessage{};
       if (type == "udp") e.tags.emplace_back("transport", "udp");
-      out.records.push_back(std::move(e));
+      emit_record(std::move(e));
     }
   }
 };
 
 }  // namespace
 
-MitmImport from_mitm(std::string_view data) {
-  MitmImport out;
+envelope::StreamHeader mitm_header() {
   envelope::StreamHeader header;
   header.producer = "sluice import (mitmproxy)";
   header.time = core::now_wall();
-  out.records.push_back(header);
-  size_t pos = 0;
+  return header;
+}
+
+bool mitm_next_flow(std::string_view data, size_t& pos, MitmImport& out,
+                    const std::function<void(envelope::Record&&)>& emit) {
   while (pos < data.size()) {
     size_t used = 0;
     auto flow = tnet_parse(data.substr(pos), used);
     if (!flow || flow->kind != Kind::dict) {
       out.error = "flow " + std::to_string(out.flows + out.skipped_dns + 1) + " at byte " + std::to_string(pos) + ": " +
                   (flow ? std::string("not a dict") : flow.error().message);
-      break;
+      pos = data.size();
+      return false;
     }
     pos += used;
     if (member(&*flow, "type") == "dns") {
       ++out.skipped_dns;
       continue;
     }
-    FlowReader{out, *flow}.read();
+    FlowReader{emit, out.flows, *flow}.read();
     ++out.flows;
+    return true;
+  }
+  return false;
+}
+
+MitmImport from_mitm(std::string_view data, const std::function<void(envelope::Record&&)>& emit) {
+  MitmImport out;
+  emit(mitm_header());
+  size_t pos = 0;
+  while (mitm_next_flow(data, pos, out, emit)) {
   }
   return out;
 }

@@ -4,6 +4,7 @@
 // mitmproxy's migration chain reads (its io/compat.py: (0, 11) through 17, which mitmproxy 8.1 writes),
 // and the later ones by their members' names; written in version 17, which every mitmproxy since 8 reads.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,15 +41,21 @@ bool looks_like_mitm(std::string_view data);
 
 // What an import read.
 struct MitmImport {
-  std::vector<envelope::Record> records;  // a header, then each flow's envelopes and errors
   size_t flows = 0;
   size_t skipped_dns = 0;  // DNS flows: the envelope model has no DNS message
   std::string error;       // why reading stopped early (a damaged or cut file); empty when it read all
 };
-// A flow file as stream records: per HTTP flow its request and response envelopes (raw synthesized
-// as HTTP/1.1 heads and bodies, tagged `imported: mitmproxy`), its WebSocket messages, its error; per
-// TCP or UDP flow its messages as raw chunks. Every complete flow before a damage is kept.
-MitmImport from_mitm(std::string_view data);
+// A flow file as stream records, each given to `emit` as it is made: a header, then per HTTP flow its
+// request and response envelopes (raw synthesized as HTTP/1.1 heads and bodies, tagged `imported:
+// mitmproxy`), its WebSocket messages, its error; per TCP or UDP flow its messages as raw chunks.
+// Every complete flow before a damage is given.
+MitmImport from_mitm(std::string_view data, const std::function<void(envelope::Record&&)>& emit);
+// The same a flow at a time, for a reader that goes at its consumer's pace: the header, then the next
+// flow from `pos` (DNS flows skipped), `pos` moved past it; false at the end or at a damage (in
+// `out.error`, and `pos` at the end).
+envelope::StreamHeader mitm_header();
+bool mitm_next_flow(std::string_view data, size_t& pos, MitmImport& out,
+                    const std::function<void(envelope::Record&&)>& emit);
 
 // The exchanges of a stream as a flow file mitmproxy reads (version 17): HTTP flows with their
 // WebSocket messages and errors.

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "export/mitm.hpp"
 #include "stream/fd_io.hpp"
 
 namespace sluice::stream {
@@ -49,22 +48,33 @@ std::string StreamReader::refusal() const {
 
 core::Result<void> StreamReader::read_mitm() {
   foreign_read_ = true;
-  std::string data = std::move(seen_);
+  mitm_data_ = std::move(seen_);
   std::string chunk(1u << 18, '\0');
   while (!eof_) {
     ssize_t n = read_some(fd_, chunk.data(), chunk.size());
     if (n < 0) return core::make_error("cannot read " + name_ + ": " + std::strerror(errno));
     if (n == 0) break;
-    data.append(chunk.data(), static_cast<size_t>(n));
+    mitm_data_.append(chunk.data(), static_cast<size_t>(n));
   }
   eof_ = true;
-  exporter::MitmImport got = exporter::from_mitm(data);
-  if (got.flows == 0 && !got.error.empty())
-    return core::make_error(name_ + " is not a mitmproxy flow file after all: " + got.error);
-  if (got.skipped_dns) on_warning_(std::to_string(got.skipped_dns) + " DNS flows left out (the stream has no DNS message)");
-  if (!got.error.empty()) on_warning_("damaged or cut short mitmproxy flow file: " + got.error);
-  for (auto& r : got.records) foreign_records_.push_back(std::move(r));
+  foreign_records_.push_back(exporter::mitm_header());
+  next_mitm_flow();
+  if (mitm_.flows == 0 && !mitm_.error.empty())
+    return core::make_error(name_ + " is not a mitmproxy flow file after all: " + mitm_.error);
   return {};
+}
+
+// The next flow's records queued (a flow at a time: memory stays that of the file); at the end, what
+// was left out or damaged said once.
+void StreamReader::next_mitm_flow() {
+  auto queue = [this](envelope::Record&& r) { foreign_records_.push_back(std::move(r)); };
+  if (mitm_pos_ < mitm_data_.size() && exporter::mitm_next_flow(mitm_data_, mitm_pos_, mitm_, queue)) return;
+  if (mitm_done_) return;
+  mitm_done_ = true;
+  if (mitm_.skipped_dns) on_warning_(std::to_string(mitm_.skipped_dns) + " DNS flows left out (the stream has no DNS message)");
+  if (!mitm_.error.empty() && mitm_.flows > 0) on_warning_("damaged or cut short mitmproxy flow file: " + mitm_.error);
+  mitm_data_.clear();
+  mitm_data_.shrink_to_fit();
 }
 
 core::Result<std::optional<envelope::Record>> StreamReader::next() {
@@ -74,7 +84,11 @@ core::Result<std::optional<envelope::Record>> StreamReader::next() {
       foreign_records_.pop_front();
       return std::optional<envelope::Record>(std::move(r));
     }
-    if (foreign_read_) return std::optional<envelope::Record>();
+    if (foreign_read_) {
+      if (mitm_done_) return std::optional<envelope::Record>();
+      next_mitm_flow();
+      continue;
+    }
     if (auto r = decoder_.next()) {
       decided_ = true;
       seen_.clear();

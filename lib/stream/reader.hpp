@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/result.hpp"
+#include "export/mitm.hpp"
 #include "stream/decoder.hpp"
 
 namespace sluice::stream {
@@ -39,8 +40,9 @@ class StreamReader {
   // "NAME is a HAR file, not a sluice stream (convert it: ...)": the decoder's fatal(), with a hint.
   std::string refusal() const;
 
-  // A mitmproxy flow file: the rest of the input read, its records queued.
+  // A mitmproxy flow file: the rest of the input read, its header and first flow queued.
   core::Result<void> read_mitm();
+  void next_mitm_flow();
 
   int fd_;
   bool owns_fd_ = false;
@@ -54,6 +56,10 @@ class StreamReader {
   std::deque<envelope::Record> foreign_records_;
   bool foreign_read_ = false;
   std::function<void(const std::string&)> on_warning_;
+  std::string mitm_data_;  // a mitmproxy flow file, read whole
+  size_t mitm_pos_ = 0;
+  exporter::MitmImport mitm_;
+  bool mitm_done_ = false;
 };
 
 }  // namespace sluice::stream
