@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fixtures"))
 from support import SLUICE, TEST_ENV, EchoServer, Proxy, byte_member, curl, serve_hello  # noqa: E402
 import golden  # noqa: E402
 from test_hostile import OneShotOrigin  # noqa: E402
+from test_tls import PkiCase  # noqa: E402
 
 
 def sluice(*args, input=None, ok=(0,)):
@@ -103,18 +104,24 @@ class Mitmdump:
         self.proc.stdout.close()
 
 
-class FromMitmdump(unittest.TestCase):
+class FromMitmdump(PkiCase):
     def test_what_mitmdump_writes_imports_field_by_field(self):
+        from h2server import H2Server
         tmp = tempfile.TemporaryDirectory()
         path = os.path.join(tmp.name, "real.mitm")
         origin = serve_hello()
         ws = WsEcho()
         tcp = EchoServer()
-        md = Mitmdump(path, "--tcp-hosts", "^127\\.0\\.0\\.1$")  # (matched against the host of a CONNECT)
+        h2o = H2Server(self.pki.cert, self.pki.key)  # HTTPS, ALPN h2
+        md = Mitmdump(path, "--tcp-hosts", "^127\\.0\\.0\\.1$",  # (matched against the host of a CONNECT)
+                      "--set", "ssl_verify_upstream_trusted_ca=" + self.pki.ca)
         proxy = ["-x", "http://127.0.0.1:%d" % md.port]
         base = "http://127.0.0.1:%d" % origin.server_address[1]
         self.assertEqual(curl(*proxy, base + "/one?x=1").returncode, 0)
         self.assertEqual(curl(*proxy, "-H", "X-Case: Kept", "-d", "a=1&b=2", base + "/form").returncode, 0)
+        # HTTPS with HTTP/2 both ways (mitmdump's CA is not the client's: -k).
+        h2 = curl(*proxy, "-k", "--http2", "-d", "xyz", "https://localhost:%d/tls-h2" % h2o.port)
+        self.assertEqual(h2.stdout, b"h2 hello from /tls-h2 got 3", h2.stderr)
         # A WebSocket through the proxy (absolute-form upgrade), one message each way.
         s = socket.create_connection(("127.0.0.1", md.port), timeout=10)
         s.sendall(b"GET http://127.0.0.1:%d/chat HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
@@ -142,7 +149,7 @@ class FromMitmdump(unittest.TestCase):
         self.assertEqual(t.recv(4096), b"PING\r\n")
         t.close()
         for _ in range(100):  # bounded: mitmdump writes each flow as it ends
-            if len(mitm_flows(path)) >= 4:
+            if len(mitm_flows(path)) >= 5:
                 break
             time.sleep(0.1)
         md.stop()
@@ -151,7 +158,10 @@ class FromMitmdump(unittest.TestCase):
         ws.sock.close()
         tcp.close()
         flows = mitm_flows(path)
-        self.assertEqual([f.type for f in flows], ["http", "http", "http", "tcp"])
+        h2o.close()
+        self.assertEqual([f.type for f in flows], ["http", "http", "http", "http", "tcp"])
+        tls = [f for f in flows if f.type == "http" and f.request.scheme == "https"][0]
+        self.assertEqual(tls.request.http_version, "HTTP/2.0")
         out = sluice("import", "--no-compress", path).stdout
         recs = envelopes(out)
         by_flow = {}
@@ -167,7 +177,12 @@ class FromMitmdump(unittest.TestCase):
             req, resp = got[0]["message"], got[1]["message"]
             req_body, resp_body = body_of(got[0]), body_of(got[1])
             self.assertEqual((req["method"], req["scheme"], req["path"]), (f.request.method, f.request.scheme, f.request.path))
-            self.assertEqual(req["authority"], "127.0.0.1:%d" % f.request.port)
+            self.assertEqual(req["authority"], "%s:%d" % (f.request.host, f.request.port))
+            self.assertEqual(req["version"], "HTTP/2" if f.request.http_version == "HTTP/2.0" else f.request.http_version)
+            if f.client_conn.tls_established:
+                tls_info = got[0]["context"]["tls"]
+                self.assertEqual((tls_info["version"], tls_info["sni"], tls_info["alpn"]),
+                                 (f.client_conn.tls_version, f.client_conn.sni, f.client_conn.alpn.decode()))
             self.assertEqual([tuple(h) for h in req["headers"]], list(f.request.headers.items(multi=True)))
             self.assertEqual(req_body, f.request.raw_content)
             self.assertEqual(resp["status"], f.response.status_code)
@@ -266,6 +281,39 @@ def downgrade_to_4(state):
     return s
 
 
+def downgrade_to_0_17(state):
+    """The same flow as mitmproxy 0.17 wrote it (undoing convert_017_018 through convert_300_4): byte
+    keys, addresses as dicts, peer_address, no marks."""
+    s = downgrade_to_4(state)
+    s["version"] = (3, 0, 0)
+    s["client_conn"].pop("mitmcert", None)           # 2.0 -> 3.0
+    s["server_conn"].pop("tls_version", None)
+    s["version"] = (2, 0, 0)
+    for conn, keys in (("client_conn", ("address",)), ("server_conn", ("address", "source_address", "ip_address"))):
+        for k in keys:                                  # 1.0 -> 2.0: addresses were dicts
+            v = s[conn].get(k)
+            s[conn][k] = {"address": v, "use_ipv6": False} if v is not None else None
+    s["version"] = (0, 19)
+    s["request"]["stickyauth"] = False                 # 0.18 -> 0.19
+    s["request"]["stickycookie"] = False
+    for k in ("sni", "alpn_proto_negotiated", "cipher_name", "tls_version"):
+        s["client_conn"].pop(k, None)
+    s["server_conn"].pop("alpn_proto_negotiated", None)
+    s.pop("mode", None)
+    s.pop("metadata", None)
+    s["version"] = (0, 17)                             # 0.17 -> 0.18: bytes keys, peer_address
+    s["server_conn"]["peer_address"] = s["server_conn"].pop("ip_address")
+    s.pop("marked", None)
+    def to_bytes(o):
+        if isinstance(o, dict):
+            return {(k.encode() if isinstance(k, str) else k): to_bytes(v) for k, v in o.items()}
+        return o
+    s = to_bytes(s)
+    for k in (b"type", b"id"):
+        if isinstance(s.get(k), str): s[k] = s[k].encode()
+    return s
+
+
 class Versions(unittest.TestCase):
     def write(self, path, states):
         with open(path, "wb") as f:
@@ -277,16 +325,22 @@ class Versions(unittest.TestCase):
         flow = tflow.tflow(resp=True)
         flow.request.headers["X-Old"] = "yes"
         state = flow.get_state()
-        old = os.path.join(tmp.name, "v4.mitm")
-        self.write(old, [downgrade_to_4(state)])
-        migrated = mitm_flows(old)[0]  # mitmproxy's own migration chain reads it
-        self.assertEqual(migrated.request.headers["X-Old"], "yes")
-        got = envelopes(sluice("import", "--no-compress", old).stdout)
-        q, r = got[0]["message"], got[1]["message"]
-        self.assertEqual((q["method"], q["path"]), (migrated.request.method, migrated.request.path))
-        self.assertEqual([tuple(h) for h in q["headers"]], list(migrated.request.headers.items(multi=True)))
-        self.assertEqual((r["status"], body_of(got[1])), (migrated.response.status_code, migrated.response.raw_content))
-        self.assertEqual(got[0]["context"]["tls"]["alpn"], "http/1.1")  # alpn_proto_negotiated, before 11
+        for name, old_state in (("v4", downgrade_to_4(state)), ("v0.17", downgrade_to_0_17(state))):
+            with self.subTest(version=name):
+                old = os.path.join(tmp.name, name + ".mitm")
+                self.write(old, [old_state])
+                migrated = mitm_flows(old)[0]  # mitmproxy's own migration chain reads it
+                self.assertEqual(migrated.request.headers["X-Old"], "yes")
+                got = envelopes(sluice("import", "--no-compress", old).stdout)
+                q, r = got[0]["message"], got[1]["message"]
+                self.assertEqual((q["method"], q["path"]), (migrated.request.method, migrated.request.path))
+                self.assertEqual([tuple(h) for h in q["headers"]], list(migrated.request.headers.items(multi=True)))
+                self.assertEqual((r["status"], body_of(got[1])),
+                                 (migrated.response.status_code, migrated.response.raw_content))
+                self.assertEqual(got[0]["context"]["client"], "%s:%d" % migrated.client_conn.peername)
+                self.assertEqual(got[0]["context"]["server"], "%s:%d" % migrated.server_conn.address)
+                if name == "v4":
+                    self.assertEqual(got[0]["context"]["tls"]["alpn"], "http/1.1")  # alpn_proto_negotiated, before 11
         # A newer version (21): members mitmproxy added since are not needed, and nothing breaks.
         newer = copy.deepcopy(state)
         newer["version"] = 21
