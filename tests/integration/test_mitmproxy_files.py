@@ -203,6 +203,37 @@ class FromMitmdump(PkiCase):
         tmp.cleanup()
 
 
+def mitmweb_flows(path, expect):
+    """The flows mitmweb shows for a flow file, from its web API (GET /flows), once it shows `expect`."""
+    import urllib.request
+    for _ in range(3):  # a port picked free may be taken meanwhile: bounded retries
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        web = subprocess.Popen(["mitmweb", "--no-web-open-browser", "--web-host", "127.0.0.1", "--web-port", str(port),
+                                "--listen-host", "127.0.0.1", "-p", "0", "-r", path],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        try:
+            for _ in range(50):  # bounded: it says when the web server listens, then reads the file
+                line = web.stdout.readline()
+                if not line or b"Web server listening" in line:
+                    break
+            if not line:
+                continue
+            for _ in range(100):
+                with urllib.request.urlopen("http://127.0.0.1:%d/flows" % port, timeout=10) as r:
+                    listed = json.loads(r.read())
+                if len(listed) >= expect:
+                    return listed
+                time.sleep(0.1)
+        finally:
+            web.terminate()
+            web.wait(timeout=30)
+            web.stdout.close()
+    raise AssertionError("mitmweb did not show the flows")
+
+
 class ToMitmproxy(unittest.TestCase):
     def test_an_export_is_read_back_by_mitmdump_with_every_flow_intact(self):
         tmp = tempfile.TemporaryDirectory()
@@ -233,6 +264,13 @@ class ToMitmproxy(unittest.TestCase):
         self.assertEqual([(m.from_client, m.content) for m in ws.websocket.messages],
                          [(True, b"hello ws"), (False, b"hello back")])
         self.assertEqual([f.error.msg for f in flows if f.error], ["no answer within 60 s"])
+        # mitmweb shows them all: its own API lists each flow with its request, status and messages.
+        listed = mitmweb_flows(path, len(flows))
+        self.assertEqual([(f["request"]["method"], f["request"]["host"], f["request"]["path"],
+                           (f.get("response") or {}).get("status_code")) for f in listed],
+                         [(f.request.method, f.request.host, f.request.path, f.response and f.response.status_code)
+                          for f in flows])
+        self.assertEqual([f["websocket"]["messages_meta"]["count"] for f in listed if f.get("websocket")], [2])
         # A flow file serves offline as any capture does.
         proxy = Proxy("--mode", "regular@0", "--serve-from", path)
         got = curl("-x", "http://127.0.0.1:%d" % proxy.port, "http://cdn.test/app.js")
