@@ -1,6 +1,7 @@
 // sluice import FILE: a HAR file (Chrome, Firefox, mitmproxy, sluice) or a mitmproxy flow file turned
 // into a stream.
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,21 +26,35 @@ struct ImportConfig {
 };
 
 int run_import(const ImportConfig& cfg) {
-  std::string text;
+  std::string read;       // a pipe's bytes
+  std::string_view text;  // the input: a regular file mapped, or what was read
+  struct Mapping {
+    void* at = MAP_FAILED;
+    size_t size = 0;
+    ~Mapping() {
+      if (at != MAP_FAILED) ::munmap(at, size);
+    }
+  } mapping;
   {
     int in = cfg.input == "-" ? 0 : ::open(cfg.input.c_str(), O_RDONLY | O_CLOEXEC);
     if (in < 0) throw CommandError(kUsage, "import: cannot read " + cfg.input + ": " + std::strerror(errno));
     struct stat st {};
-    if (::fstat(in, &st) == 0 && S_ISREG(st.st_mode)) text.reserve(static_cast<size_t>(st.st_size));
+    if (::fstat(in, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+      mapping.size = static_cast<size_t>(st.st_size);
+      mapping.at = ::mmap(nullptr, mapping.size, PROT_READ, MAP_PRIVATE, in, 0);
+      if (mapping.at != MAP_FAILED) ::madvise(mapping.at, mapping.size, MADV_SEQUENTIAL);
+    }
     char buf[1 << 16];
-    for (;;) {
+    while (mapping.at == MAP_FAILED) {
       ssize_t n = ::read(in, buf, sizeof buf);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) throw CommandError(kUsage, "import: cannot read " + cfg.input + ": " + std::strerror(errno));
       if (n == 0) break;
-      text.append(buf, static_cast<size_t>(n));
+      read.append(buf, static_cast<size_t>(n));
     }
     if (in != 0) ::close(in);
+    text = mapping.at != MAP_FAILED ? std::string_view(static_cast<const char*>(mapping.at), mapping.size)
+                                    : std::string_view(read);
   }
   std::optional<stream::StreamWriter> writer;
   int fd = -1;

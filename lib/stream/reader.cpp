@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "stream/fd_io.hpp"
@@ -23,6 +25,7 @@ StreamReader::StreamReader(int fd, std::string name, std::function<void(const st
       on_warning_(on_warning ? std::move(on_warning) : default_warning(name_)) {}
 
 StreamReader::~StreamReader() {
+  unmap_mitm();
   if (owns_fd_) ::close(fd_);
 }
 
@@ -48,7 +51,18 @@ std::string StreamReader::refusal() const {
 
 core::Result<void> StreamReader::read_mitm() {
   foreign_read_ = true;
-  mitm_data_ = std::move(seen_);
+  struct stat st {};
+  if (::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {  // a file: mapped, not copied
+    void* at = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd_, 0);
+    if (at != MAP_FAILED) {
+      ::madvise(at, static_cast<size_t>(st.st_size), MADV_SEQUENTIAL);
+      mitm_map_ = std::string_view(static_cast<const char*>(at), static_cast<size_t>(st.st_size));
+      mitm_view_ = mitm_map_;
+      eof_ = true;
+    }
+  }
+  if (mitm_map_.empty()) mitm_data_ = std::move(seen_);
+  seen_.clear();
   std::string chunk(1u << 18, '\0');
   while (!eof_) {
     ssize_t n = read_some(fd_, chunk.data(), chunk.size());
@@ -57,6 +71,7 @@ core::Result<void> StreamReader::read_mitm() {
     mitm_data_.append(chunk.data(), static_cast<size_t>(n));
   }
   eof_ = true;
+  if (mitm_map_.empty()) mitm_view_ = mitm_data_;
   foreign_records_.push_back(exporter::mitm_header());
   next_mitm_flow();
   if (mitm_.flows == 0 && !mitm_.error.empty())
@@ -68,13 +83,20 @@ core::Result<void> StreamReader::read_mitm() {
 // was left out or damaged said once.
 void StreamReader::next_mitm_flow() {
   auto queue = [this](envelope::Record&& r) { foreign_records_.push_back(std::move(r)); };
-  if (mitm_pos_ < mitm_data_.size() && exporter::mitm_next_flow(mitm_data_, mitm_pos_, mitm_, queue)) return;
+  if (mitm_pos_ < mitm_view_.size() && exporter::mitm_next_flow(mitm_view_, mitm_pos_, mitm_, queue)) return;
   if (mitm_done_) return;
   mitm_done_ = true;
   if (mitm_.skipped_dns) on_warning_(std::to_string(mitm_.skipped_dns) + " DNS flows left out (the stream has no DNS message)");
   if (!mitm_.error.empty() && mitm_.flows > 0) on_warning_("damaged or cut short mitmproxy flow file: " + mitm_.error);
+  unmap_mitm();
   mitm_data_.clear();
   mitm_data_.shrink_to_fit();
+}
+
+void StreamReader::unmap_mitm() {
+  if (!mitm_map_.empty()) ::munmap(const_cast<char*>(mitm_map_.data()), mitm_map_.size());
+  mitm_map_ = {};
+  mitm_view_ = {};
 }
 
 core::Result<std::optional<envelope::Record>> StreamReader::next() {

@@ -21,6 +21,8 @@ class StreamReader {
   static core::Result<std::unique_ptr<StreamReader>> open(const std::string& path,
                                                           std::function<void(const std::string&)> on_warning = {});
   ~StreamReader();
+  StreamReader(const StreamReader&) = delete;
+  StreamReader& operator=(const StreamReader&) = delete;
 
   // The next record; nullopt at end of input, or an Error for a read failure or an input that is not
   // a stream at all (a HAR file, plain JSON, an empty file named by its path: the error says which and
@@ -43,6 +45,7 @@ class StreamReader {
   // A mitmproxy flow file: the rest of the input read, its header and first flow queued.
   core::Result<void> read_mitm();
   void next_mitm_flow();
+  void unmap_mitm();
 
   int fd_;
   bool owns_fd_ = false;
@@ -56,7 +59,9 @@ class StreamReader {
   std::deque<envelope::Record> foreign_records_;
   bool foreign_read_ = false;
   std::function<void(const std::string&)> on_warning_;
-  std::string mitm_data_;  // a mitmproxy flow file, read whole
+  std::string mitm_data_;       // a mitmproxy flow file, read whole from a pipe
+  std::string_view mitm_map_;   // ... or a file, mapped
+  std::string_view mitm_view_;  // the one of them it is
   size_t mitm_pos_ = 0;
   exporter::MitmImport mitm_;
   bool mitm_done_ = false;
