@@ -88,6 +88,18 @@ core::Result<TNet> parse_at(std::string_view data, size_t& used, int depth) {
     case ']':
     case '}': {
       v.kind = type == ']' ? Kind::list : Kind::dict;
+      // How many elements, from their lengths alone (no element is made twice, none moved on growth).
+      size_t count = 0;
+      for (size_t at = 0; at < body.size(); ++count) {
+        size_t colon = body.find(':', at);
+        size_t len = 0;
+        if (colon == std::string_view::npos ||
+            std::from_chars(body.data() + at, body.data() + colon, len).ec != std::errc() || len > body.size())
+          break;
+        at = colon + 2 + len;
+      }
+      v.items.reserve(v.kind == Kind::dict ? count / 2 : count);
+      if (v.kind == Kind::dict) v.keys.reserve(count / 2);
       size_t pos = 0;
       while (pos < body.size()) {
         size_t took = 0;
