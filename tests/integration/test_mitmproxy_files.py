@@ -390,6 +390,23 @@ class Versions(unittest.TestCase):
         self.assertEqual(got[0]["message"]["method"], "GET")
         tmp.cleanup()
 
+    def test_udp_messages_import_as_chunks_and_dns_flows_are_named_as_left_out(self):
+        tmp = tempfile.TemporaryDirectory()
+        udp = tflow.ttcpflow().get_state()  # mitmproxy writes UDP flows (9 and later) as TCP ones, typed "udp"
+        udp["type"] = "udp"
+        udp["version"] = 21
+        path = os.path.join(tmp.name, "udp-dns.mitm")
+        self.write(path, [udp, tflow.tdnsflow().get_state(), tflow.tflow(resp=True).get_state()])
+        p = sluice("import", "--no-compress", path)
+        got = envelopes(p.stdout)
+        chunks = [r for r in got if r["protocol"] == "raw"]
+        self.assertEqual([(r["direction"], base64.b64decode(r["raw"])) for r in chunks],
+                         [("send", b"hello"), ("receive", b"it's me")])
+        self.assertTrue(all(r["tags"]["transport"] == "udp" for r in chunks))
+        self.assertEqual(len([r for r in got if r["protocol"] == "http"]), 2)  # the HTTP flow after the DNS one
+        self.assertIn(b"1 DNS flows left out (the stream has no DNS message)", p.stderr)
+        tmp.cleanup()
+
     def test_a_cut_file_yields_every_complete_flow_and_a_clear_error(self):
         tmp = tempfile.TemporaryDirectory()
         path = os.path.join(tmp.name, "cut.mitm")
