@@ -60,7 +60,10 @@ int run_import(const ImportConfig& cfg) {
   int fd = -1;
   bool stopped = false;  // the output refused a record: nothing more is written
   auto write = [&](envelope::Record&& r) {
-    if (!writer) writer.emplace(fd = open_output(cfg.write, "import"), stream_options(cfg.write, fd, cfg.stream, "import"));
+    if (!writer) {
+      fd = open_output(cfg.write, "import");
+      writer.emplace(fd, stream_options(cfg.write, fd, cfg.stream, "import"));
+    }
     if (!stopped && !writer->write(r)) stopped = true;
   };
   std::string damage;

@@ -37,6 +37,13 @@ double TNet::number() const {
 
 namespace {
 
+TNet of(Kind kind, std::string s = {}) {
+  TNet v;
+  v.kind = kind;
+  v.s = std::move(s);
+  return v;
+}
+
 constexpr int kMaxDepth = 64;
 
 core::Result<TNet> parse_at(std::string_view data, size_t& used, int depth) {
@@ -148,7 +155,7 @@ void dump_to(const TNet& v, std::string& out) {
       break;
     case Kind::dict:
       for (size_t i = 0; i < v.items.size(); ++i) {
-        dump_to(TNet{Kind::text, v.keys[i]}, body);
+        dump_to(of(Kind::text, v.keys[i]), body);
         dump_to(v.items[i], body);
       }
       type = '}';
@@ -238,6 +245,9 @@ std::string head_bytes(const HttpMessage& m) {
 }
 
 struct FlowReader {
+  FlowReader(const std::function<void(envelope::Record&&)>& emit, size_t before, const TNet& f)
+      : emit_record(emit), n(before), flow(f) {}
+
   const std::function<void(envelope::Record&&)>& emit_record;
   size_t n;  // flows before it
   const TNet& flow;
@@ -412,7 +422,7 @@ bool mitm_next_flow(std::string_view data, size_t& pos, MitmImport& out,
       ++out.skipped_dns;
       continue;
     }
-    FlowReader{emit, out.flows, *flow}.read();
+    FlowReader(emit, out.flows, *flow).read();
     ++out.flows;
     return true;
   }
@@ -432,31 +442,31 @@ MitmImport from_mitm(std::string_view data, const std::function<void(envelope::R
 
 namespace {
 
-TNet text(std::string s) { return TNet{Kind::text, std::move(s)}; }
-TNet bytes(std::string s) { return TNet{Kind::bytes, std::move(s)}; }
+TNet text(std::string s) { return of(Kind::text, std::move(s)); }
+TNet bytes(std::string s) { return of(Kind::bytes, std::move(s)); }
 TNet integer(int64_t i) {
-  TNet v{Kind::integer};
+  TNet v = of(Kind::integer);
   v.i = i;
   return v;
 }
 TNet floating(double d) {
-  TNet v{Kind::floating};
+  TNet v = of(Kind::floating);
   v.d = d;
   return v;
 }
 TNet boolean(bool b) {
-  TNet v{Kind::boolean};
+  TNet v = of(Kind::boolean);
   v.b = b;
   return v;
 }
-TNet null() { return TNet{}; }
+TNet null() { return TNet(); }
 TNet list(std::vector<TNet> items) {
-  TNet v{Kind::list};
+  TNet v = of(Kind::list);
   v.items = std::move(items);
   return v;
 }
 TNet dict(std::vector<std::pair<std::string, TNet>> members) {
-  TNet v{Kind::dict};
+  TNet v = of(Kind::dict);
   for (auto& [k, x] : members) {
     v.keys.push_back(k);
     v.items.push_back(std::move(x));
