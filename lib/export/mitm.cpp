@@ -1,5 +1,6 @@
 #include "export/mitm.hpp"
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdio>

@@ -6,6 +6,7 @@
 #include "core/crc32c.hpp"
 #include "core/json.hpp"
 #include "envelope/record_codec.hpp"
+#include "export/mitm.hpp"
 
 namespace sluice::stream {
 namespace {
@@ -36,15 +37,6 @@ bool looks_like_har(core::ByteView b) {
   return b.substr(i).starts_with("\"log\"");
 }
 
-// A tnetstring: decimal length, ':', then (mitmproxy's flow files hold dictionaries) another one.
-bool looks_like_tnetstring(core::ByteView b) {
-  size_t i = 0;
-  while (i < b.size() && i < 10 && b[i] >= '0' && b[i] <= '9') ++i;
-  if (i == 0 || i >= b.size() || b[i] != ':') return false;
-  size_t j = i + 1, k = j;
-  while (k < b.size() && k - j < 10 && b[k] >= '0' && b[k] <= '9') ++k;
-  return k > j && k < b.size() && b[k] == ':';
-}
 }  // namespace
 
 struct RecordDecoder::Zstd {
@@ -372,7 +364,7 @@ void RecordDecoder::refuse(core::ByteView h) {
   } else if (!json.empty() && (json[0] == '{' || json[0] == '[')) {
     foreign_ = Foreign::json;
     fatal_ = "a JSON document, not a sluice stream (a stream has one JSON record per line, each with a \"type\")";
-  } else if (looks_like_tnetstring(h)) {
+  } else if (exporter::looks_like_mitm(h)) {
     foreign_ = Foreign::mitmproxy;
     fatal_ = "a mitmproxy flow file, not a sluice stream";
   } else if (h.starts_with("\xD4\xC3\xB2\xA1") || h.starts_with("\xA1\xB2\xC3\xD4") ||
