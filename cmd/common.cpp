@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <cerrno>
 #include <cstring>
 
@@ -222,6 +223,55 @@ tls::TlsSettings server_tls_settings(const ServerTlsFlags& flags) {
   for (const auto& spec : flags.client_certs) settings.client_certs.push_back(tls::parse_client_cert_spec(spec));
   if (const char* keylog = std::getenv("SSLKEYLOGFILE"); keylog && *keylog) settings.keylog_path = keylog;
   return settings;
+}
+
+}  // namespace sluice::cmd
+
+namespace sluice::cmd {
+
+void add_transform_flags(CLI::App* sub, TransformFlags& flags) {
+  auto& o = flags.options;
+  sub->add_option("-H,--modify-headers", o.modify_headers,
+                  "Set or remove a header: [/FILTER]/NAME/[@]VALUE, any separator; an empty VALUE removes "
+                  "(mitmproxy's modify_headers), repeatable");
+  sub->add_option("-B,--modify-body", o.modify_body,
+                  "Replace in bodies: [/FILTER]/REGEX/[@]REPLACEMENT, any separator (mitmproxy's modify_body), "
+                  "repeatable");
+  sub->add_option("--map-local", o.map_local,
+                  "Answer from local files: [/FILTER]/URL-REGEX/FILE-OR-DIRECTORY (mitmproxy's map_local), "
+                  "repeatable");
+  sub->add_option("--block-list", o.block_list,
+                  "Answer matching requests with an empty response: /FILTER/STATUS, 444 closes the connection "
+                  "(mitmproxy's block_list), repeatable");
+  sub->add_option("--set", flags.set,
+                  "NAME=VALUE for mitmproxy's options modify_headers, modify_body, map_local, block_list "
+                  "(repeatable; an option's --set values replace its flag's)");
+}
+
+std::shared_ptr<step::TransformStep> make_transform(const TransformFlags& flags, const std::string& command) {
+  step::TransformOptions o = flags.options;
+  std::map<std::string, std::vector<std::string>> set;
+  for (const auto& spec : flags.set) {
+    size_t eq = spec.find('=');
+    std::string name = spec.substr(0, eq);
+    auto& values = set[name];
+    if (eq != std::string::npos) values.push_back(spec.substr(eq + 1));
+  }
+  for (auto& [name, values] : set) {
+    std::vector<std::string>* target = name == "modify_headers" ? &o.modify_headers
+                                       : name == "modify_body"  ? &o.modify_body
+                                       : name == "map_local"    ? &o.map_local
+                                       : name == "block_list"   ? &o.block_list
+                                                                : nullptr;
+    if (!target)
+      throw CommandError(kUsage, command + ": --set: unknown option '" + name +
+                                     "' (sluice takes modify_headers, modify_body, map_local and block_list)");
+    *target = std::move(values);
+  }
+  if (o.empty()) return nullptr;
+  auto step = step::TransformStep::create(o);
+  if (!step) throw CommandError(kUsage, command + ": " + step.error().message);
+  return std::move(*step);
 }
 
 }  // namespace sluice::cmd

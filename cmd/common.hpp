@@ -9,6 +9,7 @@
 
 #include "envelope/record.hpp"
 #include "step/process_step.hpp"
+#include "step/transform.hpp"
 #include "stream/writer.hpp"
 #include "tls/session.hpp"
 
@@ -122,6 +123,31 @@ step::ProcessStepOptions step_options(const StepFlags& flags, const std::string&
                                       const envelope::StreamHeader& header,
                                       std::function<void(envelope::Record)> on_record);
 
+// Rules that change traffic (proxy, transform): mitmproxy's -H/--modify-headers, -B/--modify-body,
+// --map-local, --block-list, and --set NAME=VALUE for those options' mitmproxy names (the values --set
+// gives an option replace its flag's, as in mitmproxy).
+struct TransformFlags {
+  step::TransformOptions options;
+  std::vector<std::string> set;
+};
+void add_transform_flags(CLI::App* sub, TransformFlags& flags);
+// The step, or null when no rule is given; a rule that does not parse is a usage error naming it.
+std::shared_ptr<step::TransformStep> make_transform(const TransformFlags& flags, const std::string& command);
+
+// The offline driver of `sluice step` and `sluice transform`: reads records, sends each unit the proxy
+// would have sent through a pipeline of the steps `make` gives (called at the first header), and writes
+// the stream the proxy would have recorded with them, in input order. `stop` runs at the end.
+struct OfflineIo {
+  std::vector<std::string> inputs;
+  StreamFlags stream;
+  std::string write = "-";
+  size_t window = 256;  // units in flight at once
+};
+using StepFactory = std::function<std::vector<std::shared_ptr<pipeline::Step>>(
+    const envelope::StreamHeader& header, std::function<void(envelope::Record)> on_error)>;
+int run_offline_steps(const std::string& command, const OfflineIo& io, const StepFactory& make,
+                      const std::function<void()>& stop);
+
 // "16MiB", "512k", "0", "1G": a byte count with an optional binary suffix. `what` prefixes errors
 // ("proxy: --record-body-limit").
 uint64_t parse_size(const std::string& text, const std::string& what);
@@ -138,6 +164,7 @@ void setup_show(CLI::App& app, CommandRunner& run);
 void setup_ca(CLI::App& app, CommandRunner& run);
 void setup_filter(CLI::App& app, CommandRunner& run);
 void setup_step(CLI::App& app, CommandRunner& run);
+void setup_transform(CLI::App& app, CommandRunner& run);
 void setup_record(CLI::App& app, CommandRunner& run);
 void setup_diff(CLI::App& app, CommandRunner& run);
 void setup_export(CLI::App& app, CommandRunner& run);

@@ -133,6 +133,7 @@ int main(int argc, char** argv) {
   setup_ca(app, run);
   setup_filter(app, run);
   setup_step(app, run);
+  setup_transform(app, run);
   setup_record(app, run);
   setup_diff(app, run);
   setup_export(app, run);

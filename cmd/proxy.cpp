@@ -75,6 +75,8 @@ struct ProxyConfig {
   // Step programs (formats/STEP.md), in the order given.
   std::vector<std::string> steps;
   StepFlags step;
+  // Rules (mitmproxy's -H, -B, --map-local, --block-list).
+  TransformFlags rules;
 };
 
 
@@ -178,7 +180,9 @@ int run_proxy(const ProxyConfig& cfg) {
     serve_from = make_serve_from(cfg);
     opts.layer.lazy_connect = true;  // a recorded answer needs no server, nor any network
   }
-  opts.layer.step_units = !cfg.steps.empty();  // WebSocket messages wait for the steps' verdicts
+  auto transform = make_transform(cfg.rules, "proxy");  // (a bad rule: refused before anything listens)
+  // Every message is a unit of its own (WebSocket messages, events, HTTP/2 messages wait for verdicts).
+  opts.layer.step_units = !cfg.steps.empty() || transform;
 
   // Where the stream goes: -w PATH, or stdout unless it is a terminal (then one line per flow).
   StreamOutput output = open_stream_output(cfg.write, cfg.stream, "proxy");
@@ -212,7 +216,12 @@ int run_proxy(const ProxyConfig& cfg) {
     std::fprintf(stderr, "sluice: listening on %s (%s)\n", b.address.c_str(), b.mode.c_str());
   }
   if (!summary_only) recorder.record(envelope::Record{header});
-  // Step programs first (they see what the client sent), then the recorded answers of --serve-from.
+  // Rules first (mitmproxy's addons run before scripts see the flow), then step programs, then the
+  // recorded answers of --serve-from.
+  if (transform) {
+    pipeline.add(transform);
+    std::fprintf(stderr, "sluice: %zu rule%s (transform)\n", transform->rules(), transform->rules() == 1 ? "" : "s");
+  }
   std::vector<std::shared_ptr<step::ProcessStep>> steps;
   for (const auto& command : cfg.steps) {
     steps.push_back(std::make_shared<step::ProcessStep>(
@@ -298,6 +307,7 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
                   "Run COMMAND as a step program (formats/STEP.md) that sees, changes, drops or answers each "
                   "unit before it is sent on, repeatable (run in the order given)");
   add_step_flags(sub, cfg->step);
+  add_transform_flags(sub, cfg->rules);
   sub->add_option("--serve-from", cfg->serve_from,
                   "Answer requests from the responses recorded in CAPTURE (file or directory), repeatable");
   sub->add_option("--match", cfg->match,

@@ -7,6 +7,7 @@
 #include <deque>
 #include <mutex>
 #include <set>
+#include <tuple>
 
 #include <CLI/CLI.hpp>
 
@@ -20,11 +21,8 @@ namespace {
 
 struct StepConfig {
   std::string command;
-  std::vector<std::string> inputs;
   StepFlags step;
-  StreamFlags stream;
-  std::string write = "-";
-  size_t window = 256;
+  OfflineIo io;
 };
 
 // Records in input order; a unit's slot is filled when its step answers (on the step's thread).
@@ -33,22 +31,43 @@ struct Slot {
   bool done = false;
 };
 
-int run_step(const StepConfig& cfg) {
-  int out_fd = open_output(cfg.write, "step");
-  const stream::WriterOptions wopts = stream_options(cfg.write, out_fd, cfg.stream, "step");
+}  // namespace
+
+int run_offline_steps(const std::string& command, const OfflineIo& cfg, const StepFactory& make,
+                      const std::function<void()>& stop) {
+  int out_fd = open_output(cfg.write, command);
+  const stream::WriterOptions wopts = stream_options(cfg.write, out_fd, cfg.stream, command);
   stream::StreamWriter writer(out_fd, wopts);
 
   std::mutex mu;
   std::condition_variable cv;
   std::deque<std::shared_ptr<Slot>> slots;
   size_t in_flight = 0;
-  std::shared_ptr<step::ProcessStep> program;
+  bool started = false;
+  std::vector<std::shared_ptr<pipeline::Step>> steps;
 
   auto flush = [&] {
     if (auto r = writer.flush(); !r) {
       if (writer.broken_pipe()) throw BrokenPipe{};
-      throw CommandError(kFailure, "step: cannot write output: " + r.error().message);
+      throw CommandError(kFailure, command + ": cannot write output: " + r.error().message);
     }
+  };
+  // Units a step changed (stream, flow, seq), the last few thousand: a variant the proxy made of one
+  // of them (its own wire edits, `modified_by: sluice`) was made from bytes that would no longer have
+  // been sent, so it is left out (the step's variant is then the last, the one replay sends).
+  std::set<std::tuple<std::string, std::string, uint64_t>> changed;
+  std::deque<std::tuple<std::string, std::string, uint64_t>> changed_order;
+  auto superseded = [&](const envelope::Record& r) {
+    const auto* e = std::get_if<envelope::Envelope>(&r);
+    if (!e || !e->modified || !e->variant_of) return false;
+    auto key = std::make_tuple(e->stream_id, e->flow_id, *e->variant_of);
+    if (e->modified_by == "sluice") return changed.count(key) > 0;
+    if (changed.insert(key).second) changed_order.push_back(std::move(key));
+    if (changed_order.size() > 4096) {
+      changed.erase(changed_order.front());
+      changed_order.pop_front();
+    }
+    return false;
   };
   auto write_done = [&](std::unique_lock<std::mutex>& lock) {
     while (!slots.empty() && slots.front()->done) {
@@ -56,7 +75,7 @@ int run_step(const StepConfig& cfg) {
       slots.pop_front();
       lock.unlock();
       for (const auto& r : slot->records)
-        if (!writer.write(r)) flush();  // surfaces the error
+        if (!superseded(r) && !writer.write(r)) flush();  // surfaces the error
       lock.lock();
     }
   };
@@ -75,17 +94,18 @@ int run_step(const StepConfig& cfg) {
   std::set<std::pair<std::string, std::string>> h2_connects;  // (stream, flow) of HTTP/2 extended CONNECTs
   std::set<std::pair<std::string, std::string>> h2_flows;     // ... of HTTP/2 requests, until their response
   read_records(
-      cfg.inputs, "step",
+      cfg.inputs, command,
       [&](envelope::Record&& r, const stream::StreamReader&) {
         if (auto* h = std::get_if<envelope::StreamHeader>(&r)) {
-          if (!program) {
+          if (!started) {
+            started = true;
             // An error record (from the step's thread) takes its place in the order; the main thread writes it.
             auto on_error = [&](envelope::Record e) {
               std::lock_guard lock(mu);
               slots.push_back(done_slot(std::move(e)));
               cv.notify_all();
             };
-            program = std::make_shared<step::ProcessStep>(step_options(cfg.step, cfg.command, *h, on_error));
+            steps = make(*h, on_error);
           }
           push(std::move(r));
           return;
@@ -115,8 +135,8 @@ int run_step(const StepConfig& cfg) {
           push(std::move(r));
           return;
         }
-        if (!program)
-          throw CommandError(kUsage, "step: the stream has no header record before its first envelope");
+        if (!started)
+          throw CommandError(kUsage, command + ": the stream has no header record before its first envelope");
         auto slot = std::make_shared<Slot>();
         {
           std::unique_lock lock(mu);
@@ -126,7 +146,7 @@ int run_step(const StepConfig& cfg) {
         }
         // A pipeline per unit, kept alive by its own completion (a held unit resumes it later).
         auto pipe = std::make_shared<pipeline::Pipeline>([slot](const envelope::Envelope& e) { slot->records.emplace_back(e); });
-        pipe->add(program);
+        for (const auto& step : steps) pipe->add(step);
         std::function<void(pipeline::Result)> finish = [&, slot, pipe](pipeline::Result res) {
           if (res.outcome == pipeline::Outcome::respond && res.reply) slot->records.emplace_back(*res.reply);
           std::lock_guard lock(mu);
@@ -160,10 +180,23 @@ int run_step(const StepConfig& cfg) {
       write_done(lock);
     }
   }
-  if (program) program->stop();
+  if (stop) stop();
   flush();
   if (out_fd != 1) ::close(out_fd);
   return kOk;
+}
+
+namespace {
+
+int run_step(const StepConfig& cfg) {
+  std::shared_ptr<step::ProcessStep> program;
+  auto make = [&](const envelope::StreamHeader& h, std::function<void(envelope::Record)> on_error) {
+    program = std::make_shared<step::ProcessStep>(step_options(cfg.step, cfg.command, h, std::move(on_error)));
+    return std::vector<std::shared_ptr<pipeline::Step>>{program};
+  };
+  return run_offline_steps("step", cfg.io, make, [&] {
+    if (program) program->stop();
+  });
 }
 
 }  // namespace
@@ -172,10 +205,10 @@ void setup_step(CLI::App& app, CommandRunner& run) {
   auto cfg = std::make_shared<StepConfig>();
   auto* sub = app.add_subcommand("step", "Run a step program (formats/STEP.md) over a recorded stream");
   sub->add_option("command", cfg->command, "The step program, run with /bin/sh -c")->required();
-  sub->add_option("files", cfg->inputs, "Captures to read ('-' or none: standard input)");
+  sub->add_option("files", cfg->io.inputs, "Captures to read ('-' or none: standard input)");
   add_step_flags(sub, cfg->step);
-  add_stream_flags(sub, cfg->stream);
-  sub->add_option("-w,--write", cfg->write, "Write to PATH instead of standard output ('-')");
+  add_stream_flags(sub, cfg->io.stream);
+  sub->add_option("-w,--write", cfg->io.write, "Write to PATH instead of standard output ('-')");
   sub->callback([&run, cfg] { run = [cfg] { return run_step(*cfg); }; });
 }
 

@@ -1,5 +1,5 @@
 # fish completion for sluice
-set -l commands proxy show ca filter record diff export import replay step
+set -l commands proxy show ca filter record diff export import replay step transform
 complete -c sluice -f
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a proxy -d 'Listen, forward and record every connection'
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a show -d 'Print or convert a stream'
@@ -141,6 +141,18 @@ complete -c sluice -n "__fish_seen_subcommand_from replay" -l client-cert -r -d 
 complete -c sluice -n "__fish_seen_subcommand_from replay" -l no-tls-resume -d 'Full TLS handshake on every server connection'
 complete -c sluice -n "__fish_seen_subcommand_from replay" -s q -l quiet -d 'No progress or report'
 
+complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -s H -l modify-headers -x -d 'Set or remove a header: /FILTER/NAME/VALUE'
+complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -s B -l modify-body -x -d 'Replace in bodies: /FILTER/REGEX/REPLACEMENT'
+complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -l map-local -x -d 'Answer from local files: /FILTER/URL-REGEX/PATH'
+complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -l block-list -x -d 'Answer matching requests: /FILTER/STATUS'
+complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -l set -x -a 'modify_headers= modify_body= map_local= block_list=' -d 'NAME=VALUE of a mitmproxy option'
+# transform
+complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a transform -d 'Apply rules (mitmproxy -H, -B, --map-local, --block-list) to a recorded stream'
+complete -c sluice -n "__fish_seen_subcommand_from transform" -F
+complete -c sluice -n "__fish_seen_subcommand_from transform" -l format -x -a 'jsonl cbor' -d 'Stream encoding'
+complete -c sluice -n "__fish_seen_subcommand_from transform" -l compress -d 'zstd-compress the stream (default for *.zst)'
+complete -c sluice -n "__fish_seen_subcommand_from transform" -l no-compress -d 'Write the stream uncompressed'
+complete -c sluice -n "__fish_seen_subcommand_from transform" -s w -l write -r -d 'Write to PATH'
 # step
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a step -d 'Run a step program over a recorded stream'
 complete -c sluice -n "__fish_seen_subcommand_from step" -F

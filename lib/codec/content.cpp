@@ -1,6 +1,7 @@
 #include "codec/content.hpp"
 
 #include <brotli/decode.h>
+#include <brotli/encode.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -86,9 +87,8 @@ std::optional<core::Bytes> unzstd(core::ByteView in, size_t max_out) {
   return out;
 }
 
-}  // namespace
-
-std::optional<core::Bytes> decode_content(core::ByteView body, std::string_view codings, size_t max_out) {
+// The codings of a Content-Encoding value, lower case, in the order they were applied.
+std::vector<std::string> codings_of(std::string_view codings) {
   std::vector<std::string> list;
   while (!codings.empty()) {
     size_t comma = codings.find(',');
@@ -97,6 +97,60 @@ std::optional<core::Bytes> decode_content(core::ByteView body, std::string_view 
     if (comma == std::string_view::npos) break;
     codings.remove_prefix(comma + 1);
   }
+  return list;
+}
+
+// zlib's deflate with `window_bits` (31: gzip; 15: zlib), level 6 (gzip's and mitmproxy's default).
+std::optional<core::Bytes> deflate(core::ByteView in, int window_bits) {
+  z_stream z{};
+  if (deflateInit2(&z, 6, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY) != Z_OK) return std::nullopt;
+  core::Bytes out(deflateBound(&z, static_cast<uLong>(in.size())), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  int rc = ::deflate(&z, Z_FINISH);
+  out.resize(out.size() - z.avail_out);
+  deflateEnd(&z);
+  if (rc != Z_STREAM_END) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
+std::optional<core::Bytes> encode_content(core::ByteView body, std::string_view codings) {
+  core::Bytes out(body);
+  for (const auto& coding : codings_of(codings)) {
+    std::optional<core::Bytes> next;
+    if (coding == "gzip" || coding == "x-gzip") {
+      next = deflate(out, 31);
+    } else if (coding == "deflate") {
+      next = deflate(out, 15);
+    } else if (coding == "br") {
+      core::Bytes enc(BrotliEncoderMaxCompressedSize(out.size()) + 16, '\0');
+      size_t size = enc.size();
+      if (BrotliEncoderCompress(BROTLI_DEFAULT_QUALITY, BROTLI_DEFAULT_WINDOW, BROTLI_MODE_GENERIC, out.size(),
+                                reinterpret_cast<const uint8_t*>(out.data()), &size,
+                                reinterpret_cast<uint8_t*>(enc.data()))) {
+        enc.resize(size);
+        next = std::move(enc);
+      }
+    } else if (coding == "zstd") {
+      core::Bytes enc(ZSTD_compressBound(out.size()), '\0');
+      size_t size = ZSTD_compress(enc.data(), enc.size(), out.data(), out.size(), 3);
+      if (!ZSTD_isError(size)) {
+        enc.resize(size);
+        next = std::move(enc);
+      }
+    }
+    if (!next) return std::nullopt;
+    out = std::move(*next);
+  }
+  return out;
+}
+
+std::optional<core::Bytes> decode_content(core::ByteView body, std::string_view codings, size_t max_out) {
+  auto list = codings_of(codings);
   core::Bytes out(body);
   for (auto it = list.rbegin(); it != list.rend(); ++it) {
     std::optional<core::Bytes> next;

@@ -193,6 +193,19 @@ struct Envelope {
   bool operator==(const Envelope&) const = default;
 };
 
+// A response's envelope for `request` (its stream, flow and context; direction receive; HTTP), to be
+// filled by whoever answers it in place of the server (a step, a rule, the gRPC-Web layer).
+inline Envelope reply_to(const Envelope& request, Timestamp time) {
+  Envelope reply;
+  reply.stream_id = request.stream_id;
+  reply.flow_id = request.flow_id;
+  reply.direction = Direction::receive;
+  reply.protocol = Protocol::http;
+  reply.context = request.context;
+  reply.time = time;
+  return reply;
+}
+
 inline constexpr std::string_view kFormatName = "sluice-stream";
 inline constexpr int kFormatVersion = 1;
 

@@ -15,10 +15,12 @@ constexpr int kMaxDepth = 200;         // nesting of groups and quantifiers
 constexpr int kMaxRepeat = 1000;
 
 struct Node {
-  enum Kind : uint8_t { set, concat, alt, repeat, empty, begin, end } kind = empty;
+  enum Kind : uint8_t { set, concat, alt, repeat, empty, begin, end, group, word_boundary, not_word_boundary } kind = empty;
   CharSet chars;
   std::vector<Node> kids;
   int min = 0, max = -1;  // repeat: max -1 = unbounded
+  bool greedy = true;     // repeat: prefers more (a lazy one prefers fewer: it matters where a match ends)
+  int cap = 0;            // group: its number, from 1
 };
 
 Node make_node(Node::Kind kind) {
@@ -59,6 +61,7 @@ struct Parser {
   std::string error;
   size_t error_at = 0;
   int depth = 0;
+  int groups = 0;  // capturing groups so far
 
   bool fail(std::string what, size_t at) {
     if (error.empty()) {
@@ -145,12 +148,18 @@ struct Parser {
       } else {
         break;
       }
-      if (more() && p[pos] == '?') ++pos;  // lazy: the same for a yes/no search
-      if (out.kind == Node::begin || out.kind == Node::end || out.kind == Node::empty)
+      bool greedy = true;
+      if (more() && p[pos] == '?') {  // lazy: prefers the fewest repetitions
+        greedy = false;
+        ++pos;
+      }
+      if (out.kind == Node::begin || out.kind == Node::end || out.kind == Node::empty ||
+          out.kind == Node::word_boundary || out.kind == Node::not_word_boundary)
         return fail("nothing to repeat", atom_at);
       Node r = make_node(Node::repeat);
       r.min = min;
       r.max = max;
+      r.greedy = greedy;
       r.kids.push_back(std::move(out));
       out = std::move(r);
     }
@@ -252,13 +261,24 @@ struct Parser {
     char c = p[pos++];
     switch (c) {
       case '(': {
+        bool capture = true;
         if (pos + 1 < p.size() && p[pos] == '?') {
           if (p[pos + 1] != ':') return fail("unsupported group (?" + std::string(1, p[pos + 1]), at);
           pos += 2;
+          capture = false;
         }
-        if (!parse_alt(out)) return false;
+        int cap = capture ? ++groups : 0;
+        Node inner;
+        if (!parse_alt(inner)) return false;
         if (!more() || p[pos] != ')') return fail("missing ')'", at);
         ++pos;
+        if (!capture) {
+          out = std::move(inner);
+          return true;
+        }
+        out = make_node(Node::group);
+        out.cap = cap;
+        out.kids.push_back(std::move(inner));
         return true;
       }
       case ')': return fail("unbalanced ')'", at);
@@ -274,6 +294,11 @@ struct Parser {
       case '+':
       case '?': return fail("nothing to repeat", at);
       case '\\':
+        if (more() && (p[pos] == 'b' || p[pos] == 'B')) {
+          out = make_node(p[pos] == 'b' ? Node::word_boundary : Node::not_word_boundary);
+          ++pos;
+          return true;
+        }
         out = make_node(Node::set);
         if (!escape(out.chars, false)) return false;
         if (icase) out.chars = fold(out.chars);
@@ -290,13 +315,19 @@ struct Parser {
 }  // namespace
 
 struct Regex::Program {
-  enum Op : uint8_t { chars, split, jmp, match, begin, end };
+  // split: both targets, x preferred; save: x is the capture slot (2 * group, + 1 for its end).
+  enum Op : uint8_t { chars, split, jmp, match, begin, end, save, word_boundary, not_word_boundary };
   struct Inst {
     Op op;
     uint32_t x = 0, y = 0;  // split: both targets; jmp: x; chars: set index
   };
+  size_t slots = 2;      // capture slots: 2 per group, group 0 the whole match
   std::vector<Inst> code;
   std::vector<CharSet> sets;
+  std::string prefix;    // bytes every match starts with (a literal run before any choice), maybe none
+  // A program that is the prefix and nothing else (group marks aside): each slot's offset in a match.
+  bool literal = false;
+  std::vector<int64_t> literal_slots;
   CharSet first;         // bytes a match can start with
   bool first_any = false;  // a match may start without consuming (anchor, empty, ...): no skipping
 };
@@ -316,6 +347,12 @@ struct Compiler {
     return static_cast<uint32_t>(prog.code.size() - 1);
   }
 
+  // A quantifier's split: into the body first when greedy, past it first when lazy.
+  void prefer(uint32_t split, uint32_t body, uint32_t past, bool greedy) {
+    prog.code[split].x = greedy ? body : past;
+    prog.code[split].y = greedy ? past : body;
+  }
+
   void compile(const Node& n) {
     if (too_big) return;
     using P = Regex::Program;
@@ -323,6 +360,14 @@ struct Compiler {
       case Node::empty: break;
       case Node::begin: emit({P::begin, 0, 0}); break;
       case Node::end: emit({P::end, 0, 0}); break;
+      case Node::word_boundary: emit({P::word_boundary, 0, 0}); break;
+      case Node::not_word_boundary: emit({P::not_word_boundary, 0, 0}); break;
+      case Node::group:
+        emit({P::save, static_cast<uint32_t>(2 * n.cap), 0});
+        compile(n.kids[0]);
+        emit({P::save, static_cast<uint32_t>(2 * n.cap + 1), 0});
+        prog.slots = std::max<size_t>(prog.slots, 2 * static_cast<size_t>(n.cap) + 2);
+        break;
       case Node::set:
         prog.sets.push_back(n.chars);
         emit({P::chars, static_cast<uint32_t>(prog.sets.size() - 1), 0});
@@ -356,29 +401,37 @@ struct Compiler {
         if (n.max == -1) {  // L: split body, out; body; jmp L
           uint32_t s = emit({P::split, 0, 0});
           if (too_big) return;
-          prog.code[s].x = s + 1;
           compile(k);
           uint32_t j = emit({P::jmp, s, 0});
           if (too_big) return;
           (void)j;
-          prog.code[s].y = static_cast<uint32_t>(prog.code.size());
+          prefer(s, s + 1, static_cast<uint32_t>(prog.code.size()), n.greedy);
         } else {
           std::vector<uint32_t> splits;
           for (int i = n.min; i < n.max && !too_big; ++i) {
             uint32_t s = emit({P::split, 0, 0});
             if (too_big) return;
-            prog.code[s].x = s + 1;
             splits.push_back(s);
             compile(k);
           }
           for (uint32_t s : splits)
-            if (!too_big) prog.code[s].y = static_cast<uint32_t>(prog.code.size());
+            if (!too_big) prefer(s, s + 1, static_cast<uint32_t>(prog.code.size()), n.greedy);
         }
         break;
       }
     }
   }
 };
+
+bool is_word(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+// \b: a word byte on one side of `at` and none on the other.
+bool at_word_boundary(core::ByteView text, size_t at) {
+  bool before = at > 0 && is_word(text[at - 1]);
+  bool after = at < text.size() && is_word(text[at]);
+  return before != after;
+}
 
 // Follows splits and jumps from `pc` (no byte consumed), adding the states reached to `list`.
 struct ThreadList {
@@ -455,9 +508,23 @@ core::Result<Regex> Regex::compile(std::string_view pattern, bool ignore_case, b
           stack.push_back(in.x);
           break;
         case Program::jmp: stack.push_back(in.x); break;
+        case Program::save: stack.push_back(pc + 1); break;
         default: prog->first_any = true;  // match, begin, end: decided without a first byte
       }
     }
+  }
+  // The literal every match begins with: single-byte classes from the start, through group marks.
+  prog->literal_slots.assign(prog->slots, -1);
+  for (size_t pc = 0; pc < prog->code.size(); ++pc) {
+    const auto& in = prog->code[pc];
+    if (in.op == Program::save) {
+      prog->literal_slots[in.x] = static_cast<int64_t>(prog->prefix.size());
+      continue;
+    }
+    if (in.op == Program::match) prog->literal = true;
+    if (in.op != Program::chars || prog->sets[in.x].count() != 1) break;
+    for (int b = 0; b < 256; ++b)
+      if (prog->sets[in.x][static_cast<size_t>(b)]) prog->prefix.push_back(static_cast<char>(b));
   }
   Regex r;
   r.pattern_ = std::string(pattern);
@@ -508,6 +575,11 @@ bool Regex::search(core::ByteView text) const {
           stack.push_back(in.x);
           break;
         case Program::jmp: stack.push_back(in.x); break;
+        case Program::save: stack.push_back(pc + 1); break;
+        case Program::word_boundary:
+        case Program::not_word_boundary:
+          if (at_word_boundary(text, at) == (in.op == Program::word_boundary)) stack.push_back(pc + 1);
+          break;
         case Program::begin:
           if (at == 0 || (multiline_ && text[at - 1] == '\n')) stack.push_back(pc + 1);
           break;
@@ -541,6 +613,167 @@ bool Regex::search(core::ByteView text) const {
     std::swap(clist, nlist);
     if (matched(clist)) return true;
   }
+}
+
+}  // namespace sluice::filter
+
+namespace sluice::filter {
+
+size_t Regex::groups() const { return prog_ ? prog_->slots / 2 - 1 : 0; }
+
+std::optional<Regex::Match> Regex::find(core::ByteView text, size_t from) const {
+  if (from > text.size()) return std::nullopt;
+  const Program& p = *prog_;
+  const size_t n = p.slots;
+  if (plain_ && !multiline_) {
+    size_t len = literal_.size();
+    auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+    auto same_at = [&](size_t at) {
+      if (at + len > text.size()) return false;
+      for (size_t i = 0; i < len; ++i)
+        if (ignore_case_ ? lower(text[at + i]) != lower(literal_[i]) : text[at + i] != literal_[i]) return false;
+      return true;
+    };
+    auto hit = [&](size_t at) {
+      Match m;
+      m.slots.assign(n, -1);
+      m.slots[0] = static_cast<int64_t>(at);
+      m.slots[1] = static_cast<int64_t>(at + len);
+      return m;
+    };
+    if (anchored_begin_) {
+      if (from == 0 && same_at(0) && (!anchored_end_ || len == text.size())) return hit(0);
+      return std::nullopt;
+    }
+    if (anchored_end_) {
+      if (text.size() >= len && text.size() - len >= from && same_at(text.size() - len)) return hit(text.size() - len);
+      return std::nullopt;
+    }
+    if (!ignore_case_) {
+      size_t at = text.find(literal_, from);
+      if (at == core::ByteView::npos) return std::nullopt;
+      return hit(at);
+    }
+    for (size_t at = from; at + len <= text.size(); ++at)
+      if (same_at(at)) return hit(at);
+    return std::nullopt;
+  }
+  if (p.literal && !p.prefix.empty()) {  // a literal with groups in it: found as a string
+    size_t at = text.find(p.prefix, from);
+    if (at == core::ByteView::npos) return std::nullopt;
+    Match m;
+    m.slots = p.literal_slots;
+    for (auto& slot : m.slots)
+      if (slot >= 0) slot += static_cast<int64_t>(at);
+    m.slots[0] = static_cast<int64_t>(at);
+    m.slots[1] = static_cast<int64_t>(at + p.prefix.size());
+    return m;
+  }
+  // A Pike VM whose threads are kept in order of preference, each with its capture slots (by pc: a
+  // state is in a list at most once, held by the most preferred thread that reached it).
+  // The VM's memory, kept per thread between calls (a replacement calls find once per match).
+  struct List {
+    ThreadList pcs{0};
+    std::vector<int64_t> caps;
+    void reset(size_t code, size_t slots) {
+      if (pcs.sparse.size() < code) pcs.sparse.assign(code, UINT32_MAX);
+      pcs.clear();
+      if (caps.size() < code * slots) caps.resize(code * slots);
+    }
+  };
+  struct Item {
+    bool restore;
+    uint32_t pc_or_slot;
+    int64_t value;
+  };
+  struct Scratch {
+    List a, b;
+    std::vector<Item> stack;
+    std::vector<int64_t> caps;
+  };
+  thread_local Scratch scratch;
+  scratch.a.reset(p.code.size(), n);
+  scratch.b.reset(p.code.size(), n);
+  scratch.stack.clear();
+  scratch.caps.assign(n, -1);
+  List* cur = &scratch.a;
+  List* next = &scratch.b;
+  auto& stack = scratch.stack;
+  auto& caps = scratch.caps;
+  auto add = [&](List& list, uint32_t start, size_t at) {
+    stack.push_back({false, start, 0});
+    while (!stack.empty()) {
+      Item it = stack.back();
+      stack.pop_back();
+      if (it.restore) {
+        caps[it.pc_or_slot] = it.value;
+        continue;
+      }
+      uint32_t pc = it.pc_or_slot;
+      if (list.pcs.has(pc)) continue;
+      list.pcs.add(pc);
+      const auto& in = p.code[pc];
+      switch (in.op) {
+        case Program::split:
+          stack.push_back({false, in.y, 0});
+          stack.push_back({false, in.x, 0});
+          break;
+        case Program::jmp: stack.push_back({false, in.x, 0}); break;
+        case Program::save:
+          stack.push_back({true, in.x, caps[in.x]});
+          caps[in.x] = static_cast<int64_t>(at);
+          stack.push_back({false, pc + 1, 0});
+          break;
+        case Program::word_boundary:
+        case Program::not_word_boundary:
+          if (at_word_boundary(text, at) == (in.op == Program::word_boundary)) stack.push_back({false, pc + 1, 0});
+          break;
+        case Program::begin:
+          if (at == 0 || (multiline_ && text[at - 1] == '\n')) stack.push_back({false, pc + 1, 0});
+          break;
+        case Program::end:
+          if (at == text.size() ||
+              (multiline_ && (text[at] == '\n' || (text[at] == '\r' && at + 1 < text.size() && text[at + 1] == '\n'))))
+            stack.push_back({false, pc + 1, 0});
+          break;
+        case Program::chars:
+        case Program::match: std::copy(caps.begin(), caps.end(), list.caps.begin() + pc * n); break;
+      }
+    }
+  };
+  std::optional<Match> found;
+  for (size_t i = from;; ++i) {
+    if (!found) {
+      if (cur->pcs.dense.empty() && p.prefix.size() > 1) {  // nothing alive: skip to where a match can start
+        i = text.find(p.prefix, i);
+        if (i == core::ByteView::npos) break;
+      } else if (cur->pcs.dense.empty() && !p.first_any) {
+        while (i < text.size() && !p.first[static_cast<unsigned char>(text[i])]) ++i;
+        if (i >= text.size()) break;
+      }
+      std::fill(caps.begin(), caps.end(), -1);
+      caps[0] = static_cast<int64_t>(i);
+      add(*cur, 0, i);  // the least preferred: a match that starts later
+    }
+    if (cur->pcs.dense.empty()) break;
+    next->pcs.clear();
+    for (uint32_t pc : cur->pcs.dense) {
+      const auto& in = p.code[pc];
+      if (in.op == Program::match) {  // the threads after this one are less preferred: cut
+        found.emplace();
+        found->slots.assign(cur->caps.begin() + pc * n, cur->caps.begin() + (pc + 1) * n);
+        found->slots[1] = static_cast<int64_t>(i);
+        break;
+      }
+      if (in.op == Program::chars && i < text.size() && p.sets[in.x][static_cast<unsigned char>(text[i])]) {
+        std::copy(cur->caps.begin() + pc * n, cur->caps.begin() + (pc + 1) * n, caps.begin());
+        add(*next, pc + 1, i + 1);
+      }
+    }
+    std::swap(cur, next);
+    if (i >= text.size()) break;
+  }
+  return found;
 }
 
 }  // namespace sluice::filter

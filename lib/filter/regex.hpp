@@ -5,13 +5,14 @@
 // cannot hang the process or exhaust the stack; the program size is bounded too.
 //
 // The syntax is the common subset of Python's and PCRE's: literals, `.`, classes `[a-z_]` `[^...]`,
-// escapes `\d \w \s \D \W \S \b`-less (word boundaries are not supported), `\t \n \r \xHH` and escaped
-// punctuation, anchors `^` `$` (whole input, as in Python without MULTILINE), groups `(...)` and
-// `(?:...)`, alternation `|`, and quantifiers `* + ? {m} {m,} {m,n}` (lazy forms accepted: for a yes/no
-// search they mean the same). Matching is on bytes; `.` matches any byte including newline (DOTALL,
-// as mitmproxy's filters do).
+// escapes `\d \w \s \D \W \S \t \n \r \xHH` and escaped punctuation, word boundaries `\b` `\B`,
+// anchors `^` `$` (whole input, as in Python without MULTILINE), groups `(...)` (capturing) and
+// `(?:...)`, alternation `|`, and quantifiers `* + ? {m} {m,} {m,n}` and their lazy forms (which
+// matter to find(): where a match ends). Matching is on bytes; `.` matches any byte including newline
+// (DOTALL, as mitmproxy's filters and modify_body do).
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,19 @@ class Regex {
 
   // True when the pattern matches somewhere in `text`.
   bool search(core::ByteView text) const;
+
+  // The leftmost match at or after `from`, as Python's re.search picks it (alternatives and greedy or
+  // lazy quantifiers in their order of preference), with its groups: `slots[2k]`, `slots[2k + 1]` the
+  // bounds of group k (0: the whole match), -1 for a group that took no part. Still linear time: the
+  // VM's threads carry their capture slots.
+  struct Match {
+    std::vector<int64_t> slots;
+    size_t begin() const { return static_cast<size_t>(slots[0]); }
+    size_t end() const { return static_cast<size_t>(slots[1]); }
+  };
+  std::optional<Match> find(core::ByteView text, size_t from = 0) const;
+  // Capturing groups in the pattern (not counting the whole match).
+  size_t groups() const;
 
   const std::string& pattern() const { return pattern_; }
 

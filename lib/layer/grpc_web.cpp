@@ -193,13 +193,7 @@ envelope::Envelope respond(const envelope::Envelope& request, envelope::HttpMess
   });
   m.headers.insert(m.headers.begin(), {"content-type", std::string(content_type)});
   if (text) m.body = codec::grpc_web_body(m.body, true);
-  envelope::Envelope reply;
-  reply.stream_id = request.stream_id;
-  reply.flow_id = request.flow_id;
-  reply.direction = envelope::Direction::receive;
-  reply.protocol = envelope::Protocol::http;
-  reply.context = request.context;
-  reply.time = request.time;
+  envelope::Envelope reply = envelope::reply_to(request, request.time);
   reply.tags = std::move(tags);
   reply.raw = encode_http1(m);
   reply.message = std::move(m);

@@ -61,6 +61,10 @@ core::Bytes encode_http1(const envelope::HttpMessage& m);
 core::Bytes encode_http1_head(const envelope::HttpMessage& m, const envelope::Headers& framing);
 bool is_framing_field(std::string_view name);
 
+// The reason phrase of a status code (the table mitmproxy's block_list accepts codes from), empty for
+// one it does not know.
+std::string_view reason_phrase(int status);
+
 // A response the proxy makes itself: "HTTP/1.1 STATUS REASON", the fields, the body.
 core::Bytes response_bytes(int status, std::string_view reason, const envelope::Headers& headers,
                            core::ByteView body);

@@ -1489,26 +1489,6 @@ struct Http2Layer::Impl {
       if (h.name == ":authority") h.value = authority;
   }
 
-  static const char* reason_phrase(int status) {
-    switch (status) {
-      case 200: return "OK";
-      case 201: return "Created";
-      case 204: return "No Content";
-      case 206: return "Partial Content";
-      case 301: return "Moved Permanently";
-      case 302: return "Found";
-      case 304: return "Not Modified";
-      case 400: return "Bad Request";
-      case 401: return "Unauthorized";
-      case 403: return "Forbidden";
-      case 404: return "Not Found";
-      case 500: return "Internal Server Error";
-      case 502: return "Bad Gateway";
-      case 503: return "Service Unavailable";
-      default: return "";
-    }
-  }
-
   // The response's head as HTTP/1.1, to the client.
   // `end`: the response ends with its head.
   void front_response_head(Stream& st, bool end) {

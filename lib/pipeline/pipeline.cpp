@@ -33,7 +33,7 @@ void Pipeline::run_from(size_t index, std::shared_ptr<const envelope::Envelope> 
     // A held step resumes the rest of the pipeline from the next step.
     auto resume = [this, i, original, done, name = std::string(step->name()), before_step, whole](Decision d) {
       std::string by = before_step;
-      if (by.empty() && !(d.envelope == *original)) by = name;
+      if (by.empty() && !(d.envelope == *original)) by = d.envelope.modified_by.empty() ? name : d.envelope.modified_by;
       if (d.outcome == Outcome::next || d.outcome == Outcome::whole) {
         run_from(i + 1, original, std::move(d.envelope), std::move(by), whole || d.outcome == Outcome::whole, done);
       } else {
@@ -44,7 +44,8 @@ void Pipeline::run_from(size_t index, std::shared_ptr<const envelope::Envelope> 
     Reply reply;
     Outcome o = step->process(env, reply, resume);
     if (o == Outcome::held) return;
-    if (modified_by.empty() && !(env == *original)) modified_by = std::string(step->name());
+    if (modified_by.empty() && !(env == *original))
+      modified_by = env.modified_by.empty() ? std::string(step->name()) : env.modified_by;
     if (o == Outcome::respond && !reply) o = Outcome::next;  // nothing to answer with
     if (o == Outcome::whole) {
       whole = true;

@@ -41,7 +41,8 @@ class Step {
   virtual ~Step() = default;
   virtual std::string_view name() const = 0;
   // Inspect or change `env`. Return `held` only after arranging to call `resume` later; return
-  // `respond` after setting `reply`.
+  // `respond` after setting `reply`. A step that changes `env` may name the change in its
+  // `modified_by` (the rules that made it); the variant is named after the step otherwise.
   virtual Outcome process(envelope::Envelope& env, Reply& reply, const Resume& resume) = 0;
   // The client connection `conn_id` is gone: units of it this step holds are cancelled. The step
   // resumes each now (any thread, at most once as always: a later answer of its own is ignored).

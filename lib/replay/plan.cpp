@@ -31,12 +31,12 @@ void Collector::add(const envelope::Record& r) {
   const auto* m = std::get_if<envelope::HttpMessage>(&e->message);
   if (!m || m->kind != envelope::HttpMessage::Kind::request) return;
   if (e->modified) {
-    // The proxy's own edit (origin-form, Host, credentials): what the server received.
-    if (e->modified_by == "sluice")
-      if (auto it = extra_.find(e->flow_id); it != extra_.end()) {
-        it->second.wire = e->raw;
-        it->second.sent = *m;
-      }
+    // The last variant is what the server received: a step's or a rule's change, then the proxy's own
+    // edit (origin-form, Host, credentials) of it. (An HTTP/2 variant has no bytes: made from its message.)
+    if (auto it = extra_.find(e->flow_id); it != extra_.end()) {
+      if (!e->raw.empty()) it->second.wire = e->raw;
+      it->second.sent = *m;
+    }
     return;
   }
   if (extra_.count(e->flow_id)) return;

@@ -120,6 +120,71 @@ void apply_head(envelope::Envelope& message, const envelope::Envelope& variant) 
   message.tags.emplace_back("head_modified_by", variant.modified_by);
 }
 
+HttpOrigin http_origin(const envelope::Envelope& original) {
+  HttpOrigin o;
+  const auto* m = std::get_if<envelope::HttpMessage>(&original.message);
+  if (!m) return o;
+  o.h2 = m->version == "HTTP/2";
+  o.head = is_head_unit(original);
+  o.had_raw = !original.raw.empty();
+  if (o.head)
+    for (const auto& h : m->headers)
+      if (layer::is_framing_field(h.name)) o.framing.push_back(h);
+  return o;
+}
+
+void settle_http(const HttpOrigin& o, envelope::Envelope& e) {
+  const auto* m = std::get_if<envelope::HttpMessage>(&e.message);
+  if (!m) return;
+  if (o.h2)
+    e.raw.clear();  // HTTP/2 frames are made by the session that sends them: the variant keeps no bytes
+  else if (o.head)
+    e.raw = o.had_raw ? layer::encode_http1_head(*m, o.framing) : core::Bytes();  // the body's framing as it came
+  else
+    e.raw = layer::encode_http1(*m);  // its bytes are made from the message
+}
+
+bool settle_change(const envelope::Envelope& original, envelope::Envelope& e, bool raw_changed, std::string& why) {
+  const auto* h2 = std::get_if<envelope::HttpMessage>(&original.message);
+  if (h2 && h2->version == "HTTP/2") {
+    if (raw_changed || !std::holds_alternative<envelope::HttpMessage>(e.message)) {
+      why = "changed the raw bytes of an HTTP/2 message (change its message instead)";
+      return false;
+    }
+    settle_http(http_origin(original), e);
+  } else if (is_head_unit(original)) {
+    if (raw_changed || !std::holds_alternative<envelope::HttpMessage>(e.message)) {
+      why = "changed the raw bytes of a head (change its message instead)";
+      return false;
+    }
+    settle_http(http_origin(original), e);
+  } else if (raw_changed) {
+    // the step edited the bytes: they are sent as it left them
+  } else if (std::holds_alternative<envelope::HttpMessage>(e.message)) {
+    settle_http(http_origin(original), e);  // the step edited the message: its bytes are made from it
+  } else if (auto* w = std::get_if<envelope::WsMessage>(&e.message)) {
+    // One frame, masked as the original was, compressed again when the original was.
+    const auto* before = std::get_if<envelope::WsMessage>(&original.message);
+    w->masked = before && before->masked;
+    e.raw = codec::ws_encode(*w, w->masked, codec::ws_window_bits(e));
+    std::erase_if(e.tags, [](const auto& t) { return t.first == "message_frames"; });
+  } else if (auto* ev = std::get_if<envelope::SseMessage>(&e.message)) {
+    e.raw = codec::sse_encode(*ev);  // one block, LF line ends
+  } else if (auto* g = std::get_if<envelope::GrpcDataMessage>(&e.message)) {
+    g->compressed = false;  // sent as it reads: uncompressed, whatever grpc-encoding was agreed
+    e.raw = codec::grpc_frame(g->payload);
+  } else if (std::holds_alternative<envelope::GrpcStartMessage>(e.message) ||
+             std::holds_alternative<envelope::GrpcEndMessage>(e.message)) {
+    // A call's start and end are fields (the layer writes them): nothing to encode.
+  } else if (std::holds_alternative<envelope::RawMessage>(e.message)) {
+    // A raw chunk's message has nothing to edit but its members; the bytes stay.
+  } else {
+    why = "changed the message of a unit it can only change the raw bytes of";
+    return false;
+  }
+  return true;
+}
+
 bool is_unit(const envelope::Envelope& e) {
   if (!e.overlay.empty() || e.modified) return false;
   if (e.protocol == envelope::Protocol::raw) return true;
@@ -466,50 +531,8 @@ struct ProcessStep::Impl {
     // Only what a step may change is taken: the bytes and the message. Identity and context stay.
     envelope::Envelope e = f.original;
     e.message = std::move(changed.message);
-    const auto* h2 = std::get_if<envelope::HttpMessage>(&f.original.message);
-    if (h2 && h2->version == "HTTP/2") {
-      // HTTP/2 frames are made by the session that sends them: a step changes the message, and the
-      // variant keeps no bytes of its own.
-      if (!raw_same || !std::holds_alternative<envelope::HttpMessage>(e.message)) {
-        why = "changed the raw bytes of an HTTP/2 message (change its message instead)";
-        return std::nullopt;
-      }
-      e.raw.clear();
-    } else if (is_head_unit(f.original)) {
-      // A head before its body: made from the message, the body's framing as it came.
-      const auto* m = std::get_if<envelope::HttpMessage>(&e.message);
-      if (!raw_same || !m) {
-        why = "changed the raw bytes of a head (change its message instead)";
-        return std::nullopt;
-      }
-      envelope::Headers framing;
-      for (const auto& h : std::get<envelope::HttpMessage>(f.original.message).headers)
-        if (layer::is_framing_field(h.name)) framing.push_back(h);
-      if (!f.original.raw.empty()) e.raw = layer::encode_http1_head(*m, framing);  // (over HTTP/2: no bytes)
-    } else if (!raw_same) {
-      e.raw = std::move(changed.raw);  // the step edited the bytes: they are sent as it left them
-    } else if (auto* m = std::get_if<envelope::HttpMessage>(&e.message)) {
-      e.raw = layer::encode_http1(*m);  // the step edited the message: its bytes are made from it
-    } else if (auto* w = std::get_if<envelope::WsMessage>(&e.message)) {
-      // One frame, masked as the original was, compressed again when the original was.
-      const auto* before = std::get_if<envelope::WsMessage>(&f.original.message);
-      w->masked = before && before->masked;
-      e.raw = codec::ws_encode(*w, w->masked, codec::ws_window_bits(e));
-      std::erase_if(e.tags, [](const auto& t) { return t.first == "message_frames"; });
-    } else if (auto* ev = std::get_if<envelope::SseMessage>(&e.message)) {
-      e.raw = codec::sse_encode(*ev);  // one block, LF line ends
-    } else if (auto* g = std::get_if<envelope::GrpcDataMessage>(&e.message)) {
-      g->compressed = false;  // sent as it reads: uncompressed, whatever grpc-encoding was agreed
-      e.raw = codec::grpc_frame(g->payload);
-    } else if (std::holds_alternative<envelope::GrpcStartMessage>(e.message) ||
-               std::holds_alternative<envelope::GrpcEndMessage>(e.message)) {
-      // A call's start and end are fields (the layer writes them): nothing to encode.
-    } else if (std::holds_alternative<envelope::RawMessage>(e.message)) {
-      // A raw chunk's message has nothing to edit but its members; the bytes stay.
-    } else {
-      why = "changed the message of a unit it can only change the raw bytes of";
-      return std::nullopt;
-    }
+    if (!raw_same) e.raw = std::move(changed.raw);
+    if (!settle_change(f.original, e, !raw_same, why)) return std::nullopt;
     return pipeline::Decision{pipeline::Outcome::next, std::move(e), std::nullopt};
   }
 
@@ -559,13 +582,8 @@ struct ProcessStep::Impl {
       why = "answered respond without a \"reply\" object";
       return std::nullopt;
     }
-    envelope::Envelope reply;
-    reply.stream_id = request.stream_id;
-    reply.flow_id = request.flow_id;
-    reply.direction = envelope::Direction::receive;
+    envelope::Envelope reply = envelope::reply_to(request, core::now_wall());
     reply.protocol = request.protocol;
-    reply.context = request.context;
-    reply.time = core::now_wall();
     reply.tags.emplace_back("synthesized", name);
     envelope::HttpMessage m;
     m.kind = envelope::HttpMessage::Kind::response;

@@ -79,4 +79,21 @@ std::optional<envelope::Envelope> head_unit_of(const envelope::Envelope& e, bool
 // head_modified_by.
 void apply_head(envelope::Envelope& message, const envelope::Envelope& variant);
 
+// A unit `e` a step changed (from `original`), made whole again as the layers send it (formats/STEP.md):
+// changed in `message`, its `raw` is made from the message (HTTP/1 bytes; a head's with the body's
+// framing as it came; one WebSocket frame; one event block; a gRPC message framed again; none over
+// HTTP/2); `raw_changed` (the step changed the bytes themselves), they stay as it left them. False,
+// with `why` ("changed the raw bytes of an HTTP/2 message ..."), for a change that cannot go out.
+bool settle_change(const envelope::Envelope& original, envelope::Envelope& e, bool raw_changed, std::string& why);
+
+// What making a changed HTTP message's bytes again needs to know of it as it came (so that a step need
+// not keep a copy of the whole unit): HTTP/2 (no bytes of its own), a head (the body's framing fields).
+struct HttpOrigin {
+  bool h2 = false, head = false, had_raw = false;
+  envelope::Headers framing;
+};
+HttpOrigin http_origin(const envelope::Envelope& original);
+// settle_change for an HTTP message changed in `message`.
+void settle_http(const HttpOrigin& origin, envelope::Envelope& e);
+
 }  // namespace sluice::step

@@ -68,6 +68,24 @@ def start_sluice(binary, origin_port, work, name, extra=()):
             return proc, int(m.group(1))
 
 
+def measure_rounds(peers, rounds, duration, connections):
+    """wrk against each (name, process, port) in turn, `rounds` times over all of them, each peer idle
+    first; prints and returns the medians of requests/s and p50/p99 latency by name."""
+    results = {name: [] for name, _, _ in peers}
+    for _ in range(rounds):
+        for name, proc, port in peers:
+            settle([proc.pid])
+            r = wrk("http://127.0.0.1:%d/1k" % port, duration, connections)
+            if r["errors"]:
+                print("%s: %d errors" % (name, r["errors"]), file=sys.stderr)
+            results[name].append(r)
+    med = {name: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")} for name, rs in results.items()}
+    print("%-28s %10s %9s %9s" % ("1 KiB, %d connections" % connections, "req/s", "p50 ms", "p99 ms"))
+    for name in results:
+        print("%-28s %10.0f %9.2f %9.2f" % (name, med[name]["rps"], med[name]["p50"], med[name]["p99"]))
+    return med
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sluice", default=os.path.join(os.path.dirname(__file__), "..", "..", "build", "sluice"))
@@ -106,18 +124,7 @@ def main():
         wait_port(port, 60)
         peers.append(("mitmdump -s addon.py", mitm, port))
 
-    results = {name: [] for name, _, _ in peers}
-    for _ in range(args.rounds):
-        for name, proc, port in peers:
-            settle([proc.pid])
-            r = wrk("http://127.0.0.1:%d/1k" % port, args.duration, args.connections)
-            if r["errors"]:
-                print("%s: %d errors" % (name, r["errors"]), file=sys.stderr)
-            results[name].append(r)
-    med = {name: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")} for name, rs in results.items()}
-    print("%-28s %10s %9s %9s" % ("1 KiB, %d connections" % args.connections, "req/s", "p50 ms", "p99 ms"))
-    for name in results:
-        print("%-28s %10.0f %9.2f %9.2f" % (name, med[name]["rps"], med[name]["p50"], med[name]["p99"]))
+    med = measure_rounds(peers, args.rounds, args.duration, args.connections)
     if "mitmdump -s addon.py" in med:
         for step in ("sluice --step pass.py", "sluice --step pass_json.py"):
             print("%s / mitmdump -s addon.py: %.1fx" % (step, med[step]["rps"] / med["mitmdump -s addon.py"]["rps"]))

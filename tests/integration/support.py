@@ -283,3 +283,33 @@ def run_on_terminal(argv, stdout=True, stderr=True, env=None, timeout=60):
     os.close(master)
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, shown, (out or b"") + (err or b"")
+
+
+class Mitmdump:
+    """Debian's mitmdump on a free loopback port (`port`), its output read as it writes (flow lines
+    off); `args` are mitmdump's own."""
+
+    def __init__(self, *args):
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(["mitmdump", "--listen-host", "127.0.0.1", "-p", "0",
+                                      "--set", "flow_detail=0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        for _ in range(200):  # bounded: mitmdump says where it listens first
+            line = self.proc.stdout.readline().decode()
+            m = re.search(r"listening at 127\.0\.0\.1:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                self.log = []
+                self.drain = threading.Thread(target=lambda: self.log.append(self.proc.stdout.read()), daemon=True)
+                self.drain.start()
+                return
+            if not line:
+                break
+        self.proc.kill()
+        raise RuntimeError("mitmdump did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.drain.join(10)
+        self.proc.stdout.close()

@@ -22,7 +22,7 @@ from mitmproxy.test import tflow
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fixtures"))
-from support import SLUICE, TEST_ENV, EchoServer, Proxy, byte_member, curl, serve_hello  # noqa: E402
+from support import SLUICE, TEST_ENV, EchoServer, Mitmdump, Proxy, byte_member, curl, serve_hello  # noqa: E402
 import golden  # noqa: E402
 from test_hostile import OneShotOrigin  # noqa: E402
 from test_tls import PkiCase  # noqa: E402
@@ -84,25 +84,6 @@ class WsEcho(OneShotOrigin):
                 c.sendall(bytes([0x81, len(reply)]) + reply)
 
 
-class Mitmdump:
-    def __init__(self, path, *args):
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(["mitmdump", "--listen-host", "127.0.0.1", "-p", "0", "-w", path, *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-        for _ in range(200):  # bounded: mitmdump says where it listens first
-            line = self.proc.stdout.readline().decode()
-            m = re.search(r"listening at 127\.0\.0\.1:(\d+)", line)
-            if m:
-                self.port = int(m.group(1))
-                return
-        raise RuntimeError("mitmdump did not start")
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-        self.proc.stdout.close()
-
-
 class FromMitmdump(PkiCase):
     def test_what_mitmdump_writes_imports_field_by_field(self):
         from h2server import H2Server
@@ -112,7 +93,7 @@ class FromMitmdump(PkiCase):
         ws = WsEcho()
         tcp = EchoServer()
         h2o = H2Server(self.pki.cert, self.pki.key)  # HTTPS, ALPN h2
-        md = Mitmdump(path, "--tcp-hosts", "^127\\.0\\.0\\.1$",  # (matched against the host of a CONNECT)
+        md = Mitmdump("-w", path, "--tcp-hosts", "^127\\.0\\.0\\.1$",  # (matched against the host of a CONNECT)
                       "--set", "ssl_verify_upstream_trusted_ca=" + self.pki.ca)
         proxy = ["-x", "http://127.0.0.1:%d" % md.port]
         base = "http://127.0.0.1:%d" % origin.server_address[1]

@@ -1,0 +1,276 @@
+"""Rules that change traffic without a program (mitmproxy's -H, -B, --map-local, --block-list, --set):
+the same command line through Debian's mitmdump 8.1 and through `sluice proxy`, against an origin that
+echoes what it received, gives the same answers to curl and the same requests at the origin; the rules
+change HTTP/2 messages too; `sluice transform` gives over a capture what the proxy records live, and
+`sluice replay` then sends the changed requests; bad rules are refused at start with one clear error."""
+import gzip
+import http.server
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from support import Mitmdump, Proxy, curl, records, run, SLUICE, TEST_ENV  # noqa: E402
+
+
+class Echo(http.server.BaseHTTPRequestHandler):
+    """Answers with what it received, as JSON ("hello" before it; gzip-encoded when the path has "gz"),
+    with X-Origin and Set-Cookie fields; keeps each request in `seen`."""
+    protocol_version = "HTTP/1.1"
+    seen = []
+
+    def answer(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else b""
+        got = {"method": self.command, "path": self.path, "headers": [[k, v] for k, v in self.headers.items()],
+               "body": body.decode("latin-1")}
+        Echo.seen.append(got)
+        out = b"hello " + json.dumps(got).encode()
+        fields = [("X-Origin", "echo"), ("Set-Cookie", "a=1"), ("Content-Type", "application/json")]
+        if "gz" in self.path:
+            out = gzip.compress(out)
+            fields.append(("Content-Encoding", "gzip"))
+        self.send_response(200)
+        for k, v in fields:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    do_GET = do_POST = answer
+
+    def log_message(self, *args):
+        pass
+
+
+def serve_echo():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def exchange(port, origin, path, *args):
+    """curl through the proxy on `port`: (exit code, status, fields but Date and Server, body), and what
+    the origin received for it (its fields, but Proxy-Connection, and body) or None."""
+    Echo.seen.clear()
+    p = curl("-x", "http://127.0.0.1:%d" % port, "-D", "-", "-H", "Accept-Encoding: identity", *args,
+             "http://127.0.0.1:%d%s" % (origin, path))
+    head, _, body = p.stdout.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = lines[0].split(" ")[1] if lines[0] else None
+    fields = [tuple(l.split(": ", 1)) for l in lines[1:] if l and not re.match(r"(?i)(date|server):", l)]
+    if "gz" in path and body:
+        body = gzip.decompress(body)
+    body = body.replace(b"%d" % origin, b"ORIGIN")
+    seen = [([h for h in s["headers"] if h[0].lower() != "proxy-connection"], s["body"]) for s in Echo.seen]
+    return {"exit": p.returncode, "status": status, "fields": fields, "body": body, "origin": seen}
+
+
+class AsMitmproxy(unittest.TestCase):
+    """One command line, two proxies: what curl gets and what the origin receives are the same."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.origin = serve_echo()
+        self.file = os.path.join(self.tmp.name, "value.txt")
+        with open(self.file, "w") as f:
+            f.write("from-a-file")
+        self.dir = os.path.join(self.tmp.name, "site")
+        os.makedirs(os.path.join(self.dir, "a"))
+        with open(os.path.join(self.dir, "index.html"), "w") as f:
+            f.write("<p>index</p>")
+        with open(os.path.join(self.dir, "a", "b.json"), "w") as f:
+            f.write('{"local": true}')
+
+    def tearDown(self):
+        self.origin.shutdown()
+        self.origin.server_close()
+        self.tmp.cleanup()
+
+    def compare(self, args, cases):
+        port = self.origin.server_address[1]
+        results = {}
+        for name, start, stop in (("mitmdump", lambda: Mitmdump(*args), lambda p: p.stop()),
+                                  ("sluice", lambda: Proxy("--mode", "regular@0", *args), lambda p: p.stop())):
+            proxy = start()
+            try:
+                results[name] = [exchange(proxy.port, port, path, *extra) for path, *extra in cases]
+            finally:
+                stop(proxy)
+        for case, theirs, ours in zip(cases, results["mitmdump"], results["sluice"]):
+            self.assertEqual(ours, theirs, case)
+        return results["sluice"]
+
+    def test_every_flag_form_as_mitmdump(self):
+        args = [
+            "-H", "|X-All|1",                                     # no filter: requests and responses
+            "-H", "/~q & ~u add/X-Added/one",                     # a field added to requests
+            "-H", ":~q & ~u rm:User-Agent:",                      # removed (empty value), another separator
+            "-H", "/~q & ~u repl/Accept/text\\x2fplain",           # replaced, with an escape
+            "-H", "/~s & ~u resp/Set-Cookie/",                    # removed from responses
+            "-H", "/~s & ~u resp/X-Resp/@" + self.file,           # a value from a file
+            "-B", "/~q & ~u bodyq/foo/bar",                       # request bodies
+            "-B", "/~s & ~u bodys/hello/bye",                     # response bodies, gzip ones too
+            "-B", "/~u swap/(\\\\d+)-(\\\\d+)/\\\\2-\\\\1",        # groups (escapes undone first)
+            # (mitmproxy has no flag for block_list: --set; sluice's --block-list is the same option)
+            "--set", "block_list=/~u blocked/403",
+            "--set", "block_list=!~u kill!444",                    # no answer at all
+            "--map-local", "|~u maplocal|/static|" + self.dir,
+        ]
+        out = self.compare(args, [
+            ("/plain",),
+            ("/add",),
+            ("/rm",),
+            ("/repl",),
+            ("/resp",),
+            ("/bodyq", "-d", "foo and foo"),
+            ("/bodys",),
+            ("/bodys-gz",),
+            ("/swap", "-d", "12-34"),
+            ("/blocked",),
+            ("/killme",),
+            ("/maplocal/static/a/b.json",),
+            ("/maplocal/static/",),
+            ("/maplocal/static/missing.txt",),
+        ])
+        by = dict(zip(["plain", "add", "rm", "repl", "resp", "bodyq", "bodys", "gz", "swap", "blocked", "kill",
+                       "local", "index", "missing"], out))
+        # What the rules did, said plainly (both proxies agree on it, above).
+        self.assertIn(["X-Added", "one"], by["add"]["origin"][0][0])
+        self.assertNotIn("User-Agent", [h[0] for h in by["rm"]["origin"][0][0]])
+        self.assertIn(["Accept", "text/plain"], by["repl"]["origin"][0][0])
+        self.assertNotIn("Set-Cookie", [f[0] for f in by["resp"]["fields"]])
+        self.assertIn(("X-Resp", "from-a-file"), by["resp"]["fields"])
+        self.assertIn(("X-All", "1"), by["plain"]["fields"])
+        self.assertEqual(by["bodyq"]["origin"][0][1], "bar and bar")
+        self.assertTrue(by["bodys"]["body"].startswith(b"bye "), by["bodys"])
+        self.assertTrue(by["gz"]["body"].startswith(b"bye "), by["gz"])
+        self.assertEqual(by["swap"]["origin"][0][1], "34-12")
+        self.assertEqual((by["blocked"]["status"], by["blocked"]["origin"]), ("403", []))
+        self.assertEqual((by["kill"]["exit"], by["kill"]["origin"]), (52, []))  # an empty reply
+        self.assertEqual((by["local"]["status"], by["local"]["body"]), ("200", b'{"local": true}'))
+        self.assertEqual(by["index"]["body"], b"<p>index</p>")
+        self.assertEqual((by["missing"]["status"], by["missing"]["origin"]), ("404", []))
+
+    def test_set_takes_the_options_mitmproxy_names(self):
+        self.compare(["--set", "modify_headers=/~q/X-Set/1", "--set", "modify_headers=/~s/X-Origin/",
+                      "--set", "block_list=/~u nope/418", "--set", "modify_body=/~s/hello/HELLO"],
+                     [("/one",), ("/nope",)])
+
+
+class Live(unittest.TestCase):
+    def test_variants_are_named_after_their_rules(self):
+        origin = serve_echo()
+        port = origin.server_address[1]
+        proxy = Proxy("--mode", "regular@0", "-H", "/~q/X-Added/one", "-B", "/~s/hello/bye",
+                      "--block-list", "/~u blocked/404")
+        base = "http://127.0.0.1:%d" % port
+        self.assertTrue(curl("-x", "http://127.0.0.1:%d" % proxy.port, base + "/a").stdout.startswith(b"bye "))
+        self.assertEqual(curl("-x", "http://127.0.0.1:%d" % proxy.port, "-o", "/dev/null", "-w", "%{http_code}",
+                              base + "/blocked").stdout, b"404")
+        code, out = proxy.stop()
+        origin.shutdown()
+        self.assertEqual(code, 0)
+        envs = [r for r in records(out) if r["type"] == "envelope" and r["protocol"] == "http"]
+        named = [(r["direction"], r["variant"], r.get("modified_by")) for r in envs if r.get("modified_by") != "sluice"]
+        self.assertEqual(named, [("send", "original", None), ("send", "modified", "modify_headers#1"),
+                                 ("receive", "original", None), ("receive", "modified", "modify_body#1"),
+                                 ("send", "original", None), ("receive", "original", None)])
+        self.assertEqual(envs[-2]["tags"].get("verdict"), "respond")
+        self.assertEqual(envs[-1]["tags"].get("blocklisted"), "block_list#1")
+        changed = [r for r in envs if r.get("modified_by") == "modify_body#1"][0]
+        self.assertTrue(changed["message"]["body"].startswith("bye "))
+        raw = base64_of(changed["raw"])
+        self.assertIn(b"\r\n\r\nbye ", raw)  # the bytes and the view changed together
+        self.assertIn(b"Content-Length: %d\r\n" % len(changed["message"]["body"]), raw)
+
+    def test_http2_messages_both_ways(self):
+        from h2server import H2Server
+        h2o = H2Server()
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % h2o.port, "-H", "/~q/X-Added/one",
+                      "-B", "/~q/abc/abcdef", "-H", "/~s/X-Resp/two")
+        p = curl("--http2-prior-knowledge", "-D", "-", "-d", "abc", "http://127.0.0.1:%d/post" % proxy.port)
+        self.assertIn(b"h2 hello from /post got 6", p.stdout, p.stderr)  # the body changed, its length too
+        self.assertIn(b"x-resp: two\r\n", p.stdout)
+        code, out = proxy.stop()
+        h2o.close()
+        self.assertEqual(h2o.requests[0][1].get("x-added"), "one")
+        self.assertEqual(h2o.requests[0][1].get("content-length"), "6")
+        mods = [r.get("modified_by") for r in records(out) if r["type"] == "envelope" and r.get("modified_by")]
+        self.assertEqual(mods, ["modify_body#1,modify_headers#1", "modify_headers#2"])
+
+
+def base64_of(value):
+    import base64
+    return base64.b64decode(value)
+
+
+class Offline(unittest.TestCase):
+    def test_transform_gives_the_live_records_and_replay_sends_the_change(self):
+        origin = serve_echo()
+        port = origin.server_address[1]
+        rules = ["-H", "/~q/Authorization/Bearer NEW", "-B", "/~s/hello/bye"]
+        tmp = tempfile.TemporaryDirectory()
+        plain = os.path.join(tmp.name, "plain.zst")
+        live = Proxy("--mode", "regular@0", *rules, "-w", os.path.join(tmp.name, "live.zst"))
+        proxy = Proxy("--mode", "regular@0", "-w", plain)
+        for p in (live, proxy):
+            got = curl("-x", "http://127.0.0.1:%d" % p.port, "-H", "Authorization: Bearer OLD", "-d", "x=1",
+                       "http://127.0.0.1:%d/api" % port)
+            self.assertEqual(got.returncode, 0, got.stderr)
+            self.assertEqual(p.stop()[0], 0)
+
+        def shape(path):
+            return [(r["direction"], r["variant"], r.get("modified_by"),
+                     r["message"].get("body") if r["direction"] == "send" else r["message"]["body"][:4],
+                     [h for h in r["message"]["headers"] if h[0] == "Authorization"])
+                    for r in records(open(path, "rb").read()) if r["type"] == "envelope" and r["protocol"] == "http"
+                    and r.get("modified_by") != "sluice"]
+        offline = run("transform", *rules, plain, "-w", os.path.join(tmp.name, "offline.zst"))
+        self.assertEqual(offline.returncode, 0)
+        self.assertEqual(shape(os.path.join(tmp.name, "offline.zst")), shape(os.path.join(tmp.name, "live.zst")))
+        # transform | replay: the server receives the changed request (the last variant).
+        Echo.seen.clear()
+        t = subprocess.run([SLUICE, "transform", *rules, plain], capture_output=True, timeout=60)
+        r = subprocess.run([SLUICE, "replay", "-"], input=t.stdout, capture_output=True, timeout=60, env=TEST_ENV)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([h for s in Echo.seen for h in s["headers"] if h[0] == "Authorization"],
+                         [["Authorization", "Bearer NEW"]])
+        origin.shutdown()
+        tmp.cleanup()
+
+
+class BadRules(unittest.TestCase):
+    def test_each_bad_rule_is_refused_at_start_with_one_clear_error(self):
+        tmp = tempfile.TemporaryDirectory()
+        cases = [
+            (["-H", "/X"], "Cannot parse modify_headers option /X: Invalid number of parameters"),
+            (["-H", "/~nope x/X/1"], "Cannot parse modify_headers option /~nope x/X/1: Invalid filter pattern"),
+            (["-H", "|X|@/no/such/file"], "Invalid file path: /no/such/file"),
+            (["-B", "/(ab/x"], "Invalid regular expression (ab"),
+            (["-B", "/a/\\\\9"], "invalid group reference 9"),
+            (["-B", "/a/\\x4"], "invalid \\x escape"),
+            (["--block-list", "/~q/999"], "Invalid HTTP status code: 999"),
+            (["--block-list", "/~q/404/x"], "Invalid number of parameters (2 are expected)"),
+            (["--map-local", "/x/" + os.path.join(tmp.name, "none")], "Invalid file path"),
+            (["--set", "map_remote=/a/b"], "unknown option 'map_remote'"),
+        ]
+        for args, message in cases:
+            for command in (["proxy", "--mode", "regular@0"], ["transform"]):
+                p = subprocess.run([SLUICE, *command, *args], capture_output=True, timeout=30, input=b"",
+                                   env=TEST_ENV)
+                err = p.stderr.decode()
+                self.assertEqual(p.returncode, 2, (args, err))
+                self.assertIn(message, err, args)
+                self.assertEqual(len(err.strip().splitlines()), 1, err)  # one line, nothing half-started
+                self.assertNotIn("listening", err)
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main()
