@@ -274,4 +274,21 @@ std::shared_ptr<step::TransformStep> make_transform(const TransformFlags& flags,
   return std::move(*step);
 }
 
+void add_host_scope_flags(CLI::App* sub, HostScopeFlags& flags, bool proxy) {
+  sub->add_option("--allow-hosts", flags.allow,
+                  proxy ? "Intercept only connections to hosts matching REGEX (CONNECT/SOCKS5 host or SNI); tunnel "
+                          "the others untouched, recording only their summary (mitmproxy's allow_hosts), repeatable"
+                        : "Send only to hosts matching REGEX; refuse the others (mitmproxy's allow_hosts), repeatable");
+  sub->add_option("--ignore-hosts", flags.ignore,
+                  proxy ? "Tunnel connections to hosts matching REGEX without interception, recording only their "
+                          "summary (mitmproxy's ignore_hosts), repeatable"
+                        : "Refuse to send to hosts matching REGEX (mitmproxy's ignore_hosts), repeatable");
+}
+
+filter::HostScope make_host_scope(const HostScopeFlags& flags, const std::string& command) {
+  auto scope = filter::HostScope::make(flags.allow, flags.ignore);
+  if (!scope) throw CommandError(kUsage, command + ": " + scope.error().message);
+  return std::move(*scope);
+}
+
 }  // namespace sluice::cmd

@@ -9,6 +9,7 @@
 
 #include "envelope/record.hpp"
 #include "step/process_step.hpp"
+#include "filter/scope.hpp"
 #include "step/transform.hpp"
 #include "stream/writer.hpp"
 #include "tls/session.hpp"
@@ -133,6 +134,14 @@ struct TransformFlags {
 void add_transform_flags(CLI::App* sub, TransformFlags& flags);
 // The step, or null when no rule is given; a rule that does not parse is a usage error naming it.
 std::shared_ptr<step::TransformStep> make_transform(const TransformFlags& flags, const std::string& command);
+
+// Which hosts sluice intercepts and contacts (proxy, replay): mitmproxy's --allow-hosts and
+// --ignore-hosts, repeatable regular expressions.
+struct HostScopeFlags {
+  std::vector<std::string> allow, ignore;
+};
+void add_host_scope_flags(CLI::App* sub, HostScopeFlags& flags, bool proxy);
+filter::HostScope make_host_scope(const HostScopeFlags& flags, const std::string& command);
 
 // The offline driver of `sluice step` and `sluice transform`: reads records, sends each unit the proxy
 // would have sent through a pipeline of the steps `make` gives (called at the first header), and writes

@@ -77,6 +77,7 @@ struct ProxyConfig {
   StepFlags step;
   // Rules (mitmproxy's -H, -B, --map-local, --block-list).
   TransformFlags rules;
+  HostScopeFlags hosts;
 };
 
 
@@ -181,6 +182,9 @@ int run_proxy(const ProxyConfig& cfg) {
     opts.layer.lazy_connect = true;  // a recorded answer needs no server, nor any network
   }
   auto transform = make_transform(cfg.rules, "proxy");  // (a bad rule: refused before anything listens)
+  auto hosts = std::make_shared<filter::HostScope>(make_host_scope(cfg.hosts, "proxy"));
+  if (!hosts->empty())
+    opts.layer.ignore_host = [hosts](std::string_view host, std::string_view sni) { return hosts->ignored(host, sni); };
   // Every message is a unit of its own (WebSocket messages, events, HTTP/2 messages wait for verdicts).
   opts.layer.step_units = !cfg.steps.empty() || transform;
 
@@ -303,6 +307,7 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
   add_server_tls_flags(sub, cfg->server_tls);
   sub->add_option("--tls-passthrough", cfg->passthrough,
                   "Tunnel hosts matching PATTERN (*.example.com) without intercepting TLS, repeatable");
+  add_host_scope_flags(sub, cfg->hosts, true);
   sub->add_option("--step", cfg->steps,
                   "Run COMMAND as a step program (formats/STEP.md) that sees, changes, drops or answers each "
                   "unit before it is sent on, repeatable (run in the order given)");

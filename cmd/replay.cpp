@@ -31,6 +31,7 @@ struct ReplayConfig {
   bool check = false;
   std::string junit;
   std::vector<std::string> scope;
+  HostScopeFlags hosts;
   diff::Options diff;
   std::string write;
   StreamFlags stream;
@@ -101,6 +102,7 @@ int run_replay(ReplayConfig cfg) {
   }
   plan.as_recorded = cfg.as_recorded;
   plan.scope = cfg.scope;
+  plan.hosts = make_host_scope(cfg.hosts, "replay");
 
   replay::Collector collector;
   read_records(cfg.inputs, "replay", [&](envelope::Record&& r, const stream::StreamReader&) { collector.add(r); });
@@ -220,6 +222,7 @@ void setup_replay(CLI::App& app, CommandRunner& run) {
   sub->add_flag("--check", cfg->check, "Compare each new response with the recorded one; exit 1 on a mismatch");
   sub->add_option("--junit", cfg->junit, "Write a JUnit XML report to FILE");
   sub->add_option("--scope", cfg->scope, "Only send to hosts matching PATTERN (*.example.com), repeatable");
+  add_host_scope_flags(sub, cfg->hosts, false);
   sub->add_option("--ignore-header", cfg->diff.ignore_headers, "Response header not compared, repeatable");
   sub->add_option("--ignore-json-path", cfg->diff.ignore_json_paths,
                   "JSON body path not compared ($.a.b, $.items[*].id), repeatable");

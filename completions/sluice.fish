@@ -38,6 +38,8 @@ complete -c sluice -n "__fish_seen_subcommand_from proxy" -l server-ca -r -F -d 
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l client-cert -r -F -d 'FILE[:HOST_PATTERN] client certificate'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l no-tls-resume -d 'Full TLS handshake on every server connection'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l tls-passthrough -x -d 'Tunnel matching hosts without interception'
+complete -c sluice -n "__fish_seen_subcommand_from proxy replay" -l allow-hosts -x -d 'Only hosts matching REGEX (mitmproxy allow_hosts)'
+complete -c sluice -n "__fish_seen_subcommand_from proxy replay" -l ignore-hosts -x -d 'Not hosts matching REGEX (mitmproxy ignore_hosts)'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l step -x -d 'Run COMMAND as a step program'
 complete -c sluice -n "__fish_seen_subcommand_from proxy step" -l step-timeout -x -d 'Seconds a step may take to answer'
 complete -c sluice -n "__fish_seen_subcommand_from proxy step" -l step-on-error -x -a 'pass kill' -d 'What units in flight get when a step fails'

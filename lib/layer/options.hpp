@@ -5,6 +5,7 @@
 #include <utility>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace sluice::tls {
@@ -103,6 +104,10 @@ struct ProxyOptions {
   // What cleartext servers speak, learned by earlier connections (see server_memo.hpp); nullptr: each
   // connection finds out for itself. Owned by the caller.
   const ServerMemo* servers = nullptr;
+  // --ignore-hosts / --allow-hosts: whether a TLS connection to `host` (the CONNECT or SOCKS5 target's
+  // host) with this SNI is left alone: tunnelled without interception, summarized in the stream (its
+  // client's hello, its end with byte counts) and no byte of it recorded. Empty: none is.
+  std::function<bool(std::string_view host, std::string_view sni)> ignore_host;
 };
 
 }  // namespace sluice::layer

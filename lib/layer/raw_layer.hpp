@@ -22,6 +22,9 @@ class RawLayer final : public Layer {
   RawLayer(ConnectionContext& ctx, ConnId server, const std::string& server_name, std::string stream_id);
   void handle(const Event& event, core::Timestamp now, Commands& out) override;
   std::string_view name() const override { return "raw"; }
+  // Bytes pass without envelopes or steps (an ignored host's tunnel): only the stream's end, with its
+  // byte counts, is recorded.
+  void summary_only() { summary_ = true; }
 
   static constexpr size_t kHighWater = 1u << 20;
 
@@ -39,6 +42,7 @@ class RawLayer final : public Layer {
     uint64_t bytes = 0;         // read from `from`
   };
 
+  bool summary_ = false;
   void on_event(const Event& event, core::Timestamp now, Commands& out);
   void on_data(Side& side, core::ByteView data, core::Timestamp now, Commands& out);
   void pump(Side& side, Commands& out);

@@ -190,18 +190,23 @@ void TlsLayer::on_client_bytes(core::ByteView data, core::Timestamp now, Command
 
 void TlsLayer::on_hello(core::Timestamp now, Commands& out) {
   std::string name = hello_.has_sni ? hello_.sni : spec_.host;
-  if (config_->passthrough(name) || config_->passthrough(spec_.host)) {
+  const auto& ignore = ctx_.options().ignore_host;
+  bool ignored = ignore && ignore(spec_.host, hello_.has_sni ? std::string_view(hello_.sni) : std::string_view());
+  if (ignored || config_->passthrough(name) || config_->passthrough(spec_.host)) {
     if (timer_) {
       out.push_back(CancelTimer{timer_});
       timer_ = 0;
     }
-    record_handshake(nullptr, nullptr, {}, now, out, {{"passthrough", "true"}});
+    record_handshake(nullptr, nullptr, {}, now, out, {{ignored ? "ignored" : "passthrough", "true"}});
     phase_ = Phase::passthrough;
     std::string stream = ctx_.new_stream_id();
+    std::unique_ptr<RawLayer> raw;
     if (spec_.server)
-      child_ = std::make_unique<RawLayer>(ctx_, spec_.server, format_host_port(spec_.host, spec_.port), stream);
+      raw = std::make_unique<RawLayer>(ctx_, spec_.server, format_host_port(spec_.host, spec_.port), stream);
     else
-      child_ = std::make_unique<RawLayer>(ctx_, spec_.host, spec_.port, stream);
+      raw = std::make_unique<RawLayer>(ctx_, spec_.host, spec_.port, stream);
+    if (ignored) raw->summary_only();
+    child_ = std::move(raw);
     size_t from = out.size();
     child_->handle(Start{}, now, out);
     core::Bytes first;

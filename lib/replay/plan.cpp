@@ -150,6 +150,10 @@ Request plan(const Recorded& r, size_t index, const PlanOptions& o) {
     return q;
   }
   q.sni = r.sni.empty() && !tls::is_ip_literal(q.target.host) ? q.target.host : r.sni;
+  if (o.hosts.ignored(q.target.host, q.sni)) {
+    q.skipped = "host " + q.target.host + " is outside the scope (" + std::string(o.hosts.flag()) + ")";
+    return q;
+  }
   if (r.sent.version == "HTTP/2") {
     if (!r.body_complete) {
       q.skipped = "the recorded body is incomplete (--record-body-limit)";

@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "filter/scope.hpp"
+
 #include "core/result.hpp"
 #include "diff/diff.hpp"
 #include "envelope/record.hpp"
@@ -80,6 +82,7 @@ struct PlanOptions {
   std::optional<Target> target;     // send everything here instead
   bool as_recorded = false;         // the recorded bytes, exactly
   std::vector<std::string> scope;   // host patterns ("*.example.com"); empty: every host
+  filter::HostScope hosts;          // --allow-hosts / --ignore-hosts: an ignored host is never contacted
 };
 
 struct Request {

@@ -189,6 +189,17 @@ class Replay(unittest.TestCase):
         self.assertIn(b"host localhost is outside --scope", p.stderr)
         self.assertEqual(root.find("testsuite").get("skipped"), "1")
 
+    def test_ignore_and_allow_hosts_refuse_hosts_outside_the_scope_without_contacting_them(self):
+        port = self.app.server_address[1]
+        cap = capture(["http://127.0.0.1:%d/in" % port, "http://localhost:%d/out" % port])
+        for flags in (["--ignore-hosts", "^LOCALHOST$"], ["--allow-hosts", r"^127\.0\.0\.1$"]):
+            App.reset()
+            p = replay(cap, *flags, "--check")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual([path for _, _, path, _ in App.log], ["/in"])  # localhost never contacted
+            self.assertIn(b"skipped GET http://localhost:%d/out" % port, p.stderr)
+            self.assertIn(b"host localhost is outside the scope (%s)" % flags[0].encode(), p.stderr)
+
     def test_target_sends_everything_elsewhere_keeping_the_host_header(self):
         cap = capture([self.base + "/t"])
         App.reset()
