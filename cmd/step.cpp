@@ -29,6 +29,7 @@ struct StepConfig {
 struct Slot {
   std::vector<envelope::Record> records;
   bool done = false;
+  bool unit = false;  // what the steps made of a unit (else a record passed on as it came)
 };
 
 }  // namespace
@@ -52,16 +53,17 @@ int run_offline_steps(const std::string& command, const OfflineIo& cfg, const St
       throw CommandError(kFailure, command + ": cannot write output: " + r.error().message);
     }
   };
-  // Units a step changed (stream, flow, seq), the last few thousand: a variant the proxy made of one
-  // of them (its own wire edits, `modified_by: sluice`) was made from bytes that would no longer have
-  // been sent, so it is left out (the step's variant is then the last, the one replay sends).
+  // Units the steps changed in this run (stream, flow, seq), the last few thousand: a recorded
+  // variant the proxy made of one of them (its own wire edits, `modified_by: sluice`) was made from
+  // bytes that would no longer have been sent, so it is left out (the step's variant is then the last,
+  // the one replay sends). Variants the input already had pass as they came, with the proxy's after them.
   std::set<std::tuple<std::string, std::string, uint64_t>> changed;
   std::deque<std::tuple<std::string, std::string, uint64_t>> changed_order;
-  auto superseded = [&](const envelope::Record& r) {
+  auto superseded = [&](const envelope::Record& r, bool from_steps) {
     const auto* e = std::get_if<envelope::Envelope>(&r);
     if (!e || !e->modified || !e->variant_of) return false;
     auto key = std::make_tuple(e->stream_id, e->flow_id, *e->variant_of);
-    if (e->modified_by == "sluice") return changed.count(key) > 0;
+    if (!from_steps) return e->modified_by == "sluice" && changed.count(key) > 0;
     if (changed.insert(key).second) changed_order.push_back(std::move(key));
     if (changed_order.size() > 4096) {
       changed.erase(changed_order.front());
@@ -75,7 +77,7 @@ int run_offline_steps(const std::string& command, const OfflineIo& cfg, const St
       slots.pop_front();
       lock.unlock();
       for (const auto& r : slot->records)
-        if (!superseded(r) && !writer.write(r)) flush();  // surfaces the error
+        if (!superseded(r, slot->unit) && !writer.write(r)) flush();  // surfaces the error
       lock.lock();
     }
   };
@@ -138,6 +140,7 @@ int run_offline_steps(const std::string& command, const OfflineIo& cfg, const St
         if (!started)
           throw CommandError(kUsage, command + ": the stream has no header record before its first envelope");
         auto slot = std::make_shared<Slot>();
+        slot->unit = true;
         {
           std::unique_lock lock(mu);
           cv.wait(lock, [&] { return in_flight < cfg.window; });

@@ -234,6 +234,17 @@ class Offline(unittest.TestCase):
         offline = run("transform", *rules, plain, "-w", os.path.join(tmp.name, "offline.zst"))
         self.assertEqual(offline.returncode, 0)
         self.assertEqual(shape(os.path.join(tmp.name, "offline.zst")), shape(os.path.join(tmp.name, "live.zst")))
+        # Over a capture that has variants already (the live one), a rule on responses only leaves every
+        # recorded request variant as it was, the proxy's own ones too.
+        again = run("transform", "-H", "/~s/X-Again/1", os.path.join(tmp.name, "live.zst")).stdout
+
+        def variants(data, by):
+            return [(r["flow_id"], r["seq"]) for r in records(data)
+                    if r.get("modified_by") == by and r["direction"] == "send"]
+        live_bytes = open(os.path.join(tmp.name, "live.zst"), "rb").read()
+        for by in ("sluice", "modify_headers#1"):
+            self.assertEqual(variants(again, by), variants(live_bytes, by), by)
+        self.assertEqual(len(variants(live_bytes, "sluice")), 1)
         # transform | replay: the server receives the changed request (the last variant).
         Echo.seen.clear()
         t = subprocess.run([SLUICE, "transform", *rules, plain], capture_output=True, timeout=60)
