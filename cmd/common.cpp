@@ -291,4 +291,10 @@ filter::HostScope make_host_scope(const HostScopeFlags& flags, const std::string
   return std::move(*scope);
 }
 
+std::shared_ptr<step::Redactor> make_redactor(const std::string& spec, const std::string& command, const std::string& flag) {
+  auto policy = step::redact_policy(spec);
+  if (!policy) throw CommandError(kUsage, command + ": " + flag + ": " + policy.error().message);
+  return std::make_shared<step::Redactor>(std::move(*policy));
+}
+
 }  // namespace sluice::cmd

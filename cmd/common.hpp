@@ -10,6 +10,7 @@
 #include "envelope/record.hpp"
 #include "step/process_step.hpp"
 #include "filter/scope.hpp"
+#include "step/redact.hpp"
 #include "step/transform.hpp"
 #include "stream/writer.hpp"
 #include "tls/session.hpp"
@@ -143,6 +144,10 @@ struct HostScopeFlags {
 void add_host_scope_flags(CLI::App* sub, HostScopeFlags& flags, bool proxy);
 filter::HostScope make_host_scope(const HostScopeFlags& flags, const std::string& command);
 
+// Redaction of what is recorded (proxy --redact, sluice redact --policy): PRESET or FILE, as
+// step::redact_policy reads it; an unknown one is a usage error "COMMAND: FLAG: ...".
+std::shared_ptr<step::Redactor> make_redactor(const std::string& spec, const std::string& command, const std::string& flag);
+
 // The offline driver of `sluice step` and `sluice transform`: reads records, sends each unit the proxy
 // would have sent through a pipeline of the steps `make` gives (called at the first header), and writes
 // the stream the proxy would have recorded with them, in input order. `stop` runs at the end.
@@ -174,6 +179,7 @@ void setup_ca(CLI::App& app, CommandRunner& run);
 void setup_filter(CLI::App& app, CommandRunner& run);
 void setup_step(CLI::App& app, CommandRunner& run);
 void setup_transform(CLI::App& app, CommandRunner& run);
+void setup_redact(CLI::App& app, CommandRunner& run);
 void setup_record(CLI::App& app, CommandRunner& run);
 void setup_diff(CLI::App& app, CommandRunner& run);
 void setup_export(CLI::App& app, CommandRunner& run);

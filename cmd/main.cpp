@@ -134,6 +134,7 @@ int main(int argc, char** argv) {
   setup_filter(app, run);
   setup_step(app, run);
   setup_transform(app, run);
+  setup_redact(app, run);
   setup_record(app, run);
   setup_diff(app, run);
   setup_export(app, run);

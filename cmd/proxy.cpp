@@ -78,6 +78,8 @@ struct ProxyConfig {
   // Rules (mitmproxy's -H, -B, --map-local, --block-list).
   TransformFlags rules;
   HostScopeFlags hosts;
+  std::optional<std::string> redact;  // --redact [PRESET|FILE] given (empty: default)
+  std::string redact_spec;
 };
 
 
@@ -185,6 +187,7 @@ int run_proxy(const ProxyConfig& cfg) {
   auto hosts = std::make_shared<filter::HostScope>(make_host_scope(cfg.hosts, "proxy"));
   if (!hosts->empty())
     opts.layer.ignore_host = [hosts](std::string_view host, std::string_view sni) { return hosts->ignored(host, sni); };
+  auto redactor = cfg.redact ? make_redactor(*cfg.redact, "proxy", "--redact") : nullptr;
   // Every message is a unit of its own (WebSocket messages, events, HTTP/2 messages wait for verdicts).
   opts.layer.step_units = !cfg.steps.empty() || transform;
 
@@ -204,6 +207,7 @@ int run_proxy(const ProxyConfig& cfg) {
         if (auto* s = server_ptr.load()) s->stop();
       },
       to_file && is_terminal(1) ? 1 : -1);
+  if (redactor) recorder.set_redact([redactor](envelope::Record& r) { redactor->apply(r); });
   pipeline::Pipeline pipeline([&recorder](const envelope::Envelope& e) { recorder.record(e); });
 
   runtime::Server server(opts, recorder, pipeline);
@@ -313,6 +317,10 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
                   "unit before it is sent on, repeatable (run in the order given)");
   add_step_flags(sub, cfg->step);
   add_transform_flags(sub, cfg->rules);
+  auto* redact = sub->add_option("--redact", cfg->redact_spec,
+                                 "Keep secrets out of what is recorded (never out of what is sent): PRESET (default, "
+                                 "credentials, pii, or kinds: email,jwt,...) or a policy FILE; alone: default")
+                     ->expected(0, 1);
   sub->add_option("--serve-from", cfg->serve_from,
                   "Answer requests from the responses recorded in CAPTURE (file or directory), repeatable");
   sub->add_option("--match", cfg->match,
@@ -328,7 +336,10 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
   sub->add_flag("--refresh-dates", cfg->refresh_dates,
                 "Server replay: shift Date, Expires, Last-Modified and cookie expiry to now");
   sub->add_flag("-v,--verbose", cfg->verbose, "Log every event and command on stderr");
-  sub->callback([&run, cfg] { run = [cfg] { return run_proxy(*cfg); }; });
+  sub->callback([&run, cfg, redact] {
+    if (redact->count()) cfg->redact = cfg->redact_spec;
+    run = [cfg] { return run_proxy(*cfg); };
+  });
 }
 
 }  // namespace sluice::cmd

@@ -3,11 +3,11 @@ _sluice() {
     local cur prev words cword
     _init_completion || return
 
-    local commands="proxy show ca filter record diff export import replay step transform"
+    local commands="proxy show ca filter record diff export import replay step transform redact"
     local cmd="" i
     for ((i = 1; i < cword; i++)); do
         case "${words[i]}" in
-            proxy|show|ca|filter|record|diff|export|import|replay|step|transform) cmd=${words[i]}; break ;;
+            proxy|show|ca|filter|record|diff|export|import|replay|step|transform|redact) cmd=${words[i]}; break ;;
         esac
     done
 
@@ -35,7 +35,7 @@ _sluice() {
                 --ca-dir) _filedir -d; return ;;
                 --ca-cert|--ca-key|--server-ca|--client-cert) _filedir; return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --mode -p --listen-port --listen-host -w --write --format --compress --no-compress --threads --pin-threads --grace --max-connections --connect-timeout --header-timeout --first-byte-timeout --idle-timeout --detect-timeout --record-body-limit --record-memory --keep-host-header --proxy-auth --upstream-auth --ca-dir --ca-cert --ca-key --ca-ephemeral --cert-cache --insecure --server-ca --client-cert --no-tls-resume --tls-passthrough --allow-hosts --ignore-hosts --step --step-timeout --step-on-error -H --modify-headers -B --modify-body --map-local --block-list --set --serve-from --match --ignore-param --ignore-body --ignore-form-field --match-header --reuse --on-miss --refresh-dates -v --verbose --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "-m --mode -p --listen-port --listen-host -w --write --format --compress --no-compress --threads --pin-threads --grace --max-connections --connect-timeout --header-timeout --first-byte-timeout --idle-timeout --detect-timeout --record-body-limit --record-memory --keep-host-header --proxy-auth --upstream-auth --ca-dir --ca-cert --ca-key --ca-ephemeral --cert-cache --insecure --server-ca --client-cert --no-tls-resume --tls-passthrough --allow-hosts --ignore-hosts --step --step-timeout --step-on-error -H --modify-headers -B --modify-body --map-local --block-list --set --redact --serve-from --match --ignore-param --ignore-body --ignore-form-field --match-header --reuse --on-miss --refresh-dates -v --verbose --help" -- "$cur"))
             ;;
         show)
             case $prev in
@@ -146,6 +146,18 @@ _sluice() {
             esac
             if [[ $cur == -* ]]; then
                 COMPREPLY=($(compgen -W "-H --modify-headers -B --modify-body --map-local --block-list --set --format --compress --no-compress -w --write --help" -- "$cur"))
+            else
+                _filedir
+            fi
+            ;;
+        redact)
+            case $prev in
+                --format) COMPREPLY=($(compgen -W "jsonl cbor" -- "$cur")); return ;;
+                -w|--write) _filedir; return ;;
+                -p|--policy) COMPREPLY=($(compgen -W "default credentials pii private_key password jwt bearer authorization cookie api_key email credit_card phone" -- "$cur")); _filedir json; return ;;
+            esac
+            if [[ $cur == -* ]]; then
+                COMPREPLY=($(compgen -W "-p --policy --format --compress --no-compress -w --write --help" -- "$cur"))
             else
                 _filedir
             fi

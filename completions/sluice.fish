@@ -1,5 +1,5 @@
 # fish completion for sluice
-set -l commands proxy show ca filter record diff export import replay step transform
+set -l commands proxy show ca filter record diff export import replay step transform redact
 complete -c sluice -f
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a proxy -d 'Listen, forward and record every connection'
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a show -d 'Print or convert a stream'
@@ -148,6 +148,15 @@ complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -s B -l modi
 complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -l map-local -x -d 'Answer from local files: /FILTER/URL-REGEX/PATH'
 complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -l block-list -x -d 'Answer matching requests: /FILTER/STATUS'
 complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -l set -x -a 'modify_headers= modify_body= map_local= block_list=' -d 'NAME=VALUE of a mitmproxy option'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l redact -f -a 'default credentials pii' -d 'Keep secrets out of what is recorded: PRESET or policy FILE'
+# redact
+complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a redact -d 'Mask the secrets of a recorded stream'
+complete -c sluice -n "__fish_seen_subcommand_from redact" -F
+complete -c sluice -n "__fish_seen_subcommand_from redact" -s p -l policy -r -a 'default credentials pii' -d 'PRESET or policy FILE'
+complete -c sluice -n "__fish_seen_subcommand_from redact" -l format -x -a 'jsonl cbor' -d 'Stream encoding'
+complete -c sluice -n "__fish_seen_subcommand_from redact" -l compress -d 'zstd-compress the stream (default for *.zst)'
+complete -c sluice -n "__fish_seen_subcommand_from redact" -l no-compress -d 'Write the stream uncompressed'
+complete -c sluice -n "__fish_seen_subcommand_from redact" -s w -l write -r -d 'Write to PATH'
 # transform
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a transform -d 'Apply rules (mitmproxy -H, -B, --map-local, --block-list) to a recorded stream'
 complete -c sluice -n "__fish_seen_subcommand_from transform" -F

@@ -45,6 +45,15 @@ std::optional<char> simple_escape(char c) {
 
 }  // namespace
 
+core::Result<core::Bytes> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return core::make_error("cannot read " + path + ": " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return core::make_error("cannot read " + path);
+  return ss.str();
+}
+
 core::Result<core::Bytes> escape_decode(std::string_view s) {
   core::Bytes out;
   out.reserve(s.size());
@@ -199,14 +208,6 @@ core::Result<std::optional<filter::Filter>> parse_filter(const std::optional<std
   return std::optional<filter::Filter>(std::move(*f));
 }
 
-core::Result<core::Bytes> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return core::make_error("cannot read " + path + ": " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return core::make_error("cannot read " + path);
-  return ss.str();
-}
 
 std::string expand_user(const std::string& path) {
   if (path == "~" || path.starts_with("~/")) {

@@ -36,6 +36,9 @@
 
 namespace sluice::step {
 
+// A whole file's bytes; "cannot read PATH: REASON".
+core::Result<core::Bytes> read_file(const std::string& path);
+
 // Python's codecs.escape_decode (mitmproxy's escaped_str_to_bytes): `\\ \' \" \a \b \f \n \r \t \v`,
 // octal `\o` to `\ooo`, `\xhh`, a backslash before a newline dropped, any other escape kept as it is.
 core::Result<core::Bytes> escape_decode(std::string_view s);

@@ -24,8 +24,9 @@ import tempfile
 import time
 
 
-def make_capture(path, flows, per_conn=10, ends=False):
-    """FLOWS exchanges, PER_CONN to a connection; with ENDS, each connection's `end` after its last."""
+def make_capture(path, flows, per_conn=10, ends=False, secrets=False):
+    """FLOWS exchanges, PER_CONN to a connection; with ENDS, each connection's `end` after its last; with
+    SECRETS, each request carries a bearer token and each response body an e-mail address."""
     rng = random.Random(7)
     statuses = [200, 200, 200, 404, 500, 302]
     with subprocess.Popen(["zstd", "-q", "-1", "-o", path], stdin=subprocess.PIPE) as z:
@@ -37,14 +38,19 @@ def make_capture(path, flows, per_conn=10, ends=False):
             status = rng.choice(statuses)
             ctx = {"conn_id": "c%d" % (i // per_conn), "client": "127.0.0.1:%d" % (40000 + i % 20000),
                    "server": host + ":443", "opened": "2026-11-21T10:00:00.000000Z"}
-            req_raw = ("GET /items/%d HTTP/1.1\r\nHost: %s\r\nAccept: application/json\r\n\r\n" % (i, host)).encode()
-            body = json.dumps({"id": i, "name": "item %d" % i, "tags": ["a", "b"]})
+            req_headers = [["Host", host], ["Accept", "application/json"]]
+            body = {"id": i, "name": "item %d" % i, "tags": ["a", "b"]}
+            if secrets:
+                req_headers.append(["Authorization", "Bearer tok%032x" % rng.getrandbits(128)])
+                body["owner"] = "user%d@example.com" % i
+            body = json.dumps(body)
+            req_raw = ("GET /items/%d HTTP/1.1\r\n%s\r\n" % (i, "".join("%s: %s\r\n" % (k, v) for k, v in req_headers))).encode()
             resp_raw = ("HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                         % (status, len(body), body)).encode()
             for seq, (direction, raw, msg) in enumerate([
                 ("send", req_raw, {"kind": "request", "method": "GET", "scheme": "https", "authority": host,
                                    "path": "/items/%d" % i, "version": "HTTP/1.1",
-                                   "headers": [["Host", host], ["Accept", "application/json"]], "body": ""}),
+                                   "headers": req_headers, "body": ""}),
                 ("receive", resp_raw, {"kind": "response", "status": status, "reason": "X", "version": "HTTP/1.1",
                                        "headers": [["Content-Type", "application/json"],
                                                    ["Content-Length", str(len(body))]], "body": body})]):

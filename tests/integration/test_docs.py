@@ -125,6 +125,10 @@ class Examples(unittest.TestCase):
         self.assertEqual(len(re.findall(rb"GET http://127.0.0.1:\d+/orders/[135] 503 Service Unavailable", out)), 3)
         self.assertEqual(len(re.findall(rb"\n503 http://\S+/orders/[135] {\"error\": \"database unavailable\"}", out)), 3)
         self.assertEqual(out.count(b"curl -sS --http1.1"), 3)
+        out = example("redact.sh").stdout
+        self.assertIn(b'"card": "**** **** **** ****", "email": "***@***********"', out)
+        self.assertIn(b"tagged redacted: authorization,email,credit_card\n", out)
+        self.assertIn(b"bug-report.har: 1 entry, POST http://", out)
         p = example("ci-replay.sh")
         self.assertIn(b'== good build\n<testsuite name="sluice replay" tests="4" failures="0" errors="0"', p.stdout)
         self.assertIn(b'tests="4" failures="3" errors="0"', p.stdout)
