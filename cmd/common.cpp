@@ -297,4 +297,10 @@ std::shared_ptr<step::Redactor> make_redactor(const std::string& spec, const std
   return std::make_shared<step::Redactor>(std::move(*policy));
 }
 
+step::SafetyPolicy make_safety(const std::string& spec, const std::string& command) {
+  auto policy = step::safety_policy(spec);
+  if (!policy) throw CommandError(kUsage, command + ": --safety: " + policy.error().message);
+  return std::move(*policy);
+}
+
 }  // namespace sluice::cmd

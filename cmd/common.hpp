@@ -11,6 +11,7 @@
 #include "step/process_step.hpp"
 #include "filter/scope.hpp"
 #include "step/redact.hpp"
+#include "step/safety.hpp"
 #include "step/transform.hpp"
 #include "stream/writer.hpp"
 #include "tls/session.hpp"
@@ -147,6 +148,10 @@ filter::HostScope make_host_scope(const HostScopeFlags& flags, const std::string
 // Redaction of what is recorded (proxy --redact, sluice redact --policy): PRESET or FILE, as
 // step::redact_policy reads it; an unknown one is a usage error "COMMAND: FLAG: ...".
 std::shared_ptr<step::Redactor> make_redactor(const std::string& spec, const std::string& command, const std::string& flag);
+
+// The safety filter (proxy --safety, replay --safety): PRESET or FILE, as step::safety_policy reads
+// it; an unknown one is a usage error "COMMAND: --safety: ...".
+step::SafetyPolicy make_safety(const std::string& spec, const std::string& command);
 
 // The offline driver of `sluice step` and `sluice transform`: reads records, sends each unit the proxy
 // would have sent through a pipeline of the steps `make` gives (called at the first header), and writes

@@ -80,6 +80,7 @@ struct ProxyConfig {
   HostScopeFlags hosts;
   std::optional<std::string> redact;  // --redact [PRESET|FILE] given (empty: default)
   std::string redact_spec;
+  std::string safety;  // --safety PRESET|FILE
 };
 
 
@@ -188,8 +189,10 @@ int run_proxy(const ProxyConfig& cfg) {
   if (!hosts->empty())
     opts.layer.ignore_host = [hosts](std::string_view host, std::string_view sni) { return hosts->ignored(host, sni); };
   auto redactor = cfg.redact ? make_redactor(*cfg.redact, "proxy", "--redact") : nullptr;
+  std::optional<step::SafetyPolicy> safety;
+  if (!cfg.safety.empty()) safety = make_safety(cfg.safety, "proxy");
   // Every message is a unit of its own (WebSocket messages, events, HTTP/2 messages wait for verdicts).
-  opts.layer.step_units = !cfg.steps.empty() || transform;
+  opts.layer.step_units = !cfg.steps.empty() || transform || safety;
 
   // Where the stream goes: -w PATH, or stdout unless it is a terminal (then one line per flow).
   StreamOutput output = open_stream_output(cfg.write, cfg.stream, "proxy");
@@ -236,6 +239,12 @@ int run_proxy(const ProxyConfig& cfg) {
         step_options(cfg.step, command, header, [&recorder](envelope::Record r) { recorder.record(std::move(r)); })));
     pipeline.add(steps.back());
     std::fprintf(stderr, "sluice: running step %s (%s)\n", std::string(steps.back()->name()).c_str(), command.c_str());
+  }
+  // The safety filter last: it judges each unit as it is about to leave, after every change.
+  if (safety) {
+    auto step = std::make_shared<step::SafetyStep>(std::move(*safety), [&recorder](envelope::Record r) { recorder.record(std::move(r)); });
+    std::fprintf(stderr, "sluice: safety filter: %zu rule%s\n", step->rules(), step->rules() == 1 ? "" : "s");
+    pipeline.add(std::move(step));
   }
   if (serve_from) pipeline.add(serve_from);
   // Say plainly whether the flows are kept, and how to read them.
@@ -317,6 +326,9 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
                   "unit before it is sent on, repeatable (run in the order given)");
   add_step_flags(sub, cfg->step);
   add_transform_flags(sub, cfg->rules);
+  sub->add_option("--safety", cfg->safety,
+                  "Refuse destructive requests before they leave: PRESET (default, destructive-sql, "
+                  "destructive-os-command) or a policy FILE");
   auto* redact = sub->add_option("--redact", cfg->redact_spec,
                                  "Keep secrets out of what is recorded (never out of what is sent): PRESET (default, "
                                  "credentials, pii, or kinds: email,jwt,...) or a policy FILE; alone: default")

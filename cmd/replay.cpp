@@ -32,6 +32,7 @@ struct ReplayConfig {
   std::string junit;
   std::vector<std::string> scope;
   HostScopeFlags hosts;
+  std::string safety;  // --safety PRESET|FILE
   diff::Options diff;
   std::string write;
   StreamFlags stream;
@@ -103,6 +104,13 @@ int run_replay(ReplayConfig cfg) {
   plan.as_recorded = cfg.as_recorded;
   plan.scope = cfg.scope;
   plan.hosts = make_host_scope(cfg.hosts, "replay");
+  if (!cfg.safety.empty()) {
+    auto policy = std::make_shared<step::SafetyPolicy>(make_safety(cfg.safety, "replay"));
+    plan.refuse = [policy](const envelope::HttpMessage& m) {
+      auto hit = step::safety_judge_request(*policy, m);
+      return hit ? "refused by the safety filter: " + hit->describe() : std::string();
+    };
+  }
 
   replay::Collector collector;
   read_records(cfg.inputs, "replay", [&](envelope::Record&& r, const stream::StreamReader&) { collector.add(r); });
@@ -223,6 +231,9 @@ void setup_replay(CLI::App& app, CommandRunner& run) {
   sub->add_option("--junit", cfg->junit, "Write a JUnit XML report to FILE");
   sub->add_option("--scope", cfg->scope, "Only send to hosts matching PATTERN (*.example.com), repeatable");
   add_host_scope_flags(sub, cfg->hosts, false);
+  sub->add_option("--safety", cfg->safety,
+                  "Never send a destructive request: PRESET (default, destructive-sql, destructive-os-command) or "
+                  "a policy FILE; one it matches is skipped, naming the rule");
   sub->add_option("--ignore-header", cfg->diff.ignore_headers, "Response header not compared, repeatable");
   sub->add_option("--ignore-json-path", cfg->diff.ignore_json_paths,
                   "JSON body path not compared ($.a.b, $.items[*].id), repeatable");

@@ -25,6 +25,7 @@ _sluice() {
                 -p|--listen-port|--listen-host) return ;;
                 --threads|--grace|--max-connections|--connect-timeout|--header-timeout|--first-byte-timeout|--idle-timeout|--detect-timeout) return ;;
                 --record-body-limit|--record-memory|--proxy-auth|--upstream-auth|--cert-cache|--tls-passthrough|--allow-hosts|--ignore-hosts) return ;;
+                --safety) COMPREPLY=($(compgen -W "default destructive-sql destructive-os-command" -- "$cur")); _filedir json; return ;;
                 --match|--ignore-param|--ignore-form-field|--match-header) return ;;
                 --on-miss) COMPREPLY=($(compgen -W "forward 404 502 kill" -- "$cur")); return ;;
                 --serve-from) _filedir; return ;;
@@ -35,7 +36,7 @@ _sluice() {
                 --ca-dir) _filedir -d; return ;;
                 --ca-cert|--ca-key|--server-ca|--client-cert) _filedir; return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --mode -p --listen-port --listen-host -w --write --format --compress --no-compress --threads --pin-threads --grace --max-connections --connect-timeout --header-timeout --first-byte-timeout --idle-timeout --detect-timeout --record-body-limit --record-memory --keep-host-header --proxy-auth --upstream-auth --ca-dir --ca-cert --ca-key --ca-ephemeral --cert-cache --insecure --server-ca --client-cert --no-tls-resume --tls-passthrough --allow-hosts --ignore-hosts --step --step-timeout --step-on-error -H --modify-headers -B --modify-body --map-local --block-list --set --redact --serve-from --match --ignore-param --ignore-body --ignore-form-field --match-header --reuse --on-miss --refresh-dates -v --verbose --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "-m --mode -p --listen-port --listen-host -w --write --format --compress --no-compress --threads --pin-threads --grace --max-connections --connect-timeout --header-timeout --first-byte-timeout --idle-timeout --detect-timeout --record-body-limit --record-memory --keep-host-header --proxy-auth --upstream-auth --ca-dir --ca-cert --ca-key --ca-ephemeral --cert-cache --insecure --server-ca --client-cert --no-tls-resume --tls-passthrough --allow-hosts --ignore-hosts --step --step-timeout --step-on-error -H --modify-headers -B --modify-body --map-local --block-list --set --redact --safety --serve-from --match --ignore-param --ignore-body --ignore-form-field --match-header --reuse --on-miss --refresh-dates -v --verbose --help" -- "$cur"))
             ;;
         show)
             case $prev in
@@ -106,9 +107,10 @@ _sluice() {
                 --format) COMPREPLY=($(compgen -W "jsonl cbor" -- "$cur")); return ;;
                 -w|--write|--junit|--server-ca|--client-cert) _filedir; return ;;
                 --target|-j|--concurrency|--rate|--timeout|--connect-timeout|--retries|--scope|--allow-hosts|--ignore-hosts|--ignore-header|--ignore-json-path|--record-body-limit) return ;;
+                --safety) COMPREPLY=($(compgen -W "default destructive-sql destructive-os-command" -- "$cur")); _filedir json; return ;;
             esac
             if [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W "--target -j --concurrency --rate --timeout --connect-timeout --retries --as-recorded --check --junit --scope --allow-hosts --ignore-hosts --ignore-header --ignore-json-path -w --write --format --compress --no-compress --record-body-limit --insecure --server-ca --client-cert --no-tls-resume -q --quiet --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--target -j --concurrency --rate --timeout --connect-timeout --retries --as-recorded --check --junit --scope --allow-hosts --ignore-hosts --safety --ignore-header --ignore-json-path -w --write --format --compress --no-compress --record-body-limit --insecure --server-ca --client-cert --no-tls-resume -q --quiet --help" -- "$cur"))
             else
                 _filedir
             fi

@@ -39,6 +39,7 @@ complete -c sluice -n "__fish_seen_subcommand_from proxy" -l client-cert -r -F -
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l no-tls-resume -d 'Full TLS handshake on every server connection'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l tls-passthrough -x -d 'Tunnel matching hosts without interception'
 complete -c sluice -n "__fish_seen_subcommand_from proxy replay" -l allow-hosts -x -d 'Only hosts matching REGEX (mitmproxy allow_hosts)'
+complete -c sluice -n "__fish_seen_subcommand_from proxy replay" -l safety -r -a 'default destructive-sql destructive-os-command' -d 'Refuse destructive requests: PRESET or policy FILE'
 complete -c sluice -n "__fish_seen_subcommand_from proxy replay" -l ignore-hosts -x -d 'Not hosts matching REGEX (mitmproxy ignore_hosts)'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l step -x -d 'Run COMMAND as a step program'
 complete -c sluice -n "__fish_seen_subcommand_from proxy step" -l step-timeout -x -d 'Seconds a step may take to answer'

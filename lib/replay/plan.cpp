@@ -154,6 +154,11 @@ Request plan(const Recorded& r, size_t index, const PlanOptions& o) {
     q.skipped = "host " + q.target.host + " is outside the scope (" + std::string(o.hosts.flag()) + ")";
     return q;
   }
+  if (o.refuse)
+    if (std::string why = o.refuse(r.sent); !why.empty()) {
+      q.skipped = why;
+      return q;
+    }
   if (r.sent.version == "HTTP/2") {
     if (!r.body_complete) {
       q.skipped = "the recorded body is incomplete (--record-body-limit)";

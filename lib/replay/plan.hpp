@@ -16,6 +16,7 @@
 // target, the recorded fields in order without the framing ones, Content-Length for the body (chunked
 // when there are trailers).
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -83,6 +84,8 @@ struct PlanOptions {
   bool as_recorded = false;         // the recorded bytes, exactly
   std::vector<std::string> scope;   // host patterns ("*.example.com"); empty: every host
   filter::HostScope hosts;          // --allow-hosts / --ignore-hosts: an ignored host is never contacted
+  // --safety: why a request must not be sent (empty: it may), judged on the request as it would go.
+  std::function<std::string(const envelope::HttpMessage&)> refuse;
 };
 
 struct Request {

@@ -14,7 +14,6 @@
 #include "codec/ws.hpp"
 #include "core/ascii.hpp"
 #include "core/base64.hpp"
-#include "core/json.hpp"
 #include "layer/http1_wire.hpp"
 #include "step/process_step.hpp"
 #include "step/transform.hpp"
@@ -701,11 +700,8 @@ core::Result<void> add_kinds(RedactPolicy& policy, std::string_view list, const 
 }
 
 core::Result<RedactPolicy> policy_file(const std::string& path) {
-  auto text = read_file(path);
-  if (!text) return text.error();
-  auto doc = core::json_parse(*text);
-  if (!doc) return core::make_error(path + ": not JSON: " + doc.error().message);
-  if (!doc->is_object()) return core::make_error(path + ": a policy is a JSON object");
+  auto doc = read_policy_file(path);
+  if (!doc) return doc.error();
   RedactPolicy policy;
   auto strings = [&](const char* member, auto&& each) -> core::Result<void> {
     const core::Value* v = doc->find(member);

@@ -14,6 +14,7 @@
 
 #include "codec/content.hpp"
 #include "core/ascii.hpp"
+#include "core/json.hpp"
 #include "filter/expr.hpp"
 #include "layer/http1_wire.hpp"
 #include "step/process_step.hpp"
@@ -52,6 +53,32 @@ core::Result<core::Bytes> read_file(const std::string& path) {
   ss << in.rdbuf();
   if (in.bad()) return core::make_error("cannot read " + path);
   return ss.str();
+}
+
+envelope::Envelope answer(const envelope::Envelope& request, int status, envelope::Headers headers, core::Bytes body,
+                          const std::string& rule) {
+  envelope::HttpMessage m;
+  m.kind = envelope::HttpMessage::Kind::response;
+  m.version = "HTTP/1.1";
+  m.status = status;
+  m.reason = std::string(layer::reason_phrase(status));
+  m.headers = std::move(headers);
+  m.headers.push_back({"content-length", std::to_string(body.size())});  // (as mitmproxy writes it)
+  m.body = std::move(body);
+  envelope::Envelope reply = envelope::reply_to(request, core::now_wall());
+  reply.raw = layer::encode_http1(m);
+  reply.message = std::move(m);
+  reply.tags.emplace_back("synthesized", rule);
+  return reply;
+}
+
+core::Result<core::Value> read_policy_file(const std::string& path) {
+  auto text = read_file(path);
+  if (!text) return text.error();
+  auto doc = core::json_parse(*text);
+  if (!doc) return core::make_error(path + ": not JSON: " + doc.error().message);
+  if (!doc->is_object()) return core::make_error(path + ": a policy is a JSON object");
+  return std::move(*doc);
 }
 
 core::Result<core::Bytes> escape_decode(std::string_view s) {
@@ -377,22 +404,6 @@ std::string header_value(const envelope::Headers& headers, std::string_view name
 }
 
 // A response sluice makes for a request (block_list, map_local): HTTP/1.1 bytes, tagged with the rule.
-envelope::Envelope answer(const envelope::Envelope& request, int status, envelope::Headers headers, core::Bytes body,
-                          const std::string& rule) {
-  envelope::HttpMessage m;
-  m.kind = envelope::HttpMessage::Kind::response;
-  m.version = "HTTP/1.1";
-  m.status = status;
-  m.reason = std::string(layer::reason_phrase(status));
-  m.headers = std::move(headers);
-  m.headers.push_back({"content-length", std::to_string(body.size())});  // (as mitmproxy writes it)
-  m.body = std::move(body);
-  envelope::Envelope reply = envelope::reply_to(request, core::now_wall());
-  reply.raw = layer::encode_http1(m);
-  reply.message = std::move(m);
-  reply.tags.emplace_back("synthesized", rule);
-  return reply;
-}
 
 constexpr size_t kMaxDecoded = 64u << 20;  // a body decoded past this is matched as it came
 

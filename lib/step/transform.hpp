@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "core/value.hpp"
 #include "filter/regex.hpp"
 #include "pipeline/pipeline.hpp"
 
@@ -38,6 +39,13 @@ namespace sluice::step {
 
 // A whole file's bytes; "cannot read PATH: REASON".
 core::Result<core::Bytes> read_file(const std::string& path);
+// A policy file (redaction, safety): a JSON object; "PATH: not JSON: ...", "PATH: a policy is a JSON object".
+core::Result<core::Value> read_policy_file(const std::string& path);
+
+// An HTTP/1.1 answer to `request` made by a built-in step (not the server): STATUS with its reason,
+// `headers` and then content-length, `body`; tagged `synthesized` with `by`.
+envelope::Envelope answer(const envelope::Envelope& request, int status, envelope::Headers headers, core::Bytes body,
+                          const std::string& by);
 
 // Python's codecs.escape_decode (mitmproxy's escaped_str_to_bytes): `\\ \' \" \a \b \f \n \r \t \v`,
 // octal `\o` to `\ooo`, `\xhh`, a backslash before a newline dropped, any other escape kept as it is.
