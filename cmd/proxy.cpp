@@ -81,6 +81,7 @@ struct ProxyConfig {
   std::optional<std::string> redact;  // --redact [PRESET|FILE] given (empty: default)
   std::string redact_spec;
   std::string safety;  // --safety PRESET|FILE
+  std::string scope_filter;  // --scope-filter EXPR
 };
 
 
@@ -189,6 +190,12 @@ int run_proxy(const ProxyConfig& cfg) {
   if (!hosts->empty())
     opts.layer.ignore_host = [hosts](std::string_view host, std::string_view sni) { return hosts->ignored(host, sni); };
   auto redactor = cfg.redact ? make_redactor(*cfg.redact, "proxy", "--redact") : nullptr;
+  std::shared_ptr<filter::FlowScope> scope;
+  if (!cfg.scope_filter.empty()) {
+    auto f = filter::Filter::parse(cfg.scope_filter);
+    if (!f) throw CommandError(kUsage, "proxy: --scope-filter: " + f.error().message);
+    scope = std::make_shared<filter::FlowScope>(std::move(*f));
+  }
   std::optional<step::SafetyPolicy> safety;
   if (!cfg.safety.empty()) safety = make_safety(cfg.safety, "proxy");
   // Every message is a unit of its own (WebSocket messages, events, HTTP/2 messages wait for verdicts).
@@ -210,9 +217,16 @@ int run_proxy(const ProxyConfig& cfg) {
         if (auto* s = server_ptr.load()) s->stop();
       },
       to_file && is_terminal(1) ? 1 : -1);
-  if (redactor) recorder.set_redact([redactor](envelope::Record& r) { redactor->apply(r); });
+  // What is recorded: exchanges outside --scope-filter left out, secrets masked (--redact).
+  if (redactor || scope)
+    recorder.set_before([redactor, scope](envelope::Record& r) {
+      if (scope && scope->outside(r)) return false;
+      if (redactor) redactor->apply(r);
+      return true;
+    });
   pipeline::Pipeline pipeline([&recorder](const envelope::Envelope& e) { recorder.record(e); });
 
+  if (scope) pipeline.set_bypass([scope](const envelope::Envelope& e) { return scope->outside(e); });
   runtime::Server server(opts, recorder, pipeline);
   auto bound = server.bind();
   if (!bound) throw CommandError(kFailure, "proxy: " + bound.error().message);
@@ -258,6 +272,9 @@ int run_proxy(const ProxyConfig& cfg) {
   server_ptr = nullptr;
   for (auto& step : steps) step->stop();  // before the recorder closes: a step's thread records
   auto closed = recorder.close();
+  if (scope && scope->left_out())
+    std::fprintf(stderr, "sluice: %zu exchange%s outside --scope-filter forwarded and not recorded\n", scope->left_out(),
+                 scope->left_out() == 1 ? "" : "s");
   if (to_file) ::close(out_fd);
   if (!closed && !broken_pipe) throw CommandError(kFailure, "proxy: cannot write the stream: " + closed.error().message);
   return kOk;
@@ -326,6 +343,9 @@ void setup_proxy(CLI::App& app, CommandRunner& run) {
                   "unit before it is sent on, repeatable (run in the order given)");
   add_step_flags(sub, cfg->step);
   add_transform_flags(sub, cfg->rules);
+  sub->add_option("--scope-filter", cfg->scope_filter,
+                  "Only exchanges whose request matches EXPR (a filter expression) are recorded and seen by steps; "
+                  "the others are forwarded untouched");
   sub->add_option("--safety", cfg->safety,
                   "Refuse destructive requests before they leave: PRESET (default, destructive-sql, "
                   "destructive-os-command) or a policy FILE");

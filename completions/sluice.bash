@@ -26,6 +26,7 @@ _sluice() {
                 --threads|--grace|--max-connections|--connect-timeout|--header-timeout|--first-byte-timeout|--idle-timeout|--detect-timeout) return ;;
                 --record-body-limit|--record-memory|--proxy-auth|--upstream-auth|--cert-cache|--tls-passthrough|--allow-hosts|--ignore-hosts) return ;;
                 --safety) COMPREPLY=($(compgen -W "default destructive-sql destructive-os-command" -- "$cur")); _filedir json; return ;;
+                --scope-filter) return ;;
                 --match|--ignore-param|--ignore-form-field|--match-header) return ;;
                 --on-miss) COMPREPLY=($(compgen -W "forward 404 502 kill" -- "$cur")); return ;;
                 --serve-from) _filedir; return ;;
@@ -36,7 +37,7 @@ _sluice() {
                 --ca-dir) _filedir -d; return ;;
                 --ca-cert|--ca-key|--server-ca|--client-cert) _filedir; return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --mode -p --listen-port --listen-host -w --write --format --compress --no-compress --threads --pin-threads --grace --max-connections --connect-timeout --header-timeout --first-byte-timeout --idle-timeout --detect-timeout --record-body-limit --record-memory --keep-host-header --proxy-auth --upstream-auth --ca-dir --ca-cert --ca-key --ca-ephemeral --cert-cache --insecure --server-ca --client-cert --no-tls-resume --tls-passthrough --allow-hosts --ignore-hosts --step --step-timeout --step-on-error -H --modify-headers -B --modify-body --map-local --block-list --set --redact --safety --serve-from --match --ignore-param --ignore-body --ignore-form-field --match-header --reuse --on-miss --refresh-dates -v --verbose --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "-m --mode -p --listen-port --listen-host -w --write --format --compress --no-compress --threads --pin-threads --grace --max-connections --connect-timeout --header-timeout --first-byte-timeout --idle-timeout --detect-timeout --record-body-limit --record-memory --keep-host-header --proxy-auth --upstream-auth --ca-dir --ca-cert --ca-key --ca-ephemeral --cert-cache --insecure --server-ca --client-cert --no-tls-resume --tls-passthrough --allow-hosts --ignore-hosts --step --step-timeout --step-on-error -H --modify-headers -B --modify-body --map-local --block-list --set --redact --safety --scope-filter --serve-from --match --ignore-param --ignore-body --ignore-form-field --match-header --reuse --on-miss --refresh-dates -v --verbose --help" -- "$cur"))
             ;;
         show)
             case $prev in

@@ -149,6 +149,7 @@ complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -s B -l modi
 complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -l map-local -x -d 'Answer from local files: /FILTER/URL-REGEX/PATH'
 complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -l block-list -x -d 'Answer matching requests: /FILTER/STATUS'
 complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -l set -x -a 'modify_headers= modify_body= map_local= block_list=' -d 'NAME=VALUE of a mitmproxy option'
+complete -c sluice -n "__fish_seen_subcommand_from proxy" -l scope-filter -x -d 'Record and step only exchanges whose request matches EXPR'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l redact -f -a 'default credentials pii' -d 'Keep secrets out of what is recorded: PRESET or policy FILE'
 # redact
 complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a redact -d 'Mask the secrets of a recorded stream'

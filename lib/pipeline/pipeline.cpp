@@ -16,7 +16,7 @@ std::string to_string(Outcome o) {
 }  // namespace
 
 void Pipeline::run(envelope::Envelope env, std::function<void(Result)> done) const {
-  if (steps_.empty()) {
+  if (steps_.empty() || (bypass_ && bypass_(env))) {
     finish(nullptr, std::move(env), Outcome::next, {}, std::nullopt, done);
     return;
   }

@@ -66,6 +66,9 @@ class Pipeline {
   explicit Pipeline(RecordSink sink) : sink_(std::move(sink)) {}
 
   void add(std::shared_ptr<Step> step) { steps_.push_back(std::move(step)); }
+  // Units for which `bypass` says true go on untouched: no step sees them (`--scope-filter`); they
+  // still go to the sink. Set before the first unit.
+  void set_bypass(std::function<bool(const envelope::Envelope&)> bypass) { bypass_ = std::move(bypass); }
   bool empty() const { return steps_.empty(); }
 
   // Runs every step on `env` and records it. `done` is called exactly once: before run() returns when
@@ -88,6 +91,7 @@ class Pipeline {
 
   RecordSink sink_;
   std::vector<std::shared_ptr<Step>> steps_;
+  std::function<bool(const envelope::Envelope&)> bypass_;
 };
 
 }  // namespace sluice::pipeline

@@ -21,20 +21,20 @@ Recorder::Recorder(int fd, Mode mode, stream::WriterOptions options, std::functi
 Recorder::~Recorder() { (void)close(); }
 
 void Recorder::record(const envelope::Envelope& e) {
-  if (redact_)
+  if (before_)
     record(envelope::Record{e});
   else
     record_any(e);
 }
 void Recorder::record(const envelope::Record& r) {
-  if (redact_)
+  if (before_)
     record(envelope::Record{r});
   else
     record_any(r);
 }
 
 void Recorder::record(envelope::Record&& r) {
-  if (redact_) redact_(r);
+  if (before_ && !before_(r)) return;
   // A record with large bodies is handed over whole and written in pieces by the writer thread, so
   // that it never also exists encoded in one piece (a 16 MiB body is ~21 MiB of JSON).
   const auto* e = std::get_if<envelope::Envelope>(&r);

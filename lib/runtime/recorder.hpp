@@ -39,9 +39,10 @@ class Recorder {
   // Runs on the writer thread just before summary lines are written (a progress line on the same
   // terminal clears itself). Set before the first record.
   void set_before_summary(std::function<void()> f) { before_summary_ = std::move(f); }
-  // Runs on each record before it is encoded, on the calling thread (`--redact`: what is recorded,
-  // never what is sent). Set before the first record.
-  void set_redact(std::function<void(envelope::Record&)> f) { redact_ = std::move(f); }
+  // Runs on each record before it is encoded, on the calling thread: it may change the record
+  // (`--redact`: what is recorded, never what is sent) or leave it out by returning false
+  // (`--scope-filter`). Set before the first record.
+  void set_before(std::function<bool(envelope::Record&)> f) { before_ = std::move(f); }
   // Writes everything queued, flushes and stops the writer thread. Idempotent.
   core::Result<void> close();
 
@@ -58,7 +59,7 @@ class Recorder {
   stream::WriterOptions options_;
   std::function<void()> on_broken_pipe_;
   std::function<void()> before_summary_;
-  std::function<void(envelope::Record&)> redact_;
+  std::function<bool(envelope::Record&)> before_;
   std::mutex mu_;
   std::condition_variable ready_, space_;
   struct Item {

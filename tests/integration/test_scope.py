@@ -1,15 +1,22 @@
 """Scope (mitmproxy's --ignore-hosts and --allow-hosts): an ignored host's TLS connection, after CONNECT or
 SOCKS5, is tunnelled untouched (the client sees the origin's own certificate) and only summarized in the
 stream (its client hello, its end); the other hosts are intercepted as ever; both flags at once are
-refused."""
+refused. `--scope-filter EXPR`: exchanges whose request does not match are forwarded untouched (no rule
+or step sees them) and nothing of them is recorded, WebSocket frames included."""
+import asyncio
+import http.server
 import os
 import subprocess
 import sys
+import threading
 import unittest
+
+import websockets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from support import Proxy, SLUICE, TEST_ENV, curl, records  # noqa: E402
 from test_tls import PkiCase, origin  # noqa: E402
+from test_websocket import EchoServer  # noqa: E402
 
 
 class IgnoredHosts(PkiCase):
@@ -60,6 +67,80 @@ class IgnoredHosts(PkiCase):
                 self.assertEqual(p.returncode, 2, p.stderr)
                 self.assertIn(message.encode(), p.stderr)
                 self.assertNotIn(b"listening", p.stderr)
+
+
+class Echo(http.server.BaseHTTPRequestHandler):
+    """Answers with the request's line and headers as it got them."""
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        self.answer()
+
+    def do_POST(self):
+        self.answer()
+
+    def answer(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = (self.requestline + "\n" + str(self.headers)).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class ScopeFilter(unittest.TestCase):
+    def test_exchanges_outside_are_forwarded_untouched_and_not_recorded(self):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = "http://127.0.0.1:%d" % server.server_address[1]
+        proxy = Proxy("--mode", "regular@0", "--scope-filter", "~u /in", "-H", "/~q/X-Rule/on")
+        via = ["-x", "http://127.0.0.1:%d" % proxy.port]
+        inside = curl(*via, base + "/in/a").stdout
+        outside = curl(*via, base + "/out/b", "--data-binary", "secret=1").stdout
+        inside2 = curl(*via, base + "/in/c").stdout
+        code, out = proxy.stop()
+        server.shutdown()
+        self.assertEqual(code, 0)
+        self.assertIn(b"X-Rule: on", inside)  # the rule saw it
+        self.assertIn(b"X-Rule: on", inside2)
+        self.assertIn(b"POST /out/b", outside)
+        self.assertNotIn(b"X-Rule", outside)  # forwarded untouched: no step saw it
+        recs = records(out)
+        envs = [r for r in recs if r["type"] == "envelope"]
+        paths = sorted({r["message"]["path"] for r in envs if r["message"].get("kind") == "request"})
+        self.assertEqual(paths, sorted([base + "/in/a", base + "/in/c", "/in/a", "/in/c"]))  # as sent, and as received
+        self.assertNotIn(b"/out/b", out)
+        self.assertNotIn(b"secret=1", out)
+        flows = {r["flow_id"] for r in envs}
+        self.assertEqual(len(flows), 2)
+        self.assertEqual(len([r for r in envs if r["message"].get("kind") == "response"]), 2)
+        self.assertIn("1 exchange outside --scope-filter forwarded and not recorded", "".join(proxy.stderr_lines))
+
+    def test_a_websocket_outside_is_not_recorded_frame_by_frame(self):
+        ws = EchoServer(compression=None)
+        proxy = Proxy("--mode", "reverse:http://127.0.0.1:%d@0" % ws.port, "--scope-filter", "!~u /private")
+
+        async def talk(path):
+            async with websockets.connect("ws://127.0.0.1:%d%s" % (proxy.port, path), compression=None) as c:
+                await c.send("hello " + path)
+                assert await c.recv() == "hello " + path
+        asyncio.run(talk("/public"))
+        asyncio.run(talk("/private"))
+        code, out = proxy.stop()
+        ws.close()
+        self.assertEqual(code, 0)
+        self.assertIn(b"hello /public", out)
+        self.assertNotIn(b"hello /private", out)
+        self.assertNotIn(b"/private", out)
+
+    def test_a_bad_expression_is_refused(self):
+        p = subprocess.run([SLUICE, "proxy", "--scope-filter", "~x nope"], capture_output=True, env=TEST_ENV, timeout=30)
+        self.assertEqual(p.returncode, 2)
+        self.assertTrue(p.stderr.decode().startswith("sluice: proxy: --scope-filter: "), p.stderr)
 
 
 if __name__ == "__main__":

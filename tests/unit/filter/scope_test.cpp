@@ -26,3 +26,51 @@ TEST(HostScope, IgnoreAllowAndNeither) {
   EXPECT_EQ(HostScope::make({"a"}, {"b"}).error().message, "--allow-hosts and --ignore-hosts are mutually exclusive");
   EXPECT_FALSE(HostScope::make({}, {"(x"}));
 }
+
+namespace {
+
+sluice::envelope::Envelope http(const std::string& flow, bool request, const std::string& path) {
+  sluice::envelope::Envelope e;
+  e.stream_id = "c1";
+  e.flow_id = flow;
+  e.protocol = sluice::envelope::Protocol::http;
+  sluice::envelope::HttpMessage m;
+  m.kind = request ? sluice::envelope::HttpMessage::Kind::request : sluice::envelope::HttpMessage::Kind::response;
+  m.method = "GET";
+  m.path = path;
+  m.status = 200;
+  e.message = m;
+  return e;
+}
+
+}  // namespace
+
+TEST(FlowScope, JudgedAtTheRequestRememberedByFlowForgottenAtItsEnd) {
+  using namespace sluice;
+  filter::FlowScope scope(*filter::Filter::parse("~u /in"));
+  EXPECT_FALSE(scope.outside(http("c1-0", true, "/in")));
+  EXPECT_FALSE(scope.outside(http("c1-0", false, "")));
+  EXPECT_TRUE(scope.outside(http("c1-1", true, "/out")));
+  auto variant = http("c1-1", true, "/in");  // the proxy's own variant of it: the flow decides
+  variant.modified = true;
+  EXPECT_TRUE(scope.outside(variant));
+  EXPECT_TRUE(scope.outside(http("c1-1", false, "")));
+  envelope::ErrorRecord err;
+  err.flow_id = "c1-1";
+  EXPECT_TRUE(scope.outside(envelope::Record{err}));
+  envelope::EndRecord stream_end;
+  stream_end.stream_id = "c1";
+  EXPECT_FALSE(scope.outside(envelope::Record{stream_end}));  // a connection's end stays
+  envelope::EndRecord flow_end;
+  flow_end.scope = "flow";
+  flow_end.flow_id = "c1-1";
+  EXPECT_TRUE(scope.outside(envelope::Record{flow_end}));
+  EXPECT_FALSE(scope.outside(http("c1-1", false, "")));  // forgotten once it ended
+  envelope::Envelope tls;
+  tls.stream_id = "c1.0";
+  tls.flow_id = "c1.0-tls";
+  tls.protocol = envelope::Protocol::tls_handshake;
+  tls.message = envelope::TlsHandshakeMessage{};
+  EXPECT_FALSE(scope.outside(tls));
+  EXPECT_EQ(scope.left_out(), 1u);
+}
