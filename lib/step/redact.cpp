@@ -166,7 +166,7 @@ void jwts(Bytes& t, Found& found) {
   }
 }
 
-bool token_char(char c) { return alnum(c) || std::strchr("-._~+/=", c); }
+bool token_char(char c) { return alnum(c) || (c != '\0' && std::strchr("-._~+/=", c)); }
 
 void bearers(Bytes& t, Found& found) {
   for (size_t i = 0; i + 7 < t.size(); ++i) {
@@ -221,7 +221,7 @@ void tokens(Bytes& t, Found& found) {
     }
 }
 
-bool local_char(char c) { return alnum(c) || std::strchr("._%+-", c); }
+bool local_char(char c) { return alnum(c) || (c != '\0' && std::strchr("._%+-", c)); }
 bool domain_char(char c) { return alnum(c) || c == '.' || c == '-'; }
 
 void emails(Bytes& t, Found& found) {

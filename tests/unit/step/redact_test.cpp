@@ -110,6 +110,9 @@ TEST(Redact, LookAlikesStay) {
     std::string kinds;
     EXPECT_EQ(redacted(text, &kinds), text) << kinds;
   }
+  // A NUL byte ends a token or an address (binary bodies): what follows it stays.
+  EXPECT_EQ(redacted(std::string("Bearer abcdef0123456789xyz\0keep", 31)), std::string("Bearer *******************\0keep", 31));
+  EXPECT_EQ(redacted(std::string("\0\0a@example.com", 15)), std::string("\0\0*@***********", 15));
   EXPECT_TRUE(luhn("4111111111111111"));
   EXPECT_FALSE(luhn("4111111111111112"));
 }
