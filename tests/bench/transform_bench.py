@@ -7,12 +7,13 @@ same flags, side by side in one run; `sluice transform` over a large capture.
 Live, with wrk (keep-alive, 1 thread, 16 connections) against a loopback nginx origin serving a 1 KiB
 text body, through reverse proxies:
   sluice (records every flow) with 19 request header sets (-H '/~q/X-Rule-N/value-N') and a response
-  body regex (-B '/~s/o(r)igin/ORIGIN') | sluice without rules | nginx with the same edits
+  body regex (-B '/~s/o(r)igin/ORIGIN') | sluice without rules | sluice with --safety default and
+  --redact (every request judged, every record looked at for secrets) | nginx with the same edits
   (proxy_set_header x19, sub_filter) | mitmdump -q with the same -H/-B flags (records every flow)
 (in rounds over all of them, medians reported). Each proxy is checked first to make the edits (the
 origin echoes a rule header back in a response field; the body comes back replaced). Prints requests/s
 and p50/p99 latency, and the ratios: rules / nginx (the aim: >= 0.7x), rules / mitmdump (>= 20x),
-rules / no rules.
+rules / no rules, and the guards' cost (--safety --redact / no rules).
 
 Offline, `sluice transform` with the same 20 rules over a capture of FLOWS exchanges (filter_bench's
 generator; every request and response is changed): flows/s, best of 3.
@@ -76,6 +77,8 @@ def main():
         " sub_filter 'origin' 'ORIGIN'; sub_filter_once off; sub_filter_types *; } }") % (origin_port, sets))
     peers = [("sluice, 20 rules",) + start_sluice(args.sluice, origin_port, work, "rules", sluice_rules()),
              ("sluice, no rules",) + start_sluice(args.sluice, origin_port, work, "norules"),
+             ("sluice, --safety --redact",) + start_sluice(args.sluice, origin_port, work, "guards",
+                                                           ["--safety", "default", "--redact"]),
              ("nginx, same edits", edge, edge_port)]
     if not args.skip_mitmdump:
         port = free_port()
@@ -85,7 +88,7 @@ def main():
         wait_port(port, 60)
         peers.append(("mitmdump, same flags", mitm, port))
     for name, _, port in peers:
-        if name != "sluice, no rules":
+        if name not in ("sluice, no rules", "sluice, --safety --redact"):
             check(port, name)
 
     med = measure_rounds(peers, args.rounds, args.duration, args.connections)
@@ -94,6 +97,7 @@ def main():
     if "mitmdump, same flags" in med:
         print("20 rules / mitmdump with the same flags: %.1fx (aim >= 20x)" % (rules / med["mitmdump, same flags"]["rps"]))
     print("20 rules / no rules: %.2f" % (rules / med["sluice, no rules"]["rps"]))
+    print("--safety default --redact / no rules: %.2f" % (med["sluice, --safety --redact"]["rps"] / med["sluice, no rules"]["rps"]))
     for name, proc, port in peers:
         stop(proc)
     stop(origin)
