@@ -576,7 +576,7 @@ bool Redactor::overlay(envelope::Envelope& e, Found& found) {
   // The piece's own bytes after its framing: an HTTP/1 chunk's size line, an HTTP/2 frame's header, a
   // gRPC message's prefix.
   size_t skip = 0;
-  if (e.overlay == "h1-chunk") skip = e.raw.find('\n') == Bytes::npos ? e.raw.size() : e.raw.find('\n') + 1;
+  if (e.overlay == "h1-chunk") skip = std::min(e.raw.find('\n'), e.raw.size() - 1) + 1;  // its size line
   else if (e.overlay == "h2-frame") skip = 9;
   else if (e.overlay == "grpc-lpm-frame") skip = 5;
   if (e.overlay == "grpcweb-base64") {

@@ -53,7 +53,7 @@ const std::vector<std::string>& redact_kinds();
 // "fields": [...]}. Errors name the file and the member: "policy.json: patterns[1].regex: ...".
 core::Result<RedactPolicy> redact_policy(const std::string& spec);
 
-// The kinds found while redacting one record, in redact_kinds() order then the patterns'.
+// The kinds found while redacting one record, in the order they were found (a pattern by its name).
 struct Found {
   std::vector<std::string> kinds;
   void add(std::string_view kind);

@@ -319,8 +319,9 @@ class Redact(unittest.TestCase):
         self.assertIn(LOOKALIKES[0], doc)
         v = validate_har(har)
         self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
-        # The live capture and the offline one say the same of the same traffic.
-        self.assertEqual(len(left(haystack(records(run("redact", "-", input=self.redacted[0]).stdout)))), 0)
+        # One implementation: `sluice redact` finds nothing more in what `proxy --redact` recorded.
+        for live in self.redacted:
+            self.assertEqual(records(run("redact", "-", input=live).stdout), records(live))
 
     def test_policies_and_bad_ones(self):
         out = run("redact", "--policy", "email", self.files[0]).stdout
