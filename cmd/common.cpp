@@ -240,11 +240,14 @@ void add_transform_flags(CLI::App* sub, TransformFlags& flags) {
   sub->add_option("--map-local", o.map_local,
                   "Answer from local files: [/FILTER]/URL-REGEX/FILE-OR-DIRECTORY (mitmproxy's map_local), "
                   "repeatable");
+  sub->add_option("-M,--map-remote", o.map_remote,
+                  "Send requests elsewhere: [/FILTER]/URL-REGEX/REPLACEMENT, any separator; the URL is rewritten "
+                  "with re.sub and the request goes where it now points (mitmproxy's map_remote), repeatable");
   sub->add_option("--block-list", o.block_list,
                   "Answer matching requests with an empty response: /FILTER/STATUS, 444 closes the connection "
                   "(mitmproxy's block_list), repeatable");
   sub->add_option("--set", flags.set,
-                  "NAME=VALUE for mitmproxy's options modify_headers, modify_body, map_local, block_list "
+                  "NAME=VALUE for mitmproxy's options modify_headers, modify_body, map_local, map_remote, block_list "
                   "(repeatable; an option's --set values replace its flag's)");
 }
 
@@ -261,11 +264,12 @@ std::shared_ptr<step::TransformStep> make_transform(const TransformFlags& flags,
     std::vector<std::string>* target = name == "modify_headers" ? &o.modify_headers
                                        : name == "modify_body"  ? &o.modify_body
                                        : name == "map_local"    ? &o.map_local
+                                       : name == "map_remote"   ? &o.map_remote
                                        : name == "block_list"   ? &o.block_list
                                                                 : nullptr;
     if (!target)
       throw CommandError(kUsage, command + ": --set: unknown option '" + name +
-                                     "' (sluice takes modify_headers, modify_body, map_local and block_list)");
+                                     "' (sluice takes modify_headers, modify_body, map_local, map_remote and block_list)");
     *target = std::move(values);
   }
   if (o.empty()) return nullptr;

@@ -146,9 +146,10 @@ complete -c sluice -n "__fish_seen_subcommand_from replay" -s q -l quiet -d 'No 
 
 complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -s H -l modify-headers -x -d 'Set or remove a header: /FILTER/NAME/VALUE'
 complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -s B -l modify-body -x -d 'Replace in bodies: /FILTER/REGEX/REPLACEMENT'
+complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -s M -l map-remote -x -d 'Send requests elsewhere: /FILTER/URL-REGEX/REPLACEMENT'
 complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -l map-local -x -d 'Answer from local files: /FILTER/URL-REGEX/PATH'
 complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -l block-list -x -d 'Answer matching requests: /FILTER/STATUS'
-complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -l set -x -a 'modify_headers= modify_body= map_local= block_list=' -d 'NAME=VALUE of a mitmproxy option'
+complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -l set -x -a 'modify_headers= modify_body= map_local= map_remote= block_list=' -d 'NAME=VALUE of a mitmproxy option'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l scope-filter -x -d 'Record and step only exchanges whose request matches EXPR'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l redact -f -a 'default credentials pii' -d 'Keep secrets out of what is recorded: PRESET or policy FILE'
 # redact
@@ -160,7 +161,7 @@ complete -c sluice -n "__fish_seen_subcommand_from redact" -l compress -d 'zstd-
 complete -c sluice -n "__fish_seen_subcommand_from redact" -l no-compress -d 'Write the stream uncompressed'
 complete -c sluice -n "__fish_seen_subcommand_from redact" -s w -l write -r -d 'Write to PATH'
 # transform
-complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a transform -d 'Apply rules (mitmproxy -H, -B, --map-local, --block-list) to a recorded stream'
+complete -c sluice -n "not __fish_seen_subcommand_from $commands" -a transform -d 'Apply rules (mitmproxy -H, -B, -M, --map-local, --block-list) to a recorded stream'
 complete -c sluice -n "__fish_seen_subcommand_from transform" -F
 complete -c sluice -n "__fish_seen_subcommand_from transform" -l format -x -a 'jsonl cbor' -d 'Stream encoding'
 complete -c sluice -n "__fish_seen_subcommand_from transform" -l compress -d 'zstd-compress the stream (default for *.zst)'

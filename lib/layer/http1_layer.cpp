@@ -30,6 +30,7 @@ struct Http1Layer::Exchange {
   uint64_t number = 0;
   std::string flow_id;
   Message req, resp;
+  std::string asked;  // where the request as it came points (named_destination): a step may change it
   std::string host;  // where to connect
   uint16_t port = 0;
   std::string key;  // host:port
@@ -243,6 +244,7 @@ bool Http1Layer::route(core::Timestamp now, Commands& out) {
     }
     x.key = authority_of(x.host, x.port, 0);
     x.context = ctx_.envelope_context(x.key);
+    x.asked = asked_destination(h, x.tls);
     return true;
   }
   if (!opts.proxy_auth.empty() && mode.kind != ModeSpec::Kind::reverse) x.edit.remove.push_back("Proxy-Authorization");
@@ -320,6 +322,61 @@ bool Http1Layer::route(core::Timestamp now, Commands& out) {
   }
   x.key = authority_of(x.host, x.port, 0);
   x.context = ctx_.envelope_context(x.key);
+  if (!connect) x.asked = asked_destination(h, x.tls);
+  return true;
+}
+
+std::string Http1Layer::asked_destination(const Http1Head& h, bool tls) {
+  auto host = find_header(h.headers, "host");
+  return named_destination(tls || h.target.starts_with("https://") ? "https" : "http", host ? *host : "", h.target);
+}
+
+bool Http1Layer::reroute(const envelope::Envelope& env, core::Timestamp now, Commands& out) {
+  Exchange& x = *ex_;
+  const auto* m = std::get_if<envelope::HttpMessage>(&env.message);
+  if (!m || x.local_connect) return true;
+  // An absolute-form target goes in origin form: the one the step left.
+  if (x.edit.target && m->path.find("://") != std::string::npos)
+    if (auto t = parse_absolute_url(m->path)) x.edit.target = t->origin_form;
+  if (x.asked.empty() || x.request_sent || !x.to_server.empty()) return true;
+  if (ctx_.mode().kind == ModeSpec::Kind::upstream && !target_) return true;  // the upstream proxy takes every URL
+  std::string to = named_destination(m->scheme, m->authority, m->path);
+  if (to.empty() || to == x.asked) return true;
+  auto u = parse_absolute_url(to + "/");
+  if (!u) return true;
+  bool tls = u->scheme == "https";
+  if (tls && !target_ && !ctx_.options().tls) {
+    answer(501, "Not Implemented",
+           "sluice: " + env.modified_by + " sent the request to " + to + ", which needs TLS to the server, off here\n",
+           now, out);
+    return false;
+  }
+  // The connection opened for where it pointed is not this request's any more: kept for a later one
+  // when it is up (an open in flight is closed when it completes, as one no exchange waits for).
+  if (x.server) {
+    if (x.server_ready) servers_[x.server].idle = true;
+    x.server = 0;
+    x.server_ready = false;
+    x.reused = false;
+  }
+  x.open_id = 0;
+  x.host = u->host;
+  x.port = u->port;
+  x.tls = tls;
+  x.asked = to;
+  x.key = authority_of(x.host, x.port, 0);
+  x.context = ctx_.envelope_context(x.key);
+  // The head as it goes: an absolute-form target in origin form, Host as the mode writes it.
+  x.edit.target.reset();
+  if (m->path.find("://") != std::string::npos)
+    if (auto t = parse_absolute_url(m->path)) x.edit.target = t->origin_form;
+  if (!target_) {
+    x.edit.host.reset();
+    std::string authority = authority_of(x.host, x.port, x.tls ? 443 : 80);
+    if (find_header(m->headers, "host") != std::optional<std::string_view>(authority)) x.edit.host = authority;
+  }
+  out.push_back(Log{Log::Level::info, "request sent to " + to + " (" + env.modified_by + ")"});
+  if (!ctx_.options().lazy_connect) acquire_server(out);
   return true;
 }
 
@@ -516,7 +573,7 @@ bool Http1Layer::apply_head(Message& m, const envelope::Envelope& variant) {
   if (st != Http1Parser::Status::head && st != Http1Parser::Status::complete) return false;
   Http1Head head = parser.take_head();
   if (head.chunked != m.head.chunked || head.content_length != m.head.content_length) return false;
-  if (request && head.target != m.head.target) {  // the server stays the one the head as it came chose
+  if (request && head.target != m.head.target) {  // (where it now points: reroute)
     ex_->edit.target.reset();
     if (!head.target.starts_with('/') && head.target != "*")
       if (auto url = parse_absolute_url(head.target)) ex_->edit.target = url->origin_form;
@@ -550,6 +607,7 @@ void Http1Layer::on_head_verdict(Message& m, const PipelineVerdict& v, core::Tim
     close_all("killed", now, out);
     return;
   }
+  if (request && v.envelope.modified && !reroute(v.envelope, now, out)) return;
   auto expect = request ? find_header(m.head.headers, "expect") : std::nullopt;
   if (v.whole && expect && core::iequals(*expect, "100-continue") && m.body_total == 0 && !m.complete) {
     // The step wants the whole request: the client is told to go on, the body is buffered, and the
@@ -1092,6 +1150,7 @@ void Http1Layer::on_verdict(const PipelineVerdict& v, core::Timestamp now, Comma
       answer_with(*v.reply, now, out);
       return;
     }
+    if (v.envelope.modified && !reroute(v.envelope, now, out)) return;
     if (run_grpc_web(v.envelope, out)) return;
     send_request(v.envelope, now, out);
     return;

@@ -96,6 +96,11 @@ class Http1Layer final : public Layer {
   bool authorized(const Http1Head& head) const;
   // Fills the exchange's server and head edit from the mode; false after answering the client itself.
   bool route(core::Timestamp now, Commands& out);
+  static std::string asked_destination(const Http1Head& h, bool tls);
+  // A step changed the request: its absolute-form target goes in origin form as the step left it, and
+  // when where it points changed (scheme, authority, an absolute-form URL's: map_remote) it goes there,
+  // on another connection. False after answering the client itself.
+  bool reroute(const envelope::Envelope& verdict_env, core::Timestamp now, Commands& out);
   void send_request(const envelope::Envelope& verdict_env, core::Timestamp now, Commands& out);
 
   // Server side.

@@ -175,6 +175,9 @@ struct Http2Layer::Impl {
       bool paused = false;     // reading from the server waits for the client to take the response
     };
     std::unique_ptr<H1Leg> h1;
+    // A step sent the request elsewhere (map_remote): it goes there over HTTP/1.1, on a connection
+    // of its own (never pooled).
+    std::unique_ptr<Http2Target> routed;
     // From an HTTP/1.1 client (front()): how its response goes back.
     bool front_chunked = false, front_done = false, front_variant_recorded = false;
   };
@@ -231,6 +234,31 @@ struct Http2Layer::Impl {
     return l ? l : (16u << 20);
   }
   std::string server_key() const { return format_host_port(target.host, target.port); }
+  std::string server_key(const Stream& st) const {
+    return st.routed ? format_host_port(st.routed->host, st.routed->port) : server_key();
+  }
+
+  // "scheme://host:port" a request's head points to (named_destination); "" none.
+  static std::string destination(const Message& m) {
+    std::string authority = header_value(m.pseudo, ":authority");
+    if (authority.empty())
+      if (auto host = find_header(m.headers, "host")) authority = *host;
+    return named_destination(header_value(m.pseudo, ":scheme"), authority, header_value(m.pseudo, ":path"));
+  }
+
+  // A step changed where the request points (from `before`): the stream goes there.
+  void follow(Stream& st, const std::string& before, const std::string& by) {
+    if (ctx.mode().kind == ModeSpec::Kind::upstream || header_value(st.req.pseudo, ":method") == "CONNECT") return;
+    std::string to = destination(st.req);
+    if (before.empty() || to.empty() || to == before) return;
+    auto u = parse_absolute_url(to + "/");
+    if (!u) return;
+    st.routed = std::make_unique<Http2Target>();
+    st.routed->host = u->host;
+    st.routed->port = u->port;
+    st.routed->tls = u->scheme == "https";
+    out->push_back(Log{Log::Level::info, "stream " + st.stream_id + " sent to " + to + " (" + by + ")"});
+  }
 
   // `add` kept in `into` for the record, up to the limit, drawing on --record-memory: once that is
   // spent nothing more of the message is kept (it is recorded with what it has, the rest omitted; a
@@ -609,7 +637,7 @@ struct Http2Layer::Impl {
   // The request goes to the server: now, or once the connection is up.
   void send_on(Stream& st) {
     if (st.submitted) return;
-    if (speaks == Speaks::h1) {
+    if (speaks == Speaks::h1 || st.routed) {
       start_h1(st);
       return;
     }
@@ -686,6 +714,7 @@ struct Http2Layer::Impl {
       return;
     }
     const auto* hm = std::get_if<envelope::HttpMessage>(&v.envelope.message);
+    std::string before = request ? destination(st.req) : std::string();
     if (v.envelope.modified && hm) {
       Message& m = request ? st.req : st.resp;
       std::string authority = header_value(m.pseudo, ":authority");
@@ -711,6 +740,7 @@ struct Http2Layer::Impl {
         m.headers = std::move(fields);
       }
       m.tags.emplace_back("head_modified_by", v.envelope.modified_by);
+      if (request) follow(st, before, v.envelope.modified_by);
     }
     if (request)
       send_on(st);
@@ -787,7 +817,11 @@ struct Http2Layer::Impl {
       record_grpc_web(st, v.envelope);
       answer_with(st, *v.reply);
     } else {
-      if (v.envelope.modified) apply_request(st, v.envelope);
+      if (v.envelope.modified) {
+        std::string before = destination(st.req);
+        apply_request(st, v.envelope);
+        follow(st, before, v.envelope.modified_by);
+      }
       if (!run_grpc_web(st, v.envelope)) send_on(st);
     }
     flush();
@@ -1007,7 +1041,7 @@ struct Http2Layer::Impl {
     Stream::H1Leg& h = *st.h1;
     h.parser = std::make_unique<Http1Parser>(Http1Parser::Type::response);
     h.parser->set_request_method(header_value(st.req.pseudo, ":method"));
-    if (!h1_idle.empty()) {
+    if (!h1_idle.empty() && !st.routed) {
       h.conn = h1_idle.back();
       h1_idle.pop_back();
       h.ready = true;
@@ -1019,7 +1053,8 @@ struct Http2Layer::Impl {
     h.open = ctx.new_command();
     h1_conns[h.conn] = &st;
     h1_opens[h.open] = &st;
-    out->push_back(OpenConnection{h.open, h.conn, target.host, target.port, target.tls, {"http/1.1"}});
+    const Http2Target& to = st.routed ? *st.routed : target;
+    out->push_back(OpenConnection{h.open, h.conn, to.host, to.port, to.tls, {"http/1.1"}});
   }
 
   // The authority a translated request names: the client's, or in reverse mode the target (unless
@@ -1037,7 +1072,7 @@ struct Http2Layer::Impl {
     envelope::Headers fields;
     std::string authority = header_value(m.pseudo, ":authority");
     if (auto host = find_header(m.headers, "host"); host && authority.empty()) authority = *host;
-    authority = authority_for(std::move(authority));
+    if (!st.routed) authority = authority_for(std::move(authority));  // (a routed one names where it goes)
     if (!authority.empty()) fields.push_back({"host", authority});
     std::string cookies;  // HTTP/2 may split them; HTTP/1.1 wants one field (RFC 9113 §8.2.3)
     bool has_length = false;
@@ -1102,7 +1137,7 @@ struct Http2Layer::Impl {
       h.conn = 0;
       h.done = true;
       error_record(o.error_code, o.error);
-      fail_stream(st, 502, "sluice: " + server_key() + ": " + o.error + "\n");
+      fail_stream(st, 502, "sluice: " + server_key(st) + ": " + o.error + "\n");
       return;
     }
     h.ready = true;
@@ -1206,7 +1241,7 @@ struct Http2Layer::Impl {
     Stream::H1Leg& h = *st.h1;
     if (!h.conn) return;
     h1_conns.erase(h.conn);
-    if (keep && !closed && h1_idle.size() < kMaxIdleH1) {
+    if (keep && !closed && !st.routed && h1_idle.size() < kMaxIdleH1) {
       if (h.paused) out->push_back(PauseReading{h.conn, false});  // the next stream's response is read
       h1_idle.push_back(h.conn);
     } else {
@@ -1230,7 +1265,7 @@ struct Http2Layer::Impl {
     st.upstream_closed = true;
     release_h1(st, false);
     if (!st.response_submitted) {
-      fail_stream(st, 502, "sluice: " + server_key() + ": " + why + "\n");
+      fail_stream(st, 502, "sluice: " + server_key(st) + ": " + why + "\n");
       return;
     }
     st.reset_code = NGHTTP2_INTERNAL_ERROR;
@@ -1604,7 +1639,7 @@ struct Http2Layer::Impl {
     e.direction = d;
     e.protocol = p;
     e.time = now;
-    e.context = ctx.envelope_context(server_key());
+    e.context = ctx.envelope_context(server_key(st));
     return e;
   }
 

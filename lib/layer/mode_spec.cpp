@@ -68,6 +68,16 @@ core::Result<Url> parse_absolute_url(std::string_view url) {
   return u;
 }
 
+std::string named_destination(std::string_view scheme, std::string_view authority, std::string_view target) {
+  auto u = target.find("://") != std::string_view::npos
+               ? parse_absolute_url(target)
+               : parse_absolute_url(std::string(scheme.empty() ? "http" : scheme) + "://" + std::string(authority) + "/");
+  if (!u) return {};
+  std::string host = u->host;
+  for (auto& c : host) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  return u->scheme + "://" + format_host_port(host, u->port);
+}
+
 core::Result<ModeSpec> parse_mode_spec(std::string_view spec) {
   ModeSpec m;
   m.text = std::string(spec);

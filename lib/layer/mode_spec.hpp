@@ -53,5 +53,9 @@ struct Url {
   std::string origin_form;  // path and query, "/" when empty
 };
 core::Result<Url> parse_absolute_url(std::string_view url);
+// "scheme://host:port" (host in lower case) a request points to: its absolute-form target, else its
+// scheme and authority (the Host field); "" when that is no http(s) URL. A step that changes it sends
+// the request elsewhere (map_remote).
+std::string named_destination(std::string_view scheme, std::string_view authority, std::string_view target);
 
 }  // namespace sluice::layer

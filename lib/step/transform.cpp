@@ -17,6 +17,7 @@
 #include "core/json.hpp"
 #include "filter/expr.hpp"
 #include "layer/http1_wire.hpp"
+#include "layer/mode_spec.hpp"
 #include "step/process_step.hpp"
 
 namespace sluice::step {
@@ -203,6 +204,27 @@ size_t regex_sub(const filter::Regex& re, const Replacement& repl, core::ByteVie
   return count;
 }
 
+bool set_url(envelope::HttpMessage& m, std::string_view url) {
+  auto u = layer::parse_absolute_url(url);
+  if (!u) return false;
+  std::string host = core::to_lower(u->host);
+  std::string authority = layer::authority_of(host, u->port, u->scheme == "https" ? 443 : 80);
+  bool absolute = m.path.find("://") != std::string::npos;
+  m.scheme = u->scheme;
+  m.authority = authority;
+  m.path = absolute ? u->scheme + "://" + authority + u->origin_form : u->origin_form;
+  // Host as mitmproxy's headers["Host"] = ... does: the first field's value in place, the others gone.
+  bool seen = false;
+  std::erase_if(m.headers, [&](envelope::Header& h) {
+    if (!core::iequals(h.name, "host")) return false;
+    if (seen) return true;
+    seen = true;
+    h.value = authority;
+    return false;
+  });
+  return true;
+}
+
 namespace {
 
 // mitmproxy's parse_spec: "[SEP FILTER] SEP SUBJECT SEP REPLACEMENT", the first character the separator.
@@ -235,6 +257,25 @@ core::Result<std::optional<filter::Filter>> parse_filter(const std::optional<std
   return std::optional<filter::Filter>(std::move(*f));
 }
 
+// A rule's parts, its filter parsed.
+struct Rule {
+  Spec spec;
+  std::optional<filter::Filter> filter;
+};
+
+core::Result<Rule> parse_rule(std::string_view option) {
+  auto spec = split_spec(option);
+  if (!spec) return spec.error();
+  auto f = parse_filter(spec->filter);
+  if (!f) return f.error();
+  return Rule{std::move(*spec), std::move(*f)};
+}
+
+core::Result<filter::Regex> compile_pattern(const std::string& pattern) {
+  auto re = filter::Regex::compile(pattern, false);
+  if (!re) return core::make_error("Invalid regular expression " + pattern + " (" + re.error().message + ")");
+  return re;
+}
 
 std::string expand_user(const std::string& path) {
   if (path == "~" || path.starts_with("~/")) {
@@ -284,6 +325,13 @@ struct LocalRule {
   std::optional<filter::Filter> filter;
   filter::Regex regex;
   std::string path;  // resolved: a file or a directory
+};
+
+struct RemoteRule {
+  std::string name;
+  std::optional<filter::Filter> filter;
+  filter::Regex regex;
+  Replacement replacement;
 };
 
 struct BlockRule {
@@ -412,6 +460,7 @@ constexpr size_t kMaxDecoded = 64u << 20;  // a body decoded past this is matche
 struct TransformStep::Impl {
   std::vector<BlockRule> block;
   std::vector<LocalRule> local;
+  std::vector<RemoteRule> remote;
   std::vector<BodyRule> body;
   std::vector<HeaderRule> headers;
   MimeTypes mime;
@@ -525,6 +574,18 @@ struct TransformStep::Impl {
     for (const auto* rule : matching) applied.push_back(rule->name);
   }
 
+  // map_remote: each matching rule's re.sub on the URL; a changed URL that parses is the request's.
+  void map_remote(envelope::HttpMessage& m, const filter::FlowView& flow, std::vector<std::string>& applied) {
+    for (const auto& rule : remote) {
+      if (!judged(rule.filter, flow)) continue;
+      std::string url = envelope::url_of(m);
+      core::Bytes changed;
+      if (regex_sub(rule.regex, rule.replacement, url, changed) == 0 || changed == url) continue;
+      if (!set_url(m, changed)) continue;  // (mitmproxy: the flow fails on a URL that does not parse)
+      applied.push_back(rule.name);
+    }
+  }
+
   // A response a rule made for `request` goes through the rules on responses, as mitmproxy's response
   // hook sees it; it is recorded as it leaves (no variant: nothing else was ever sent).
   void on_answer(const envelope::Envelope& request, envelope::Envelope& reply) {
@@ -568,27 +629,25 @@ core::Result<std::shared_ptr<TransformStep>> TransformStep::create(const Transfo
   };
   for (size_t i = 0; i < o.modify_headers.size(); ++i) {
     const auto& v = o.modify_headers[i];
-    auto spec = split_spec(v);
-    if (!spec) return fail("modify_headers", v, spec.error().message);
-    auto f = parse_filter(spec->filter);
-    if (!f) return fail("modify_headers", v, f.error().message);
-    auto header = escape_decode(spec->subject);
+    auto rule = parse_rule(v);
+    if (!rule) return fail("modify_headers", v, rule.error().message);
+    auto& spec = rule->spec;
+    auto header = escape_decode(spec.subject);
     if (!header) return fail("modify_headers", v, header.error().message);
-    auto value = parse_value(spec->replacement);
+    auto value = parse_value(spec.replacement);
     if (!value) return fail("modify_headers", v, value.error().message);
-    impl->headers.push_back({"modify_headers#" + std::to_string(i + 1), std::move(*f), std::move(*header), std::move(*value)});
+    impl->headers.push_back({"modify_headers#" + std::to_string(i + 1), std::move(rule->filter), std::move(*header), std::move(*value)});
   }
   for (size_t i = 0; i < o.modify_body.size(); ++i) {
     const auto& v = o.modify_body[i];
-    auto spec = split_spec(v);
-    if (!spec) return fail("modify_body", v, spec.error().message);
-    auto f = parse_filter(spec->filter);
-    if (!f) return fail("modify_body", v, f.error().message);
-    auto pattern = escape_decode(spec->subject);
+    auto rule = parse_rule(v);
+    if (!rule) return fail("modify_body", v, rule.error().message);
+    auto& spec = rule->spec;
+    auto pattern = escape_decode(spec.subject);
     if (!pattern) return fail("modify_body", v, pattern.error().message);
-    auto re = filter::Regex::compile(*pattern, false);
-    if (!re) return fail("modify_body", v, "Invalid regular expression " + *pattern + " (" + re.error().message + ")");
-    auto value = parse_value(spec->replacement);
+    auto re = compile_pattern(*pattern);
+    if (!re) return fail("modify_body", v, re.error().message);
+    auto value = parse_value(spec.replacement);
     if (!value) return fail("modify_body", v, value.error().message);
     std::optional<Replacement> replacement;
     if (value->file.empty()) {
@@ -596,22 +655,32 @@ core::Result<std::shared_ptr<TransformStep>> TransformStep::create(const Transfo
       if (!t) return fail("modify_body", v, t.error().message);
       replacement = std::move(*t);
     }
-    impl->body.push_back({"modify_body#" + std::to_string(i + 1), std::move(*f), std::move(*re), std::move(*value),
+    impl->body.push_back({"modify_body#" + std::to_string(i + 1), std::move(rule->filter), std::move(*re), std::move(*value),
                           std::move(replacement)});
   }
   for (size_t i = 0; i < o.map_local.size(); ++i) {
     const auto& v = o.map_local[i];
-    auto spec = split_spec(v);
-    if (!spec) return fail("map_local", v, spec.error().message);
-    auto f = parse_filter(spec->filter);
-    if (!f) return fail("map_local", v, f.error().message);
-    auto re = filter::Regex::compile(spec->subject, false);
-    if (!re) return fail("map_local", v, "Invalid regular expression " + spec->subject + " (" + re.error().message + ")");
-    std::string path = expand_user(spec->replacement);
+    auto rule = parse_rule(v);
+    if (!rule) return fail("map_local", v, rule.error().message);
+    auto& spec = rule->spec;
+    auto re = compile_pattern(spec.subject);
+    if (!re) return fail("map_local", v, re.error().message);
+    std::string path = expand_user(spec.replacement);
     char resolved[PATH_MAX];
     if (!::realpath(path.c_str(), resolved))
-      return fail("map_local", v, "Invalid file path: " + spec->replacement + " (" + std::strerror(errno) + ")");
-    impl->local.push_back({"map_local#" + std::to_string(i + 1), std::move(*f), std::move(*re), resolved});
+      return fail("map_local", v, "Invalid file path: " + spec.replacement + " (" + std::strerror(errno) + ")");
+    impl->local.push_back({"map_local#" + std::to_string(i + 1), std::move(rule->filter), std::move(*re), resolved});
+  }
+  for (size_t i = 0; i < o.map_remote.size(); ++i) {
+    const auto& v = o.map_remote[i];
+    auto rule = parse_rule(v);
+    if (!rule) return fail("map_remote", v, rule.error().message);
+    auto& spec = rule->spec;
+    auto re = compile_pattern(spec.subject);
+    if (!re) return fail("map_remote", v, re.error().message);
+    auto replacement = Replacement::parse(spec.replacement, re->groups());
+    if (!replacement) return fail("map_remote", v, replacement.error().message);
+    impl->remote.push_back({"map_remote#" + std::to_string(i + 1), std::move(rule->filter), std::move(*re), std::move(*replacement)});
   }
   for (size_t i = 0; i < o.block_list.size(); ++i) {
     const auto& v = o.block_list[i];
@@ -643,7 +712,7 @@ core::Result<std::shared_ptr<TransformStep>> TransformStep::create(const Transfo
 }
 
 size_t TransformStep::rules() const {
-  return impl_->block.size() + impl_->local.size() + impl_->body.size() + impl_->headers.size();
+  return impl_->block.size() + impl_->local.size() + impl_->remote.size() + impl_->body.size() + impl_->headers.size();
 }
 
 void TransformStep::cancel(std::string_view conn_id) {
@@ -685,6 +754,7 @@ pipeline::Outcome TransformStep::process(envelope::Envelope& env, pipeline::Repl
   }
   // Each rule judges the flow as the rules before it left it: the message is the unit as changed so far.
   HttpOrigin origin = http_origin(env);
+  if (request) d.map_remote(*m, flow, applied);
   if (!head) d.modify_body(*m, flow, applied);
   d.modify_headers(*m, flow, applied);
   if (request && d.responses_need_request) d.remember(env);

@@ -1,6 +1,6 @@
 #pragma once
 // Rules that change traffic without a program: mitmproxy's `modify_headers` (-H), `modify_body` (-B),
-// `map_local` and `block_list` options, in mitmproxy's syntax and with its meaning, as one pipeline
+// `map_local`, `map_remote` and `block_list` options, in mitmproxy's syntax and with its meaning, as one pipeline
 // step. The same step runs live in `sluice proxy` and offline in `sluice transform` (the offline driver
 // of `sluice step`), so a rule gives the same records in both.
 //
@@ -11,7 +11,7 @@
 // (case-sensitive, `.` matching newlines) and its replacement a Python re.sub template (`\1`,
 // `\g<1>`): on the command line that is `\\1`, since the escapes are undone first, as in mitmproxy.
 //
-// What each does, in mitmproxy's order on a request (block_list, map_local, modify_body,
+// What each does, in mitmproxy's order on a request (block_list, map_local, map_remote, modify_body,
 // modify_headers; on a response modify_body, modify_headers), each filter judged on the flow as the
 // rules before it left it (a response's on its request and itself, so `~q` is false there and `~d`
 // sees the request's host):
@@ -20,6 +20,11 @@
 //   map_local    answers a request whose URL the regex finds with a local file (a directory: the URL's
 //                rest after the match, or the regex's first group, as a path inside it, index.html for
 //                a directory), 200 with its Content-Type; 404 when no candidate file exists.
+//   map_remote   replaces every match of the regex in the request's URL (scheme://host[:port]/path, as
+//                `~u` sees it) with re.sub (subject and replacement as written: no escapes undone, no
+//                `@file`); a new URL that parses (http or https, a host) becomes the request's: scheme,
+//                authority, Host (when it has one), path. The layers send the request where it now
+//                points (another server: another connection).
 //   modify_body  replaces every match in the body (its Content-Encoding undone first and applied again).
 //   modify_headers removes every field of that name, then adds NAME: VALUE at the end unless VALUE is
 //                empty (all matching rules remove first, then add, in their order).
@@ -66,14 +71,20 @@ class Replacement {
   std::vector<Piece> pieces_;
 };
 
+// A request's URL made `url` (mitmproxy's Request.url setter): scheme, authority (the default port left
+// out), Host when the message has one, path (absolute-form when it was). False: not an http(s) URL.
+bool set_url(envelope::HttpMessage& m, std::string_view url);
+
 // Python's re.sub(pattern, repl, text): every match, left to right, not overlapping, replaced (an
 // empty match next to the previous match's end too, as Python 3.7 does). Returns how many.
 size_t regex_sub(const filter::Regex& re, const Replacement& repl, core::ByteView text, core::Bytes& out);
 
 // The options' values, as mitmproxy takes them (each list in its given order).
 struct TransformOptions {
-  std::vector<std::string> modify_headers, modify_body, map_local, block_list;
-  bool empty() const { return modify_headers.empty() && modify_body.empty() && map_local.empty() && block_list.empty(); }
+  std::vector<std::string> modify_headers, modify_body, map_local, map_remote, block_list;
+  bool empty() const {
+    return modify_headers.empty() && modify_body.empty() && map_local.empty() && map_remote.empty() && block_list.empty();
+  }
 };
 
 class TransformStep : public pipeline::Step {

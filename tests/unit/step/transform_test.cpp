@@ -5,6 +5,7 @@
 
 #include "codec/content.hpp"
 #include "filter/regex.hpp"
+#include "layer/mode_spec.hpp"
 #include "step/transform.hpp"
 
 using sluice::filter::Regex;
@@ -122,4 +123,65 @@ TEST(ContentCoding, EncodedAgainDecodesToTheSame) {
     EXPECT_EQ(sluice::codec::decode_content(*enc, coding, 1 << 20), body) << coding;
   }
   EXPECT_FALSE(sluice::codec::encode_content(body, "compress"));
+}
+
+// map_remote's URL setter (mitmproxy's Request.url = ...) and where the layers then send the request.
+TEST(MapRemote, SetUrlAsMitmproxysUrlSetter) {
+  using sluice::envelope::HttpMessage;
+  HttpMessage m;
+  m.kind = HttpMessage::Kind::request;
+  m.method = "GET";
+  m.scheme = "http";
+  m.authority = "a.test:8080";
+  m.path = "http://a.test:8080/x?q=1";  // absolute form (a regular proxy's request)
+  m.headers = {{"User-Agent", "t"}, {"host", "a.test:8080"}, {"Host", "again"}};
+  ASSERT_TRUE(set_url(m, "https://B.test:443/y?q=2"));
+  EXPECT_EQ(m.scheme, "https");
+  EXPECT_EQ(m.authority, "b.test");  // the scheme's default port left out, the host in lower case
+  EXPECT_EQ(m.path, "https://b.test/y?q=2");
+  // The first Host field keeps its place and its name's case; the others go.
+  EXPECT_EQ(m.headers, (sluice::envelope::Headers{{"User-Agent", "t"}, {"host", "b.test"}}));
+  EXPECT_EQ(sluice::layer::named_destination(m.scheme, m.authority, m.path), "https://b.test:443");
+
+  HttpMessage o;  // origin form (a tunnel, reverse mode, HTTP/2): the path stays a path
+  o.kind = HttpMessage::Kind::request;
+  o.scheme = "https";
+  o.authority = "a.test";
+  o.path = "/x";
+  ASSERT_TRUE(set_url(o, "http://[::1]:9000/z"));
+  EXPECT_EQ(o.path, "/z");
+  EXPECT_EQ(o.authority, "[::1]:9000");
+  EXPECT_TRUE(o.headers.empty());  // no Host field is added where there was none
+  EXPECT_EQ(sluice::layer::named_destination(o.scheme, o.authority, o.path), "http://[::1]:9000");
+  EXPECT_FALSE(set_url(o, "ftp://a.test/"));
+  EXPECT_FALSE(set_url(o, "not a url"));
+  EXPECT_EQ(o.path, "/z");
+
+  TransformOptions opts;
+  opts.map_remote = {"|a.test|b.test", "/~u x/(x)/\\1\\1"};
+  auto step = TransformStep::create(opts);
+  ASSERT_TRUE(step);
+  EXPECT_EQ((*step)->rules(), 2u);
+  // On a request: the URL rewritten, the bytes made from it, the variant named after the rule.
+  sluice::envelope::Envelope env;
+  env.protocol = sluice::envelope::Protocol::http;
+  env.direction = sluice::envelope::Direction::send;
+  HttpMessage r;
+  r.kind = HttpMessage::Kind::request;
+  r.method = "GET";
+  r.scheme = "http";
+  r.authority = "a.test";
+  r.path = "http://a.test/xy";
+  r.version = "HTTP/1.1";
+  r.headers = {{"Host", "a.test"}};
+  env.message = r;
+  sluice::pipeline::Reply reply;
+  EXPECT_EQ((*step)->process(env, reply, {}), sluice::pipeline::Outcome::next);
+  const auto& after = std::get<HttpMessage>(env.message);
+  EXPECT_EQ(after.path, "http://b.test/xxy");
+  EXPECT_EQ(env.modified_by, "map_remote#1,map_remote#2");
+  EXPECT_EQ(env.raw, "GET http://b.test/xxy HTTP/1.1\r\nHost: b.test\r\n\r\n");
+  opts.map_remote = {"/(ab/x"};
+  EXPECT_NE(TransformStep::create(opts).error().message.find("Cannot parse map_remote option /(ab/x: Invalid regular expression (ab"),
+            std::string::npos);
 }
