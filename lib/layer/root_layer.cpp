@@ -108,6 +108,14 @@ LayerDecider detect(ConnId server, std::string host, uint16_t port, bool in_tls)
         });
       }
     }
+    // An ignored host's tunnel that is not TLS (TLS is judged at its ClientHello, SNI and all): bytes
+    // through untouched, only the tunnel's end recorded.
+    if (!in_tls && c.options().ignore_host && c.options().ignore_host(host, {})) {
+      auto raw = server ? std::make_unique<RawLayer>(c, server, format_host_port(host, port), c.new_stream_id())
+                        : std::make_unique<RawLayer>(c, host, port, c.new_stream_id());
+      raw->summary_only();
+      return raw;
+    }
     Verdict3 h2 = starts_h2(first);
     if (h2 == Verdict3::more && !at_eof) return nullptr;
     if (h2 == Verdict3::yes) return std::make_unique<Http2Layer>(c, Http2Target{host, port, in_tls, server});

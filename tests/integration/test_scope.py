@@ -1,6 +1,6 @@
 """Scope (mitmproxy's --ignore-hosts and --allow-hosts): an ignored host's TLS connection, after CONNECT or
 SOCKS5, is tunnelled untouched (the client sees the origin's own certificate) and only summarized in the
-stream (its client hello, its end); the other hosts are intercepted as ever; both flags at once are
+stream (its client hello, its end), and so is a plain one; the other hosts are intercepted as ever; both flags at once are
 refused. `--scope-filter EXPR`: exchanges whose request does not match are forwarded untouched (no rule
 or step sees them) and nothing of them is recorded, WebSocket frames included."""
 import asyncio
@@ -58,6 +58,31 @@ class IgnoredHosts(PkiCase):
 
     def test_ignore_hosts_over_socks5(self):
         self.check("socks5@0", "socks5h://127.0.0.1:%d", ["--ignore-hosts", "localhost"])
+
+    def test_a_plain_tunnel_to_an_ignored_host_is_not_intercepted(self):
+        # Plain HTTP through CONNECT (curl --proxytunnel) and through SOCKS5: no record of what went
+        # through, only each tunnel's end; the same request to a host in scope is intercepted.
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port = server.server_address[1]
+        for mode, via in (("regular@0", ["-p", "-x", "http://127.0.0.1:%d"]), ("socks5@0", ["-x", "socks5h://127.0.0.1:%d"])):
+            with self.subTest(mode=mode):
+                proxy = Proxy("--mode", mode, "--ignore-hosts", "^localhost$")
+                args = [a % proxy.port if "%d" in a else a for a in via]
+                got = curl(*args, "http://localhost:%d/secret-path" % port)
+                self.assertEqual(got.returncode, 0, got.stderr)
+                self.assertIn(b"/secret-path", got.stdout)
+                seen = curl(*args, "http://127.0.0.1:%d/seen" % port)
+                self.assertIn(b"/seen", seen.stdout)
+                code, out = proxy.stop()
+                self.assertEqual(code, 0)
+                self.assertNotIn(b"secret-path", out)
+                recs = records(out)
+                paths = [r["message"].get("path") for r in recs if r["type"] == "envelope" and r["protocol"] == "http"
+                         and r["message"].get("kind") == "request" and r["message"].get("method") != "CONNECT"]
+                self.assertEqual(paths, ["/seen"])
+                self.assertTrue([r for r in recs if r["type"] == "end" and r.get("bytes_sent")])
+        server.shutdown()
 
     def test_both_at_once_and_a_bad_pattern_are_refused(self):
         for args, message in ((["--allow-hosts", "a", "--ignore-hosts", "b"], "mutually exclusive"),
