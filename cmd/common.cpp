@@ -246,6 +246,10 @@ void add_transform_flags(CLI::App* sub, TransformFlags& flags) {
   sub->add_option("--block-list", o.block_list,
                   "Answer matching requests with an empty response: /FILTER/STATUS, 444 closes the connection "
                   "(mitmproxy's block_list), repeatable");
+  sub->add_option("--rules", o.rules_file,
+                  "A rule file (JSON, formats/rules.schema.json) for what the flags cannot say, on HTTP, WebSocket, "
+                  "SSE, gRPC and raw messages; the proxy reads it again on SIGHUP")
+      ->type_name("FILE");
   sub->add_option("--set", flags.set,
                   "NAME=VALUE for mitmproxy's options modify_headers, modify_body, map_local, map_remote, block_list "
                   "(repeatable; an option's --set values replace its flag's)");

@@ -200,6 +200,15 @@ int run_proxy(const ProxyConfig& cfg) {
   if (!cfg.safety.empty()) safety = make_safety(cfg.safety, "proxy");
   // Every message is a unit of its own (WebSocket messages, events, HTTP/2 messages wait for verdicts).
   opts.layer.step_units = !cfg.steps.empty() || transform || safety;
+  // SIGHUP reads the rule file again: the new rules in force, or the old ones kept and the error said.
+  if (transform && !cfg.rules.options.rules_file.empty())
+    opts.on_hangup = [transform, path = cfg.rules.options.rules_file] {
+      auto n = transform->reload();
+      if (n)
+        std::fprintf(stderr, "sluice: rules: reloaded %s (%zu rule%s)\n", path.c_str(), *n, *n == 1 ? "" : "s");
+      else
+        std::fprintf(stderr, "sluice: rules: not reloaded, the rules in force stay: %s\n", n.error().message.c_str());
+    };
 
   // Where the stream goes: -w PATH, or stdout unless it is a terminal (then one line per flow).
   StreamOutput output = open_stream_output(cfg.write, cfg.stream, "proxy");

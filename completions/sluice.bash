@@ -32,12 +32,13 @@ _sluice() {
                 --serve-from) _filedir; return ;;
                 --step|--step-timeout) return ;;
                 -H|--modify-headers|-B|--modify-body|-M|--map-remote|--map-local|--block-list) return ;;
+                --rules) _filedir json; return ;;
                 --set) COMPREPLY=($(compgen -W "modify_headers= modify_body= map_local= block_list=" -- "$cur")); compopt -o nospace; return ;;
                 --step-on-error) COMPREPLY=($(compgen -W "pass kill" -- "$cur")); return ;;
                 --ca-dir) _filedir -d; return ;;
                 --ca-cert|--ca-key|--server-ca|--client-cert) _filedir; return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --mode -p --listen-port --listen-host -w --write --format --compress --no-compress --threads --pin-threads --grace --max-connections --connect-timeout --header-timeout --first-byte-timeout --idle-timeout --detect-timeout --record-body-limit --record-memory --keep-host-header --proxy-auth --upstream-auth --ca-dir --ca-cert --ca-key --ca-ephemeral --cert-cache --insecure --server-ca --client-cert --no-tls-resume --tls-passthrough --allow-hosts --ignore-hosts --step --step-timeout --step-on-error -H --modify-headers -B --modify-body -M --map-remote --map-local --block-list --set --redact --safety --scope-filter --serve-from --match --ignore-param --ignore-body --ignore-form-field --match-header --reuse --on-miss --refresh-dates -v --verbose --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "-m --mode -p --listen-port --listen-host -w --write --format --compress --no-compress --threads --pin-threads --grace --max-connections --connect-timeout --header-timeout --first-byte-timeout --idle-timeout --detect-timeout --record-body-limit --record-memory --keep-host-header --proxy-auth --upstream-auth --ca-dir --ca-cert --ca-key --ca-ephemeral --cert-cache --insecure --server-ca --client-cert --no-tls-resume --tls-passthrough --allow-hosts --ignore-hosts --step --step-timeout --step-on-error -H --modify-headers -B --modify-body -M --map-remote --map-local --block-list --rules --set --redact --safety --scope-filter --serve-from --match --ignore-param --ignore-body --ignore-form-field --match-header --reuse --on-miss --refresh-dates -v --verbose --help" -- "$cur"))
             ;;
         show)
             case $prev in
@@ -145,10 +146,11 @@ _sluice() {
                 --format) COMPREPLY=($(compgen -W "jsonl cbor" -- "$cur")); return ;;
                 -w|--write) _filedir; return ;;
                 -H|--modify-headers|-B|--modify-body|-M|--map-remote|--map-local|--block-list) return ;;
+                --rules) _filedir json; return ;;
                 --set) COMPREPLY=($(compgen -W "modify_headers= modify_body= map_local= block_list=" -- "$cur")); compopt -o nospace; return ;;
             esac
             if [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W "-H --modify-headers -B --modify-body -M --map-remote --map-local --block-list --set --format --compress --no-compress -w --write --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "-H --modify-headers -B --modify-body -M --map-remote --map-local --block-list --rules --set --format --compress --no-compress -w --write --help" -- "$cur"))
             else
                 _filedir
             fi

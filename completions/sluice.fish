@@ -148,6 +148,7 @@ complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -s H -l modi
 complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -s B -l modify-body -x -d 'Replace in bodies: /FILTER/REGEX/REPLACEMENT'
 complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -s M -l map-remote -x -d 'Send requests elsewhere: /FILTER/URL-REGEX/REPLACEMENT'
 complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -l map-local -x -d 'Answer from local files: /FILTER/URL-REGEX/PATH'
+complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -l rules -r -F -d 'A rule file (JSON), read again on SIGHUP'
 complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -l block-list -x -d 'Answer matching requests: /FILTER/STATUS'
 complete -c sluice -n "__fish_seen_subcommand_from proxy transform" -l set -x -a 'modify_headers= modify_body= map_local= map_remote= block_list=' -d 'NAME=VALUE of a mitmproxy option'
 complete -c sluice -n "__fish_seen_subcommand_from proxy" -l scope-filter -x -d 'Record and step only exchanges whose request matches EXPR'

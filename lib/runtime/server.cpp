@@ -29,6 +29,15 @@ struct Server::Impl {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> worker_guards;
   std::atomic<size_t> next_worker{0};
   asio::signal_set signals{ioc, SIGINT, SIGTERM};
+  asio::signal_set hangup{ioc};  // SIGHUP, with options.on_hangup
+
+  void wait_hangup() {
+    hangup.async_wait([this](boost::system::error_code ec, int) {
+      if (ec || stopping) return;
+      options.on_hangup();
+      wait_hangup();
+    });
+  }
   std::vector<std::pair<layer::ModeSpec, std::unique_ptr<tcp::acceptor>>> listeners;
   std::vector<std::unique_ptr<asio::steady_timer>> accept_timers;  // one per listener: the EMFILE pause
   std::mutex mu;
@@ -168,6 +177,7 @@ struct Server::Impl {
       return;
     }
     stopping = true;
+    hangup.cancel();
     for (auto& [mode, acceptor] : listeners) {
       boost::system::error_code ec;
       acceptor->close(ec);
@@ -253,6 +263,10 @@ void Server::run() {
   impl.signals.async_wait([&impl](boost::system::error_code ec, int) {
     if (!ec) impl.begin_stop();
   });
+  if (impl.options.on_hangup) {
+    impl.hangup.add(SIGHUP);
+    impl.wait_hangup();
+  }
   std::vector<int> cpus;  // the CPUs this process may run on, for --pin-threads
   if (impl.options.pin_threads) {
     cpu_set_t allowed;

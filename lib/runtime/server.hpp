@@ -38,6 +38,8 @@ struct ServerOptions {
   size_t max_connections = 0;
   std::chrono::milliseconds connect_timeout{10000};
   bool verbose = false;
+  // SIGHUP calls it (on the signal thread), until the shutdown begins; unset: SIGHUP is not handled.
+  std::function<void()> on_hangup;
   layer::ProxyOptions layer;  // what the protocol layers need (body limit, auth, timeouts)
 };
 

@@ -19,6 +19,7 @@
 #include "layer/http1_wire.hpp"
 #include "layer/mode_spec.hpp"
 #include "step/process_step.hpp"
+#include "step/rules.hpp"
 
 namespace sluice::step {
 
@@ -441,6 +442,11 @@ std::vector<std::string> file_candidates(const std::string& url, const LocalRule
   return out;
 }
 
+
+constexpr size_t kMaxDecoded = 64u << 20;  // a body decoded past this is matched as it came
+
+}  // namespace
+
 void remove_headers(envelope::Headers& headers, std::string_view name) {
   std::erase_if(headers, [&](const envelope::Header& h) { return core::iequals(h.name, name); });
 }
@@ -451,11 +457,32 @@ std::string header_value(const envelope::Headers& headers, std::string_view name
   return {};
 }
 
-// A response sluice makes for a request (block_list, map_local): HTTP/1.1 bytes, tagged with the rule.
+std::string mime_type_of(const std::string& path) {
+  static const MimeTypes types;
+  return types.of(path);
+}
 
-constexpr size_t kMaxDecoded = 64u << 20;  // a body decoded past this is matched as it came
-
-}  // namespace
+bool edit_body(envelope::HttpMessage& m, const std::function<bool(core::Bytes&)>& edit) {
+  std::string coding = header_value(m.headers, "content-encoding");
+  std::optional<core::Bytes> decoded =
+      coding.empty() ? std::optional<core::Bytes>(m.body) : codec::decode_content(m.body, coding, kMaxDecoded);
+  if (!decoded) {
+    decoded = m.body;
+    coding.clear();  // not decodable: matched and changed as it came
+  }
+  if (!edit(*decoded)) return false;
+  std::optional<core::Bytes> encoded = coding.empty() ? decoded : codec::encode_content(*decoded, coding);
+  if (encoded) {
+    m.body = std::move(*encoded);
+  } else {  // a coding we cannot apply again: the body goes as it reads, without it
+    m.body = std::move(*decoded);
+    remove_headers(m.headers, "content-encoding");
+  }
+  // The view says the length the bytes will say (as mitmproxy's content setter does).
+  for (auto& h : m.headers)
+    if (core::iequals(h.name, "content-length")) h.value = std::to_string(m.body.size());
+  return true;
+}
 
 struct TransformStep::Impl {
   std::vector<BlockRule> block;
@@ -463,7 +490,14 @@ struct TransformStep::Impl {
   std::vector<RemoteRule> remote;
   std::vector<BodyRule> body;
   std::vector<HeaderRule> headers;
-  MimeTypes mime;
+  std::string rules_path;
+  std::mutex file_mu;
+  std::shared_ptr<const RuleFile> file;  // --rules FILE, replaced whole by reload()
+  std::shared_ptr<const RuleFile> rule_file() {
+    if (rules_path.empty()) return nullptr;  // (no file: no lock on the way of every unit)
+    std::lock_guard lock(file_mu);
+    return file;
+  }
   bool responses_need_request = false;  // a rule on responses has a filter (it may look at the request)
   bool responses_need_body = false;     // ... that reads bodies
 
@@ -475,7 +509,7 @@ struct TransformStep::Impl {
 
   static std::string key(const envelope::Envelope& e) { return e.stream_id + '\n' + e.flow_id; }
 
-  void remember(const envelope::Envelope& request) {
+  void remember(const envelope::Envelope& request, bool need_body) {
     envelope::Envelope copy;
     copy.stream_id = request.stream_id;
     copy.flow_id = request.flow_id;
@@ -492,7 +526,7 @@ struct TransformStep::Impl {
     kept.path = m.path;
     kept.version = m.version;
     kept.headers = m.headers;
-    if (responses_need_body) kept.body = m.body;
+    if (need_body) kept.body = m.body;
     copy.message = std::move(kept);
     std::lock_guard lock(mu);
     auto k = key(request);
@@ -517,44 +551,30 @@ struct TransformStep::Impl {
 
   // -B: every matching rule's replacements, on the body as its Content-Encoding decodes.
   void modify_body(envelope::HttpMessage& m, const filter::FlowView& flow, std::vector<std::string>& applied) {
-    std::optional<core::Bytes> decoded;
-    std::string coding = header_value(m.headers, "content-encoding");
-    bool changed = false;
-    for (const auto& rule : body) {
-      if (!judged(rule.filter, flow)) continue;
-      std::optional<Replacement> from_file;
-      if (!rule.replacement) {
-        auto text = rule.value.read();
-        if (!text) continue;  // (mitmproxy: a warning, and the rule is skipped)
-        auto parsed = Replacement::parse(*text, rule.regex.groups());
-        if (!parsed) continue;
-        from_file = std::move(*parsed);
-      }
-      const Replacement& repl = rule.replacement ? *rule.replacement : *from_file;
-      if (!decoded) {
-        decoded = coding.empty() ? std::optional<core::Bytes>(m.body) : codec::decode_content(m.body, coding, kMaxDecoded);
-        if (!decoded) {
-          decoded = m.body;
-          coding.clear();  // not decodable: matched and changed as it came
+    std::vector<const BodyRule*> matching;
+    for (const auto& rule : body)
+      if (judged(rule.filter, flow)) matching.push_back(&rule);
+    if (matching.empty()) return;
+    edit_body(m, [&](core::Bytes& decoded) {
+      bool changed = false;
+      for (const auto* rule : matching) {
+        std::optional<Replacement> from_file;
+        if (!rule->replacement) {
+          auto text = rule->value.read();
+          if (!text) continue;  // (mitmproxy: a warning, and the rule is skipped)
+          auto parsed = Replacement::parse(*text, rule->regex.groups());
+          if (!parsed) continue;
+          from_file = std::move(*parsed);
         }
+        core::Bytes out;
+        if (regex_sub(rule->regex, rule->replacement ? *rule->replacement : *from_file, decoded, out) == 0 || out == decoded)
+          continue;
+        decoded = std::move(out);
+        changed = true;
+        applied.push_back(rule->name);
       }
-      core::Bytes out;
-      if (regex_sub(rule.regex, repl, *decoded, out) == 0 || out == *decoded) continue;
-      *decoded = std::move(out);
-      changed = true;
-      applied.push_back(rule.name);
-    }
-    if (!changed) return;
-    std::optional<core::Bytes> encoded = coding.empty() ? decoded : codec::encode_content(*decoded, coding);
-    if (encoded) {
-      m.body = std::move(*encoded);
-    } else {  // a coding we cannot apply again: the body goes as it reads, without it
-      m.body = std::move(*decoded);
-      remove_headers(m.headers, "content-encoding");
-    }
-    // The view says the length the bytes will say (as mitmproxy's content setter does).
-    for (auto& h : m.headers)
-      if (core::iequals(h.name, "content-length")) h.value = std::to_string(m.body.size());
+      return changed;
+    });
   }
 
   // -H: every matching rule's field removed, then each set (all judged on the message before).
@@ -613,7 +633,7 @@ struct TransformStep::Impl {
         auto contents = read_file(c);
         if (!contents) break;  // (mitmproxy: a warning, and the next rule)
         envelope::Headers h{{"Server", "sluice"}};
-        if (auto type = mime.of(c); !type.empty()) h.push_back({"Content-Type", type});
+        if (auto type = mime_type_of(c); !type.empty()) h.push_back({"Content-Type", type});
         return answer(env, 200, std::move(h), std::move(*contents), rule.name);
       }
     }
@@ -698,6 +718,12 @@ core::Result<std::shared_ptr<TransformStep>> TransformStep::create(const Transfo
     if (!f) return fail("block_list", v, "Invalid filter pattern: " + rem.substr(0, sep) + " (" + f.error().message + ")");
     impl->block.push_back({"block_list#" + std::to_string(i + 1), std::move(*f), code});
   }
+  if (!o.rules_file.empty()) {
+    auto file = RuleFile::load(o.rules_file);
+    if (!file) return file.error();
+    impl->rules_path = o.rules_file;
+    impl->file = std::move(*file);
+  }
   for (const auto& r : impl->body)
     if (r.filter) {
       impl->responses_need_request = true;
@@ -712,7 +738,9 @@ core::Result<std::shared_ptr<TransformStep>> TransformStep::create(const Transfo
 }
 
 size_t TransformStep::rules() const {
-  return impl_->block.size() + impl_->local.size() + impl_->remote.size() + impl_->body.size() + impl_->headers.size();
+  auto file = impl_->rule_file();
+  return impl_->block.size() + impl_->local.size() + impl_->remote.size() + impl_->body.size() + impl_->headers.size() +
+         (file ? file->size() : 0);
 }
 
 void TransformStep::cancel(std::string_view conn_id) {
@@ -720,10 +748,36 @@ void TransformStep::cancel(std::string_view conn_id) {
   std::erase_if(impl_->requests, [&](const auto& kv) { return kv.second.context.conn_id == conn_id; });
 }
 
+namespace {
+
+// The rules that changed a unit, each once, in their order: its variant's name.
+void name_change(envelope::Envelope& env, const std::vector<std::string>& applied) {
+  std::vector<std::string> seen;
+  std::string names;
+  for (const auto& a : applied) {
+    if (std::find(seen.begin(), seen.end(), a) != seen.end()) continue;
+    seen.push_back(a);
+    names += (names.empty() ? "" : ",") + a;
+  }
+  env.modified_by = names;
+}
+
+}  // namespace
+
 pipeline::Outcome TransformStep::process(envelope::Envelope& env, pipeline::Reply& reply, const pipeline::Resume&) {
   Impl& d = *impl_;
+  if (env.modified) return pipeline::Outcome::next;
+  auto file = d.rule_file();
   auto* m = std::get_if<envelope::HttpMessage>(&env.message);
-  if (!m || env.protocol != envelope::Protocol::http || env.modified) return pipeline::Outcome::next;
+  if (!m || env.protocol != envelope::Protocol::http) {
+    if (!file) return pipeline::Outcome::next;
+    std::vector<std::string> applied;
+    auto outcome = file->apply_unit(env, reply, applied);
+    if (!applied.empty()) name_change(env, applied);
+    return outcome;
+  }
+  bool need_request = d.responses_need_request || (file && file->responses_filtered());
+  bool need_body = d.responses_need_body || (file && file->responses_read_bodies());
   bool head = is_head_unit(env);
   if (!head && !env.overlay.empty()) return pipeline::Outcome::next;
   bool request = m->kind == envelope::HttpMessage::Kind::request;
@@ -748,7 +802,7 @@ pipeline::Outcome TransformStep::process(envelope::Envelope& env, pipeline::Repl
         return pipeline::Outcome::respond;
       }
   } else {
-    if (d.responses_need_request) req = d.take_request(env);
+    if (need_request) req = d.take_request(env);
     if (req) flow.envelopes.push_back(&*req);
     flow.envelopes.push_back(&env);
   }
@@ -757,14 +811,27 @@ pipeline::Outcome TransformStep::process(envelope::Envelope& env, pipeline::Repl
   if (request) d.map_remote(*m, flow, applied);
   if (!head) d.modify_body(*m, flow, applied);
   d.modify_headers(*m, flow, applied);
-  if (request && d.responses_need_request) d.remember(env);
+  if (file) {
+    auto outcome = file->apply_http(env, head, flow, reply, applied);
+    if (outcome == pipeline::Outcome::respond && reply) d.on_answer(env, *reply);
+    if (outcome != pipeline::Outcome::next) return outcome;
+  }
+  if (request && need_request) d.remember(env, need_body);
   if (applied.empty()) return pipeline::Outcome::next;
   settle_http(origin, env);
-  std::string names;
-  for (const auto& a : applied)
-    if (names.find(a) == std::string::npos) names += (names.empty() ? "" : ",") + a;
-  env.modified_by = names;
+  name_change(env, applied);
   return pipeline::Outcome::next;
+}
+
+core::Result<size_t> TransformStep::reload() {
+  Impl& d = *impl_;
+  if (d.rules_path.empty()) return core::make_error("no --rules file");
+  auto file = RuleFile::load(d.rules_path);
+  if (!file) return file.error();
+  size_t n = (*file)->size();
+  std::lock_guard lock(d.file_mu);
+  d.file = std::move(*file);
+  return n;
 }
 
 }  // namespace sluice::step

@@ -30,6 +30,7 @@
 //                empty (all matching rules remove first, then add, in their order).
 // A unit a rule changed is recorded as the original and its variant, `modified_by` naming the rules
 // ("modify_headers#1,modify_body#2": option and position, from 1).
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -75,6 +76,18 @@ class Replacement {
 // out), Host when the message has one, path (absolute-form when it was). False: not an http(s) URL.
 bool set_url(envelope::HttpMessage& m, std::string_view url);
 
+// `edit` on the body as its Content-Encoding decodes (as it came when it does not decode), coded again
+// after (a coding that cannot be applied again: the body goes decoded, without it); Content-Length
+// follows. False when `edit` changed nothing.
+bool edit_body(envelope::HttpMessage& m, const std::function<bool(core::Bytes&)>& edit);
+
+// Every field `name` (any case) removed; the first one's value ("" none).
+void remove_headers(envelope::Headers& headers, std::string_view name);
+std::string header_value(const envelope::Headers& headers, std::string_view name);
+
+// A file's Content-Type by its extension (/etc/mime.types, then common ones); "" unknown.
+std::string mime_type_of(const std::string& path);
+
 // Python's re.sub(pattern, repl, text): every match, left to right, not overlapping, replaced (an
 // empty match next to the previous match's end too, as Python 3.7 does). Returns how many.
 size_t regex_sub(const filter::Regex& re, const Replacement& repl, core::ByteView text, core::Bytes& out);
@@ -82,8 +95,10 @@ size_t regex_sub(const filter::Regex& re, const Replacement& repl, core::ByteVie
 // The options' values, as mitmproxy takes them (each list in its given order).
 struct TransformOptions {
   std::vector<std::string> modify_headers, modify_body, map_local, map_remote, block_list;
+  std::string rules_file;  // --rules FILE (step/rules.hpp)
   bool empty() const {
-    return modify_headers.empty() && modify_body.empty() && map_local.empty() && map_remote.empty() && block_list.empty();
+    return modify_headers.empty() && modify_body.empty() && map_local.empty() && map_remote.empty() &&
+           block_list.empty() && rules_file.empty();
   }
 };
 
@@ -97,6 +112,8 @@ class TransformStep : public pipeline::Step {
   pipeline::Outcome process(envelope::Envelope& env, pipeline::Reply& reply, const pipeline::Resume& resume) override;
   void cancel(std::string_view conn_id) override;
   size_t rules() const;
+  // --rules FILE read again (SIGHUP): the new rules in force, or the error and the old ones kept.
+  core::Result<size_t> reload();
 
   struct Impl;
 

@@ -8,6 +8,7 @@ which works because the proxy sends the CA after the leaf. --proxy-bypass-list=<
 Chromium send loopback traffic through the proxy at all (it bypasses it by default)."""
 import base64
 import http.server
+import json
 import os
 import ssl
 import subprocess
@@ -185,6 +186,25 @@ class Chromium(unittest.TestCase):
                for r in recs if r["type"] == "envelope" and r["protocol"] == "sse"]
         self.assertEqual(sse, [("beat", "original", "drop"), ("first event", "original", None),
                                ("changed event", "modified", None)])
+
+    def test_a_rule_file_changes_what_the_page_s_websocket_and_event_source_get(self):
+        # The same changes as the step programs' above, from a rule file (--rules): the heartbeat event
+        # dropped, a word of the other's data and of the page's WebSocket message rewritten.
+        with tempfile.TemporaryDirectory() as d:
+            rules = os.path.join(d, "rules.json")
+            with open(rules, "w") as f:
+                json.dump({"rules": [
+                    {"protocol": "sse", "filter": "~b beat", "actions": [{"action": "drop"}]},
+                    {"name": "sse-word", "protocol": "sse",
+                     "actions": [{"action": "replace", "field": "data", "pattern": "first", "replacement": "changed"}]},
+                    {"name": "ws-word", "protocol": "websocket", "direction": "request",
+                     "actions": [{"action": "replace", "pattern": "hello", "replacement": "howdy", "opcode": "text"}]},
+                ]}, f)
+            report, recs = self.live_page("--rules", rules)
+        self.assertEqual(report, {"ws": ["howdy from chromium"], "sse": ["changed event"], "beat": ["none"]})
+        sse = [(r["message"]["data"], r.get("modified_by"), r.get("tags", {}).get("verdict"))
+               for r in recs if r["type"] == "envelope" and r["protocol"] == "sse"]
+        self.assertEqual(sse, [("beat", None, "drop"), ("first event", None, None), ("changed event", "sse-word", None)])
 
     def test_a_step_changes_what_an_event_source_gets_over_http2(self):
         # An HTTP/2 origin (ALPN h2 on both legs through CONNECT): the event of one type dropped, the

@@ -125,6 +125,10 @@ class Examples(unittest.TestCase):
         self.assertEqual(len(re.findall(rb"GET http://127.0.0.1:\d+/orders/[135] 503 Service Unavailable", out)), 3)
         self.assertEqual(len(re.findall(rb"\n503 http://\S+/orders/[135] {\"error\": \"database unavailable\"}", out)), 3)
         self.assertEqual(out.count(b"curl -sS --http1.1"), 3)
+        out = example("rule-file.sh").stdout
+        self.assertIn(b'"net": 1.0, "total": 1.2} (202)\n', out)
+        self.assertIn(b"rules: reloaded rules.json (2 rules)\n", out)
+        self.assertIn(b'"net": 2.0, "total": 2.4} (202)\n', out)
         out = example("redact.sh").stdout
         self.assertIn(b'"card": "**** **** **** ****", "email": "***@***********"', out)
         self.assertIn(b"tagged redacted: authorization,email,credit_card\n", out)
