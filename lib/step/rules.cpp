@@ -430,7 +430,7 @@ core::Result<std::shared_ptr<const RuleFile>> RuleFile::parse(const core::Value&
 size_t RuleFile::size() const { return rules_.size(); }
 
 pipeline::Outcome RuleFile::apply_http(envelope::Envelope& env, bool head, const filter::FlowView& flow,
-                                       pipeline::Reply& reply, std::vector<std::string>& applied) const {
+                                       pipeline::Reply& reply, std::vector<std::string_view>& applied) const {
   auto& m = std::get<envelope::HttpMessage>(env.message);
   bool request = m.kind == envelope::HttpMessage::Kind::request;
   for (const auto& rule : rules_) {
@@ -517,7 +517,7 @@ pipeline::Outcome RuleFile::apply_http(envelope::Envelope& env, bool head, const
 }
 
 pipeline::Outcome RuleFile::apply_unit(envelope::Envelope& env, pipeline::Reply& reply,
-                                       std::vector<std::string>& applied) const {
+                                       std::vector<std::string_view>& applied) const {
   Proto proto;
   switch (env.protocol) {
     case envelope::Protocol::ws: proto = Proto::websocket; break;
@@ -553,7 +553,9 @@ pipeline::Outcome RuleFile::apply_unit(envelope::Envelope& env, pipeline::Reply&
         changed |= replace_in(a.field == "data" ? s->data : a.field == "event" ? s->event : s->id, a);
       } else if (auto* g = std::get_if<envelope::GrpcStartMessage>(&env.message)) {
         if (a.kind == "answer") {
-          envelope::Headers h{{"content-type", "application/grpc"}, {"grpc-status", std::to_string(a.status)}};
+          bool web = env.protocol == envelope::Protocol::grpc_web;
+          envelope::Headers h{{"content-type", web ? "application/grpc-web+proto" : "application/grpc"},
+                              {"grpc-status", std::to_string(a.status)}};
           if (!a.field.empty()) h.push_back({"grpc-message", percent_encode(a.field)});
           reply = answer(env, 200, std::move(h), {}, rule.name);
           return pipeline::Outcome::respond;

@@ -50,10 +50,10 @@ class RuleFile {
   // rule; the names of those that changed it are appended to `applied`. `respond` with `reply` (block,
   // map_local), `kill` (block 444), else `next`.
   pipeline::Outcome apply_http(envelope::Envelope& env, bool head, const filter::FlowView& flow,
-                               pipeline::Reply& reply, std::vector<std::string>& applied) const;
+                               pipeline::Reply& reply, std::vector<std::string_view>& applied) const;
   // A WebSocket message, an event, a gRPC start, message or end, a raw chunk: changed in place (its
   // bytes made again), `drop`ped, or answered (a gRPC call).
-  pipeline::Outcome apply_unit(envelope::Envelope& env, pipeline::Reply& reply, std::vector<std::string>& applied) const;
+  pipeline::Outcome apply_unit(envelope::Envelope& env, pipeline::Reply& reply, std::vector<std::string_view>& applied) const;
 
   struct Rule;
 

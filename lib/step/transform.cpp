@@ -550,7 +550,7 @@ struct TransformStep::Impl {
   }
 
   // -B: every matching rule's replacements, on the body as its Content-Encoding decodes.
-  void modify_body(envelope::HttpMessage& m, const filter::FlowView& flow, std::vector<std::string>& applied) {
+  void modify_body(envelope::HttpMessage& m, const filter::FlowView& flow, std::vector<std::string_view>& applied) {
     std::vector<const BodyRule*> matching;
     for (const auto& rule : body)
       if (judged(rule.filter, flow)) matching.push_back(&rule);
@@ -578,24 +578,32 @@ struct TransformStep::Impl {
   }
 
   // -H: every matching rule's field removed, then each set (all judged on the message before).
-  void modify_headers(envelope::HttpMessage& m, const filter::FlowView& flow, std::vector<std::string>& applied) {
+  void modify_headers(envelope::HttpMessage& m, const filter::FlowView& flow, std::vector<std::string_view>& applied) {
     std::vector<const HeaderRule*> matching;
+    matching.reserve(headers.size());
     for (const auto& rule : headers)
       if (judged(rule.filter, flow)) matching.push_back(&rule);
     if (matching.empty()) return;
-    envelope::Headers before = m.headers;
+    // A copy to compare with only when a field goes (without, the fields changed iff one was added).
+    std::optional<envelope::Headers> before;
+    for (const auto* rule : matching)
+      if (!before && std::any_of(m.headers.begin(), m.headers.end(),
+                                 [&](const envelope::Header& h) { return core::iequals(h.name, rule->header); }))
+        before = m.headers;
+    size_t fields = m.headers.size();
+    m.headers.reserve(fields + matching.size());
     for (const auto* rule : matching) remove_headers(m.headers, rule->header);
     for (const auto* rule : matching) {
       auto value = rule->value.read();
       if (!value) continue;
       if (!value->empty()) m.headers.push_back({rule->header, *value});
     }
-    if (m.headers == before) return;
+    if (before ? m.headers == *before : m.headers.size() == fields) return;
     for (const auto* rule : matching) applied.push_back(rule->name);
   }
 
   // map_remote: each matching rule's re.sub on the URL; a changed URL that parses is the request's.
-  void map_remote(envelope::HttpMessage& m, const filter::FlowView& flow, std::vector<std::string>& applied) {
+  void map_remote(envelope::HttpMessage& m, const filter::FlowView& flow, std::vector<std::string_view>& applied) {
     for (const auto& rule : remote) {
       if (!judged(rule.filter, flow)) continue;
       std::string url = envelope::url_of(m);
@@ -613,7 +621,7 @@ struct TransformStep::Impl {
     if (!m) return;
     filter::FlowView flow;
     flow.envelopes = {&request, &reply};
-    std::vector<std::string> applied;
+    std::vector<std::string_view> applied;
     modify_body(*m, flow, applied);
     modify_headers(*m, flow, applied);
     if (!applied.empty()) reply.raw = layer::encode_http1(*m);
@@ -751,15 +759,14 @@ void TransformStep::cancel(std::string_view conn_id) {
 namespace {
 
 // The rules that changed a unit, each once, in their order: its variant's name.
-void name_change(envelope::Envelope& env, const std::vector<std::string>& applied) {
-  std::vector<std::string> seen;
+void name_change(envelope::Envelope& env, const std::vector<std::string_view>& applied) {
   std::string names;
-  for (const auto& a : applied) {
-    if (std::find(seen.begin(), seen.end(), a) != seen.end()) continue;
-    seen.push_back(a);
-    names += (names.empty() ? "" : ",") + a;
+  for (auto it = applied.begin(); it != applied.end(); ++it) {
+    if (std::find(applied.begin(), it, *it) != it) continue;
+    if (!names.empty()) names += ',';
+    names += *it;
   }
-  env.modified_by = names;
+  env.modified_by = std::move(names);
 }
 
 }  // namespace
@@ -771,7 +778,7 @@ pipeline::Outcome TransformStep::process(envelope::Envelope& env, pipeline::Repl
   auto* m = std::get_if<envelope::HttpMessage>(&env.message);
   if (!m || env.protocol != envelope::Protocol::http) {
     if (!file) return pipeline::Outcome::next;
-    std::vector<std::string> applied;
+    std::vector<std::string_view> applied;
     auto outcome = file->apply_unit(env, reply, applied);
     if (!applied.empty()) name_change(env, applied);
     return outcome;
@@ -782,7 +789,7 @@ pipeline::Outcome TransformStep::process(envelope::Envelope& env, pipeline::Repl
   if (!head && !env.overlay.empty()) return pipeline::Outcome::next;
   bool request = m->kind == envelope::HttpMessage::Kind::request;
   if (request && m->method == "CONNECT") return pipeline::Outcome::next;  // (mitmproxy's http_connect, not request)
-  std::vector<std::string> applied;
+  std::vector<std::string_view> applied;
   std::optional<envelope::Envelope> req;
   filter::FlowView flow;
   if (request) {

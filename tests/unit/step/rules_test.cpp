@@ -79,7 +79,7 @@ TEST(Rules, JsonPointerQueryAndFormEdits) {
   EXPECT_EQ(file->size(), 3u);
   filter::FlowView flow;
   pipeline::Reply reply;
-  std::vector<std::string> applied;
+  std::vector<std::string_view> applied;
 
   auto j = request("/j", {{"Content-Type", "application/json"}, {"Content-Length", "41"}},
                    R"js({"a/b": [0, 1], "list": [], "gone": true})js");
@@ -87,7 +87,7 @@ TEST(Rules, JsonPointerQueryAndFormEdits) {
   EXPECT_EQ(file->apply_http(j, false, flow, reply, applied), pipeline::Outcome::next);
   EXPECT_EQ(http(j).body, R"js({"a/b":[{"x":[1]},1],"list":[null]})js");
   EXPECT_EQ(http(j).headers[1].value, std::to_string(http(j).body.size()));  // Content-Length follows
-  EXPECT_EQ(applied, std::vector<std::string>{"j"});
+  EXPECT_EQ(applied, std::vector<std::string_view>{"j"});
 
   applied.clear();
   auto q = request("http://a.test/q?x=1&a%20b=old&y=2&a+b=again", {}, "");
@@ -116,7 +116,7 @@ TEST(Rules, BlockStatusAndUnits) {
   ASSERT_TRUE(file);
   filter::FlowView flow;
   pipeline::Reply reply;
-  std::vector<std::string> applied;
+  std::vector<std::string_view> applied;
   auto b = request("/block", {}, "");
   flow.envelopes = {&b};
   EXPECT_EQ(file->apply_http(b, false, flow, reply, applied), pipeline::Outcome::respond);
@@ -146,7 +146,7 @@ TEST(Rules, BlockStatusAndUnits) {
   EXPECT_EQ(file->apply_unit(ws, reply, applied), pipeline::Outcome::next);
   EXPECT_EQ(std::get<envelope::WsMessage>(ws.message).payload, "b1 b2");
   EXPECT_EQ(ws.raw, std::string("\x81\x05" "b1 b2", 7));  // one frame, made again
-  EXPECT_EQ(applied, std::vector<std::string>{"w"});
+  EXPECT_EQ(applied, std::vector<std::string_view>{"w"});
 
   envelope::Envelope raw;
   raw.protocol = envelope::Protocol::raw;
