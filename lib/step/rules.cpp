@@ -104,22 +104,6 @@ std::string percent_encode(std::string_view s) {
   return out;
 }
 
-std::string percent_decode(std::string_view s, bool plus_is_space) {
-  auto hex = [](char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-  };
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(plus_is_space && s[i] == '+' ? ' ' : s[i]);
-    }
-  }
-  return out;
-}
-
 // "a=1&b=2" with NAME set to VALUE (the first pair of that name in its place, the others gone; else
 // appended) or removed (`value` nullopt). Pairs are compared by their decoded names.
 bool edit_pairs(std::string& text, const std::string& name, const std::optional<std::string>& value, bool form) {
@@ -134,7 +118,7 @@ bool edit_pairs(std::string& text, const std::string& name, const std::optional<
   std::vector<std::string> out;
   bool placed = false;
   for (auto& p : pairs) {
-    std::string key = percent_decode(p.substr(0, p.find('=')), form);
+    std::string key = url_unquote(p.substr(0, p.find('=')), form);
     if (key != name) {
       out.push_back(std::move(p));
       continue;

@@ -84,19 +84,7 @@ int hex(char c) {
 
 std::optional<std::string> url_decoded(std::string_view t) {
   if (t.find('%') == std::string_view::npos && t.find('+') == std::string_view::npos) return std::nullopt;
-  std::string out;
-  out.reserve(t.size());
-  for (size_t i = 0; i < t.size(); ++i) {
-    if (t[i] == '+') {
-      out += ' ';
-    } else if (t[i] == '%' && i + 2 < t.size() && hex(t[i + 1]) >= 0 && hex(t[i + 2]) >= 0) {
-      out += static_cast<char>(hex(t[i + 1]) * 16 + hex(t[i + 2]));
-      i += 2;
-    } else {
-      out += t[i];
-    }
-  }
-  return out;
+  return url_unquote(t, true);
 }
 
 std::optional<std::string> json_unescaped(std::string_view t) {

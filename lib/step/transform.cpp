@@ -380,19 +380,6 @@ bool is_file(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-std::string url_unquote(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
 // werkzeug's safe_join over the path's parts: nothing that climbs out of the root.
 std::optional<std::string> safe_join(const std::string& root, const std::string& untrusted) {
   std::string joined = root;
@@ -446,6 +433,20 @@ std::vector<std::string> file_candidates(const std::string& url, const LocalRule
 constexpr size_t kMaxDecoded = 64u << 20;  // a body decoded past this is matched as it came
 
 }  // namespace
+
+std::string url_unquote(std::string_view s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(plus_is_space && s[i] == '+' ? ' ' : s[i]);
+    }
+  }
+  return out;
+}
 
 void remove_headers(envelope::Headers& headers, std::string_view name) {
   std::erase_if(headers, [&](const envelope::Header& h) { return core::iequals(h.name, name); });

@@ -81,6 +81,9 @@ bool set_url(envelope::HttpMessage& m, std::string_view url);
 // follows. False when `edit` changed nothing.
 bool edit_body(envelope::HttpMessage& m, const std::function<bool(core::Bytes&)>& edit);
 
+// %XX undone (and `+` as a space, as forms write it, with `plus_is_space`); a stray % stays as it is.
+std::string url_unquote(std::string_view s, bool plus_is_space = false);
+
 // Every field `name` (any case) removed; the first one's value ("" none).
 void remove_headers(envelope::Headers& headers, std::string_view name);
 std::string header_value(const envelope::Headers& headers, std::string_view name);
